@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The pluggable appliance of the lab: whatever sits in ns ${LAB_PREFIX}-app between a0 (client
+# side) and b0 (backend side) and terminates MPTCP. Source after lab.sh.
+#
+#   LAB_APPLIANCE=mpterm          ip netns exec APP $MPTERM_BIN --config $LAB_OUT/mpterm.toml
+#   LAB_APPLIANCE=kernel-standin  ip netns exec APP python3 peer.py standin-proxy ...
+#
+# Interface used by the scenarios (the only thing that differs between appliances):
+#   appliance_start CHECKSUM   CHECKSUM is 1 (DSS checksums required) or 0; sets APPLIANCE_PID
+#                              (the process whose RSS is sampled) and APPLIANCE_LOG
+#   appliance_alive            true while the appliance process runs
+#   appliance_stop             SIGTERM, then SIGKILL after APPLIANCE_STOP_TIMEOUT seconds
+#   appliance_print_log        prints the appliance's log (on failure)
+
+APPLIANCE_REPO_ROOT="$(cd "$LAB_DIR/../.." && pwd)"
+MPTERM_BIN="${MPTERM_BIN:-$APPLIANCE_REPO_ROOT/target/release/mpterm}"
+APPLIANCE_READY_TIMEOUT="${APPLIANCE_READY_TIMEOUT:-30}"
+APPLIANCE_STOP_TIMEOUT="${APPLIANCE_STOP_TIMEOUT:-5}"
+APPLIANCE_PID=""
+APPLIANCE_LOG=""
+
+# Writes the mpterm configuration for this lab. This is the one place that knows mpterm's config
+# format (the format the binary reads; README.md "Configuration" documents it).
+#   $1 path to write, $2 checksum 1|0
+appliance_write_mpterm_config() {
+    local path="$1" checksum="$2" checksum_mode
+    if [[ "$checksum" == 1 ]]; then checksum_mode=required; else checksum_mode=off; fi
+    cat >"$path" <<EOF
+# Written by tests/lab/appliance.sh for lab prefix $LAB_PREFIX.
+[eal]
+# --no-huge: the lab machines have no hugepages; --no-shconf lets several instances run at once.
+args = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--vdev=net_af_packet0,iface=$LAB_IF_APP_CLIENT", "--vdev=net_af_packet1,iface=$LAB_IF_APP_BACKEND"]
+
+[[interface]]
+name = "client-side"
+port = "net_af_packet0"
+address = "$LAB_APP_CLIENT_ADDR/24"
+
+[[interface]]
+name = "backend-side"
+port = "net_af_packet1"
+address = "$LAB_APP_BACKEND_ADDR/24"
+
+[mptcp]
+checksum = "$checksum_mode"
+
+[[proxy]]
+listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
+backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"
+EOF
+}
+
+# Waits until the client namespace gets an ICMP echo reply from the appliance's client-side
+# address (mpterm answers ARP and echo itself), bounded by APPLIANCE_READY_TIMEOUT.
+appliance_wait_ping() {
+    local deadline=$((SECONDS + APPLIANCE_READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! appliance_alive; then
+            lab_log "appliance exited before it answered ping"
+            return 1
+        fi
+        if lab_exec client ping -c 1 -W 1 "$LAB_APP_CLIENT_ADDR" >/dev/null 2>&1; then
+            return 0
+        fi
+    done
+    lab_log "appliance did not answer ping within ${APPLIANCE_READY_TIMEOUT}s"
+    return 1
+}
+
+# Waits for a file to appear, bounded; used for the ready files peers write after listen().
+appliance_wait_file() {
+    local path="$1" timeout="$2"
+    local deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)); do
+        [[ -s "$path" ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+appliance_start_kernel_standin() {
+    local checksum="$1"
+    local ready="$LAB_OUT/standin.ready"
+    rm -f "$ready"
+    # The stand-in's server side negotiates DSS checksums from its own namespace's sysctl, so it
+    # must agree with the client's for "checksum required" to mean the same as with mpterm.
+    lab_exec app sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
+    ip netns exec "$(lab_ns_app)" "$LAB_PYTHON" -u "$LAB_DIR/peer.py" standin-proxy \
+        --listen "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" \
+        --backend "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" \
+        --ready-file "$ready" >"$APPLIANCE_LOG" 2>&1 &
+    # `ip netns exec` execs the command, so $! is the proxy itself.
+    APPLIANCE_PID=$!
+    if ! appliance_wait_file "$ready" "$APPLIANCE_READY_TIMEOUT"; then
+        lab_log "kernel stand-in did not start listening"
+        return 1
+    fi
+}
+
+appliance_start_mpterm() {
+    local checksum="$1"
+    local config="$LAB_OUT/mpterm.toml"
+    if [[ ! -x "$MPTERM_BIN" ]]; then
+        lab_log "mpterm binary not found at $MPTERM_BIN (cargo build --release -p mpterm, or set MPTERM_BIN)"
+        return 1
+    fi
+    appliance_write_mpterm_config "$config" "$checksum"
+    ip netns exec "$(lab_ns_app)" "$MPTERM_BIN" --config "$config" >"$APPLIANCE_LOG" 2>&1 &
+    APPLIANCE_PID=$!
+}
+
+appliance_start() {
+    local checksum="$1"
+    mkdir -p "$LAB_OUT"
+    APPLIANCE_LOG="$LAB_OUT/appliance-$LAB_APPLIANCE-csum$checksum.log"
+    : >"$APPLIANCE_LOG"
+    case "$LAB_APPLIANCE" in
+        kernel-standin) appliance_start_kernel_standin "$checksum" || return 1 ;;
+        mpterm) appliance_start_mpterm "$checksum" || return 1 ;;
+        *)
+            lab_log "unknown LAB_APPLIANCE=$LAB_APPLIANCE"
+            return 1
+            ;;
+    esac
+    appliance_wait_ping || return 1
+    lab_log "appliance $LAB_APPLIANCE up (pid $APPLIANCE_PID, checksum=$checksum, log $APPLIANCE_LOG)"
+}
+
+appliance_alive() {
+    [[ -n "$APPLIANCE_PID" ]] && kill -0 "$APPLIANCE_PID" 2>/dev/null
+}
+
+appliance_stop() {
+    [[ -z "$APPLIANCE_PID" ]] && return 0
+    if kill -0 "$APPLIANCE_PID" 2>/dev/null; then
+        kill -TERM "$APPLIANCE_PID" 2>/dev/null || true
+        local deadline=$((SECONDS + APPLIANCE_STOP_TIMEOUT))
+        while kill -0 "$APPLIANCE_PID" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        if kill -0 "$APPLIANCE_PID" 2>/dev/null; then
+            lab_log "appliance pid $APPLIANCE_PID ignored SIGTERM for ${APPLIANCE_STOP_TIMEOUT}s; killing"
+            kill -KILL "$APPLIANCE_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$APPLIANCE_PID" 2>/dev/null || true
+    APPLIANCE_PID=""
+}
+
+appliance_print_log() {
+    [[ -n "$APPLIANCE_LOG" && -f "$APPLIANCE_LOG" ]] || return 0
+    echo "----- appliance log $APPLIANCE_LOG (last 60 lines) -----"
+    tail -n 60 "$APPLIANCE_LOG"
+    echo "----- end of appliance log -----"
+}

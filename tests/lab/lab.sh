@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# The namespace lab that puts a real Linux MPTCP client and a real Linux TCP backend on either
+# side of an MPTCP termination appliance (see /work/shared/LAB.md for the facts behind it).
+#
+#   ns ${LAB_PREFIX}-client        ns ${LAB_PREFIX}-app              ns ${LAB_PREFIX}-backend
+#   c0 198.18.0.1/24 ==veth== a0  [appliance]  b0 ==veth== s0 198.19.0.2/24
+#
+# The appliance is pluggable (LAB_APPLIANCE):
+#   mpterm          the DPDK binary; a0 and b0 carry no address so that no kernel stack answers
+#                   for them, and DPDK's net_af_packet PMD opens them.
+#   kernel-standin  the Linux kernel itself: a0 198.18.0.2/24, b0 198.19.0.1/24, and a small
+#                   MPTCP-listening proxy (peer.py standin-proxy) relays to the backend.
+#
+# Usable two ways:
+#   source tests/lab/lab.sh; lab_up; ...; lab_down     (library; lab_install_trap cleans up on exit)
+#   bash tests/lab/lab.sh up|down|status               (CLI; `down` also removes stale leftovers)
+#
+# Every namespace name starts with LAB_PREFIX (default "mpt"), so several runs with distinct
+# prefixes do not collide. Interfaces are created directly inside their namespaces, so their short
+# names (c0, a0, b0, s0) never meet in the root namespace either.
+
+# Guard against double sourcing.
+if [[ -n "${MPTERM_LAB_SH_LOADED:-}" ]]; then
+    # shellcheck disable=SC2317 # reached only when executed twice, not sourced
+    return 0 2>/dev/null || exit 0
+fi
+MPTERM_LAB_SH_LOADED=1
+
+LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LAB_PREFIX="${LAB_PREFIX:-mpt}"
+LAB_APPLIANCE="${LAB_APPLIANCE:-${APPLIANCE:-mpterm}}"
+LAB_OUT="${LAB_OUT:-$LAB_DIR/out}"
+LAB_PYTHON="${LAB_PYTHON:-python3}"
+
+# Addresses: RFC 2544 benchmarking range only (LAB.md), never anything else.
+LAB_CLIENT_ADDR=198.18.0.1
+LAB_APP_CLIENT_ADDR=198.18.0.2
+LAB_APP_BACKEND_ADDR=198.19.0.1
+LAB_BACKEND_ADDR=198.19.0.2
+# The ports are used by the scripts that source this file (appliance.sh, scenarios.sh).
+# shellcheck disable=SC2034
+LAB_LISTEN_PORT=5000
+# shellcheck disable=SC2034
+LAB_BACKEND_PORT=6000
+
+# Interface names, one per veth end, each inside its own namespace.
+LAB_IF_CLIENT=c0
+LAB_IF_APP_CLIENT=a0
+LAB_IF_APP_BACKEND=b0
+LAB_IF_BACKEND=s0
+
+# Where the running lab remembers who owns it, so that `down --stale` can tell leftovers of a dead
+# run from a lab that another run is still using.
+LAB_STATE_DIR="${LAB_STATE_DIR:-/run/mpterm-lab}"
+
+lab_ns_client() { echo "${LAB_PREFIX}-client"; }
+lab_ns_app() { echo "${LAB_PREFIX}-app"; }
+lab_ns_backend() { echo "${LAB_PREFIX}-backend"; }
+
+lab_log() { echo "[lab] $*" >&2; }
+
+lab_ns_exists() { [[ -e "/run/netns/$1" ]]; }
+
+# Runs a command inside one of the lab's namespaces: lab_exec client|app|backend CMD...
+lab_exec() {
+    local which="$1"
+    shift
+    ip netns exec "${LAB_PREFIX}-${which}" "$@"
+}
+
+# Switches off every offload that would hand a frame to the other end in a shape a NIC would
+# fix up later. Without this, the kernel on c0/s0 sends TCP segments with only a partial
+# (pseudo-header) checksum (tx checksum offload) and up to 64 KiB "segments" (TSO/GSO) that
+# DPDK's net_af_packet would receive as-is on a0/b0: the appliance would see bad checksums
+# and oversize frames no real wire carries. GRO off keeps the receive side frame-by-frame too.
+# rx checksumming off makes the client and backend kernels verify every checksum the appliance
+# computed in software instead of trusting the veth, so a wrong TCP checksum is caught.
+lab_disable_offloads() {
+    local ns="$1" dev="$2" feature
+    for feature in tx tso gso gro rx; do
+        # Not every feature is switchable on every kernel; each one is tried on its own so that
+        # one refusal does not leave the rest on. The result is checked below.
+        ip netns exec "$ns" ethtool -K "$dev" "$feature" off >/dev/null 2>&1 || true
+    done
+    local state
+    state="$(ip netns exec "$ns" ethtool -k "$dev")"
+    if grep -Eq '^(tx-checksumming|tcp-segmentation-offload|generic-segmentation-offload): on' <<<"$state"; then
+        lab_log "could not disable offloads on $ns/$dev:"
+        grep -E '^(tx-checksumming|tcp-segmentation-offload|generic-segmentation-offload):' <<<"$state" >&2
+        return 1
+    fi
+}
+
+# Sets the client's MPTCP sysctls. checksum: 1 (DSS checksums requested) or 0.
+lab_set_client_mptcp() {
+    local checksum="$1"
+    lab_exec client sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
+}
+
+# Brings the topology up. Idempotent in the sense that an existing lab with the same prefix is
+# torn down first. Arguments: none; reads LAB_APPLIANCE and LAB_CHECKSUM (default 1).
+lab_up() {
+    local checksum="${LAB_CHECKSUM:-1}"
+    local client app backend
+    client="$(lab_ns_client)"
+    app="$(lab_ns_app)"
+    backend="$(lab_ns_backend)"
+
+    lab_down_quiet
+    mkdir -p "$LAB_OUT" "$LAB_STATE_DIR"
+    echo "$$" >"$LAB_STATE_DIR/$LAB_PREFIX.owner"
+
+    ip netns add "$client"
+    ip netns add "$app"
+    ip netns add "$backend"
+    local ns
+    for ns in "$client" "$app" "$backend"; do
+        ip -n "$ns" link set lo up
+    done
+
+    # Created inside their namespaces directly: no transient name in the root namespace.
+    ip -n "$client" link add "$LAB_IF_CLIENT" type veth peer name "$LAB_IF_APP_CLIENT" netns "$app"
+    ip -n "$backend" link add "$LAB_IF_BACKEND" type veth peer name "$LAB_IF_APP_BACKEND" netns "$app"
+
+    lab_disable_offloads "$client" "$LAB_IF_CLIENT"
+    lab_disable_offloads "$app" "$LAB_IF_APP_CLIENT"
+    lab_disable_offloads "$app" "$LAB_IF_APP_BACKEND"
+    lab_disable_offloads "$backend" "$LAB_IF_BACKEND"
+
+    ip -n "$client" addr add "$LAB_CLIENT_ADDR/24" dev "$LAB_IF_CLIENT"
+    ip -n "$backend" addr add "$LAB_BACKEND_ADDR/24" dev "$LAB_IF_BACKEND"
+    ip -n "$client" link set "$LAB_IF_CLIENT" up
+    ip -n "$backend" link set "$LAB_IF_BACKEND" up
+    ip -n "$app" link set "$LAB_IF_APP_CLIENT" up
+    ip -n "$app" link set "$LAB_IF_APP_BACKEND" up
+    ip -n "$client" route add default via "$LAB_APP_CLIENT_ADDR" dev "$LAB_IF_CLIENT"
+    ip -n "$backend" route add default via "$LAB_APP_BACKEND_ADDR" dev "$LAB_IF_BACKEND"
+
+    # The app namespace must never route between the two sides by itself: only the appliance
+    # relays. IPv6 is off there so that the kernel sends no router/neighbour solicitations on
+    # the DPDK-owned ends.
+    ip netns exec "$app" sysctl -qw net.ipv4.ip_forward=0
+    ip netns exec "$app" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    case "$LAB_APPLIANCE" in
+        kernel-standin)
+            ip -n "$app" addr add "$LAB_APP_CLIENT_ADDR/24" dev "$LAB_IF_APP_CLIENT"
+            ip -n "$app" addr add "$LAB_APP_BACKEND_ADDR/24" dev "$LAB_IF_APP_BACKEND"
+            ;;
+        mpterm) ;;
+        *)
+            lab_log "unknown LAB_APPLIANCE=$LAB_APPLIANCE (kernel-standin|mpterm)"
+            return 1
+            ;;
+    esac
+
+    lab_set_client_mptcp "$checksum"
+    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum"
+}
+
+# Removes the lab with the current prefix. Never fails: it is what traps call.
+lab_down_quiet() {
+    local ns
+    for ns in "$(lab_ns_client)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+        if lab_ns_exists "$ns"; then
+            lab_kill_ns_processes "$ns"
+            # Deleting the namespace destroys the veth ends it holds, and their peers with them.
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
+    rm -f "$LAB_STATE_DIR/$LAB_PREFIX.owner" 2>/dev/null || true
+}
+
+lab_down() {
+    lab_down_quiet
+    lab_log "down: prefix=$LAB_PREFIX"
+}
+
+# Ends every process still running inside a namespace (a stand-in proxy, a peer left behind by a
+# failed scenario), TERM first, KILL after a short grace, each by its own pid.
+lab_kill_ns_processes() {
+    local ns="$1" pid pids
+    pids="$(ip netns pids "$ns" 2>/dev/null || true)"
+    [[ -z "$pids" ]] && return 0
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        pids="$(ip netns pids "$ns" 2>/dev/null || true)"
+        [[ -z "$pids" ]] && return 0
+        sleep 0.2
+        : "$i"
+    done
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+# Removes every lab whose owner process is gone (or that has no owner record), whatever its
+# prefix: the leftovers of runs that were killed before their trap could run.
+lab_down_stale() {
+    local ns prefix owner
+    while read -r ns _; do
+        [[ "$ns" =~ ^(.+)-(client|app|backend)$ ]] || continue
+        prefix="${BASH_REMATCH[1]}"
+        [[ "$prefix" == mpt* ]] || continue
+        owner="$(cat "$LAB_STATE_DIR/$prefix.owner" 2>/dev/null || true)"
+        if [[ -n "$owner" ]] && kill -0 "$owner" 2>/dev/null && [[ "$owner" != "$$" ]]; then
+            continue
+        fi
+        lab_log "removing stale namespace $ns"
+        lab_kill_ns_processes "$ns"
+        ip netns del "$ns" 2>/dev/null || true
+        rm -f "$LAB_STATE_DIR/$prefix.owner" 2>/dev/null || true
+    done < <(ip netns list 2>/dev/null)
+}
+
+lab_status() {
+    local ns
+    for ns in "$(lab_ns_client)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+        if lab_ns_exists "$ns"; then
+            echo "== $ns"
+            ip -n "$ns" -br addr
+            ip -n "$ns" route
+            local pids
+            pids="$(ip netns pids "$ns" | tr '\n' ' ')"
+            [[ -n "$pids" ]] && echo "processes: $pids"
+        else
+            echo "== $ns (absent)"
+        fi
+    done
+    if lab_ns_exists "$(lab_ns_client)"; then
+        echo "== client MPTCP sysctls"
+        lab_exec client sysctl net.mptcp.enabled net.mptcp.checksum_enabled
+    fi
+}
+
+# Cleanup on any exit: the caller's own cleanup hook (if defined) runs first, then the lab goes.
+lab_on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if declare -F lab_cleanup_hook >/dev/null; then
+        lab_cleanup_hook || true
+    fi
+    lab_down_quiet
+    exit "$rc"
+}
+
+lab_install_trap() {
+    trap lab_on_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+lab_main() {
+    set -euo pipefail
+    case "${1:-}" in
+        up) lab_up ;;
+        down)
+            lab_down
+            lab_down_stale
+            ;;
+        status) lab_status ;;
+        *)
+            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin] [LAB_CHECKSUM=1|0] $0 up|down|status" >&2
+            return 2
+            ;;
+    esac
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    lab_main "$@"
+fi

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# End-to-end scenarios: a real Linux MPTCP client and a real Linux TCP backend, with the
+# appliance (LAB_APPLIANCE / APPLIANCE = mpterm | kernel-standin) between them.
+#
+# Every scenario is bounded in bytes and seconds, prints one PASS/FAIL line with its goodput and
+# what it checked, and the run ends with exactly one line "N passed, N failed" (non-zero exit if
+# anything failed). The namespaces and the appliance are removed on any exit (trap).
+#
+# Knobs (environment):
+#   APPLIANCE=mpterm|kernel-standin   which appliance sits in the middle (default mpterm)
+#   MPTERM_BIN=path                   the mpterm binary (default target/release/mpterm)
+#   TRANSFER_BYTES=N                  bytes per direction (default 64 MiB)
+#   SCENARIO_TIMEOUT=S                seconds one transfer may take (default 180)
+#   RSS_GROWTH_BOUND_MIB=N            allowed appliance RSS growth in the slow-backend scenario
+#   SLOW_READ_CHUNK / SLOW_READ_DELAY_MS   the slow backend's reading pace (8 KiB per 1 ms)
+#   SCENARIOS=regex                   run only scenarios whose name matches
+#   LAB_PREFIX=name                   namespace prefix (default mpt<pid>, unique per run)
+set -euo pipefail
+
+LAB_PREFIX="${LAB_PREFIX:-mpt$$}"
+SCENARIO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tests/lab/lab.sh
+source "$SCENARIO_DIR/lab.sh"
+# shellcheck source=tests/lab/appliance.sh
+source "$SCENARIO_DIR/appliance.sh"
+
+TRANSFER_BYTES="${TRANSFER_BYTES:-$((64 * 1024 * 1024))}"
+SCENARIO_TIMEOUT="${SCENARIO_TIMEOUT:-180}"
+# The slow-backend scenario's memory bound: how much the appliance's resident set may grow while
+# a fast client pushes TRANSFER_BYTES into a backend that reads slowly. An appliance that buffers
+# without bound (ignores back-pressure) grows by about TRANSFER_BYTES and fails this.
+RSS_GROWTH_BOUND_MIB="${RSS_GROWTH_BOUND_MIB:-64}"
+SLOW_READ_CHUNK="${SLOW_READ_CHUNK:-8192}"
+SLOW_READ_DELAY_MS="${SLOW_READ_DELAY_MS:-1}"
+SCENARIOS="${SCENARIOS:-.}"
+
+PASSED=0
+FAILED=0
+RESULTS=()
+
+# The lab's own trap calls this before removing the namespaces.
+lab_cleanup_hook() {
+    appliance_stop
+}
+
+peer() {
+    "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" "$@"
+}
+
+# Runs peer.py inside one of the lab's namespaces: peer_in client|app|backend ARGS...
+peer_in() {
+    local which="$1"
+    shift
+    ip netns exec "${LAB_PREFIX}-${which}" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" "$@"
+}
+
+# record PASS|FAIL NAME DETAIL [SHORT]: prints the scenario's line; SHORT goes to the summary.
+record() {
+    local verdict="$1" name="$2" detail="$3" short="${4:-}"
+    if [[ "$verdict" == PASS ]]; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED=$((FAILED + 1))
+    fi
+    RESULTS+=("$(printf '%-4s %-22s %s' "$verdict" "$name" "$short")")
+    echo "$verdict $name: $detail"
+}
+
+selected() {
+    [[ "$1" =~ $SCENARIOS ]]
+}
+
+# The appliance answers ICMP echo on its client-side address.
+scenario_ping() {
+    local name="$1"
+    selected "$name" || return 0
+    local out="$LAB_OUT/$name.ping.txt"
+    if lab_exec client ping -c 3 -W 1 "$LAB_APP_CLIENT_ADDR" >"$out" 2>&1; then
+        record PASS "$name" "3/3 ICMP echo replies from $LAB_APP_CLIENT_ADDR ($(grep -o 'rtt.*' "$out" || true))" "3/3 echo replies"
+    else
+        cat "$out"
+        record FAIL "$name" "ping $LAB_APP_CLIENT_ADDR from the client namespace failed" "no echo reply"
+    fi
+}
+
+# One connection through the appliance, both directions checked byte for byte.
+#   scenario_transfer NAME MODE(mptcp|tcp) C2B_BYTES B2C_BYTES CHECKSUM(1|0) [READ_DELAY_MS] [RSS]
+# With READ_DELAY_MS > 0 the backend reads SLOW_READ_CHUNK bytes per READ_DELAY_MS; with RSS=rss
+# the appliance's VmRSS is sampled during the transfer and its growth bounded.
+scenario_transfer() {
+    local name="$1" mode="$2" c2b="$3" b2c="$4" checksum="$5" delay="${6:-0}" rss="${7:-}"
+    selected "$name" || return 0
+    local dir="$LAB_OUT/$name"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    local problems=() checked=()
+
+    peer_in client counters snapshot --out "$dir/counters-before.json" ||
+        problems+=("could not read the client's MPTcpExt counters")
+
+    local backend_pid monitor_pid=""
+    # Started without a shell function in between, so that $! is the peer itself and a signal
+    # sent to it reaches it.
+    ip netns exec "$(lab_ns_backend)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" backend --listen "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" \
+        --send-bytes "$b2c" --seed 2 --read-delay-ms "$delay" --read-chunk "$SLOW_READ_CHUNK" \
+        --timeout "$((SCENARIO_TIMEOUT + 5))" --ready-file "$dir/backend.ready" \
+        --report "$dir/backend.json" >"$dir/backend.log" 2>&1 &
+    backend_pid=$!
+    if ! appliance_wait_file "$dir/backend.ready" 10; then
+        problems+=("backend did not start listening")
+    fi
+
+    if [[ "$rss" == rss ]]; then
+        "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" rss-monitor --pid "$APPLIANCE_PID" --interval-ms 20 --timeout "$((SCENARIO_TIMEOUT + 10))" \
+            --ready-file "$dir/rss.ready" --out "$dir/rss.json" &
+        monitor_pid=$!
+        appliance_wait_file "$dir/rss.ready" 5 || problems+=("RSS monitor did not start")
+    fi
+
+    local client_rc=0 started ended
+    started=$(date +%s.%N)
+    if ((${#problems[@]} == 0)); then
+        timeout --kill-after=5 "$((SCENARIO_TIMEOUT + 10))" \
+            ip netns exec "$(lab_ns_client)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" client "--$mode" \
+            --connect "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" --send-bytes "$c2b" --recv-bytes "$b2c" \
+            --seed 1 --timeout "$SCENARIO_TIMEOUT" --report "$dir/client.json" \
+            >"$dir/client.log" 2>&1 || client_rc=$?
+    fi
+    ended=$(date +%s.%N)
+    ((client_rc == 0)) || problems+=("client exited $client_rc")
+
+    local backend_rc=0
+    if kill -0 "$backend_pid" 2>/dev/null && ((client_rc != 0)); then
+        # The client is gone; the backend cannot finish either. Do not wait for its timeout.
+        kill -TERM "$backend_pid" 2>/dev/null || true
+    fi
+    wait "$backend_pid" || backend_rc=$?
+    ((backend_rc == 0)) || problems+=("backend exited $backend_rc")
+
+    if [[ -n "$monitor_pid" ]]; then
+        kill -TERM "$monitor_pid" 2>/dev/null || true
+        wait "$monitor_pid" || true
+    fi
+
+    peer_in client counters snapshot --out "$dir/counters-after.json" ||
+        problems+=("could not read the client's MPTcpExt counters")
+
+    if [[ -s "$dir/client.json" && -s "$dir/backend.json" ]]; then
+        local expect_args=(--expect-mptcp no)
+        [[ "$mode" == mptcp ]] && expect_args=(--expect-mptcp yes --expect-csum "$checksum")
+        if peer check --client "$dir/client.json" --backend "$dir/backend.json" \
+            --send-bytes "$c2b" --recv-bytes "$b2c" "${expect_args[@]}" \
+            --summary "$dir/summary.json" >"$dir/check.txt" 2>&1; then
+            checked+=("$(sed 's/^check: //' "$dir/check.txt")")
+        else
+            problems+=("$(tr '\n' ' ' <"$dir/check.txt")")
+        fi
+    else
+        problems+=("missing report(s): client.json/backend.json")
+    fi
+
+    local counter_args
+    if [[ "$mode" == mptcp ]]; then
+        # The client's view of the appliance (LAB.md): one MP_CAPABLE SYN-ACK per connection, no
+        # fallback, no checksum error, no MP_FAIL / infinite mapping / MP_FASTCLOSE / MP_RST.
+        counter_args=(--expect MPCapableSYNACKRX=1 --expect MPCapableFallbackSYNACK=0
+            --expect DataCsumErr=0 --expect MPFailRx=0 --expect InfiniteMapRx=0
+            --expect MPFastcloseRx=0 --expect MPRstRx=0)
+    else
+        counter_args=(--expect MPCapableSYNTX=0 --expect MPCapableSYNACKRX=0 --expect DataCsumErr=0)
+    fi
+    if peer counters assert --before "$dir/counters-before.json" --after "$dir/counters-after.json" \
+        "${counter_args[@]}" >"$dir/counters.txt" 2>&1; then
+        checked+=("$(sed 's/^counters: /client MPTcpExt deltas /' "$dir/counters.txt")")
+    else
+        problems+=("$(tr '\n' ' ' <"$dir/counters.txt")")
+    fi
+
+    if [[ "$rss" == rss ]]; then
+        if peer rss-check --file "$dir/rss.json" --max-growth-mib "$RSS_GROWTH_BOUND_MIB" >"$dir/rss.txt" 2>&1; then
+            checked+=("$(sed 's/^rss: //' "$dir/rss.txt")")
+        else
+            problems+=("$(tr '\n' ' ' <"$dir/rss.txt")")
+        fi
+    fi
+
+    if ! appliance_alive; then
+        problems+=("appliance process $APPLIANCE_PID died")
+    fi
+
+    local wall
+    wall=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.2f", b - a }')
+    local short="$mode checksum=$checksum wall ${wall}s"
+    if [[ -s "$dir/summary.json" ]]; then
+        short+=" goodput $("$LAB_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["mbit_per_s"])' "$dir/summary.json") Mbit/s"
+    fi
+    if [[ -s "$dir/rss.json" ]]; then
+        short+=" rss-growth $("$LAB_PYTHON" -c 'import json,sys; r=json.load(open(sys.argv[1])); print((r["max_kib"] or 0)-(r["start_kib"] or 0))' "$dir/rss.json") KiB"
+    fi
+    if ((${#problems[@]} == 0)); then
+        record PASS "$name" "[$mode, checksum=$checksum, c->b $c2b B, b->c $b2c B, wall ${wall}s] $(printf '%s; ' "${checked[@]}")" "$short"
+    else
+        record FAIL "$name" "[$mode, checksum=$checksum, wall ${wall}s] $(printf '%s; ' "${problems[@]}")" "$short"
+        echo "----- $name: client log -----"
+        tail -n 20 "$dir/client.log" 2>/dev/null || true
+        echo "----- $name: backend log -----"
+        tail -n 20 "$dir/backend.log" 2>/dev/null || true
+        appliance_print_log
+    fi
+}
+
+# One appliance run per checksum setting: the client's sysctl and the appliance's configuration
+# change together, so the negotiated DSS checksum is what the scenario name says.
+run_group() {
+    local checksum="$1"
+    shift
+    local scenario words any=no
+    for scenario in "$@"; do
+        read -ra words <<<"$scenario"
+        if selected "${words[1]}"; then any=yes; fi
+    done
+    # No appliance start for a group none of whose scenarios was asked for.
+    [[ "$any" == yes ]] || return 0
+    lab_set_client_mptcp "$checksum"
+    if ! appliance_start "$checksum"; then
+        appliance_print_log
+        record FAIL "appliance-start-csum$checksum" "appliance $LAB_APPLIANCE did not come up" "see $APPLIANCE_LOG"
+        appliance_stop
+        return 0
+    fi
+    for scenario in "$@"; do
+        read -ra words <<<"$scenario"
+        "${words[@]}"
+    done
+    appliance_stop
+}
+
+main() {
+    if [[ $EUID -ne 0 ]]; then
+        echo "scenarios.sh must run as root (namespaces, veth, sysctl)" >&2
+        exit 2
+    fi
+    lab_install_trap
+    mkdir -p "$LAB_OUT"
+    local size="$TRANSFER_BYTES"
+    echo "lab scenarios: appliance=$LAB_APPLIANCE prefix=$LAB_PREFIX bytes/direction=$size timeout=${SCENARIO_TIMEOUT}s out=$LAB_OUT"
+    lab_up
+
+    run_group 1 \
+        "scenario_ping ping-csum1" \
+        "scenario_transfer a-c2b-csum1 mptcp $size 0 1" \
+        "scenario_transfer b-b2c-csum1 mptcp 0 $size 1" \
+        "scenario_transfer c-bidir-csum1 mptcp $size $size 1" \
+        "scenario_transfer e-plain-tcp-bidir tcp $size $size 1" \
+        "scenario_transfer f-slow-backend-csum1 mptcp $size 0 1 $SLOW_READ_DELAY_MS rss"
+    run_group 0 \
+        "scenario_ping ping-csum0" \
+        "scenario_transfer d-c2b-csum0 mptcp $size 0 0" \
+        "scenario_transfer d-b2c-csum0 mptcp 0 $size 0" \
+        "scenario_transfer d-bidir-csum0 mptcp $size $size 0"
+
+    echo
+    echo "summary (appliance=$LAB_APPLIANCE):"
+    local line
+    for line in "${RESULTS[@]}"; do
+        echo "  $line"
+    done
+    echo "$PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
+main "$@"
