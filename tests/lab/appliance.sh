@@ -18,6 +18,8 @@ APPLIANCE_READY_TIMEOUT="${APPLIANCE_READY_TIMEOUT:-30}"
 APPLIANCE_STOP_TIMEOUT="${APPLIANCE_STOP_TIMEOUT:-5}"
 APPLIANCE_PID=""
 APPLIANCE_LOG=""
+# Extra arguments for the kernel stand-in; only the lab's self-test sets them (to inject faults).
+STANDIN_EXTRA_ARGS=()
 
 # Writes the mpterm configuration for this lab. This is the one place that knows mpterm's config
 # format (the format the binary reads; README.md "Configuration" documents it).
@@ -88,7 +90,7 @@ appliance_start_kernel_standin() {
     ip netns exec "$(lab_ns_app)" "$LAB_PYTHON" -u "$LAB_DIR/peer.py" standin-proxy \
         --listen "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" \
         --backend "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" \
-        --ready-file "$ready" >"$APPLIANCE_LOG" 2>&1 &
+        --ready-file "$ready" "${STANDIN_EXTRA_ARGS[@]}" >"$APPLIANCE_LOG" 2>&1 &
     # `ip netns exec` execs the command, so $! is the proxy itself.
     APPLIANCE_PID=$!
     if ! appliance_wait_file "$ready" "$APPLIANCE_READY_TIMEOUT"; then

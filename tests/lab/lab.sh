@@ -29,7 +29,8 @@ MPTERM_LAB_SH_LOADED=1
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LAB_PREFIX="${LAB_PREFIX:-mpt}"
 LAB_APPLIANCE="${LAB_APPLIANCE:-${APPLIANCE:-mpterm}}"
-LAB_OUT="${LAB_OUT:-$LAB_DIR/out}"
+# Each lab prefix gets its own output directory, so concurrent runs do not mix their reports.
+LAB_OUT="${LAB_OUT:-$LAB_DIR/out/$LAB_PREFIX}"
 LAB_PYTHON="${LAB_PYTHON:-python3}"
 
 # Addresses: RFC 2544 benchmarking range only (LAB.md), never anything else.

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import random
 import signal
 import socket
@@ -261,21 +262,70 @@ def cmd_backend(args) -> int:
     os._exit(rc)
 
 
-def relay(src: socket.socket, dst: socket.socket) -> None:
-    """Copies src to dst until src's FIN, then passes the FIN on (half-close)."""
+def relay(src: socket.socket, dst: socket.socket, corrupt_offset: int | None = None,
+          truncate_after: int | None = None) -> None:
+    """Copies src to dst until src's FIN, then passes the FIN on (half-close).
+
+    The two optional faults exist only for the lab's self-test (selftest.sh), which proves that
+    the checks catch a broken appliance: `corrupt_offset` flips one bit of the byte at that
+    stream offset; `truncate_after` forwards only that many bytes, then ends both connections."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
+    position = 0
     while True:
         n = src.recv_into(view, CHUNK)
         if n == 0:
             dst.shutdown(socket.SHUT_WR)
             return
+        if corrupt_offset is not None and position <= corrupt_offset < position + n:
+            buf[corrupt_offset - position] ^= 0x01
+        if truncate_after is not None and position + n >= truncate_after:
+            dst.sendall(view[:truncate_after - position])
+            dst.shutdown(socket.SHUT_WR)
+            src.shutdown(socket.SHUT_RDWR)
+            return
         dst.sendall(view[:n])
+        position += n
+
+
+def relay_unbounded(src: socket.socket, dst: socket.socket) -> None:
+    """A deliberately broken relay for the self-test: it reads src as fast as it can into an
+    unbounded queue, whatever dst accepts, so it ignores back-pressure and its memory grows
+    with the backlog. The slow-backend scenario's RSS bound must catch it."""
+    backlog: queue.SimpleQueue = queue.SimpleQueue()
+
+    def drain() -> None:
+        while True:
+            chunk = backlog.get()
+            if chunk is None:
+                dst.shutdown(socket.SHUT_WR)
+                return
+            dst.sendall(chunk)
+
+    writer = Worker("unbounded-writer", drain)
+    writer.start()
+    while True:
+        chunk = src.recv(CHUNK)
+        if not chunk:
+            backlog.put(None)
+            break
+        backlog.put(chunk)
+    writer.join()
+    if writer.error:
+        raise OSError(writer.error)
+
+
+def parse_fault(text: str) -> tuple[str, int]:
+    kind, _, value = text.partition(":")
+    if kind not in ("corrupt-c2b", "truncate-b2c", "unbounded-c2b"):
+        raise argparse.ArgumentTypeError(f"unknown fault {kind!r}")
+    return kind, int(value or 0)
 
 
 def cmd_standin_proxy(args) -> int:
     """The kernel stand-in appliance: the Linux kernel terminates MPTCP, this program relays."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    proto = socket.IPPROTO_TCP if args.listen_plain_tcp else IPPROTO_MPTCP
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(args.listen)
     listener.listen(128)
@@ -284,8 +334,10 @@ def cmd_standin_proxy(args) -> int:
     if args.ready_file:
         with open(args.ready_file, "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
-    print(f"standin-proxy: listening (MPTCP) on {args.listen[0]}:{args.listen[1]}, "
-          f"backend {args.backend[0]}:{args.backend[1]}", flush=True)
+    fault_kind, fault_value = args.fault or ("none", 0)
+    print(f"standin-proxy: listening ({'TCP' if args.listen_plain_tcp else 'MPTCP'}) on "
+          f"{args.listen[0]}:{args.listen[1]}, backend {args.backend[0]}:{args.backend[1]}, "
+          f"fault {fault_kind}:{fault_value}", flush=True)
 
     def handle(client: socket.socket, peer) -> None:
         try:
@@ -296,8 +348,13 @@ def cmd_standin_proxy(args) -> int:
             client.close()
             return
         print(f"standin-proxy: {peer[0]}:{peer[1]} accepted, mptcp={is_mptcp(client)}", flush=True)
-        up = Worker("client->backend", relay, client, upstream)
-        down = Worker("backend->client", relay, upstream, client)
+        if fault_kind == "unbounded-c2b":
+            up = Worker("client->backend", relay_unbounded, client, upstream)
+        else:
+            up = Worker("client->backend", relay, client, upstream,
+                        fault_value if fault_kind == "corrupt-c2b" else None)
+        down = Worker("backend->client", relay, upstream, client, None,
+                      fault_value if fault_kind == "truncate-b2c" else None)
         up.start()
         down.start()
         up.join()
@@ -389,7 +446,9 @@ def cmd_check(args) -> int:
         if info.get("csum_enabled") != args.expect_csum:
             failures.append(f"client mptcp_info csum_enabled={info.get('csum_enabled')}, "
                             f"expected {args.expect_csum}")
-    elapsed = client.get("elapsed_s") or 0.0
+    # A transfer is over when both receivers have seen EOF; with half-close the client may be
+    # done long before a slow backend has read everything, so the later of the two counts.
+    elapsed = max([client.get("elapsed_s") or 0.0] + [c.get("elapsed_s") or 0.0 for c in conns])
     moved = client.get("sent", {}).get("bytes", 0) + client.get("received", {}).get("bytes", 0)
     mbit = moved * 8 / elapsed / 1e6 if elapsed > 0 else 0.0
     summary = {"bytes": moved, "seconds": round(elapsed, 3), "mbit_per_s": round(mbit, 1)}
@@ -494,6 +553,10 @@ def main() -> int:
     p.add_argument("--listen", type=parse_endpoint, required=True)
     p.add_argument("--backend", type=parse_endpoint, required=True)
     p.add_argument("--ready-file")
+    p.add_argument("--listen-plain-tcp", action="store_true",
+                   help="self-test only: listen without MPTCP, so MPTCP clients fall back")
+    p.add_argument("--fault", type=parse_fault,
+                   help="self-test only: corrupt-c2b:OFFSET | truncate-b2c:BYTES | unbounded-c2b")
     p.set_defaults(func=cmd_standin_proxy)
 
     p = sub.add_parser("check", help="compare client and backend reports")
