@@ -1,0 +1,337 @@
+//! Counters the workers publish and the control thread reads, without locks.
+//!
+//! # Why workers publish snapshots instead of bumping atomics
+//!
+//! A worker counts events in a plain [`StatsSnapshot`] it owns (ordinary `u64` additions, no
+//! atomic instruction and no shared cache line on the per-packet path). Every few milliseconds
+//! it calls [`WorkerStats::publish`], which stores the absolute values into that worker's
+//! [`WorkerStats`] with `Relaxed` atomic stores. The control thread reads each worker's
+//! published values with [`WorkerStats::snapshot`] and sums them through
+//! [`StatsRegistry::total`].
+//!
+//! Consequences, accepted on purpose: a reader sees values up to one publish interval old, and
+//! a snapshot taken while a worker publishes may mix counters from two publishes (each counter
+//! is individually correct and never goes backwards, but two counters need not be from the
+//! same instant). Both are fine for monitoring. Since each `WorkerStats` has exactly one
+//! writer, a store of the absolute value is never lost the way a concurrent read-modify-write
+//! could be.
+
+use std::fmt;
+use std::ops::{Add, AddAssign};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Declares every counter once and derives from that list the plain snapshot struct, the
+/// atomic per-worker struct, and the code that copies between them, so the three can never
+/// disagree about which counters exist.
+macro_rules! define_counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Plain copy of every counter: what a worker keeps locally and updates per packet,
+        /// and what readers get back. Sums over workers with `+`.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl StatsSnapshot {
+            /// Names of all counters, in declaration (and display) order.
+            pub const COUNTER_NAMES: &'static [&'static str] = &[$(stringify!($name),)*];
+
+            /// Every counter as a `(name, value)` pair, in declaration order.
+            pub fn counters(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($name), self.$name),)*].into_iter()
+            }
+        }
+
+        impl AddAssign<&StatsSnapshot> for StatsSnapshot {
+            fn add_assign(&mut self, other: &StatsSnapshot) {
+                // Wrapping, like the hardware counters these mirror, so a long-lived sum
+                // never panics in a debug build.
+                $(self.$name = self.$name.wrapping_add(other.$name);)*
+            }
+        }
+
+        /// One worker's published counters: one atomic per counter, written only by that
+        /// worker through [`WorkerStats::publish`] and read by anyone. Aligned to a cache line
+        /// so two workers' counters never share one.
+        #[repr(align(64))]
+        #[derive(Debug, Default)]
+        pub struct WorkerStats {
+            $($name: AtomicU64,)*
+        }
+
+        impl WorkerStats {
+            /// Stores `snapshot` as this worker's current absolute counter values. Meant to be
+            /// called by the owning worker only, every few milliseconds, not per packet.
+            pub fn publish(&self, snapshot: &StatsSnapshot) {
+                $(self.$name.store(snapshot.$name, Ordering::Relaxed);)*
+            }
+
+            /// The most recently published values.
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot {
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
+define_counters! {
+    /// Frames received from the port.
+    rx_packets,
+    /// Frames handed to the port for transmission.
+    tx_packets,
+    /// Bytes of received frames.
+    rx_bytes,
+    /// Bytes of transmitted frames.
+    tx_bytes,
+    /// Received frames dropped because a header did not parse or a checksum was wrong.
+    rx_dropped_malformed,
+    /// Received frames dropped because they were addressed to someone else.
+    rx_dropped_not_for_us,
+    /// Received TCP segments that matched no connection or listener.
+    rx_dropped_no_connection,
+    /// Frames dropped because the transmit queue was full.
+    tx_dropped_full,
+    /// ARP requests for one of our addresses that were answered (RFC 826).
+    arp_requests_answered,
+    /// ARP replies received and learned.
+    arp_replies_received,
+    /// ICMP echo requests answered (RFC 792).
+    icmp_echo_answered,
+    /// TCP resets sent.
+    tcp_rst_sent,
+    /// Client connections accepted (SYN answered).
+    connections_accepted,
+    /// Connections that reached ESTABLISHED.
+    connections_established,
+    /// Connections fully closed and released.
+    connections_closed,
+    /// Client connections that negotiated MPTCP.
+    mptcp_connections,
+    /// MPTCP connections that fell back to plain TCP (RFC 8684 section 3.7).
+    mptcp_fallbacks,
+    /// DSS mappings whose checksum did not verify (RFC 8684 section 3.3.1).
+    dss_checksum_failures,
+    /// DSS mappings that contradicted an earlier mapping or the data received.
+    dss_mapping_mismatches,
+    /// Segments sent again for any reason.
+    retransmissions,
+    /// Retransmission timer expirations (RFC 6298).
+    rto_expirations,
+    /// Fast retransmits on duplicate acknowledgements (RFC 5681, RFC 6582).
+    fast_retransmits,
+    /// Backend connections that could not be established.
+    backend_connect_failures,
+}
+
+impl Add for StatsSnapshot {
+    type Output = StatsSnapshot;
+
+    fn add(mut self, other: StatsSnapshot) -> StatsSnapshot {
+        self += &other;
+        self
+    }
+}
+
+impl AddAssign for StatsSnapshot {
+    fn add_assign(&mut self, other: StatsSnapshot) {
+        *self += &other;
+    }
+}
+
+impl std::iter::Sum for StatsSnapshot {
+    fn sum<I: Iterator<Item = StatsSnapshot>>(iter: I) -> StatsSnapshot {
+        iter.fold(StatsSnapshot::default(), Add::add)
+    }
+}
+
+impl fmt::Display for StatsSnapshot {
+    /// One `name=value` line per counter, in declaration order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, value) in self.counters() {
+            writeln!(f, "{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The published counters of every worker, shared between the workers (each holds its own
+/// `Arc<WorkerStats>`) and the control thread (which sums them).
+#[derive(Debug, Clone)]
+pub struct StatsRegistry {
+    workers: Vec<Arc<WorkerStats>>,
+}
+
+impl StatsRegistry {
+    /// A registry with `worker_count` zeroed workers, indexed `0..worker_count`.
+    pub fn new(worker_count: usize) -> Self {
+        Self {
+            workers: (0..worker_count)
+                .map(|_| Arc::new(WorkerStats::default()))
+                .collect(),
+        }
+    }
+
+    /// Number of workers.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The stats of worker `index`, for that worker to publish into; `None` if out of range.
+    pub fn worker(&self, index: usize) -> Option<Arc<WorkerStats>> {
+        self.workers.get(index).cloned()
+    }
+
+    /// Each worker's latest published values, in worker order.
+    pub fn per_worker(&self) -> Vec<StatsSnapshot> {
+        self.workers
+            .iter()
+            .map(|worker| worker.snapshot())
+            .collect()
+    }
+
+    /// The sum over all workers of their latest published values.
+    pub fn total(&self) -> StatsSnapshot {
+        self.workers.iter().map(|worker| worker.snapshot()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every counter set to its 1-based position, so a crossed wire between two fields shows.
+    fn distinct_values() -> StatsSnapshot {
+        StatsSnapshot {
+            rx_packets: 1,
+            tx_packets: 2,
+            rx_bytes: 3,
+            tx_bytes: 4,
+            rx_dropped_malformed: 5,
+            rx_dropped_not_for_us: 6,
+            rx_dropped_no_connection: 7,
+            tx_dropped_full: 8,
+            arp_requests_answered: 9,
+            arp_replies_received: 10,
+            icmp_echo_answered: 11,
+            tcp_rst_sent: 12,
+            connections_accepted: 13,
+            connections_established: 14,
+            connections_closed: 15,
+            mptcp_connections: 16,
+            mptcp_fallbacks: 17,
+            dss_checksum_failures: 18,
+            dss_mapping_mismatches: 19,
+            retransmissions: 20,
+            rto_expirations: 21,
+            fast_retransmits: 22,
+            backend_connect_failures: 23,
+        }
+    }
+
+    #[test]
+    fn publish_then_snapshot_round_trips_every_counter() {
+        let local = distinct_values();
+        let stats = WorkerStats::default();
+        stats.publish(&local);
+        let published = stats.snapshot();
+        assert_eq!(published, local);
+        for (position, (name, value)) in published.counters().enumerate() {
+            assert_eq!(value, position as u64 + 1, "counter {name}");
+            assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
+        }
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 23);
+    }
+
+    #[test]
+    fn publish_stores_absolute_values_not_increments() {
+        let stats = WorkerStats::default();
+        let mut local = StatsSnapshot {
+            tx_packets: 10,
+            ..StatsSnapshot::default()
+        };
+        stats.publish(&local);
+        local.tx_packets = 15;
+        stats.publish(&local);
+        assert_eq!(stats.snapshot().tx_packets, 15);
+    }
+
+    #[test]
+    fn addition_sums_each_counter_separately() {
+        let first = StatsSnapshot {
+            rx_packets: 3,
+            tcp_rst_sent: 1,
+            ..StatsSnapshot::default()
+        };
+        let second = StatsSnapshot {
+            rx_packets: 4,
+            retransmissions: 9,
+            ..StatsSnapshot::default()
+        };
+        let sum = first + second;
+        assert_eq!(sum.rx_packets, 7);
+        assert_eq!(sum.tcp_rst_sent, 1);
+        assert_eq!(sum.retransmissions, 9);
+        assert_eq!(sum.tx_packets, 0);
+    }
+
+    #[test]
+    fn registry_total_sums_all_workers() {
+        let registry = StatsRegistry::new(3);
+        assert_eq!(registry.worker_count(), 3);
+        for index in 0..3 {
+            let stats = registry.worker(index).unwrap();
+            stats.publish(&StatsSnapshot {
+                rx_bytes: 100 * (index as u64 + 1),
+                mptcp_connections: 1,
+                ..StatsSnapshot::default()
+            });
+        }
+        assert!(registry.worker(3).is_none());
+        let total = registry.total();
+        assert_eq!(total.rx_bytes, 600);
+        assert_eq!(total.mptcp_connections, 3);
+        assert_eq!(registry.per_worker()[1].rx_bytes, 200);
+    }
+
+    #[test]
+    fn publishes_from_worker_threads_are_visible_to_the_reader() {
+        let registry = StatsRegistry::new(2);
+        std::thread::scope(|scope| {
+            for index in 0..2 {
+                let stats = registry.worker(index).unwrap();
+                scope.spawn(move || {
+                    let mut local = StatsSnapshot::default();
+                    for _ in 0..1000 {
+                        local.rx_packets += 1;
+                        stats.publish(&local);
+                    }
+                });
+            }
+        });
+        assert_eq!(registry.total().rx_packets, 2000);
+    }
+
+    #[test]
+    fn display_prints_one_name_value_line_per_counter() {
+        let snapshot = StatsSnapshot {
+            rx_packets: 5,
+            fast_retransmits: 2,
+            ..StatsSnapshot::default()
+        };
+        let text = snapshot.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), StatsSnapshot::COUNTER_NAMES.len());
+        assert_eq!(lines[0], "rx_packets=5");
+        assert!(lines.contains(&"fast_retransmits=2"));
+        assert!(lines.contains(&"tx_packets=0"));
+    }
+
+    #[test]
+    fn worker_stats_occupy_whole_cache_lines() {
+        assert_eq!(std::mem::align_of::<WorkerStats>(), 64);
+        assert_eq!(std::mem::size_of::<WorkerStats>() % 64, 0);
+    }
+}

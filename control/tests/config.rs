@@ -1,0 +1,493 @@
+//! Configuration loading: the shipped example, defaults, and one fixture per error class.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use mpterm_control::config::{Config, ConfigError, Route, TcpConfig, WorkerConfig};
+use tracing::level_filters::LevelFilter;
+
+const EXAMPLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mpterm.toml");
+
+/// The smallest valid configuration; fixtures below append to it or replace one line in it.
+const MINIMAL: &str = r#"
+[[interface]]
+name = "client-side"
+port = "net_af_packet0"
+address = "198.18.0.2/24"
+
+[[interface]]
+name = "backend-side"
+port = "net_af_packet1"
+address = "198.19.0.1/24"
+
+[[proxy]]
+listen = "198.18.0.2:5000"
+backend = "198.19.0.2:6000"
+"#;
+
+fn replaced(from: &str, to: &str) -> String {
+    assert!(MINIMAL.contains(from), "fixture does not contain {from:?}");
+    MINIMAL.replacen(from, to, 1)
+}
+
+fn error_of(text: &str) -> ConfigError {
+    match Config::from_toml_str(text) {
+        Ok(config) => panic!("expected an error, got {config:?}"),
+        Err(error) => error,
+    }
+}
+
+/// Checks the one-line message exactly: it is what an operator reads.
+fn assert_message(text: &str, expected: &str) {
+    let message = error_of(text).to_string();
+    assert_eq!(message, expected);
+    assert!(!message.contains('\n'), "message spans lines: {message:?}");
+}
+
+#[test]
+fn example_file_parses_with_the_documented_values() {
+    let config = Config::from_file(EXAMPLE_PATH).unwrap();
+    assert_eq!(config.eal_args.len(), 7);
+    assert_eq!(config.eal_args[0], "--no-huge");
+    assert_eq!(config.eal_args[2], "512");
+    assert_eq!(config.interfaces.len(), 2);
+    let client = &config.interfaces[0];
+    assert_eq!(client.name, "client-side");
+    assert_eq!(client.port, "net_af_packet0");
+    assert_eq!(client.address, Ipv4Addr::new(198, 18, 0, 2));
+    assert_eq!(client.prefix_len, 24);
+    assert_eq!(client.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+    assert_eq!(client.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+    assert_eq!(client.mtu, 1500);
+    assert_eq!(config.interfaces[1].gateway, None);
+    assert!(config.mptcp.checksum_required);
+    assert_eq!(config.tcp, TcpConfig::default());
+    assert_eq!(
+        config.proxies[0].listen,
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 5000)
+    );
+    assert_eq!(
+        config.proxies[0].backend,
+        SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000)
+    );
+    assert_eq!(config.worker, WorkerConfig::default());
+    assert_eq!(config.log.level, LevelFilter::INFO);
+}
+
+#[test]
+fn omitted_sections_take_their_defaults() {
+    let config = Config::from_toml_str(MINIMAL).unwrap();
+    assert!(config.eal_args.is_empty());
+    assert!(config.mptcp.checksum_required);
+    assert_eq!(config.tcp.receive_buffer, 1024 * 1024);
+    assert_eq!(config.tcp.send_buffer, 1024 * 1024);
+    assert_eq!(config.tcp.initial_rto_ms, 1000);
+    assert_eq!(config.tcp.min_rto_ms, 200);
+    assert_eq!(config.tcp.time_wait_ms, 60_000);
+    assert_eq!(config.tcp.max_connections, 65_536);
+    assert_eq!(config.worker.burst, 32);
+    assert_eq!(config.worker.core, None);
+    assert_eq!(config.log.level, LevelFilter::INFO);
+    assert_eq!(config.interfaces[0].mtu, 1500);
+}
+
+#[test]
+fn every_optional_key_is_read() {
+    let text = format!(
+        "{MINIMAL}
+[mptcp]
+checksum = \"off\"
+[tcp]
+receive_buffer = 65536
+send_buffer = 1073741824
+initial_rto_ms = 500
+min_rto_ms = 500
+time_wait_ms = 0
+max_connections = 1
+[worker]
+burst = 512
+core = 3
+[log]
+level = \"DEBUG\"
+[eal]
+args = [\"--no-huge\"]
+"
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    assert!(!config.mptcp.checksum_required);
+    assert_eq!(
+        config.tcp,
+        TcpConfig {
+            receive_buffer: 65_536,
+            send_buffer: 1 << 30,
+            initial_rto_ms: 500,
+            min_rto_ms: 500,
+            time_wait_ms: 0,
+            max_connections: 1,
+        }
+    );
+    assert_eq!(
+        config.worker,
+        WorkerConfig {
+            burst: 512,
+            core: Some(3)
+        }
+    );
+    assert_eq!(config.log.level, LevelFilter::DEBUG);
+    assert_eq!(config.eal_args, vec!["--no-huge".to_owned()]);
+}
+
+#[test]
+fn routes_prefer_the_longest_on_link_prefix_then_the_first_gateway() {
+    let text = r#"
+[[interface]]
+name = "wide"
+port = "p0"
+address = "198.18.0.2/15"
+[[interface]]
+name = "narrow"
+port = "p1"
+address = "198.19.0.1/24"
+gateway = "198.19.0.254"
+[[proxy]]
+listen = "198.18.0.2:80"
+backend = "198.19.0.9:80"
+"#;
+    let config = Config::from_toml_str(text).unwrap();
+    // 198.19.0.9 is inside both 198.18.0.0/15 and 198.19.0.0/24: the /24 wins.
+    assert_eq!(
+        config.route_to(Ipv4Addr::new(198, 19, 0, 9)),
+        Some(Route {
+            interface: 1,
+            next_hop: Ipv4Addr::new(198, 19, 0, 9)
+        })
+    );
+    assert_eq!(
+        config.route_to(Ipv4Addr::new(198, 18, 5, 5)),
+        Some(Route {
+            interface: 0,
+            next_hop: Ipv4Addr::new(198, 18, 5, 5)
+        })
+    );
+    // Off-link everywhere: through the only gateway.
+    assert_eq!(
+        config.route_to(Ipv4Addr::new(198, 51, 100, 1)),
+        Some(Route {
+            interface: 1,
+            next_hop: Ipv4Addr::new(198, 19, 0, 254)
+        })
+    );
+    let no_gateway = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(no_gateway.route_to(Ipv4Addr::new(198, 51, 100, 1)), None);
+}
+
+#[test]
+fn backend_off_link_is_accepted_when_an_interface_has_a_gateway() {
+    let text = replaced("198.19.0.2:6000", "198.51.100.7:6000").replacen(
+        "address = \"198.19.0.1/24\"",
+        "address = \"198.19.0.1/24\"\ngateway = \"198.19.0.254\"",
+        1,
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    assert_eq!(
+        config.route_to(*config.proxies[0].backend.ip()),
+        Some(Route {
+            interface: 1,
+            next_hop: Ipv4Addr::new(198, 19, 0, 254)
+        })
+    );
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let error = Config::from_file("/nonexistent/mpterm.toml").unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error
+        .to_string()
+        .starts_with("cannot read config file /nonexistent/mpterm.toml: "));
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let error = error_of("[[interface]]\nname = \"x\"\nport = \n");
+    assert!(
+        matches!(error, ConfigError::Syntax { line: 3, .. }),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains('\n'));
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_path() {
+    let error = error_of(&replaced(
+        "port = \"net_af_packet1\"",
+        "port = \"net_af_packet1\"\nmut = 1500",
+    ));
+    let message = error.to_string();
+    assert!(matches!(error, ConfigError::Schema { .. }));
+    assert!(
+        message.starts_with("config key interface[1].mut: unknown field `mut`"),
+        "{message}"
+    );
+    assert!(message.ends_with("(line 10)"), "{message}");
+}
+
+#[test]
+fn unknown_section_is_rejected() {
+    let message = error_of(&format!("{MINIMAL}\n[workers]\nburst = 1\n")).to_string();
+    assert!(
+        message.starts_with("config key workers: unknown field `workers`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let message = error_of(&format!("{MINIMAL}\n[worker]\nburst = \"many\"\n")).to_string();
+    assert!(
+        message.starts_with("config key worker.burst: invalid type: string \"many\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn negative_number_names_the_key() {
+    let message = error_of(&format!("{MINIMAL}\n[tcp]\ntime_wait_ms = -1\n")).to_string();
+    assert!(
+        message.starts_with("config key tcp.time_wait_ms: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_required_key_names_the_entry() {
+    let message = error_of(&replaced("port = \"net_af_packet0\"\n", "")).to_string();
+    assert!(
+        message.starts_with("config key interface[0]: missing field `port`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn invalid_socket_address_names_the_key() {
+    assert_message(
+        &replaced("198.19.0.2:6000", "198.19.0.2"),
+        "config key proxy[0].backend: invalid socket address \"198.19.0.2\", expected A.B.C.D:PORT",
+    );
+}
+
+#[test]
+fn zero_port_is_rejected() {
+    assert_message(
+        &replaced("198.18.0.2:5000", "198.18.0.2:0"),
+        "config key proxy[0].listen: port 0 is not allowed in 198.18.0.2:0",
+    );
+}
+
+#[test]
+fn prefix_length_above_32_is_rejected() {
+    assert_message(
+        &replaced("198.19.0.1/24", "198.19.0.1/33"),
+        "config key interface[1].address: prefix length 33 out of range 0..=32",
+    );
+}
+
+#[test]
+fn interface_address_without_prefix_is_rejected() {
+    assert_message(
+        &replaced("198.18.0.2/24", "198.18.0.2"),
+        "config key interface[0].address: invalid IPv4 interface address \"198.18.0.2\", expected A.B.C.D/LEN",
+    );
+    assert!(matches!(
+        error_of(&replaced("198.18.0.2/24", "198.18.0.2/+8")),
+        ConfigError::InvalidInterfaceAddress { .. }
+    ));
+    assert!(matches!(
+        error_of(&replaced("198.18.0.2/24", "198.18.0.256/24")),
+        ConfigError::InvalidInterfaceAddress { .. }
+    ));
+}
+
+#[test]
+fn invalid_gateway_address_is_rejected() {
+    assert_message(
+        &replaced(
+            "address = \"198.18.0.2/24\"",
+            "address = \"198.18.0.2/24\"\ngateway = \"router\"",
+        ),
+        "config key interface[0].gateway: invalid IPv4 address \"router\"",
+    );
+}
+
+#[test]
+fn gateway_outside_the_prefix_is_rejected() {
+    assert_message(
+        &replaced(
+            "address = \"198.18.0.2/24\"",
+            "address = \"198.18.0.2/24\"\ngateway = \"198.18.1.1\"",
+        ),
+        "config key interface[0].gateway: gateway 198.18.1.1 is not on-link of 198.18.0.2/24",
+    );
+}
+
+#[test]
+fn gateway_equal_to_own_address_is_rejected() {
+    assert_message(
+        &replaced(
+            "address = \"198.18.0.2/24\"",
+            "address = \"198.18.0.2/24\"\ngateway = \"198.18.0.2\"",
+        ),
+        "config key interface[0].gateway: gateway 198.18.0.2 is the interface's own address",
+    );
+}
+
+#[test]
+fn out_of_range_numbers_are_rejected_with_the_range() {
+    let cases = [
+        (
+            "[tcp]\nreceive_buffer = 65535",
+            "config key tcp.receive_buffer: 65535 out of range 65536..=1073741824",
+        ),
+        (
+            "[tcp]\nsend_buffer = 1073741825",
+            "config key tcp.send_buffer: 1073741825 out of range 65536..=1073741824",
+        ),
+        (
+            "[tcp]\ninitial_rto_ms = 0",
+            "config key tcp.initial_rto_ms: 0 out of range 1..=60000",
+        ),
+        (
+            "[tcp]\ntime_wait_ms = 240001",
+            "config key tcp.time_wait_ms: 240001 out of range 0..=240000",
+        ),
+        (
+            "[tcp]\nmax_connections = 0",
+            "config key tcp.max_connections: 0 out of range 1..=16777216",
+        ),
+        (
+            "[worker]\nburst = 0",
+            "config key worker.burst: 0 out of range 1..=512",
+        ),
+        (
+            "[worker]\nburst = 513",
+            "config key worker.burst: 513 out of range 1..=512",
+        ),
+        (
+            "[worker]\ncore = 1024",
+            "config key worker.core: 1024 out of range 0..=1023",
+        ),
+    ];
+    for (section, expected) in cases {
+        assert_message(&format!("{MINIMAL}\n{section}\n"), expected);
+    }
+    assert_message(
+        &replaced(
+            "address = \"198.19.0.1/24\"",
+            "address = \"198.19.0.1/24\"\nmtu = 575",
+        ),
+        "config key interface[1].mtu: 575 out of range 576..=9000",
+    );
+}
+
+#[test]
+fn min_rto_above_initial_rto_is_rejected() {
+    assert_message(
+        &format!("{MINIMAL}\n[tcp]\ninitial_rto_ms = 300\nmin_rto_ms = 301\n"),
+        "config key tcp.min_rto_ms: 301 is larger than tcp.initial_rto_ms (300)",
+    );
+}
+
+#[test]
+fn empty_name_is_rejected() {
+    assert_message(
+        &replaced("name = \"client-side\"", "name = \"  \""),
+        "config key interface[0].name: must not be empty",
+    );
+}
+
+#[test]
+fn duplicate_interface_port_is_rejected() {
+    assert_message(
+        &replaced("port = \"net_af_packet1\"", "port = \"net_af_packet0\""),
+        "config key interface[1].port: net_af_packet0 is already used by interface[0].port",
+    );
+}
+
+#[test]
+fn duplicate_interface_address_is_rejected() {
+    assert_message(
+        &replaced("198.19.0.1/24", "198.18.0.2/16"),
+        "config key interface[1].address: 198.18.0.2 is already used by interface[0].address",
+    );
+}
+
+#[test]
+fn duplicate_interface_name_is_rejected() {
+    assert_message(
+        &replaced("name = \"backend-side\"", "name = \"client-side\""),
+        "config key interface[1].name: client-side is already used by interface[0].name",
+    );
+}
+
+#[test]
+fn duplicate_proxy_listen_is_rejected() {
+    let text = format!(
+        "{MINIMAL}\n[[proxy]]\nlisten = \"198.18.0.2:5000\"\nbackend = \"198.19.0.3:7000\"\n"
+    );
+    assert_message(
+        &text,
+        "config key proxy[1].listen: 198.18.0.2:5000 is already used by proxy[0].listen",
+    );
+}
+
+#[test]
+fn listen_on_a_foreign_address_is_rejected() {
+    assert_message(
+        &replaced("198.18.0.2:5000", "198.18.0.3:5000"),
+        "config key proxy[0].listen: 198.18.0.3:5000 is not the address of any interface",
+    );
+}
+
+#[test]
+fn unreachable_backend_is_rejected() {
+    assert_message(
+        &replaced("198.19.0.2:6000", "198.51.100.7:6000"),
+        "config key proxy[0].backend: 198.51.100.7:6000 is not on-link of any interface and no interface has a gateway",
+    );
+}
+
+#[test]
+fn backend_on_an_own_address_is_rejected() {
+    assert_message(
+        &replaced("198.19.0.2:6000", "198.19.0.1:6000"),
+        "config key proxy[0].backend: 198.19.0.1:6000 is an address of this appliance",
+    );
+}
+
+#[test]
+fn missing_interfaces_or_proxies_are_rejected() {
+    assert_message(
+        "[[proxy]]\nlisten = \"198.18.0.2:5000\"\nbackend = \"198.19.0.2:6000\"\n",
+        "config key interface: at least one [[interface]] section is required",
+    );
+    let without_proxy = &MINIMAL[..MINIMAL.find("[[proxy]]").unwrap()];
+    assert_message(
+        without_proxy,
+        "config key proxy: at least one [[proxy]] section is required",
+    );
+}
+
+#[test]
+fn unknown_checksum_mode_is_rejected() {
+    assert_message(
+        &format!("{MINIMAL}\n[mptcp]\nchecksum = \"on\"\n"),
+        "config key mptcp.checksum: unknown value \"on\", expected one of required, off",
+    );
+}
+
+#[test]
+fn unknown_log_level_is_rejected() {
+    assert_message(
+        &format!("{MINIMAL}\n[log]\nlevel = \"3\"\n"),
+        "config key log.level: unknown value \"3\", expected one of trace, debug, info, warn, error, off",
+    );
+}

@@ -1,0 +1,106 @@
+//! The `mpterm` binary as an operator meets it: exit codes and messages of the command line.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const EXAMPLE_CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../control/examples/mpterm.toml"
+);
+
+fn mpterm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mpterm"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the mpterm binary runs")
+}
+
+/// A config file in the target directory's temp area, unique per test and process.
+fn write_config(test_name: &str, text: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("{test_name}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("the temp config is written");
+    path
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example() {
+    let output = mpterm(&["--config", EXAMPLE_CONFIG, "--check-config"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(
+        stdout.contains("interface client-side: port net_af_packet0 address 198.18.0.2/24"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("proxy 198.18.0.2:5000 -> 198.19.0.2:6000 via backend-side"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_config_exits_2_with_one_line_naming_the_key() {
+    let text = std::fs::read_to_string(EXAMPLE_CONFIG)
+        .unwrap()
+        .replace("backend = \"198.19.0.2:6000\"", "backend = \"198.19.0.2\"");
+    let path = write_config("bad-backend", &text);
+    let output = mpterm(&["--config", path.to_str().unwrap(), "--check-config"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(
+        stderr,
+        "mpterm: config key proxy[0].backend: invalid socket address \"198.19.0.2\", expected A.B.C.D:PORT\n"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn bad_config_exits_2_also_without_check_config() {
+    let text = std::fs::read_to_string(EXAMPLE_CONFIG)
+        .unwrap()
+        .replace("address = \"198.19.0.1/24\"", "address = \"198.19.0.1/33\"");
+    let path = write_config("bad-prefix", &text);
+    let output = mpterm(&["--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(
+        stderr,
+        "mpterm: config key interface[1].address: prefix length 33 out of range 0..=32\n"
+    );
+}
+
+#[test]
+fn missing_config_file_exits_2() {
+    let output = mpterm(&["--config", "/nonexistent/mpterm.toml", "--check-config"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.starts_with("mpterm: cannot read config file /nonexistent/mpterm.toml: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+}
+
+#[test]
+fn invalid_log_level_is_a_usage_error() {
+    let output = mpterm(&["--config", EXAMPLE_CONFIG, "--log-level", "loud"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--log-level"));
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let output = mpterm(&["--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("mpterm {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
