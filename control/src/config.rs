@@ -129,6 +129,19 @@ pub enum ConfigError {
         /// The prefix length as written.
         prefix_len: u64,
     },
+    /// An interface address is the network or broadcast address of its own prefix, which no
+    /// host may use (RFC 1122 section 3.2.1.3); /31 (RFC 3021) and /32 are exempt.
+    #[error(
+        "config key {key}: {address}/{prefix_len} is the network or broadcast address of its prefix"
+    )]
+    NotAHostAddress {
+        /// Dotted path of the key.
+        key: String,
+        /// The address.
+        address: Ipv4Addr,
+        /// The prefix length.
+        prefix_len: u8,
+    },
     /// A value that must be a plain IPv4 address is not.
     #[error("config key {key}: invalid IPv4 address {value:?}")]
     InvalidAddress {
@@ -661,6 +674,15 @@ fn validate_interfaces(raw: &[RawInterface]) -> Result<Vec<InterfaceConfig>, Con
         let port = non_empty(&raw.port, key("port"))?;
         ports.insert(port.clone(), key("port"))?;
         let (address, prefix_len) = parse_interface_address(&raw.address, key("address"))?;
+        let host_bits = !prefix_mask(prefix_len);
+        let host_part = u32::from(address) & host_bits;
+        if prefix_len <= 30 && (host_part == 0 || host_part == host_bits) {
+            return Err(ConfigError::NotAHostAddress {
+                key: key("address"),
+                address,
+                prefix_len,
+            });
+        }
         addresses.insert(address, key("address"))?;
         let mut interface = InterfaceConfig {
             name,

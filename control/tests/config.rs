@@ -491,3 +491,20 @@ fn unknown_log_level_is_rejected() {
         "config key log.level: unknown value \"3\", expected one of trace, debug, info, warn, error, off",
     );
 }
+
+#[test]
+fn network_and_broadcast_addresses_are_not_host_addresses() {
+    assert_message(
+        &replaced("198.19.0.1/24", "198.19.0.0/24"),
+        "config key interface[1].address: 198.19.0.0/24 is the network or broadcast address of its prefix",
+    );
+    assert!(matches!(
+        error_of(&replaced("198.19.0.1/24", "198.19.0.255/24")),
+        ConfigError::NotAHostAddress { .. }
+    ));
+    // A /31 has no network or broadcast address (RFC 3021), so both ends are hosts.
+    let point_to_point =
+        replaced("198.19.0.1/24", "198.19.0.0/31").replace("198.19.0.2:6000", "198.19.0.1:6000");
+    let config = Config::from_toml_str(&point_to_point).unwrap();
+    assert_eq!(config.interfaces[1].prefix_len, 31);
+}
