@@ -278,3 +278,29 @@ fn config_summary(path: &std::path::Path, config: &Config) -> String {
     let _ = writeln!(out, "log: level={}", config.log.level);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigterm_sets_the_stop_flag() {
+        let stop = Arc::new(AtomicBool::new(false));
+        install_signal_handlers(&stop).unwrap();
+        assert!(!stop.load(Ordering::Relaxed));
+        // One signal only: a second one would, by design, end the test process.
+        signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        assert!(stop.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn stats_line_lists_only_nonzero_counters() {
+        let snapshot = mpterm_control::StatsSnapshot {
+            rx_packets: 3,
+            tcp_rst_sent: 1,
+            ..Default::default()
+        };
+        assert_eq!(one_line(&snapshot), "rx_packets=3 tcp_rst_sent=1");
+        assert_eq!(one_line(&Default::default()), "all zero");
+    }
+}
