@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing (tests/setup.sh), builds mpterm, runs cargo's tests
-# for the whole workspace, then the namespace lab scenarios against the appliance.
+# for the whole workspace, the lab's self-test, then the namespace lab scenarios against the
+# appliance.
 #
 #   APPLIANCE=mpterm (default)   the lab runs target/release/mpterm, built here first
 #   APPLIANCE=kernel-standin     the lab runs the Linux-kernel stand-in (no mpterm build needed)
 #
 # Every step runs even if an earlier one failed (except that the lab does not run a stale mpterm
-# binary when the build failed); the exit status is non-zero if any step failed. The last line is
-# the lab's "N passed, N failed".
+# binary when the build failed); the exit status is non-zero if any step failed. The last line
+# adds up every test counted by cargo and by the lab: "total: N passed, N failed" (a step that
+# failed without counting anything counts as one failure).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -16,22 +18,50 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+RUN_LOG_DIR="$(mktemp -d /tmp/mpterm-run-all.XXXXXX)"
+trap 'rm -rf "$RUN_LOG_DIR"' EXIT
+
 failed_steps=()
+step_counted_failures=0
+total_passed=0
+total_failed=0
+
+# Adds up the counts a step printed: cargo's "test result: ok. N passed; M failed" lines and the
+# lab's "N passed, M failed" line.
+count_results() {
+    local log="$1" passed failed
+    read -r passed failed < <(awk '
+        /^test result: / { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+        /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+        END { print p + 0, f + 0 }' "$log")
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+    step_counted_failures=$failed
+}
+
 step() {
     local name="$1"
     shift
+    local log="$RUN_LOG_DIR/$name.log" started=$SECONDS rc
     echo "=== run-all: $name: $*"
-    local started=$SECONDS
-    if "$@"; then
+    "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    count_results "$log"
+    if ((rc == 0)); then
         echo "=== run-all: $name: ok ($((SECONDS - started)) s)"
         return 0
     fi
-    echo "=== run-all: $name: FAILED ($((SECONDS - started)) s)"
+    echo "=== run-all: $name: FAILED, exit $rc ($((SECONDS - started)) s)"
     failed_steps+=("$name")
+    ((step_counted_failures > 0)) || total_failed=$((total_failed + 1))
     return 1
 }
 
-step setup bash tests/setup.sh || { echo "run-all: setup failed, nothing else can run"; exit 1; }
+if ! step setup bash tests/setup.sh; then
+    echo "run-all: setup failed, nothing else can run"
+    echo "total: $total_passed passed, $total_failed failed"
+    exit 1
+fi
 
 build_ok=yes
 if [[ "$APPLIANCE" == mpterm ]]; then
@@ -48,10 +78,13 @@ if [[ "$build_ok" == yes ]]; then
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
     failed_steps+=(lab-scenarios)
+    total_failed=$((total_failed + 1))
 fi
 
 if ((${#failed_steps[@]} > 0)); then
     echo "run-all: FAILED steps: ${failed_steps[*]}"
-    exit 1
+else
+    echo "run-all: all steps passed"
 fi
-echo "run-all: all steps passed"
+echo "total: $total_passed passed, $total_failed failed"
+((${#failed_steps[@]} == 0))
