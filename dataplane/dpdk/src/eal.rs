@@ -1,0 +1,351 @@
+//! The Environment Abstraction Layer: process-wide DPDK initialisation and clean-up.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{strerror, DpdkError};
+
+/// Set once `rte_eal_init` has been called in this process, successful or not: DPDK refuses a
+/// second call (and a failed first call leaves the EAL in an unusable state).
+static EAL_INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// The program name handed to the EAL as `argv[0]`; the EAL prints it in its usage text.
+const PROGRAM_NAME: &str = "mpterm";
+
+/// EAL 22.11 options that take a value, as `getopt_long` sees them (see `eal_common_options.c`).
+const EAL_LONG_OPTIONS_WITH_VALUE: &[&str] = &[
+    "allow",
+    "base-virtaddr",
+    "block",
+    "file-prefix",
+    "force-max-simd-bitwidth",
+    "huge-dir",
+    "iova-mode",
+    "lcores",
+    "log-level",
+    "main-lcore",
+    "mbuf-pool-ops-name",
+    "proc-type",
+    "service-corelist",
+    "service-coremask",
+    "socket-limit",
+    "socket-mem",
+    "syslog",
+    "trace",
+    "trace-bufsz",
+    "trace-dir",
+    "trace-mode",
+    "vdev",
+    "vfio-intr",
+    "vfio-vf-token",
+    "huge-worker-stack",
+];
+
+/// EAL 22.11 options that take no value.
+const EAL_LONG_FLAGS: &[&str] = &[
+    "create-uio-dev",
+    "help",
+    "huge-unlink",
+    "in-memory",
+    "legacy-mem",
+    "match-allocations",
+    "no-hpet",
+    "no-huge",
+    "no-pci",
+    "no-shconf",
+    "no-telemetry",
+    "single-file-segments",
+    "telemetry",
+    "version",
+    "vmware-tsc-map",
+];
+
+/// EAL 22.11 short options that take a value (its getopt string is `a:b:c:s:d:hl:S:m:n:r:v`).
+const EAL_SHORT_OPTIONS_WITH_VALUE: &[char] = &['a', 'b', 'c', 's', 'd', 'l', 'S', 'm', 'n', 'r'];
+/// EAL 22.11 short options without a value.
+const EAL_SHORT_FLAGS: &[char] = &['h', 'v'];
+
+/// Proof that the EAL is initialised; every other handle in this crate is created from it.
+///
+/// Hold it for the life of the program (in `main`): dropping it calls `rte_eal_cleanup`, which
+/// releases all DPDK memory, so no [`crate::Mbuf`], [`crate::Mempool`] or [`crate::Port`] may be
+/// used afterwards.
+#[derive(Debug)]
+pub struct Eal {
+    /// Keeps `Eal` from being built outside [`Eal::init`].
+    _private: (),
+}
+
+impl Eal {
+    /// Initialises the EAL with `args`, the EAL arguments without the program name (for example
+    /// `["--no-huge", "-m", "256", "--no-pci", "--vdev=net_ring0"]`).
+    ///
+    /// Debian builds the poll-mode drivers as plugins; the EAL of Debian's 22.11 loads them by
+    /// itself from [`dpdk_sys::DPDK_PMD_DIR`]. If that directory exists and the caller gave no
+    /// `-d`, `-d <dir>` is added anyway, so that a DPDK built without the default plugin path
+    /// still finds `net_af_packet` and `net_ring` (loading the same directory twice is harmless:
+    /// the EAL skips plugins it already loaded).
+    ///
+    /// While `rte_eal_init` runs, the EAL's log goes to a memory buffer; it is written to stderr
+    /// afterwards, and on failure its last error line is put into the returned error, which also
+    /// names the refused argument whenever it can be identified.
+    pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
+        if EAL_INIT_CALLED.swap(true, Ordering::SeqCst) {
+            return Err(DpdkError::EalAlreadyInitialised);
+        }
+        let mut full_args = Vec::with_capacity(args.len() + 3);
+        full_args.push(PROGRAM_NAME.to_owned());
+        full_args.extend(args.iter().cloned());
+        if !args.iter().any(|arg| arg == "-d" || arg.starts_with("-d"))
+            && Path::new(dpdk_sys::DPDK_PMD_DIR).is_dir()
+        {
+            full_args.push("-d".to_owned());
+            full_args.push(dpdk_sys::DPDK_PMD_DIR.to_owned());
+        }
+        let c_args = full_args
+            .iter()
+            .map(|arg| {
+                CString::new(arg.as_str()).map_err(|_| DpdkError::NulInArgument(arg.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The EAL keeps pointers into argv (getopt permutes it, and some options are kept by
+        // reference), so the strings live for the rest of the process. This runs once.
+        let argv: &'static mut [*mut c_char] = Box::leak(
+            c_args
+                .into_iter()
+                .map(CString::into_raw)
+                .chain(std::iter::once(std::ptr::null_mut()))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let argc = c_int::try_from(argv.len() - 1).expect("argument count fits in a C int");
+
+        let capture = LogCapture::start();
+        // SAFETY: argv holds argc valid NUL-terminated strings followed by a NULL, all leaked so
+        // they outlive the EAL; EAL_INIT_CALLED guarantees this is the only call in the process.
+        let consumed = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        // SAFETY: reading the calling thread's rte_errno has no preconditions.
+        let errno = unsafe { dpdk_sys::shim_rte_errno() };
+        let eal_log = capture.finish();
+        if !eal_log.is_empty() {
+            eprint!("{eal_log}");
+        }
+        if consumed >= 0 {
+            return Ok(Eal { _private: () });
+        }
+        let last_error_line = last_error_line(&eal_log);
+        let (argument, reason) = match first_unknown_option(args) {
+            Some(unknown) => (Some(unknown), "the EAL does not know this option"),
+            None => match argument_named_in(args, last_error_line.as_deref()) {
+                Some(named) => (Some(named), "the EAL's error log names this argument"),
+                None => (None, "the EAL refused its arguments"),
+            },
+        };
+        Err(DpdkError::EalInit {
+            argument,
+            reason,
+            errno,
+            message: strerror(errno),
+            eal_log: last_error_line,
+        })
+    }
+
+    /// Returns the id of the logical core the calling thread runs on, or `None` for a thread the
+    /// EAL did not create or register (`LCORE_ID_ANY`).
+    pub fn current_lcore(&self) -> Option<u32> {
+        // SAFETY: rte_lcore_id reads a thread-local and has no preconditions.
+        let id = unsafe { dpdk_sys::shim_rte_lcore_id() };
+        (id != u32::MAX).then_some(id)
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: the EAL was initialised (an `Eal` exists only after a successful
+        // rte_eal_init) and this is the only `Eal`, so cleanup runs once.
+        let code = unsafe { dpdk_sys::rte_eal_cleanup() };
+        if code < 0 {
+            eprintln!("rte_eal_cleanup failed: {}", strerror(-code));
+        }
+    }
+}
+
+/// Finds the first argument that looks like an option the EAL of 22.11 does not know.
+fn first_unknown_option(args: &[String]) -> Option<String> {
+    let mut expecting_value = false;
+    for arg in args {
+        if expecting_value {
+            expecting_value = false;
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            if long.is_empty() {
+                return None; // "--" ends the EAL's options.
+            }
+            let (name, has_inline_value) = match long.split_once('=') {
+                Some((name, _)) => (name, true),
+                None => (long, false),
+            };
+            if EAL_LONG_OPTIONS_WITH_VALUE.contains(&name) {
+                expecting_value = !has_inline_value;
+            } else if !EAL_LONG_FLAGS.contains(&name) {
+                return Some(arg.clone());
+            }
+        } else if let Some(short) = arg.strip_prefix('-') {
+            let mut letters = short.chars();
+            match letters.next() {
+                Some(letter) if EAL_SHORT_OPTIONS_WITH_VALUE.contains(&letter) => {
+                    expecting_value = letters.as_str().is_empty();
+                }
+                Some(letter)
+                    if EAL_SHORT_FLAGS.contains(&letter) && letters.as_str().is_empty() => {}
+                _ => return Some(arg.clone()),
+            }
+        }
+    }
+    None
+}
+
+/// Returns the argument (or the value of an option) that the EAL's error line mentions.
+fn argument_named_in(args: &[String], error_line: Option<&str>) -> Option<String> {
+    let line = error_line?;
+    args.iter()
+        .find(|arg| {
+            let value = arg.split_once('=').map_or(arg.as_str(), |(_, value)| value);
+            let value = value.split(',').next().unwrap_or(value);
+            !value.is_empty() && value.len() > 1 && line.contains(value)
+        })
+        .cloned()
+}
+
+/// The last line of the EAL log that reads as an error, without the `EAL: ` prefix.
+fn last_error_line(log: &str) -> Option<String> {
+    let is_error = |line: &&str| {
+        let lower = line.to_ascii_lowercase();
+        ["invalid", "error", "fail", "cannot", "unable", "not "]
+            .iter()
+            .any(|word| lower.contains(word))
+    };
+    log.lines()
+        .map(str::trim)
+        .rev()
+        .find(is_error)
+        .map(|line| line.strip_prefix("EAL: ").unwrap_or(line).to_owned())
+}
+
+unsafe extern "C" {
+    fn open_memstream(buffer: *mut *mut c_char, size: *mut usize) -> *mut dpdk_sys::FILE;
+    fn fclose(stream: *mut dpdk_sys::FILE) -> c_int;
+    fn free(pointer: *mut std::ffi::c_void);
+}
+
+/// Redirects the DPDK log into memory while it lives, so that the EAL's start-up messages can be
+/// searched for the reason of a failure.
+struct LogCapture {
+    stream: *mut dpdk_sys::FILE,
+    buffer: Box<*mut c_char>,
+    size: Box<usize>,
+}
+
+impl LogCapture {
+    fn start() -> Self {
+        let mut buffer = Box::new(std::ptr::null_mut());
+        let mut size = Box::new(0usize);
+        // SAFETY: both out-pointers point to boxed storage that outlives the stream (it is closed
+        // in `finish` before the boxes are dropped).
+        let stream = unsafe { open_memstream(&mut *buffer, &mut *size) };
+        if !stream.is_null() {
+            // SAFETY: stream is a valid FILE; the EAL writes to it until `finish` resets it.
+            unsafe { dpdk_sys::rte_openlog_stream(stream) };
+        }
+        LogCapture {
+            stream,
+            buffer,
+            size,
+        }
+    }
+
+    fn finish(self) -> String {
+        if self.stream.is_null() {
+            return String::new();
+        }
+        // SAFETY: passing NULL restores DPDK's default log stream (stderr / syslog), after which
+        // DPDK no longer references our stream, so closing it is sound. After fclose the buffer
+        // holds `size` bytes plus a NUL; it was allocated by open_memstream and is freed here.
+        unsafe {
+            dpdk_sys::rte_openlog_stream(std::ptr::null_mut());
+            fclose(self.stream);
+            if self.buffer.is_null() {
+                return String::new();
+            }
+            let text = CStr::from_ptr(*self.buffer).to_string_lossy().into_owned();
+            debug_assert!(text.len() <= *self.size);
+            free((*self.buffer).cast());
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    #[test]
+    fn known_options_are_not_blamed() {
+        let args = strings(&[
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--vdev=net_ring0",
+            "--vdev",
+            "net_null0",
+            "-l0",
+            "--file-prefix",
+            "x",
+        ]);
+        assert_eq!(first_unknown_option(&args), None);
+    }
+
+    #[test]
+    fn unknown_long_and_short_options_are_named() {
+        assert_eq!(
+            first_unknown_option(&strings(&["--no-huge", "--bogus-flag"])).as_deref(),
+            Some("--bogus-flag")
+        );
+        assert_eq!(
+            first_unknown_option(&strings(&["-m", "256", "-q"])).as_deref(),
+            Some("-q")
+        );
+        // A value that looks like an option is the value of the option before it, not an option.
+        assert_eq!(
+            first_unknown_option(&strings(&["--file-prefix", "--weird"])),
+            None
+        );
+    }
+
+    #[test]
+    fn error_line_names_the_argument_it_mentions() {
+        let args = strings(&["--no-huge", "--vdev=net_bogus0,iface=a0"]);
+        let line = "failed to parse device \"net_bogus0\"";
+        assert_eq!(
+            argument_named_in(&args, Some(line)).as_deref(),
+            Some("--vdev=net_bogus0,iface=a0")
+        );
+        assert_eq!(argument_named_in(&args, Some("something unrelated")), None);
+    }
+
+    #[test]
+    fn last_error_line_skips_informational_lines() {
+        let log = "EAL: Detected CPU lcores: 2\nEAL: invalid parameters for --iova-mode\nEAL: Detected NUMA nodes: 1\n";
+        assert_eq!(
+            last_error_line(log).as_deref(),
+            Some("invalid parameters for --iova-mode")
+        );
+    }
+}
