@@ -81,11 +81,12 @@ impl Eal {
     /// Initialises the EAL with `args`, the EAL arguments without the program name (for example
     /// `["--no-huge", "-m", "256", "--no-pci", "--vdev=net_ring0"]`).
     ///
-    /// Debian builds the poll-mode drivers as plugins; the EAL of Debian's 22.11 loads them by
-    /// itself from [`dpdk_sys::DPDK_PMD_DIR`]. If that directory exists and the caller gave no
-    /// `-d`, `-d <dir>` is added anyway, so that a DPDK built without the default plugin path
-    /// still finds `net_af_packet` and `net_ring` (loading the same directory twice is harmless:
-    /// the EAL skips plugins it already loaded).
+    /// Debian builds the poll-mode drivers as plugins, and the EAL of Debian's 22.11 loads them
+    /// by itself from [`dpdk_sys::DPDK_PMD_DIR`] (checked: the integration test passes without
+    /// `-d`). If that directory exists and the caller gave no `-d`, `-d <dir>` is added anyway, so
+    /// that a DPDK built without that default plugin path still finds `net_af_packet` and
+    /// `net_ring`; loading a plugin twice is harmless, since `dlopen` hands back the same handle
+    /// and the drivers register once.
     ///
     /// While `rte_eal_init` runs, the EAL's log goes to a memory buffer; it is written to stderr
     /// afterwards, and on failure its last error line is put into the returned error, which also
@@ -96,13 +97,15 @@ impl Eal {
         }
         let mut full_args = Vec::with_capacity(args.len() + 3);
         full_args.push(PROGRAM_NAME.to_owned());
-        full_args.extend(args.iter().cloned());
-        if !args.iter().any(|arg| arg == "-d" || arg.starts_with("-d"))
+        // Right after the program name, so that a `--` among the caller's arguments cannot turn
+        // it into a non-EAL argument.
+        if !args.iter().any(|arg| arg.starts_with("-d"))
             && Path::new(dpdk_sys::DPDK_PMD_DIR).is_dir()
         {
             full_args.push("-d".to_owned());
             full_args.push(dpdk_sys::DPDK_PMD_DIR.to_owned());
         }
+        full_args.extend(args.iter().cloned());
         let c_args = full_args
             .iter()
             .map(|arg| {
@@ -132,7 +135,21 @@ impl Eal {
             eprint!("{eal_log}");
         }
         if consumed >= 0 {
-            return Ok(Eal { _private: () });
+            let eal = Eal { _private: () };
+            // The EAL only logs a virtual device it could not create and carries on, so an
+            // af_packet device on a missing interface would surface much later as a missing port.
+            if let Some((argument, device)) = missing_ethernet_vdev(args) {
+                let eal_log = first_error_line_mentioning(&eal_log, &device);
+                drop(eal); // rte_eal_cleanup: the process is not going to use DPDK after all.
+                return Err(DpdkError::EalInit {
+                    argument: Some(argument),
+                    reason: "the EAL did not create this ethernet device",
+                    errno: ENODEV,
+                    message: strerror(ENODEV),
+                    eal_log,
+                });
+            }
+            return Ok(eal);
         }
         let last_error_line = last_error_line(&eal_log);
         let (argument, reason) = match first_unknown_option(args) {
@@ -158,6 +175,20 @@ impl Eal {
         let id = unsafe { dpdk_sys::shim_rte_lcore_id() };
         (id != u32::MAX).then_some(id)
     }
+
+    /// Registers the calling thread (one the program started itself, not an EAL lcore) with the
+    /// EAL and returns its new lcore id.
+    ///
+    /// A worker thread does not need this to call the burst functions, but a registered thread
+    /// uses the mempools' per-lcore caches instead of the shared ring on every allocation and free.
+    pub fn register_current_thread(&self) -> Result<u32, DpdkError> {
+        // SAFETY: rte_thread_register only touches the calling thread's lcore state.
+        if unsafe { dpdk_sys::rte_thread_register() } != 0 {
+            return Err(DpdkError::from_rte_errno("rte_thread_register"));
+        }
+        self.current_lcore()
+            .ok_or_else(|| DpdkError::from_rte_errno("rte_thread_register (no lcore id assigned)"))
+    }
 }
 
 impl Drop for Eal {
@@ -169,6 +200,64 @@ impl Drop for Eal {
             eprintln!("rte_eal_cleanup failed: {}", strerror(-code));
         }
     }
+}
+
+/// `ENODEV` from `<errno.h>`.
+const ENODEV: i32 = 19;
+
+/// Returns the first `--vdev` argument naming an ethernet device (`net_*`) that does not exist
+/// after initialisation, with the device name.
+fn missing_ethernet_vdev(args: &[String]) -> Option<(String, String)> {
+    vdev_arguments(args)
+        .filter(|(_, device)| device.starts_with("net_"))
+        .find(|(_, device)| {
+            let Ok(c_name) = CString::new(device.as_str()) else {
+                return true;
+            };
+            let mut port = 0u16;
+            // SAFETY: c_name is NUL-terminated; port is a valid out-pointer; the EAL is up.
+            unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut port) != 0 }
+        })
+}
+
+/// Yields `(argument as given, device name)` for every `--vdev=NAME,...` and `--vdev NAME,...`.
+fn vdev_arguments(args: &[String]) -> impl Iterator<Item = (String, String)> + '_ {
+    args.iter().enumerate().filter_map(|(index, arg)| {
+        let spec = match arg.strip_prefix("--vdev") {
+            Some(rest) if rest.starts_with('=') => rest[1..].to_owned(),
+            Some("") => args.get(index + 1)?.clone(),
+            _ => return None,
+        };
+        let device = spec.split(',').next().unwrap_or_default().to_owned();
+        let given = if arg.contains('=') {
+            arg.clone()
+        } else {
+            format!("{arg} {spec}")
+        };
+        Some((given, device))
+    })
+}
+
+/// The first error line of the EAL log that mentions `word`, without the function prefix.
+fn first_error_line_mentioning(log: &str, word: &str) -> Option<String> {
+    log.lines()
+        .map(str::trim)
+        .find(|line| line.contains(word) && is_error_line(line))
+        .map(|line| {
+            line.split_once("(): ")
+                .map_or(line, |(_, rest)| rest)
+                .to_owned()
+        })
+}
+
+/// Whether a log line reads as an error rather than information.
+fn is_error_line(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    [
+        "invalid", "error", "fail", "cannot", "unable", "not ", "no such",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 /// Finds the first argument that looks like an option the EAL of 22.11 does not know.
@@ -221,16 +310,10 @@ fn argument_named_in(args: &[String], error_line: Option<&str>) -> Option<String
 
 /// The last line of the EAL log that reads as an error, without the `EAL: ` prefix.
 fn last_error_line(log: &str) -> Option<String> {
-    let is_error = |line: &&str| {
-        let lower = line.to_ascii_lowercase();
-        ["invalid", "error", "fail", "cannot", "unable", "not "]
-            .iter()
-            .any(|word| lower.contains(word))
-    };
     log.lines()
         .map(str::trim)
         .rev()
-        .find(is_error)
+        .find(|line| is_error_line(line))
         .map(|line| line.strip_prefix("EAL: ").unwrap_or(line).to_owned())
 }
 
@@ -338,6 +421,39 @@ mod tests {
             Some("--vdev=net_bogus0,iface=a0")
         );
         assert_eq!(argument_named_in(&args, Some("something unrelated")), None);
+    }
+
+    #[test]
+    fn vdev_arguments_give_device_names_in_both_spellings() {
+        let args = strings(&[
+            "--no-huge",
+            "--vdev=net_af_packet0,iface=a0",
+            "--vdev",
+            "net_ring1",
+            "-m",
+            "256",
+        ]);
+        let found: Vec<_> = vdev_arguments(&args).collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "--vdev=net_af_packet0,iface=a0".to_owned(),
+                    "net_af_packet0".to_owned()
+                ),
+                ("--vdev net_ring1".to_owned(), "net_ring1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn device_error_line_is_the_first_that_names_the_device() {
+        let log = "EAL: Selected IOVA mode 'VA'\nrte_pmd_init_internals(): net_af_packet0: ioctl failed (SIOCGIFINDEX):No such device\nvdev_probe(): failed to initialize net_af_packet0 device\n";
+        assert_eq!(
+            first_error_line_mentioning(log, "net_af_packet0").as_deref(),
+            Some("net_af_packet0: ioctl failed (SIOCGIFINDEX):No such device")
+        );
+        assert_eq!(first_error_line_mentioning(log, "net_ring0"), None);
     }
 
     #[test]

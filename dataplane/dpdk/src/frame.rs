@@ -39,8 +39,12 @@ pub fn alloc_frame_copied(
     let total = usize::from(header_len) + payload.len();
     let total_u16 = u16::try_from(total).map_err(|_| FrameError::TooLong(total))?;
     let mut frame = Mbuf::alloc(pool).ok_or(FrameError::PoolExhausted)?;
-    let bytes = frame.append(total_u16).ok_or(FrameError::TooLong(total))?;
-    bytes[usize::from(header_len)..].copy_from_slice(payload);
+    let bytes = frame
+        .append_unzeroed(total_u16)
+        .ok_or(FrameError::TooLong(total))?;
+    let (header, body) = bytes.split_at_mut(usize::from(header_len));
+    header.fill(0);
+    body.copy_from_slice(payload);
     Ok(frame)
 }
 

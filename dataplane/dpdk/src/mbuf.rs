@@ -131,9 +131,18 @@ impl Mbuf {
     /// Grows the packet by `len` bytes at the end (of the last segment) and returns the new bytes,
     /// or `None` (packet unchanged) if the tailroom is too small.
     ///
-    /// The returned bytes are uninitialised in the C sense (old buffer contents); they are
-    /// zeroed here so that safe code never reads stale data.
+    /// The buffer may still hold an earlier packet's bytes there; they are zeroed so that no stale
+    /// data leaks into a frame.
     pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        let bytes = self.append_unzeroed(len)?;
+        bytes.fill(0);
+        Some(bytes)
+    }
+
+    /// Like [`Mbuf::append`], but the new bytes keep whatever the buffer held (a previous
+    /// packet's bytes, never uninitialised memory: DPDK buffers are allocated once and reused).
+    /// For callers that overwrite all of them at once, saving the zeroing pass.
+    pub(crate) fn append_unzeroed(&mut self, len: u16) -> Option<&mut [u8]> {
         if !self.is_contiguous() {
             // The new bytes would be in a last segment that may be an indirect (shared) one.
             return None;
@@ -145,9 +154,10 @@ impl Mbuf {
             if start.is_null() {
                 return None;
             }
-            let bytes = std::slice::from_raw_parts_mut(start.cast::<u8>(), usize::from(len));
-            bytes.fill(0);
-            Some(bytes)
+            Some(std::slice::from_raw_parts_mut(
+                start.cast::<u8>(),
+                usize::from(len),
+            ))
         }
     }
 
@@ -302,6 +312,39 @@ impl MbufSlice {
     /// A new view of `range` within this view (taking another reference on the mbuf), or `None`
     /// if the range does not lie within it.
     pub fn get(&self, range: impl RangeBounds<usize>) -> Option<MbufSlice> {
+        let (start, end) = self.checked_bounds(&range)?;
+        Some(self.narrowed(start, end))
+    }
+
+    /// A new view of `start..end`, which the caller has checked lies within this view.
+    fn narrowed(&self, start: usize, end: usize) -> MbufSlice {
+        debug_assert!(start <= end && end <= self.len());
+        let mut view = self.clone();
+        // SAFETY: start <= end <= len, so the pointer stays within (or one past) the viewed bytes.
+        view.start = unsafe { self.start.add(start) };
+        // end - start <= len, which is a u32.
+        view.len = (end - start) as u32;
+        view
+    }
+
+    /// A new view of `range` within this view.
+    ///
+    /// # Panics
+    ///
+    /// If `range` does not lie within the view, like slice indexing; use [`MbufSlice::get`] for
+    /// ranges computed from network input.
+    pub fn slice(&self, range: impl RangeBounds<usize> + fmt::Debug) -> MbufSlice {
+        match self.checked_bounds(&range) {
+            Some((start, end)) => self.narrowed(start, end),
+            None => panic!(
+                "MbufSlice range {range:?} out of bounds for length {}",
+                self.len()
+            ),
+        }
+    }
+
+    /// Resolves `range` against this view's length; `None` if it does not lie within it.
+    fn checked_bounds(&self, range: &impl RangeBounds<usize>) -> Option<(usize, usize)> {
         let start = match range.start_bound() {
             Bound::Included(&start) => start,
             Bound::Excluded(&start) => start.checked_add(1)?,
@@ -312,28 +355,7 @@ impl MbufSlice {
             Bound::Excluded(&end) => end,
             Bound::Unbounded => self.len(),
         };
-        if start > end || end > self.len() {
-            return None;
-        }
-        let mut view = self.clone();
-        // SAFETY: start <= len, so the pointer stays within (or one past) the viewed bytes.
-        view.start = unsafe { self.start.add(start) };
-        view.len = u32::try_from(end - start).ok()?;
-        Some(view)
-    }
-
-    /// A new view of `range` within this view.
-    ///
-    /// # Panics
-    ///
-    /// If `range` does not lie within the view, like slice indexing; use [`MbufSlice::get`] for
-    /// ranges computed from network input.
-    pub fn slice(&self, range: impl RangeBounds<usize> + fmt::Debug) -> MbufSlice {
-        let len = self.len();
-        let description = format!("{range:?}");
-        self.get(range).unwrap_or_else(|| {
-            panic!("MbufSlice range {description} out of bounds for length {len}")
-        })
+        (start <= end && end <= self.len()).then_some((start, end))
     }
 
     /// The current reference count of the underlying mbuf (for tests and diagnostics).

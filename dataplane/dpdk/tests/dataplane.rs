@@ -131,6 +131,25 @@ fn dpdk_scenarios() {
     af_packet_chained_transmit(&eal, &pool, &indirect_pool, &veth);
     tsc_clock(&eal);
     unknown_port(&eal);
+    registered_worker_thread(&eal, &pool);
+    assert_eq!(pool.in_use(), 0, "every test mbuf went back to the pool");
+}
+
+fn registered_worker_thread(eal: &Eal, pool: &Mempool) {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                assert_eq!(eal.current_lcore(), None, "a plain thread has no lcore id");
+                let lcore = eal.register_current_thread().expect("register");
+                assert_ne!(lcore, 0, "lcore 0 is the main thread's");
+                assert_eq!(eal.current_lcore(), Some(lcore));
+                let mbuf = Mbuf::alloc(pool).expect("alloc on a worker thread");
+                assert_eq!(pool.in_use(), 1);
+                drop(mbuf);
+            })
+            .join()
+            .expect("worker thread");
+    });
 }
 
 fn ring_loopback(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool) {
@@ -264,6 +283,9 @@ fn slices_and_chains(
         "out-of-range sub-slice is refused"
     );
     assert!(copy.get(200..).is_some_and(|empty| empty.is_empty()));
+    let out_of_range = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| copy.slice(..201)));
+    assert!(out_of_range.is_err(), "slice() panics like slice indexing");
+    assert_eq!(whole.refcount(), 4, "the failed slice took no reference");
     drop(copy);
     drop(whole);
     assert_eq!(middle.refcount(), 2);

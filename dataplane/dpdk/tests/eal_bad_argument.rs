@@ -27,6 +27,7 @@ fn unknown_eal_option_is_named_in_a_one_line_error() {
         other => panic!("unexpected error {other:?}"),
     }
     let text = error.to_string();
+    eprintln!("error line: {text}");
     assert!(text.contains("--frobnicate-queues"), "{text}");
     assert!(!text.contains('\n'), "one line: {text}");
     // The EAL refuses a second attempt in the same process, and says so.
