@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Variables set here (APPLIANCE_EXIT, ...) are read by the scripts that source this file.
+# shellcheck disable=SC2034
 # The pluggable appliance of the lab: whatever sits in ns ${LAB_PREFIX}-app between a0 (client
 # side) and b0 (backend side) and terminates MPTCP. Source after lab.sh.
 #
@@ -9,7 +11,8 @@
 #   appliance_start CHECKSUM   CHECKSUM is 1 (DSS checksums required) or 0; sets APPLIANCE_PID
 #                              (the process whose RSS is sampled) and APPLIANCE_LOG
 #   appliance_alive            true while the appliance process runs
-#   appliance_stop             SIGTERM, then SIGKILL after APPLIANCE_STOP_TIMEOUT seconds
+#   appliance_stop             SIGTERM, then SIGKILL after APPLIANCE_STOP_TIMEOUT seconds;
+#                              sets APPLIANCE_EXIT_HOW (exited|killed|gone) and APPLIANCE_EXIT
 #   appliance_print_log        prints the appliance's log (on failure)
 
 APPLIANCE_REPO_ROOT="$(cd "$LAB_DIR/../.." && pwd)"
@@ -18,6 +21,8 @@ APPLIANCE_READY_TIMEOUT="${APPLIANCE_READY_TIMEOUT:-30}"
 APPLIANCE_STOP_TIMEOUT="${APPLIANCE_STOP_TIMEOUT:-5}"
 APPLIANCE_PID=""
 APPLIANCE_LOG=""
+APPLIANCE_EXIT_HOW=""
+APPLIANCE_EXIT=""
 # Extra arguments for the kernel stand-in; only the lab's self-test sets them (to inject faults).
 STANDIN_EXTRA_ARGS=()
 
@@ -132,9 +137,15 @@ appliance_alive() {
     [[ -n "$APPLIANCE_PID" ]] && kill -0 "$APPLIANCE_PID" 2>/dev/null
 }
 
+# Stops the appliance: SIGTERM, then SIGKILL after APPLIANCE_STOP_TIMEOUT seconds. Leaves in
+# APPLIANCE_EXIT_HOW "exited" (by itself after SIGTERM), "killed" (needed SIGKILL) or "gone"
+# (had already ended), and in APPLIANCE_EXIT its exit status.
 appliance_stop() {
+    APPLIANCE_EXIT_HOW=gone
+    APPLIANCE_EXIT=""
     [[ -z "$APPLIANCE_PID" ]] && return 0
     if kill -0 "$APPLIANCE_PID" 2>/dev/null; then
+        APPLIANCE_EXIT_HOW=exited
         kill -TERM "$APPLIANCE_PID" 2>/dev/null || true
         local deadline=$((SECONDS + APPLIANCE_STOP_TIMEOUT))
         while kill -0 "$APPLIANCE_PID" 2>/dev/null && ((SECONDS < deadline)); do
@@ -142,10 +153,13 @@ appliance_stop() {
         done
         if kill -0 "$APPLIANCE_PID" 2>/dev/null; then
             lab_log "appliance pid $APPLIANCE_PID ignored SIGTERM for ${APPLIANCE_STOP_TIMEOUT}s; killing"
+            APPLIANCE_EXIT_HOW=killed
             kill -KILL "$APPLIANCE_PID" 2>/dev/null || true
         fi
     fi
-    wait "$APPLIANCE_PID" 2>/dev/null || true
+    local status=0
+    wait "$APPLIANCE_PID" 2>/dev/null || status=$?
+    APPLIANCE_EXIT="$status"
     APPLIANCE_PID=""
 }
 

@@ -412,44 +412,72 @@ def cmd_counters(args) -> int:
     return 0
 
 
+def match_connections(clients: list[dict], conns: list[dict]) -> tuple[list, list[str]]:
+    """Pairs each client report with the backend connection that carries its bytes: the one
+    whose received digest is the client's sent digest and whose sent digest is the client's
+    received digest. Every stream has its own seed, so a pairing exists only if every byte of
+    every stream arrived intact."""
+    pairs, failures, unused = [], [], list(range(len(conns)))
+    for index, client in enumerate(clients):
+        if "sent" not in client or "received" not in client:
+            failures.append(f"client {index}: report incomplete")
+            continue
+        match = next((j for j in unused if conns[j]["received"] == client["sent"]
+                      and conns[j]["sent"] == client["received"]), None)
+        if match is None:
+            if len(clients) == 1 and len(conns) == 1:
+                conn = conns[0]
+                if client["sent"] != conn["received"]:
+                    failures.append(f"client->backend differs: client sent {client['sent']}, "
+                                    f"backend received {conn['received']}")
+                if conn["sent"] != client["received"]:
+                    failures.append(f"backend->client differs: backend sent {conn['sent']}, "
+                                    f"client received {client['received']}")
+            else:
+                failures.append(f"client {index}: no backend connection carries its streams "
+                                f"(sent {client['sent']}, received {client['received']})")
+            continue
+        unused.remove(match)
+        pairs.append((client, conns[match]))
+    return pairs, failures
+
+
 def cmd_check(args) -> int:
-    with open(args.client, encoding="utf-8") as f:
-        client = json.load(f)
+    clients = []
+    for path in args.client:
+        with open(path, encoding="utf-8") as f:
+            clients.append(json.load(f))
     with open(args.backend, encoding="utf-8") as f:
         backend = json.load(f)
     failures = []
-    failures += [f"client: {e}" for e in client.get("errors", [])]
+    for index, client in enumerate(clients):
+        failures += [f"client {index}: {e}" for e in client.get("errors", [])]
     failures += [f"backend: {e}" for e in backend.get("errors", [])]
     conns = backend.get("connections", [])
-    if len(conns) != 1:
-        failures.append(f"backend saw {len(conns)} connections, expected 1")
-    if "sent" in client and "received" in client and len(conns) == 1:
-        conn = conns[0]
-        if client["sent"] != conn["received"]:
-            failures.append(f"client->backend differs: client sent {client['sent']}, "
-                            f"backend received {conn['received']}")
-        if conn["sent"] != client["received"]:
-            failures.append(f"backend->client differs: backend sent {conn['sent']}, "
-                            f"client received {client['received']}")
+    if len(conns) != len(clients):
+        failures.append(f"backend saw {len(conns)} connections, expected {len(clients)}")
+    pairs, match_failures = match_connections(clients, conns)
+    failures += match_failures
+    for index, (client, conn) in enumerate(pairs):
         if client["sent"]["bytes"] != args.send_bytes:
-            failures.append(f"client sent {client['sent']['bytes']}, expected {args.send_bytes}")
+            failures.append(f"client {index} sent {client['sent']['bytes']}, expected {args.send_bytes}")
         if conn["sent"]["bytes"] != args.recv_bytes:
             failures.append(f"backend sent {conn['sent']['bytes']}, expected {args.recv_bytes}")
-    else:
-        failures.append("reports incomplete")
-    if args.expect_mptcp is not None:
-        want = args.expect_mptcp == "yes"
-        if client.get("is_mptcp") != want:
-            failures.append(f"client is_mptcp={client.get('is_mptcp')}, expected {want}")
-    if args.expect_csum is not None:
-        info = client.get("mptcp_info_after_connect") or {}
-        if info.get("csum_enabled") != args.expect_csum:
-            failures.append(f"client mptcp_info csum_enabled={info.get('csum_enabled')}, "
-                            f"expected {args.expect_csum}")
-    # A transfer is over when both receivers have seen EOF; with half-close the client may be
-    # done long before a slow backend has read everything, so the later of the two counts.
-    elapsed = max([client.get("elapsed_s") or 0.0] + [c.get("elapsed_s") or 0.0 for c in conns])
-    moved = client.get("sent", {}).get("bytes", 0) + client.get("received", {}).get("bytes", 0)
+    for index, client in enumerate(clients):
+        if args.expect_mptcp is not None:
+            want = args.expect_mptcp == "yes"
+            if client.get("is_mptcp") != want:
+                failures.append(f"client {index} is_mptcp={client.get('is_mptcp')}, expected {want}")
+        if args.expect_csum is not None:
+            info = client.get("mptcp_info_after_connect") or {}
+            if info.get("csum_enabled") != args.expect_csum:
+                failures.append(f"client {index} mptcp_info csum_enabled={info.get('csum_enabled')}, "
+                                f"expected {args.expect_csum}")
+    # A transfer is over when every receiver has seen EOF; with half-close a client may be done
+    # long before a slow backend has read everything, so the latest of them counts.
+    elapsed = max([c.get("elapsed_s") or 0.0 for c in clients + conns] + [0.0])
+    moved = sum(c.get("sent", {}).get("bytes", 0) + c.get("received", {}).get("bytes", 0)
+                for c in clients)
     mbit = moved * 8 / elapsed / 1e6 if elapsed > 0 else 0.0
     summary = {"bytes": moved, "seconds": round(elapsed, 3), "mbit_per_s": round(mbit, 1)}
     if args.summary:
@@ -458,11 +486,14 @@ def cmd_check(args) -> int:
         for failure in failures:
             print(f"check: FAIL: {failure}")
         return 1
-    csum = (client.get("mptcp_info_after_connect") or {}).get("csum_enabled")
-    print(f"check: c->b {client['sent']['bytes']} B sha256 {client['sent']['sha256'][:16]}.. equal; "
-          f"b->c {client['received']['bytes']} B sha256 {client['received']['sha256'][:16]}.. equal; "
-          f"is_mptcp={client.get('is_mptcp')} csum_enabled={csum}; "
-          f"goodput {moved} B in {elapsed:.3f} s = {mbit:.1f} Mbit/s")
+    csum = sorted({str((c.get("mptcp_info_after_connect") or {}).get("csum_enabled")) for c in clients})
+    mptcp = sorted({str(c.get("is_mptcp")) for c in clients})
+    first = clients[0]
+    streams = (f"{len(clients)} connections, each " if len(clients) > 1 else "")
+    print(f"check: {streams}c->b {first['sent']['bytes']} B, b->c {first['received']['bytes']} B, "
+          f"length and sha256 equal at both ends (c->b {first['sent']['sha256'][:12]}.., "
+          f"b->c {first['received']['sha256'][:12]}..); is_mptcp={','.join(mptcp)} "
+          f"csum_enabled={','.join(csum)}; goodput {moved} B in {elapsed:.3f} s = {mbit:.1f} Mbit/s")
     return 0
 
 
@@ -560,7 +591,8 @@ def main() -> int:
     p.set_defaults(func=cmd_standin_proxy)
 
     p = sub.add_parser("check", help="compare client and backend reports")
-    p.add_argument("--client", required=True)
+    p.add_argument("--client", required=True, action="append",
+                   help="a client report; repeat for concurrent connections")
     p.add_argument("--backend", required=True)
     p.add_argument("--send-bytes", type=int, required=True, help="client->backend bytes")
     p.add_argument("--recv-bytes", type=int, required=True, help="backend->client bytes")

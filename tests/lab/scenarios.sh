@@ -13,6 +13,7 @@
 #   SCENARIO_TIMEOUT=S                seconds one transfer may take (default 180)
 #   RSS_GROWTH_BOUND_MIB=N            allowed appliance RSS growth in the slow-backend scenario
 #   SLOW_READ_CHUNK / SLOW_READ_DELAY_MS   the slow backend's reading pace (8 KiB per 1 ms)
+#   CONCURRENT_CONNECTIONS=K          connections in the concurrent scenario (default 8)
 #   SCENARIOS=regex                   run only scenarios whose name matches
 #   LAB_PREFIX=name                   namespace prefix (default mpt<pid>, unique per run)
 set -euo pipefail
@@ -36,6 +37,8 @@ RSS_GROWTH_BOUND_MIB="${RSS_GROWTH_BOUND_MIB:-32}"
 SLOW_READ_CHUNK="${SLOW_READ_CHUNK:-8192}"
 SLOW_READ_DELAY_MS="${SLOW_READ_DELAY_MS:-1}"
 SCENARIOS="${SCENARIOS:-.}"
+# The concurrent scenario splits TRANSFER_BYTES over this many simultaneous connections.
+CONCURRENT_CONNECTIONS="${CONCURRENT_CONNECTIONS:-8}"
 
 PASSED=0
 FAILED=0
@@ -93,12 +96,29 @@ scenario_ping() {
     fi
 }
 
-# One connection through the appliance, both directions checked byte for byte.
-#   scenario_transfer NAME MODE(mptcp|tcp) C2B_BYTES B2C_BYTES CHECKSUM(1|0) [READ_DELAY_MS] [RSS]
-# With READ_DELAY_MS > 0 the backend reads SLOW_READ_CHUNK bytes per READ_DELAY_MS; with RSS=rss
-# the appliance's VmRSS is sampled during the transfer and its growth bounded.
+# Connections through the appliance, both directions checked byte for byte.
+#   scenario_transfer NAME [--mode mptcp|tcp] [--c2b BYTES] [--b2c BYTES] [--checksum 1|0]
+#                          [--connections K] [--read-delay-ms D] [--rss]
+# --connections K opens K connections at once, each moving the given bytes (distinct seeds, so
+# every stream is told apart by its hash). --read-delay-ms D makes the backend read
+# SLOW_READ_CHUNK bytes per D ms; --rss samples the appliance's VmRSS during the transfer and
+# bounds its growth by RSS_GROWTH_BOUND_MIB.
 scenario_transfer() {
-    local name="$1" mode="$2" c2b="$3" b2c="$4" checksum="$5" delay="${6:-0}" rss="${7:-}"
+    local name="$1"
+    shift
+    local mode=mptcp c2b=0 b2c=0 checksum=1 connections=1 delay=0 rss=no
+    while (($# > 0)); do
+        case "$1" in
+            --mode) mode="$2"; shift 2 ;;
+            --c2b) c2b="$2"; shift 2 ;;
+            --b2c) b2c="$2"; shift 2 ;;
+            --checksum) checksum="$2"; shift 2 ;;
+            --connections) connections="$2"; shift 2 ;;
+            --read-delay-ms) delay="$2"; shift 2 ;;
+            --rss) rss=yes; shift ;;
+            *) lab_log "scenario_transfer: unknown option $1"; return 1 ;;
+        esac
+    done
     selected "$name" || return 0
     local dir="$LAB_OUT/$name"
     rm -rf "$dir"
@@ -111,8 +131,9 @@ scenario_transfer() {
     local backend_pid monitor_pid=""
     # Started without a shell function in between, so that $! is the peer itself and a signal
     # sent to it reaches it.
-    ip netns exec "$(lab_ns_backend)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" backend --listen "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" \
-        --send-bytes "$b2c" --seed 2 --read-delay-ms "$delay" --read-chunk "$SLOW_READ_CHUNK" \
+    ip netns exec "$(lab_ns_backend)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" backend \
+        --listen "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" --count "$connections" \
+        --send-bytes "$b2c" --seed 2000 --read-delay-ms "$delay" --read-chunk "$SLOW_READ_CHUNK" \
         --timeout "$((SCENARIO_TIMEOUT + 5))" --ready-file "$dir/backend.ready" \
         --report "$dir/backend.json" >"$dir/backend.log" 2>&1 &
     backend_pid=$!
@@ -120,31 +141,39 @@ scenario_transfer() {
         problems+=("backend did not start listening")
     fi
 
-    if [[ "$rss" == rss ]]; then
-        "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" rss-monitor --pid "$APPLIANCE_PID" --interval-ms 20 --timeout "$((SCENARIO_TIMEOUT + 10))" \
-            --ready-file "$dir/rss.ready" --out "$dir/rss.json" &
+    if [[ "$rss" == yes ]]; then
+        "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" rss-monitor --pid "$APPLIANCE_PID" --interval-ms 20 \
+            --timeout "$((SCENARIO_TIMEOUT + 10))" --ready-file "$dir/rss.ready" --out "$dir/rss.json" &
         monitor_pid=$!
         appliance_wait_file "$dir/rss.ready" 5 || problems+=("RSS monitor did not start")
     fi
 
-    local client_rc=0 started ended
+    local started ended client_pids=() client_reports=() i
     started=$(date +%s.%N)
     if ((${#problems[@]} == 0)); then
-        timeout --kill-after=5 "$((SCENARIO_TIMEOUT + 10))" \
-            ip netns exec "$(lab_ns_client)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" client "--$mode" \
-            --connect "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" --send-bytes "$c2b" --recv-bytes "$b2c" \
-            --seed 1 --timeout "$SCENARIO_TIMEOUT" --report "$dir/client.json" \
-            >"$dir/client.log" 2>&1 &
-        # Waiting on a background job (instead of running it in the foreground) lets a TERM sent
-        # to this script run the cleanup trap at once instead of after the client ends.
-        wait $! || client_rc=$?
+        for ((i = 0; i < connections; i++)); do
+            timeout --kill-after=5 "$((SCENARIO_TIMEOUT + 10))" \
+                ip netns exec "$(lab_ns_client)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" client "--$mode" \
+                --connect "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" --send-bytes "$c2b" --recv-bytes "$b2c" \
+                --seed "$((1000 + i))" --timeout "$SCENARIO_TIMEOUT" --report "$dir/client-$i.json" \
+                >"$dir/client-$i.log" 2>&1 &
+            client_pids+=($!)
+            client_reports+=(--client "$dir/client-$i.json")
+        done
+        # Waiting on background jobs (instead of running them in the foreground) lets a TERM
+        # sent to this script run the cleanup trap at once instead of after the clients end.
+        local rc
+        for i in "${!client_pids[@]}"; do
+            rc=0
+            wait "${client_pids[$i]}" || rc=$?
+            ((rc == 0)) || problems+=("client $i exited $rc")
+        done
     fi
     ended=$(date +%s.%N)
-    ((client_rc == 0)) || problems+=("client exited $client_rc")
 
     local backend_rc=0
-    if kill -0 "$backend_pid" 2>/dev/null && ((client_rc != 0)); then
-        # The client is gone; the backend cannot finish either. Do not wait for its timeout.
+    if kill -0 "$backend_pid" 2>/dev/null && ((${#problems[@]} > 0)); then
+        # A client failed or never ran; the backend may never finish. Do not wait for its timeout.
         kill -TERM "$backend_pid" 2>/dev/null || true
     fi
     wait "$backend_pid" || backend_rc=$?
@@ -158,10 +187,10 @@ scenario_transfer() {
     peer_in client counters snapshot --out "$dir/counters-after.json" ||
         problems+=("could not read the client's MPTcpExt counters")
 
-    if [[ -s "$dir/client.json" && -s "$dir/backend.json" ]]; then
+    if ((${#client_reports[@]} > 0)) && [[ -s "$dir/backend.json" ]]; then
         local expect_args=(--expect-mptcp no)
         [[ "$mode" == mptcp ]] && expect_args=(--expect-mptcp yes --expect-csum "$checksum")
-        if peer check --client "$dir/client.json" --backend "$dir/backend.json" \
+        if peer check "${client_reports[@]}" --backend "$dir/backend.json" \
             --send-bytes "$c2b" --recv-bytes "$b2c" "${expect_args[@]}" \
             --summary "$dir/summary.json" >"$dir/check.txt" 2>&1; then
             checked+=("$(sed 's/^check: //' "$dir/check.txt")")
@@ -169,14 +198,14 @@ scenario_transfer() {
             problems+=("$(tr '\n' ' ' <"$dir/check.txt")")
         fi
     else
-        problems+=("missing report(s): client.json/backend.json")
+        problems+=("missing report(s): client-*.json/backend.json")
     fi
 
     local counter_args
     if [[ "$mode" == mptcp ]]; then
         # The client's view of the appliance (LAB.md): one MP_CAPABLE SYN-ACK per connection, no
         # fallback, no checksum error, no MP_FAIL / infinite mapping / MP_FASTCLOSE / MP_RST.
-        counter_args=(--expect MPCapableSYNACKRX=1 --expect MPCapableFallbackSYNACK=0
+        counter_args=(--expect "MPCapableSYNACKRX=$connections" --expect MPCapableFallbackSYNACK=0
             --expect DataCsumErr=0 --expect MPFailRx=0 --expect InfiniteMapRx=0
             --expect MPFastcloseRx=0 --expect MPRstRx=0)
     else
@@ -189,7 +218,7 @@ scenario_transfer() {
         problems+=("$(tr '\n' ' ' <"$dir/counters.txt")")
     fi
 
-    if [[ "$rss" == rss ]]; then
+    if [[ "$rss" == yes ]]; then
         if peer rss-check --file "$dir/rss.json" --max-growth-mib "$RSS_GROWTH_BOUND_MIB" >"$dir/rss.txt" 2>&1; then
             checked+=("$(sed 's/^rss: //' "$dir/rss.txt")")
         else
@@ -218,6 +247,31 @@ scenario_transfer() {
         tail -n 20 "$dir/client.log" 2>/dev/null || true
         echo "----- $name: backend log -----"
         tail -n 20 "$dir/backend.log" 2>/dev/null || true
+        appliance_print_log
+    fi
+}
+
+# The appliance's shutdown contract: it exits by itself, with status 0, within
+# APPLIANCE_STOP_TIMEOUT seconds of SIGTERM. Ends the group's appliance run.
+scenario_stop() {
+    local name="$1"
+    if ! selected "$name"; then
+        appliance_stop
+        return 0
+    fi
+    local pid="$APPLIANCE_PID"
+    if ! appliance_alive; then
+        record FAIL "$name" "appliance (pid $pid) was no longer running before SIGTERM" "not running"
+        appliance_stop
+        return 0
+    fi
+    local t0=$SECONDS status
+    appliance_stop
+    status="$APPLIANCE_EXIT"
+    if [[ "$APPLIANCE_EXIT_HOW" == exited && "$status" == 0 ]]; then
+        record PASS "$name" "appliance pid $pid exited 0 within $((SECONDS - t0)) s of SIGTERM" "exit 0 on SIGTERM"
+    else
+        record FAIL "$name" "appliance pid $pid after SIGTERM: $APPLIANCE_EXIT_HOW, status $status" "$APPLIANCE_EXIT_HOW status $status"
         appliance_print_log
     fi
 }
@@ -259,18 +313,22 @@ main() {
     echo "lab scenarios: appliance=$LAB_APPLIANCE prefix=$LAB_PREFIX bytes/direction=$size timeout=${SCENARIO_TIMEOUT}s out=$LAB_OUT"
     lab_up
 
+    local mib=$((size / 1024 / 1024))
     run_group 1 \
         "scenario_ping ping-csum1" \
-        "scenario_transfer a-c2b-csum1 mptcp $size 0 1" \
-        "scenario_transfer b-b2c-csum1 mptcp 0 $size 1" \
-        "scenario_transfer c-bidir-csum1 mptcp $size $size 1" \
-        "scenario_transfer e-plain-tcp-bidir tcp $size $size 1" \
-        "scenario_transfer f-slow-backend-csum1 mptcp $size 0 1 $SLOW_READ_DELAY_MS rss"
+        "scenario_transfer a-c2b-csum1 --c2b $size --checksum 1" \
+        "scenario_transfer b-b2c-csum1 --b2c $size --checksum 1" \
+        "scenario_transfer c-bidir-csum1 --c2b $size --b2c $size --checksum 1" \
+        "scenario_transfer e-plain-tcp-bidir --mode tcp --c2b $size --b2c $size --checksum 1" \
+        "scenario_transfer f-slow-backend-csum1 --c2b $size --checksum 1 --read-delay-ms $SLOW_READ_DELAY_MS --rss" \
+        "scenario_transfer g-concurrent-${CONCURRENT_CONNECTIONS}x$((mib / CONCURRENT_CONNECTIONS))MiB --c2b $((size / CONCURRENT_CONNECTIONS)) --b2c $((size / CONCURRENT_CONNECTIONS)) --checksum 1 --connections $CONCURRENT_CONNECTIONS" \
+        "scenario_stop stop-csum1"
     run_group 0 \
         "scenario_ping ping-csum0" \
-        "scenario_transfer d-c2b-csum0 mptcp $size 0 0" \
-        "scenario_transfer d-b2c-csum0 mptcp 0 $size 0" \
-        "scenario_transfer d-bidir-csum0 mptcp $size $size 0"
+        "scenario_transfer d-c2b-csum0 --c2b $size --checksum 0" \
+        "scenario_transfer d-b2c-csum0 --b2c $size --checksum 0" \
+        "scenario_transfer d-bidir-csum0 --c2b $size --b2c $size --checksum 0" \
+        "scenario_stop stop-csum0"
 
     echo
     echo "summary (appliance=$LAB_APPLIANCE):"

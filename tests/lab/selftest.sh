@@ -63,15 +63,15 @@ selftest_main() {
     lab_set_client_mptcp 1
 
     expect_failure corrupt-c2b 'client->backend differs' \
-        --fault "corrupt-c2b:$((size / 2 + 12345))" -- mptcp "$size" 0 1
+        --fault "corrupt-c2b:$((size / 2 + 12345))" -- --c2b "$size"
     expect_failure truncate-b2c 'received [0-9]+ bytes, expected' \
-        --fault "truncate-b2c:$((1024 * 1024))" -- mptcp 0 "$size" 1
+        --fault "truncate-b2c:$((1024 * 1024))" -- --b2c "$size"
     expect_failure no-mptcp 'MPCapableFallbackSYNACK delta 1' \
-        --listen-plain-tcp -- mptcp "$size" "$size" 1
+        --listen-plain-tcp -- --c2b "$size" --b2c "$size"
     # The same RSS bound as the real slow-backend scenario: it must catch an appliance that
     # ignores back-pressure.
     expect_failure unbounded-buffer 'rss: FAIL' \
-        --fault unbounded-c2b -- mptcp "$size" 0 1 "$SLOW_READ_DELAY_MS" rss
+        --fault unbounded-c2b -- --c2b "$size" --read-delay-ms "$SLOW_READ_DELAY_MS" --rss
 
     echo "$SELFTEST_PASSED passed, $SELFTEST_FAILED failed"
     ((SELFTEST_FAILED == 0))
