@@ -31,6 +31,11 @@ impl Mempool {
     /// of buffer each (headroom included: use [`Mempool::DEFAULT_DATA_ROOM`] for 2048 bytes of
     /// frame after the 128-byte headroom). The pool may live on any NUMA socket, which `--no-huge`
     /// needs.
+    ///
+    /// A pool that feeds an af_packet receive queue needs at least the default data room: the
+    /// PMD refuses a queue whose mbufs cannot hold a whole ring frame, which also guarantees that
+    /// received frames are single-segment. A pool used only for indirect mbufs
+    /// ([`crate::alloc_frame_chained`]) can have a data room of 0.
     pub fn new(
         _eal: &Eal,
         name: &str,

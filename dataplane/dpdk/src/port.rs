@@ -367,6 +367,11 @@ impl TxQueue {
     /// Mbufs the driver did not take (its ring was full) stay in `batch`, moved to the front and
     /// in order, so the caller decides whether to retry on the next loop turn or to drop them
     /// ([`MbufBatch::clear`]). The driver frees the mbufs it took once sent. Never allocates.
+    ///
+    /// "Taken" is not "sent on the wire": 22.11's af_packet PMD copies each frame into the
+    /// kernel's TX ring and frees it at once, silently drops (and counts as taken) frames longer
+    /// than its ring frame (2048 bytes by default), and, when the ring is full, calls `poll()`
+    /// once before giving up the rest of the burst. Such drops show in [`PortStats::oerrors`].
     pub fn tx_burst(&mut self, batch: &mut MbufBatch) -> usize {
         let (mbufs, count) = batch.filled_slots();
         if count == 0 {
