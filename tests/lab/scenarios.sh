@@ -10,7 +10,7 @@
 #   APPLIANCE=mpterm|kernel-standin   which appliance sits in the middle (default mpterm)
 #   MPTERM_BIN=path                   the mpterm binary (default target/release/mpterm)
 #   TRANSFER_BYTES=N                  bytes per direction (default 64 MiB)
-#   SCENARIO_TIMEOUT=S                seconds one transfer may take (default 180)
+#   SCENARIO_TIMEOUT=S                seconds one transfer may take (default 120)
 #   RSS_GROWTH_BOUND_MIB=N            allowed appliance RSS growth in the slow-backend scenario
 #   SLOW_READ_CHUNK / SLOW_READ_DELAY_MS   the slow backend's reading pace (8 KiB per 1 ms)
 #   CONCURRENT_CONNECTIONS=K          connections in the concurrent scenario (default 8)
@@ -26,7 +26,7 @@ source "$SCENARIO_DIR/lab.sh"
 source "$SCENARIO_DIR/appliance.sh"
 
 TRANSFER_BYTES="${TRANSFER_BYTES:-$((64 * 1024 * 1024))}"
-SCENARIO_TIMEOUT="${SCENARIO_TIMEOUT:-180}"
+SCENARIO_TIMEOUT="${SCENARIO_TIMEOUT:-120}"
 # The slow-backend scenario's memory bound: how much the appliance's resident set may grow while
 # a fast client pushes TRANSFER_BYTES (64 MiB) into a backend that reads slowly. An appliance
 # that honours back-pressure holds at most its windows and buffers (the kernel stand-in grows by
