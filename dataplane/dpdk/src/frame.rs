@@ -12,6 +12,12 @@
 //! PMD still makes its one copy into the socket ring. [`alloc_frame_copied`] is for small payloads,
 //! where an extra indirect mbuf costs more than copying the bytes, and for drivers without
 //! multi-segment transmit.
+//!
+//! Measured on the 2-core development machine (`cargo bench -p mpterm-dpdk --bench bursts --
+//! --warm-up-time 1 --measurement-time 3`, build, fill and free one frame with a 54-byte header):
+//! 1400 bytes copied 53 ns, 1400 bytes chained 53 ns; a payload sub-slice (clone + drop) 13 ns.
+//! Chaining therefore buys no time at full-size segments on this machine; what it does save is
+//! the payload's share of the pool's data rooms while frames wait in a tx batch.
 
 use crate::mbuf::{Mbuf, MbufSlice};
 use crate::mempool::Mempool;

@@ -380,9 +380,20 @@ impl MbufSlice {
 }
 
 impl Clone for MbufSlice {
+    /// Takes one more reference on the mbuf.
+    ///
+    /// # Panics
+    ///
+    /// Aborts the process if the mbuf already has `u16::MAX` references: the 16-bit counter
+    /// would wrap and free the buffer under live views (the same policy as `Arc`'s overflow
+    /// check).
     fn clone(&self) -> Self {
+        if self.refcount() == u16::MAX {
+            std::process::abort();
+        }
         // SAFETY: the mbuf is alive (this view holds a reference); the new view owns the extra
-        // reference taken here.
+        // reference taken here, and the count cannot wrap (checked above; views are per-core, so
+        // no other thread adds references between the check and the update).
         unsafe { dpdk_sys::shim_rte_mbuf_refcnt_update(self.mbuf.as_ptr(), 1) };
         MbufSlice {
             mbuf: self.mbuf,
