@@ -116,7 +116,7 @@ fn dpdk_scenarios() {
     );
     assert_eq!(Port::count(&eal), 3);
 
-    let pool = Mempool::new(&eal, "test_pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).expect("pool");
+    let pool = Mempool::new(&eal, "test_pool", 4095, 0, Mempool::DEFAULT_DATA_ROOM).expect("pool");
     let indirect_pool = Mempool::new(&eal, "test_indirect", 255, 0, 0).expect("indirect pool");
     assert!(
         matches!(
@@ -199,6 +199,7 @@ fn ring_loopback(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool) {
 
     mbuf_editing(pool);
     slices_and_chains(pool, indirect_pool, &mut rx, &mut tx, mac);
+    full_ring_keeps_unsent(pool, &mut rx, &mut tx, mac);
     assert_eq!(pool.in_use(), in_use_after_start, "no mbuf leaked");
     assert_eq!(
         indirect_pool.in_use(),
@@ -206,6 +207,58 @@ fn ring_loopback(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool) {
         "indirect mbufs were detached and freed"
     );
     port.stop().expect("stop");
+}
+
+/// Fills the ring until a burst is only partly taken, then checks that the untaken frames stay in
+/// the batch, in order, at the front.
+fn full_ring_keeps_unsent(pool: &Mempool, rx: &mut RxQueue, tx: &mut TxQueue, mac: [u8; 6]) {
+    let in_use_before = pool.in_use();
+    let mut batch = MbufBatch::new();
+    let mut sent_total = 0usize;
+    let mut partial = None;
+    for _ in 0..200 {
+        for _ in batch.len()..BURST_SIZE {
+            let sequence = (sent_total + batch.len()) as u32;
+            let mut frame = alloc_frame_copied(pool, ETHERNET_HEADER_LEN, &sequence.to_be_bytes())
+                .expect("frame");
+            test_frame_header(&mut frame, mac);
+            batch.push(frame).expect("room");
+        }
+        let sent = tx.tx_burst(&mut batch);
+        sent_total += sent;
+        if sent < BURST_SIZE {
+            partial = Some(sent);
+            break;
+        }
+    }
+    let sent = partial.expect("the ring filled up within 200 bursts");
+    assert_eq!(
+        batch.len(),
+        BURST_SIZE - sent,
+        "unsent frames stay in the batch"
+    );
+    let first_unsent = u32::from_be_bytes(
+        batch.drain().next().unwrap().data()[14..18]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(
+        first_unsent as usize, sent_total,
+        "the first unsent frame is at the front"
+    );
+    assert!(batch.is_empty(), "a dropped drain frees the rest");
+
+    let mut received = MbufBatch::new();
+    let mut expected_sequence = 0u32;
+    while rx.rx_burst(&mut received) > 0 {
+        for frame in received.drain() {
+            let sequence = u32::from_be_bytes(frame.data()[14..18].try_into().unwrap());
+            assert_eq!(sequence, expected_sequence, "frames come back in order");
+            expected_sequence += 1;
+        }
+    }
+    assert_eq!(expected_sequence as usize, sent_total);
+    assert_eq!(pool.in_use(), in_use_before);
 }
 
 fn mbuf_editing(pool: &Mempool) {
