@@ -49,6 +49,13 @@ LAB_IF_CLIENT=c0
 LAB_IF_APP_CLIENT=a0
 LAB_IF_APP_BACKEND=b0
 LAB_IF_BACKEND=s0
+# The middlebox's bridge ports (LAB_MIDDLEBOX=1 only).
+LAB_IF_MBOX_CLIENT=m0
+LAB_IF_MBOX_APP=m1
+
+# LAB_MIDDLEBOX=1 puts a bridge namespace between the client and the appliance (see
+# lab_add_middlebox); 0 (default) joins c0 and a0 directly.
+LAB_MIDDLEBOX="${LAB_MIDDLEBOX:-0}"
 
 # Where the running lab remembers who owns it, so that `down --stale` can tell leftovers of a dead
 # run from a lab that another run is still using.
@@ -57,6 +64,7 @@ LAB_STATE_DIR="${LAB_STATE_DIR:-/run/mpterm-lab}"
 lab_ns_client() { echo "${LAB_PREFIX}-client"; }
 lab_ns_app() { echo "${LAB_PREFIX}-app"; }
 lab_ns_backend() { echo "${LAB_PREFIX}-backend"; }
+lab_ns_mbox() { echo "${LAB_PREFIX}-mbox"; }
 
 lab_log() { echo "[lab] $*" >&2; }
 
@@ -98,6 +106,62 @@ lab_set_client_mptcp() {
     lab_exec client sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
 }
 
+# The client path through a middlebox (LAB_MIDDLEBOX=1): c0 ==veth== m0 [br0] m1 ==veth== a0,
+# with br0 a plain bridge in ns ${LAB_PREFIX}-mbox. Client and appliance stay on one L2 segment
+# (ARP, addresses and routes are unchanged), and the middlebox can impair what it forwards.
+# Impairing there, not in the client namespace, is what makes a drop a real loss: a packet that
+# the client's own netfilter drops on output is reported back to its TCP as "not sent" and simply
+# sent again later, never retransmitted by anyone.
+lab_add_middlebox() {
+    local client="$1" app="$2" mbox
+    mbox="$(lab_ns_mbox)"
+    ip netns add "$mbox"
+    ip -n "$mbox" link set lo up
+    ip netns exec "$mbox" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$client" link add "$LAB_IF_CLIENT" type veth peer name "$LAB_IF_MBOX_CLIENT" netns "$mbox"
+    ip -n "$app" link add "$LAB_IF_APP_CLIENT" type veth peer name "$LAB_IF_MBOX_APP" netns "$mbox"
+    lab_disable_offloads "$mbox" "$LAB_IF_MBOX_CLIENT"
+    lab_disable_offloads "$mbox" "$LAB_IF_MBOX_APP"
+    ip -n "$mbox" link add br0 type bridge
+    ip -n "$mbox" link set "$LAB_IF_MBOX_CLIENT" master br0
+    ip -n "$mbox" link set "$LAB_IF_MBOX_APP" master br0
+    ip -n "$mbox" link set "$LAB_IF_MBOX_CLIENT" up
+    ip -n "$mbox" link set "$LAB_IF_MBOX_APP" up
+    ip -n "$mbox" link set br0 up
+}
+
+# Drops PERMILLE in 1000 TCP segments at random in the middlebox, in both directions between
+# the client and the appliance, with nftables (the project's kernels have no netem, LAB.md).
+# ARP and ICMP pass untouched. Needs LAB_MIDDLEBOX=1.
+lab_set_path_loss() {
+    local permille="$1"
+    lab_ns_exists "$(lab_ns_mbox)" || {
+        lab_log "path loss needs the middlebox (LAB_MIDDLEBOX=1)"
+        return 1
+    }
+    lab_exec mbox nft -f - <<EOF
+table bridge mptlab_loss {
+    counter dropped {}
+    chain forward_loss {
+        type filter hook forward priority 0; policy accept;
+        meta l4proto tcp numgen random mod 1000 < $permille counter name "dropped" drop
+    }
+}
+EOF
+}
+
+# Prints how many segments the loss rule dropped.
+lab_path_loss_report() {
+    local packets
+    packets="$(lab_exec mbox nft list counter bridge mptlab_loss dropped 2>/dev/null |
+        awk '/packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')"
+    echo "middlebox dropped ${packets:-?} TCP segments"
+}
+
+lab_clear_path_loss() {
+    lab_exec mbox nft delete table bridge mptlab_loss 2>/dev/null || true
+}
+
 # Brings the topology up. Idempotent in the sense that an existing lab with the same prefix is
 # torn down first. Arguments: none; reads LAB_APPLIANCE and LAB_CHECKSUM (default 1).
 lab_up() {
@@ -120,7 +184,11 @@ lab_up() {
     done
 
     # Created inside their namespaces directly: no transient name in the root namespace.
-    ip -n "$client" link add "$LAB_IF_CLIENT" type veth peer name "$LAB_IF_APP_CLIENT" netns "$app"
+    if [[ "$LAB_MIDDLEBOX" == 1 ]]; then
+        lab_add_middlebox "$client" "$app"
+    else
+        ip -n "$client" link add "$LAB_IF_CLIENT" type veth peer name "$LAB_IF_APP_CLIENT" netns "$app"
+    fi
     ip -n "$backend" link add "$LAB_IF_BACKEND" type veth peer name "$LAB_IF_APP_BACKEND" netns "$app"
 
     lab_disable_offloads "$client" "$LAB_IF_CLIENT"
@@ -155,13 +223,13 @@ lab_up() {
     esac
 
     lab_set_client_mptcp "$checksum"
-    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum"
+    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX"
 }
 
 # Removes the lab with the current prefix. Never fails: it is what traps call.
 lab_down_quiet() {
     local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             lab_kill_ns_processes "$ns"
             # Deleting the namespace destroys the veth ends it holds, and their peers with them.
@@ -198,7 +266,7 @@ lab_kill_ns_processes() {
 lab_down_stale() {
     local ns prefix owner
     while read -r ns _; do
-        [[ "$ns" =~ ^(.+)-(client|app|backend)$ ]] || continue
+        [[ "$ns" =~ ^(.+)-(client|mbox|app|backend)$ ]] || continue
         prefix="${BASH_REMATCH[1]}"
         [[ "$prefix" == mpt* ]] || continue
         owner="$(cat "$LAB_STATE_DIR/$prefix.owner" 2>/dev/null || true)"
@@ -214,7 +282,7 @@ lab_down_stale() {
 
 lab_status() {
     local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             echo "== $ns"
             ip -n "$ns" -br addr
@@ -259,7 +327,7 @@ lab_main() {
             ;;
         status) lab_status ;;
         *)
-            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin] [LAB_CHECKSUM=1|0] $0 up|down|status" >&2
+            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] $0 up|down|status" >&2
             return 2
             ;;
     esac

@@ -371,17 +371,33 @@ def cmd_standin_proxy(args) -> int:
         threading.Thread(target=handle, args=(client, peer), daemon=True).start()
 
 
-def read_mptcp_counters() -> dict[str, int]:
-    """Parses the MPTcpExt pair of lines of /proc/net/netstat (names line, values line) of the
-    calling process's network namespace."""
-    with open("/proc/net/netstat", encoding="ascii") as f:
+def read_proc_groups(path: str) -> dict[str, dict[str, int]]:
+    """Parses a /proc/net/{netstat,snmp} file: pairs of lines "Group: names..." and
+    "Group: values...", of the calling process's network namespace."""
+    with open(path, encoding="ascii") as f:
         lines = f.read().splitlines()
-    for names, values in zip(lines, lines[1:]):
-        if names.startswith("MPTcpExt:") and values.startswith("MPTcpExt:"):
-            keys = names.split()[1:]
-            nums = [int(v) for v in values.split()[1:]]
-            return dict(zip(keys, nums))
-    raise SystemExit("no MPTcpExt counters in /proc/net/netstat (kernel without MPTCP?)")
+    groups: dict[str, dict[str, int]] = {}
+    for names, values in zip(lines[::2], lines[1::2]):
+        group = names.split(":", 1)[0]
+        if values.split(":", 1)[0] != group:
+            continue
+        keys = names.split()[1:]
+        nums = [int(v) for v in values.split()[1:]]
+        groups[group] = dict(zip(keys, nums))
+    return groups
+
+
+def read_mptcp_counters() -> dict[str, int]:
+    """The namespace's MPTcpExt counters under their own names, plus the TCP retransmission
+    counters as "Tcp.RetransSegs" and "TcpExt.TCPLostRetransmit" (context for a reader)."""
+    netstat = read_proc_groups("/proc/net/netstat")
+    if "MPTcpExt" not in netstat:
+        raise SystemExit("no MPTcpExt counters in /proc/net/netstat (kernel without MPTCP?)")
+    counters = dict(netstat["MPTcpExt"])
+    snmp = read_proc_groups("/proc/net/snmp")
+    counters["Tcp.RetransSegs"] = snmp.get("Tcp", {}).get("RetransSegs", 0)
+    counters["TcpExt.TCPLostRetransmit"] = netstat.get("TcpExt", {}).get("TCPLostRetransmit", 0)
+    return counters
 
 
 def cmd_counters(args) -> int:
@@ -408,7 +424,8 @@ def cmd_counters(args) -> int:
         print("counters: FAIL: " + "; ".join(failures))
         print(f"counters: all changed MPTcpExt deltas: {nonzero}")
         return 1
-    print("counters: " + " ".join(checked))
+    retrans = after.get("Tcp.RetransSegs", 0) - before.get("Tcp.RetransSegs", 0)
+    print("counters: " + " ".join(checked) + f" (client TCP RetransSegs+{retrans})")
     return 0
 
 

@@ -98,15 +98,17 @@ scenario_ping() {
 
 # Connections through the appliance, both directions checked byte for byte.
 #   scenario_transfer NAME [--mode mptcp|tcp] [--c2b BYTES] [--b2c BYTES] [--checksum 1|0]
-#                          [--connections K] [--read-delay-ms D] [--rss]
+#                          [--connections K] [--read-delay-ms D] [--rss] [--loss-permille P]
 # --connections K opens K connections at once, each moving the given bytes (distinct seeds, so
 # every stream is told apart by its hash). --read-delay-ms D makes the backend read
 # SLOW_READ_CHUNK bytes per D ms; --rss samples the appliance's VmRSS during the transfer and
-# bounds its growth by RSS_GROWTH_BOUND_MIB.
+# bounds its growth by RSS_GROWTH_BOUND_MIB. --loss-permille P drops P in 1000 TCP segments at
+# random in the middlebox between client and appliance, both ways (needs a lab brought up with
+# LAB_MIDDLEBOX=1), so that both ends must retransmit and recover.
 scenario_transfer() {
     local name="$1"
     shift
-    local mode=mptcp c2b=0 b2c=0 checksum=1 connections=1 delay=0 rss=no
+    local mode=mptcp c2b=0 b2c=0 checksum=1 connections=1 delay=0 rss=no loss=0
     while (($# > 0)); do
         case "$1" in
             --mode) mode="$2"; shift 2 ;;
@@ -116,6 +118,7 @@ scenario_transfer() {
             --connections) connections="$2"; shift 2 ;;
             --read-delay-ms) delay="$2"; shift 2 ;;
             --rss) rss=yes; shift ;;
+            --loss-permille) loss="$2"; shift 2 ;;
             *) lab_log "scenario_transfer: unknown option $1"; return 1 ;;
         esac
     done
@@ -146,6 +149,10 @@ scenario_transfer() {
             --timeout "$((SCENARIO_TIMEOUT + 10))" --ready-file "$dir/rss.ready" --out "$dir/rss.json" &
         monitor_pid=$!
         appliance_wait_file "$dir/rss.ready" 5 || problems+=("RSS monitor did not start")
+    fi
+
+    if ((loss > 0)); then
+        lab_set_path_loss "$loss" || problems+=("could not install the loss rule in the middlebox")
     fi
 
     local started ended client_pids=() client_reports=() i
@@ -182,6 +189,10 @@ scenario_transfer() {
     if [[ -n "$monitor_pid" ]]; then
         kill -TERM "$monitor_pid" 2>/dev/null || true
         wait "$monitor_pid" || true
+    fi
+    if ((loss > 0)); then
+        checked+=("$(lab_path_loss_report)")
+        lab_clear_path_loss
     fi
 
     peer_in client counters snapshot --out "$dir/counters-after.json" ||
@@ -233,6 +244,7 @@ scenario_transfer() {
     local wall
     wall=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.2f", b - a }')
     local short="$mode checksum=$checksum wall ${wall}s"
+    ((loss > 0)) && short+=" loss ${loss}/1000"
     if [[ -s "$dir/summary.json" ]]; then
         short+=" goodput $("$LAB_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["mbit_per_s"])' "$dir/summary.json") Mbit/s"
     fi
@@ -329,6 +341,15 @@ main() {
         "scenario_transfer d-b2c-csum0 --b2c $size --checksum 0" \
         "scenario_transfer d-bidir-csum0 --c2b $size --b2c $size --checksum 0" \
         "scenario_stop stop-csum0"
+
+    # Impairment needs the middlebox between client and appliance: the same lab again with it.
+    if selected h-loss1pct-bidir-csum1; then
+        lab_down_quiet
+        LAB_MIDDLEBOX=1 lab_up
+        run_group 1 \
+            "scenario_transfer h-loss1pct-bidir-csum1 --c2b $((size / 4)) --b2c $((size / 4)) --checksum 1 --loss-permille 10" \
+            "scenario_stop stop-middlebox"
+    fi
 
     echo
     echo "summary (appliance=$LAB_APPLIANCE):"
