@@ -4,12 +4,14 @@
 # The pluggable appliance of the lab: whatever sits in ns ${LAB_PREFIX}-app between a0 (client
 # side) and b0 (backend side) and terminates MPTCP. Source after lab.sh.
 #
-#   LAB_APPLIANCE=mpterm          ip netns exec APP $MPTERM_BIN --config $LAB_OUT/mpterm.toml
+#   LAB_APPLIANCE=mpterm          ip netns exec APP $MPTERM_BIN --config $LAB_OUT/mpterm-LABEL.toml
 #   LAB_APPLIANCE=kernel-standin  ip netns exec APP python3 peer.py standin-proxy ...
 #
 # Interface used by the scenarios (the only thing that differs between appliances):
-#   appliance_start CHECKSUM   CHECKSUM is 1 (DSS checksums required) or 0; sets APPLIANCE_PID
+#   appliance_start CHECKSUM [LABEL]
+#                              CHECKSUM is 1 (DSS checksums required) or 0; sets APPLIANCE_PID
 #                              (the process whose RSS is sampled) and APPLIANCE_LOG
+#                              (out/PREFIX/appliance-KIND-LABEL.log)
 #   appliance_alive            true while the appliance process runs
 #   appliance_stop             SIGTERM, then SIGKILL after APPLIANCE_STOP_TIMEOUT seconds;
 #                              sets APPLIANCE_EXIT_HOW (exited|killed|gone) and APPLIANCE_EXIT
@@ -105,8 +107,8 @@ appliance_start_kernel_standin() {
 }
 
 appliance_start_mpterm() {
-    local checksum="$1"
-    local config="$LAB_OUT/mpterm.toml"
+    local checksum="$1" label="$2"
+    local config="$LAB_OUT/mpterm-$label.toml"
     if [[ ! -x "$MPTERM_BIN" ]]; then
         lab_log "mpterm binary not found at $MPTERM_BIN (cargo build --release -p mpterm, or set MPTERM_BIN)"
         return 1
@@ -117,13 +119,13 @@ appliance_start_mpterm() {
 }
 
 appliance_start() {
-    local checksum="$1"
+    local checksum="$1" label="${2:-csum$1}"
     mkdir -p "$LAB_OUT"
-    APPLIANCE_LOG="$LAB_OUT/appliance-$LAB_APPLIANCE-csum$checksum.log"
+    APPLIANCE_LOG="$LAB_OUT/appliance-$LAB_APPLIANCE-$label.log"
     : >"$APPLIANCE_LOG"
     case "$LAB_APPLIANCE" in
         kernel-standin) appliance_start_kernel_standin "$checksum" || return 1 ;;
-        mpterm) appliance_start_mpterm "$checksum" || return 1 ;;
+        mpterm) appliance_start_mpterm "$checksum" "$label" || return 1 ;;
         *)
             lab_log "unknown LAB_APPLIANCE=$LAB_APPLIANCE"
             return 1

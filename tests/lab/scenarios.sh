@@ -127,6 +127,8 @@ scenario_transfer() {
     rm -rf "$dir"
     mkdir -p "$dir"
     local problems=() checked=()
+    # A dead appliance would make every client wait for its connect timeout: fail at once.
+    appliance_alive || problems+=("appliance was not running when the scenario started")
 
     peer_in client counters snapshot --out "$dir/counters-before.json" ||
         problems+=("could not read the client's MPTcpExt counters")
@@ -255,8 +257,12 @@ scenario_transfer() {
         record PASS "$name" "[$mode, checksum=$checksum, c->b $c2b B, b->c $b2c B, wall ${wall}s] $(printf '%s; ' "${checked[@]}")" "$short"
     else
         record FAIL "$name" "[$mode, checksum=$checksum, wall ${wall}s] $(printf '%s; ' "${problems[@]}")" "$short"
-        echo "----- $name: client log -----"
-        tail -n 20 "$dir/client.log" 2>/dev/null || true
+        local log
+        for log in "$dir"/client-*.log; do
+            [[ -s "$log" ]] || continue
+            echo "----- $name: $(basename "$log") -----"
+            tail -n 20 "$log"
+        done
         echo "----- $name: backend log -----"
         tail -n 20 "$dir/backend.log" 2>/dev/null || true
         appliance_print_log
@@ -290,9 +296,10 @@ scenario_stop() {
 
 # One appliance run per checksum setting: the client's sysctl and the appliance's configuration
 # change together, so the negotiated DSS checksum is what the scenario name says.
+#   run_group LABEL CHECKSUM "SCENARIO ARGS..."...
 run_group() {
-    local checksum="$1"
-    shift
+    local label="$1" checksum="$2"
+    shift 2
     local scenario words any=no
     for scenario in "$@"; do
         read -ra words <<<"$scenario"
@@ -301,9 +308,9 @@ run_group() {
     # No appliance start for a group none of whose scenarios was asked for.
     [[ "$any" == yes ]] || return 0
     lab_set_client_mptcp "$checksum"
-    if ! appliance_start "$checksum"; then
+    if ! appliance_start "$checksum" "$label"; then
         appliance_print_log
-        record FAIL "appliance-start-csum$checksum" "appliance $LAB_APPLIANCE did not come up" "see $APPLIANCE_LOG"
+        record FAIL "appliance-start-$label" "appliance $LAB_APPLIANCE did not come up" "see $APPLIANCE_LOG"
         appliance_stop
         return 0
     fi
@@ -326,7 +333,7 @@ main() {
     lab_up
 
     local mib=$((size / 1024 / 1024))
-    run_group 1 \
+    run_group csum1 1 \
         "scenario_ping ping-csum1" \
         "scenario_transfer a-c2b-csum1 --c2b $size --checksum 1" \
         "scenario_transfer b-b2c-csum1 --b2c $size --checksum 1" \
@@ -335,7 +342,7 @@ main() {
         "scenario_transfer f-slow-backend-csum1 --c2b $size --checksum 1 --read-delay-ms $SLOW_READ_DELAY_MS --rss" \
         "scenario_transfer g-concurrent-${CONCURRENT_CONNECTIONS}x$((mib / CONCURRENT_CONNECTIONS))MiB --c2b $((size / CONCURRENT_CONNECTIONS)) --b2c $((size / CONCURRENT_CONNECTIONS)) --checksum 1 --connections $CONCURRENT_CONNECTIONS" \
         "scenario_stop stop-csum1"
-    run_group 0 \
+    run_group csum0 0 \
         "scenario_ping ping-csum0" \
         "scenario_transfer d-c2b-csum0 --c2b $size --checksum 0" \
         "scenario_transfer d-b2c-csum0 --b2c $size --checksum 0" \
@@ -346,7 +353,7 @@ main() {
     if selected h-loss1pct-bidir-csum1; then
         lab_down_quiet
         LAB_MIDDLEBOX=1 lab_up
-        run_group 1 \
+        run_group middlebox 1 \
             "scenario_transfer h-loss1pct-bidir-csum1 --c2b $((size / 4)) --b2c $((size / 4)) --checksum 1 --loss-permille 10" \
             "scenario_stop stop-middlebox"
     fi

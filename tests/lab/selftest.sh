@@ -34,7 +34,7 @@ expect_failure() {
     local transcript="$LAB_OUT/selftest-$name.txt"
     STANDIN_EXTRA_ARGS=("${fault_args[@]}")
     LAST_VERDICT="" LAST_DETAIL=""
-    if appliance_start 1 >"$transcript" 2>&1; then
+    if appliance_start 1 "selftest-$name" >"$transcript" 2>&1; then
         scenario_transfer "$name" "$@" >>"$transcript" 2>&1
     else
         LAST_VERDICT=FAIL LAST_DETAIL="stand-in did not start"
