@@ -98,6 +98,7 @@ scenario_ping() {
 
 # Connections through the appliance, both directions checked byte for byte.
 #   scenario_transfer NAME [--mode mptcp|tcp] [--c2b BYTES] [--b2c BYTES] [--checksum 1|0]
+# --checksum is the DSS checksum setting the client must report as negotiated (MPTCP_INFO).
 #                          [--connections K] [--read-delay-ms D] [--rss] [--loss-permille P]
 # --connections K opens K connections at once, each moving the given bytes (distinct seeds, so
 # every stream is told apart by its hash). --read-delay-ms D makes the backend read
@@ -294,12 +295,17 @@ scenario_stop() {
     fi
 }
 
-# One appliance run per checksum setting: the client's sysctl and the appliance's configuration
-# change together, so the negotiated DSS checksum is what the scenario name says.
-#   run_group LABEL CHECKSUM "SCENARIO ARGS..."...
+# One appliance run per checksum setting. Normally the client's sysctl and the appliance's
+# configuration change together, so the negotiated DSS checksum is what the scenario name says;
+# CLIENT_CHECKSUM (default: CHECKSUM) sets the client apart, for the negotiation scenarios.
+#   run_group LABEL CHECKSUM [--client-checksum CLIENT_CHECKSUM] "SCENARIO ARGS..."...
 run_group() {
-    local label="$1" checksum="$2"
+    local label="$1" checksum="$2" client_checksum="$2"
     shift 2
+    if [[ "${1:-}" == --client-checksum ]]; then
+        client_checksum="$2"
+        shift 2
+    fi
     local scenario words any=no
     for scenario in "$@"; do
         read -ra words <<<"$scenario"
@@ -307,7 +313,7 @@ run_group() {
     done
     # No appliance start for a group none of whose scenarios was asked for.
     [[ "$any" == yes ]] || return 0
-    lab_set_client_mptcp "$checksum"
+    lab_set_client_mptcp "$client_checksum"
     if ! appliance_start "$checksum" "$label"; then
         appliance_print_log
         record FAIL "appliance-start-$label" "appliance $LAB_APPLIANCE did not come up" "see $APPLIANCE_LOG"
@@ -349,12 +355,20 @@ main() {
         "scenario_transfer d-bidir-csum0 --c2b $size --b2c $size --checksum 0" \
         "scenario_stop stop-csum0"
 
+    # DSS checksum negotiation (RFC 8684 section 3.1): if either end sets the C flag in its
+    # MP_CAPABLE, both must use checksums. The client's MPTCP_INFO must say they are on.
+    local quarter=$((size / 4))
+    run_group csum-client-only 0 --client-checksum 1 \
+        "scenario_transfer i-csum-client-only --c2b $quarter --b2c $quarter --checksum 1"
+    run_group csum-appliance-only 1 --client-checksum 0 \
+        "scenario_transfer i-csum-appliance-only --c2b $quarter --b2c $quarter --checksum 1"
+
     # Impairment needs the middlebox between client and appliance: the same lab again with it.
     if selected h-loss1pct-bidir-csum1; then
         lab_down_quiet
         LAB_MIDDLEBOX=1 lab_up
         run_group middlebox 1 \
-            "scenario_transfer h-loss1pct-bidir-csum1 --c2b $((size / 4)) --b2c $((size / 4)) --checksum 1 --loss-permille 10" \
+            "scenario_transfer h-loss1pct-bidir-csum1 --c2b $quarter --b2c $quarter --checksum 1 --loss-permille 10" \
             "scenario_stop stop-middlebox"
     fi
 
