@@ -16,6 +16,8 @@ PACKAGES=(
     clang libclang-dev pkg-config
     # The namespace lab: ip/ss/nstat, ethtool -K, nft and iptables middleboxes, ping, timeout.
     iproute2 ethtool nftables iptables iputils-ping coreutils procps kmod
+    # Optional captures of the lab's traffic (LAB_PCAP=1).
+    tcpdump
     # The lab's peers, proxy stand-in and checkers (standard library only).
     python3
 )

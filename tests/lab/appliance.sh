@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Variables set here (APPLIANCE_EXIT, ...) are read by the scripts that source this file.
 # shellcheck disable=SC2034
+#
 # The pluggable appliance of the lab: whatever sits in ns ${LAB_PREFIX}-app between a0 (client
-# side) and b0 (backend side) and terminates MPTCP. Source after lab.sh.
+# side) and b0 (backend side) and terminates MPTCP. Sourced by scenarios.sh (it sources lab.sh
+# itself); also a small CLI, see the end of the file.
 #
 #   LAB_APPLIANCE=mpterm          ip netns exec APP $MPTERM_BIN --config $LAB_OUT/mpterm-LABEL.toml
 #   LAB_APPLIANCE=kernel-standin  ip netns exec APP python3 peer.py standin-proxy ...
@@ -16,6 +18,10 @@
 #   appliance_stop             SIGTERM, then SIGKILL after APPLIANCE_STOP_TIMEOUT seconds;
 #                              sets APPLIANCE_EXIT_HOW (exited|killed|gone) and APPLIANCE_EXIT
 #   appliance_print_log        prints the appliance's log (on failure)
+
+# lab.sh provides the topology's names and addresses; it guards against being sourced twice.
+# shellcheck source=tests/lab/lab.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 
 APPLIANCE_REPO_ROOT="$(cd "$LAB_DIR/../.." && pwd)"
 MPTERM_BIN="${MPTERM_BIN:-$APPLIANCE_REPO_ROOT/target/release/mpterm}"
@@ -171,3 +177,22 @@ appliance_print_log() {
     tail -n 60 "$APPLIANCE_LOG"
     echo "----- end of appliance log -----"
 }
+
+# CLI for working on mpterm by hand next to a lab brought up with `lab.sh up`:
+#   bash tests/lab/appliance.sh config [1|0]   prints the mpterm config the scenarios use
+#   bash tests/lab/appliance.sh run [1|0]      runs mpterm in the app namespace in the foreground
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+    case "${1:-}" in
+        config) appliance_write_mpterm_config /dev/stdout "${2:-1}" ;;
+        run)
+            mkdir -p "$LAB_OUT"
+            appliance_write_mpterm_config "$LAB_OUT/mpterm-manual.toml" "${2:-1}"
+            exec ip netns exec "$(lab_ns_app)" "$MPTERM_BIN" --config "$LAB_OUT/mpterm-manual.toml"
+            ;;
+        *)
+            echo "usage: [LAB_PREFIX=mpt] [MPTERM_BIN=...] $0 config|run [1|0]" >&2
+            exit 2
+            ;;
+    esac
+fi

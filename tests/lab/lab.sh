@@ -162,6 +162,27 @@ lab_clear_path_loss() {
     lab_exec mbox nft delete table bridge mptlab_loss 2>/dev/null || true
 }
 
+# Starts a packet capture (headers only) inside one of the lab's namespaces and waits until it
+# listens; prints its pid. lab_pcap_start client|backend|... DEV FILE
+lab_pcap_start() {
+    local which="$1" dev="$2" file="$3" i
+    ip netns exec "${LAB_PREFIX}-${which}" tcpdump -i "$dev" -s 200 -U -n -w "$file" \
+        >/dev/null 2>"$file.log" &
+    local pid=$!
+    for ((i = 0; i < 50; i++)); do
+        grep -q 'listening on' "$file.log" 2>/dev/null && break
+        sleep 0.05
+    done
+    echo "$pid"
+}
+
+lab_pcap_stop() {
+    local pid="$1"
+    [[ -n "$pid" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 # Brings the topology up. Idempotent in the sense that an existing lab with the same prefix is
 # torn down first. Arguments: none; reads LAB_APPLIANCE and LAB_CHECKSUM (default 1).
 lab_up() {

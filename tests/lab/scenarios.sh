@@ -15,6 +15,7 @@
 #   SLOW_READ_CHUNK / SLOW_READ_DELAY_MS   the slow backend's reading pace (8 KiB per 1 ms)
 #   CONCURRENT_CONNECTIONS=K          connections in the concurrent scenario (default 8)
 #   SCENARIOS=regex                   run only scenarios whose name matches
+#   LAB_PCAP=1                        capture headers on c0 and s0 per scenario (out/PREFIX/NAME/)
 #   LAB_PREFIX=name                   namespace prefix (default mpt<pid>, unique per run)
 set -euo pipefail
 
@@ -39,6 +40,7 @@ SLOW_READ_DELAY_MS="${SLOW_READ_DELAY_MS:-1}"
 SCENARIOS="${SCENARIOS:-.}"
 # The concurrent scenario splits TRANSFER_BYTES over this many simultaneous connections.
 CONCURRENT_CONNECTIONS="${CONCURRENT_CONNECTIONS:-8}"
+LAB_PCAP="${LAB_PCAP:-0}"
 
 PASSED=0
 FAILED=0
@@ -158,6 +160,12 @@ scenario_transfer() {
         lab_set_path_loss "$loss" || problems+=("could not install the loss rule in the middlebox")
     fi
 
+    local pcap_client="" pcap_backend=""
+    if [[ "$LAB_PCAP" == 1 ]]; then
+        pcap_client="$(lab_pcap_start client "$LAB_IF_CLIENT" "$dir/client-c0.pcap")"
+        pcap_backend="$(lab_pcap_start backend "$LAB_IF_BACKEND" "$dir/backend-s0.pcap")"
+    fi
+
     local started ended client_pids=() client_reports=() i
     started=$(date +%s.%N)
     if ((${#problems[@]} == 0)); then
@@ -193,6 +201,8 @@ scenario_transfer() {
         kill -TERM "$monitor_pid" 2>/dev/null || true
         wait "$monitor_pid" || true
     fi
+    lab_pcap_stop "$pcap_client"
+    lab_pcap_stop "$pcap_backend"
     if ((loss > 0)); then
         checked+=("$(lab_path_loss_report)")
         lab_clear_path_loss
