@@ -132,7 +132,8 @@ def mptcp_info(sock: socket.socket) -> dict | None:
     subflows = raw[0]
     flags, token = struct.unpack_from("<II", raw, 8)
     return {
-        "subflows": subflows,
+        # mptcpi_subflows counts the subflows beyond the initial one.
+        "additional_subflows": subflows,
         "flags": flags,
         "fallback": bool(flags & MPTCP_INFO_FLAG_FALLBACK),
         "remote_key_received": bool(flags & MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED),

@@ -41,6 +41,8 @@ SCENARIOS="${SCENARIOS:-.}"
 # The concurrent scenario splits TRANSFER_BYTES over this many simultaneous connections.
 CONCURRENT_CONNECTIONS="${CONCURRENT_CONNECTIONS:-8}"
 LAB_PCAP="${LAB_PCAP:-0}"
+# Seconds both ends' sockets get to finish closing after a transfer (see wait_sockets_closed).
+CLOSE_SETTLE_TIMEOUT="${CLOSE_SETTLE_TIMEOUT:-5}"
 
 PASSED=0
 FAILED=0
@@ -208,6 +210,13 @@ scenario_transfer() {
         lab_clear_path_loss
     fi
 
+    # Both ends must have closed cleanly before the counters are read: whatever the appliance
+    # sends while closing (DATA_FIN, FIN, MP_FASTCLOSE, RST) then lands in this scenario's deltas.
+    local leftovers
+    if ! leftovers="$(wait_sockets_closed "$CLOSE_SETTLE_TIMEOUT")"; then
+        problems+=("connections not closed ${CLOSE_SETTLE_TIMEOUT}s after the transfer: $leftovers")
+    fi
+
     peer_in client counters snapshot --out "$dir/counters-after.json" ||
         problems+=("could not read the client's MPTcpExt counters")
 
@@ -278,6 +287,27 @@ scenario_transfer() {
         tail -n 20 "$dir/backend.log" 2>/dev/null || true
         appliance_print_log
     fi
+}
+
+# Waits until neither the client nor the backend namespace holds a TCP or MPTCP socket in any
+# state but TIME-WAIT, bounded by TIMEOUT seconds; on timeout prints what is left. A socket still
+# in FIN-WAIT-2 or CLOSE-WAIT then means the appliance did not finish closing its side.
+wait_sockets_closed() {
+    local timeout="$1" deadline left which
+    deadline=$(($(date +%s%N) + timeout * 1000000000))
+    while :; do
+        left=""
+        for which in client backend; do
+            left+="$(lab_exec "$which" ss -tanH | awk -v ns="$which" '$1 != "TIME-WAIT" { printf "%s tcp %s %s>%s; ", ns, $1, $4, $5 }')"
+            left+="$(lab_exec "$which" ss -ManH | awk -v ns="$which" '$1 != "TIME-WAIT" { printf "%s mptcp %s %s>%s; ", ns, $1, $4, $5 }')"
+        done
+        [[ -z "$left" ]] && return 0
+        if (($(date +%s%N) >= deadline)); then
+            echo "$left"
+            return 1
+        fi
+        sleep 0.1
+    done
 }
 
 # The appliance's shutdown contract: it exits by itself, with status 0, within
