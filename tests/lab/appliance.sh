@@ -120,6 +120,12 @@ appliance_start_mpterm() {
         return 1
     fi
     appliance_write_mpterm_config "$config" "$checksum"
+    # mpterm validates its configuration without starting the data plane; a lab whose config
+    # the binary rejects fails here, with mpterm's own one-line reason.
+    if ! "$MPTERM_BIN" --config "$config" --check-config >"$APPLIANCE_LOG" 2>&1; then
+        lab_log "mpterm rejected $config: $(tail -n 1 "$APPLIANCE_LOG")"
+        return 1
+    fi
     ip netns exec "$(lab_ns_app)" "$MPTERM_BIN" --config "$config" >"$APPLIANCE_LOG" 2>&1 &
     APPLIANCE_PID=$!
 }

@@ -74,7 +74,7 @@ record() {
     else
         FAILED=$((FAILED + 1))
     fi
-    RESULTS+=("$(printf '%-4s %-26s %s' "$verdict" "$name" "$short")")
+    RESULTS+=("$(printf '%-4s %-28s %s' "$verdict" "$name" "$short")")
     # The last verdict and its reason, for selftest.sh, which expects certain failures.
     # shellcheck disable=SC2034
     LAST_VERDICT="$verdict"
@@ -356,7 +356,13 @@ run_group() {
     lab_set_client_mptcp "$client_checksum"
     if ! appliance_start "$checksum" "$label"; then
         appliance_print_log
-        record FAIL "appliance-start-$label" "appliance $LAB_APPLIANCE did not come up" "see $APPLIANCE_LOG"
+        # Every scenario of the group counts as failed, so the totals say how much did not run.
+        for scenario in "$@"; do
+            read -ra words <<<"$scenario"
+            selected "${words[1]}" || continue
+            record FAIL "${words[1]}" "not run: appliance $LAB_APPLIANCE did not come up ($APPLIANCE_LOG)" \
+                "not run: appliance did not start"
+        done
         appliance_stop
         return 0
     fi
