@@ -9,6 +9,11 @@
 #   listen without MPTCP        c (bidir)             client fell back; MPCapableFallbackSYNACK+1
 #   buffer c->b without bound   f (slow backend)      appliance RSS growth above the bound
 #
+# Then, in the mpterm-mode topology (a0/b0 without addresses) and without mpterm, it checks that
+# nothing answers for the appliance's address (so no scenario can pass thanks to the app
+# namespace's kernel), and that a DPDK process on a0 (dpdk-testpmd, icmpecho) does get frames
+# from and to the client.
+#
 # Ends with "N passed, N failed" like scenarios.sh.
 set -euo pipefail
 
@@ -58,7 +63,7 @@ selftest_main() {
     lab_install_trap
     mkdir -p "$LAB_OUT"
     local size="$TRANSFER_BYTES"
-    echo "lab self-test: faulty kernel stand-in, prefix=$LAB_PREFIX out=$LAB_OUT"
+    echo "lab self-test: faulty kernel stand-in, then the mpterm topology without mpterm; prefix=$LAB_PREFIX out=$LAB_OUT"
     LAB_CHECKSUM=1 lab_up
     lab_set_client_mptcp 1
 
@@ -73,8 +78,77 @@ selftest_main() {
     expect_failure unbounded-buffer 'rss: FAIL' \
         --fault unbounded-c2b -- --c2b "$size" --read-delay-ms "$SLOW_READ_DELAY_MS" --rss
 
+    # The mpterm-mode topology (no addresses on a0/b0), checked without mpterm.
+    lab_down_quiet
+    LAB_APPLIANCE=mpterm lab_up
+    check_kernel_silent
+    check_dpdk_echo
+
     echo "$SELFTEST_PASSED passed, $SELFTEST_FAILED failed"
     ((SELFTEST_FAILED == 0))
+}
+
+selftest_verdict() {
+    local verdict="$1" name="$2" detail="$3"
+    if [[ "$verdict" == PASS ]]; then
+        SELFTEST_PASSED=$((SELFTEST_PASSED + 1))
+    else
+        SELFTEST_FAILED=$((SELFTEST_FAILED + 1))
+    fi
+    echo "$verdict selftest-$name: $detail"
+}
+
+# With no appliance running, nothing may answer for the appliance's addresses: otherwise a
+# scenario could pass thanks to the app namespace's kernel instead of mpterm.
+check_kernel_silent() {
+    local out="$LAB_OUT/selftest-kernel-silent.txt"
+    if lab_exec client ping -c 2 -W 1 "$LAB_APP_CLIENT_ADDR" >"$out" 2>&1; then
+        selftest_verdict FAIL kernel-silent "something answered ping for $LAB_APP_CLIENT_ADDR with no appliance running"
+        return 0
+    fi
+    if lab_exec client timeout 10 "$LAB_PYTHON" -c 'import socket,sys
+s = socket.socket(); s.settimeout(4)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    sys.exit(1)' "$LAB_APP_CLIENT_ADDR" "$LAB_LISTEN_PORT" >>"$out" 2>&1; then
+        selftest_verdict FAIL kernel-silent "a TCP connect to $LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT succeeded with no appliance running"
+        return 0
+    fi
+    selftest_verdict PASS kernel-silent "with no appliance, neither ping nor TCP to $LAB_APP_CLIENT_ADDR gets an answer"
+}
+
+# A DPDK process on a0 (dpdk-testpmd in icmpecho mode, which answers ARP and ICMP echo) is
+# reachable from the client: the lab's DPDK side (af_packet PMD in the address-less namespace,
+# offloads off, --no-huge) carries frames both ways, independently of mpterm.
+check_dpdk_echo() {
+    local log="$LAB_OUT/selftest-dpdk-echo.log" testpmd
+    testpmd="$(command -v dpdk-testpmd || true)"
+    if [[ -z "$testpmd" ]]; then
+        selftest_verdict FAIL dpdk-echo "dpdk-testpmd not found (Debian package dpdk; tests/setup.sh installs it)"
+        return 0
+    fi
+    # --stats-period keeps the non-interactive testpmd running until it is signalled.
+    ip netns exec "$(lab_ns_app)" timeout 60 "$testpmd" --no-huge -m 256 --no-pci --no-shconf \
+        "--vdev=net_af_packet0,iface=$LAB_IF_APP_CLIENT" -- \
+        --forward-mode=icmpecho --nb-cores=1 --total-num-mbufs=2048 --stats-period=5 \
+        >"$log" 2>&1 &
+    local pid=$! replied=no i
+    for ((i = 0; i < 15; i++)); do
+        if lab_exec client ping -c 1 -W 1 "$LAB_APP_CLIENT_ADDR" >/dev/null 2>&1; then
+            replied=yes
+            break
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [[ "$replied" == yes ]]; then
+        selftest_verdict PASS dpdk-echo "dpdk-testpmd (icmpecho, net_af_packet on $LAB_IF_APP_CLIENT) answered the client's ping"
+    else
+        selftest_verdict FAIL dpdk-echo "no ping reply through dpdk-testpmd on $LAB_IF_APP_CLIENT"
+        tail -n 30 "$log"
+    fi
 }
 
 selftest_main "$@"
