@@ -389,14 +389,16 @@ def read_proc_groups(path: str) -> dict[str, dict[str, int]]:
 
 
 def read_mptcp_counters() -> dict[str, int]:
-    """The namespace's MPTcpExt counters under their own names, plus the TCP retransmission
-    counters as "Tcp.RetransSegs" and "TcpExt.TCPLostRetransmit" (context for a reader)."""
+    """The namespace's MPTcpExt counters under their own names, plus a few TCP counters as
+    "Tcp.NAME" / "TcpExt.NAME": checksum and input errors (what the appliance sent was malformed)
+    and retransmissions (context for a reader)."""
     netstat = read_proc_groups("/proc/net/netstat")
     if "MPTcpExt" not in netstat:
         raise SystemExit("no MPTcpExt counters in /proc/net/netstat (kernel without MPTCP?)")
     counters = dict(netstat["MPTcpExt"])
     snmp = read_proc_groups("/proc/net/snmp")
-    counters["Tcp.RetransSegs"] = snmp.get("Tcp", {}).get("RetransSegs", 0)
+    for name in ("RetransSegs", "InCsumErrors", "InErrs"):
+        counters[f"Tcp.{name}"] = snmp.get("Tcp", {}).get(name, 0)
     counters["TcpExt.TCPLostRetransmit"] = netstat.get("TcpExt", {}).get("TCPLostRetransmit", 0)
     return counters
 

@@ -137,6 +137,8 @@ scenario_transfer() {
 
     peer_in client counters snapshot --out "$dir/counters-before.json" ||
         problems+=("could not read the client's MPTcpExt counters")
+    peer_in backend counters snapshot --out "$dir/backend-counters-before.json" ||
+        problems+=("could not read the backend's counters")
 
     local backend_pid monitor_pid=""
     # Started without a shell function in between, so that $! is the peer itself and a signal
@@ -219,6 +221,8 @@ scenario_transfer() {
 
     peer_in client counters snapshot --out "$dir/counters-after.json" ||
         problems+=("could not read the client's MPTcpExt counters")
+    peer_in backend counters snapshot --out "$dir/backend-counters-after.json" ||
+        problems+=("could not read the backend's counters")
 
     if ((${#client_reports[@]} > 0)) && [[ -s "$dir/backend.json" ]]; then
         local expect_args=(--expect-mptcp no)
@@ -243,6 +247,16 @@ scenario_transfer() {
             --expect MPFastcloseRx=0 --expect MPRstRx=0)
     else
         counter_args=(--expect MPCapableSYNTX=0 --expect MPCapableSYNACKRX=0 --expect DataCsumErr=0)
+    fi
+    # Offloads are off on c0 and s0, so both kernels verify every TCP checksum the appliance
+    # computed: not one may be wrong.
+    counter_args+=(--expect Tcp.InCsumErrors=0)
+    if peer counters assert --before "$dir/backend-counters-before.json" \
+        --after "$dir/backend-counters-after.json" --expect Tcp.InCsumErrors=0 \
+        >"$dir/backend-counters.txt" 2>&1; then
+        checked+=("backend Tcp.InCsumErrors+0")
+    else
+        problems+=("backend $(tr '\n' ' ' <"$dir/backend-counters.txt")")
     fi
     if peer counters assert --before "$dir/counters-before.json" --after "$dir/counters-after.json" \
         "${counter_args[@]}" >"$dir/counters.txt" 2>&1; then
