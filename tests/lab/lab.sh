@@ -183,6 +183,18 @@ lab_pcap_stop() {
     wait "$pid" 2>/dev/null || true
 }
 
+# Keeps the output of the LAB_KEEP_RUNS most recent runs under out/ (every run has its own
+# directory there) and removes older ones, so repeated runs do not pile up.
+LAB_KEEP_RUNS="${LAB_KEEP_RUNS:-20}"
+lab_prune_old_output() {
+    local root="$LAB_DIR/out" old
+    [[ -d "$root" ]] || return 0
+    while IFS= read -r old; do
+        [[ -n "$old" && "$old" != "$LAB_OUT" ]] && rm -rf -- "$old"
+    done < <(find "$root" -mindepth 1 -maxdepth 1 -type d -name 'mpt*' -printf '%T@ %p\n' |
+        sort -rn | tail -n +"$((LAB_KEEP_RUNS + 1))" | cut -d' ' -f2-)
+}
+
 # Brings the topology up. Idempotent in the sense that an existing lab with the same prefix is
 # torn down first. Arguments: none; reads LAB_APPLIANCE and LAB_CHECKSUM (default 1).
 lab_up() {
@@ -193,6 +205,7 @@ lab_up() {
     backend="$(lab_ns_backend)"
 
     lab_down_quiet
+    lab_prune_old_output
     mkdir -p "$LAB_OUT" "$LAB_STATE_DIR"
     echo "$$" >"$LAB_STATE_DIR/$LAB_PREFIX.owner"
 
