@@ -38,13 +38,19 @@ STANDIN_EXTRA_ARGS=()
 # format (the format the binary reads; README.md "Configuration" documents it).
 #   $1 path to write, $2 checksum 1|0
 appliance_write_mpterm_config() {
-    local path="$1" checksum="$2" checksum_mode
+    local path="$1" checksum="$2"
+    appliance_mpterm_config "$checksum" >"$path"
+}
+
+# Prints the mpterm configuration for this lab; $1 checksum 1|0.
+appliance_mpterm_config() {
+    local checksum="$1" checksum_mode
     if [[ "$checksum" == 1 ]]; then checksum_mode=required; else checksum_mode=off; fi
-    cat >"$path" <<EOF
+    cat <<EOF
 # Written by tests/lab/appliance.sh for lab prefix $LAB_PREFIX.
 [eal]
 # --no-huge: the lab machines have no hugepages; --no-shconf lets several instances run at once.
-args = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--vdev=net_af_packet0,iface=$LAB_IF_APP_CLIENT", "--vdev=net_af_packet1,iface=$LAB_IF_APP_BACKEND"]
+args = $(appliance_mpterm_eal_args)
 
 [[interface]]
 name = "client-side"
@@ -54,7 +60,7 @@ address = "$LAB_APP_CLIENT_ADDR/24"
 [[interface]]
 name = "backend-side"
 port = "net_af_packet1"
-address = "$LAB_APP_BACKEND_ADDR/24"
+address = "$LAB_APP_BACKEND_ADDR/24"$(appliance_mpterm_second_path_interface)
 
 [mptcp]
 checksum = "$checksum_mode"
@@ -63,6 +69,30 @@ checksum = "$checksum_mode"
 listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
 backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"
 EOF
+}
+
+# The [[interface]] block of the second client path (LAB_PATHS=2), nothing otherwise.
+appliance_mpterm_second_path_interface() {
+    [[ "$LAB_PATHS" == 2 ]] || return 0
+    # Starts with an empty line: it follows the previous block's last line directly.
+    printf '\n\n'
+    cat <<EOF
+[[interface]]
+name = "client-side-2"
+port = "net_af_packet2"
+address = "$LAB_APP_CLIENT_ADDR_2/24"
+EOF
+}
+
+# The EAL arguments: one net_af_packet device per veth end the appliance owns.
+appliance_mpterm_eal_args() {
+    local args='"--no-huge", "-m", "512", "--no-pci", "--no-shconf"'
+    args+=", \"--vdev=net_af_packet0,iface=$LAB_IF_APP_CLIENT\""
+    args+=", \"--vdev=net_af_packet1,iface=$LAB_IF_APP_BACKEND\""
+    if [[ "$LAB_PATHS" == 2 ]]; then
+        args+=", \"--vdev=net_af_packet2,iface=$LAB_IF_APP_CLIENT_2\""
+    fi
+    echo "[$args]"
 }
 
 # Waits until the client namespace gets an ICMP echo reply from the appliance's client-side
@@ -190,7 +220,7 @@ appliance_print_log() {
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -euo pipefail
     case "${1:-}" in
-        config) appliance_write_mpterm_config /dev/stdout "${2:-1}" ;;
+        config) appliance_mpterm_config "${2:-1}" ;;
         run)
             mkdir -p "$LAB_OUT"
             appliance_write_mpterm_config "$LAB_OUT/mpterm-manual.toml" "${2:-1}"

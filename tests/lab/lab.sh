@@ -53,6 +53,18 @@ LAB_IF_BACKEND=s0
 LAB_IF_MBOX_CLIENT=m0
 LAB_IF_MBOX_APP=m1
 
+# LAB_PATHS=2 adds a second client path (LAB.md's "Shape"): c1 198.18.1.1/24 ==veth== a1, with
+# the appliance's 198.18.1.2/24 on a1 (net_af_packet2 for mpterm). The client's kernel path
+# manager opens an extra subflow from 198.18.1.1 to the same appliance address 198.18.0.2 (an
+# MPTCP "subflow" endpoint on c1), routed over c1 via 198.18.1.2 by a source-address rule.
+LAB_PATHS="${LAB_PATHS:-1}"
+LAB_IF_CLIENT_2=c1
+LAB_IF_APP_CLIENT_2=a1
+LAB_CLIENT_ADDR_2=198.18.1.1
+LAB_APP_CLIENT_ADDR_2=198.18.1.2
+# Routing table in the client namespace for traffic sourced from the second path's address.
+LAB_PATH2_TABLE=102
+
 # LAB_MIDDLEBOX=1 puts a bridge namespace between the client and the appliance (see
 # lab_add_middlebox); 0 (default) joins c0 and a0 directly.
 LAB_MIDDLEBOX="${LAB_MIDDLEBOX:-0}"
@@ -128,6 +140,34 @@ lab_add_middlebox() {
     ip -n "$mbox" link set "$LAB_IF_MBOX_CLIENT" up
     ip -n "$mbox" link set "$LAB_IF_MBOX_APP" up
     ip -n "$mbox" link set br0 up
+}
+
+# The second client path (LAB_PATHS=2), see LAB_PATHS above.
+lab_add_second_path() {
+    local client="$1" app="$2"
+    ip -n "$client" link add "$LAB_IF_CLIENT_2" type veth peer name "$LAB_IF_APP_CLIENT_2" netns "$app"
+    lab_disable_offloads "$client" "$LAB_IF_CLIENT_2"
+    lab_disable_offloads "$app" "$LAB_IF_APP_CLIENT_2"
+    ip -n "$client" addr add "$LAB_CLIENT_ADDR_2/24" dev "$LAB_IF_CLIENT_2"
+    ip -n "$client" link set "$LAB_IF_CLIENT_2" up
+    ip -n "$app" link set "$LAB_IF_APP_CLIENT_2" up
+    if [[ "$LAB_APPLIANCE" == kernel-standin ]]; then
+        ip -n "$app" addr add "$LAB_APP_CLIENT_ADDR_2/24" dev "$LAB_IF_APP_CLIENT_2"
+    fi
+    # Packets from the second address leave through c1, whatever their destination.
+    ip -n "$client" route add default via "$LAB_APP_CLIENT_ADDR_2" dev "$LAB_IF_CLIENT_2" table "$LAB_PATH2_TABLE"
+    ip -n "$client" rule add from "$LAB_CLIENT_ADDR_2" table "$LAB_PATH2_TABLE"
+    # The kernel path manager: one extra subflow from the second address, no announced
+    # addresses needed (ip-mptcp(8), LAB.md).
+    ip -n "$client" mptcp limits set subflows 8 add_addr_accepted 8
+    ip -n "$client" mptcp endpoint add "$LAB_CLIENT_ADDR_2" dev "$LAB_IF_CLIENT_2" subflow
+}
+
+# Prints "TX RX" byte counts of an interface in one of the lab's namespaces.
+lab_if_bytes() {
+    local which="$1" dev="$2"
+    lab_exec "$which" cat "/sys/class/net/$dev/statistics/tx_bytes" "/sys/class/net/$dev/statistics/rx_bytes" |
+        tr '\n' ' '
 }
 
 # Drops PERMILLE in 1000 TCP segments at random in the middlebox, in both directions between
@@ -256,8 +296,12 @@ lab_up() {
             ;;
     esac
 
+    if [[ "$LAB_PATHS" == 2 ]]; then
+        lab_add_second_path "$client" "$app"
+    fi
+
     lab_set_client_mptcp "$checksum"
-    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX"
+    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX paths=$LAB_PATHS"
 }
 
 # Removes the lab with the current prefix. Never fails: it is what traps call.
@@ -361,7 +405,7 @@ lab_main() {
             ;;
         status) lab_status ;;
         *)
-            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] $0 up|down|status" >&2
+            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1|2] $0 up|down|status" >&2
             return 2
             ;;
     esac

@@ -43,6 +43,9 @@ CONCURRENT_CONNECTIONS="${CONCURRENT_CONNECTIONS:-8}"
 LAB_PCAP="${LAB_PCAP:-0}"
 # Seconds both ends' sockets get to finish closing after a transfer (see wait_sockets_closed).
 CLOSE_SETTLE_TIMEOUT="${CLOSE_SETTLE_TIMEOUT:-5}"
+# In the two-path scenario each client path must carry at least this many bytes (both ways):
+# a quarter of what an even split of the transfer would give it.
+MIN_BYTES_PER_PATH="${MIN_BYTES_PER_PATH:-$((TRANSFER_BYTES / 4))}"
 
 PASSED=0
 FAILED=0
@@ -104,16 +107,19 @@ scenario_ping() {
 #   scenario_transfer NAME [--mode mptcp|tcp] [--c2b BYTES] [--b2c BYTES] [--checksum 1|0]
 # --checksum is the DSS checksum setting the client must report as negotiated (MPTCP_INFO).
 #                          [--connections K] [--read-delay-ms D] [--rss] [--loss-permille P]
+#                          [--two-paths]
 # --connections K opens K connections at once, each moving the given bytes (distinct seeds, so
 # every stream is told apart by its hash). --read-delay-ms D makes the backend read
 # SLOW_READ_CHUNK bytes per D ms; --rss samples the appliance's VmRSS during the transfer and
 # bounds its growth by RSS_GROWTH_BOUND_MIB. --loss-permille P drops P in 1000 TCP segments at
 # random in the middlebox between client and appliance, both ways (needs a lab brought up with
-# LAB_MIDDLEBOX=1), so that both ends must retransmit and recover.
+# LAB_MIDDLEBOX=1), so that both ends must retransmit and recover. --two-paths (needs a lab
+# brought up with LAB_PATHS=2) expects one MP_JOIN subflow per connection over c1 and both paths
+# to carry at least MIN_BYTES_PER_PATH.
 scenario_transfer() {
     local name="$1"
     shift
-    local mode=mptcp c2b=0 b2c=0 checksum=1 connections=1 delay=0 rss=no loss=0
+    local mode=mptcp c2b=0 b2c=0 checksum=1 connections=1 delay=0 rss=no loss=0 two_paths=no
     while (($# > 0)); do
         case "$1" in
             --mode) mode="$2"; shift 2 ;;
@@ -124,6 +130,7 @@ scenario_transfer() {
             --read-delay-ms) delay="$2"; shift 2 ;;
             --rss) rss=yes; shift ;;
             --loss-permille) loss="$2"; shift 2 ;;
+            --two-paths) two_paths=yes; shift ;;
             *) lab_log "scenario_transfer: unknown option $1"; return 1 ;;
         esac
     done
@@ -162,6 +169,11 @@ scenario_transfer() {
 
     if ((loss > 0)); then
         lab_set_path_loss "$loss" || problems+=("could not install the loss rule in the middlebox")
+    fi
+
+    local path_bytes_before=()
+    if [[ "$two_paths" == yes ]]; then
+        read -ra path_bytes_before <<<"$(lab_if_bytes client "$LAB_IF_CLIENT") $(lab_if_bytes client "$LAB_IF_CLIENT_2")"
     fi
 
     local pcap_client="" pcap_backend=""
@@ -247,6 +259,21 @@ scenario_transfer() {
             --expect MPFastcloseRx=0 --expect MPRstRx=0)
     else
         counter_args=(--expect MPCapableSYNTX=0 --expect MPCapableSYNACKRX=0 --expect DataCsumErr=0)
+    fi
+    if [[ "$two_paths" == yes ]]; then
+        # RFC 8684 section 3.2: the extra subflow is an MP_JOIN handshake whose SYN-ACK carries
+        # a valid HMAC; the data must really travel over both paths.
+        counter_args+=(--expect "MPJoinSynAckRx=$connections" --expect MPJoinSynAckHMacFailure=0)
+        local path_bytes_after path_report
+        read -ra path_bytes_after <<<"$(lab_if_bytes client "$LAB_IF_CLIENT") $(lab_if_bytes client "$LAB_IF_CLIENT_2")"
+        local path0=$((path_bytes_after[0] + path_bytes_after[1] - path_bytes_before[0] - path_bytes_before[1]))
+        local path1=$((path_bytes_after[2] + path_bytes_after[3] - path_bytes_before[2] - path_bytes_before[3]))
+        path_report="path bytes (tx+rx) $LAB_IF_CLIENT $path0, $LAB_IF_CLIENT_2 $path1"
+        if ((path0 >= MIN_BYTES_PER_PATH && path1 >= MIN_BYTES_PER_PATH)); then
+            checked+=("$path_report, each >= $MIN_BYTES_PER_PATH")
+        else
+            problems+=("$path_report: a path carried less than $MIN_BYTES_PER_PATH")
+        fi
     fi
     # Offloads are off on c0 and s0, so both kernels verify every TCP checksum the appliance
     # computed: not one may be wrong.
@@ -430,6 +457,16 @@ main() {
         run_group middlebox 1 \
             "scenario_transfer h-loss1pct-bidir-csum1 --c2b $quarter --b2c $quarter --checksum 1 --loss-permille 10" \
             "scenario_stop stop-middlebox"
+    fi
+
+    # Multipath: a second client path and one MP_JOIN subflow over it (LAB_PATHS=2).
+    if selected j-two-paths-bidir-csum1; then
+        lab_down_quiet
+        LAB_PATHS=2 lab_up
+        run_group two-paths 1 \
+            "scenario_ping ping-two-paths" \
+            "scenario_transfer j-two-paths-bidir-csum1 --c2b $size --b2c $size --checksum 1 --two-paths" \
+            "scenario_stop stop-two-paths"
     fi
 
     echo
