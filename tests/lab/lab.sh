@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The namespace lab that puts a real Linux MPTCP client and a real Linux TCP backend on either
-# side of an MPTCP termination appliance (see /work/shared/LAB.md for the facts behind it).
+# side of an MPTCP termination appliance (the facts behind it are in the project's shared
+# LAB.md: addresses, offloads, no netem, DPDK without hardware).
 #
 #   ns ${LAB_PREFIX}-client        ns ${LAB_PREFIX}-app              ns ${LAB_PREFIX}-backend
 #   c0 198.18.0.1/24 ==veth== a0  [appliance]  b0 ==veth== s0 198.19.0.2/24
+#   c1 198.18.1.1/24 ==veth== a1  (second path, LAB_PATHS=2 only)
+#
+# LAB_MIDDLEBOX=1 runs c0's link through a bridge in ns ${LAB_PREFIX}-mbox, where nftables can
+# impair it.
 #
 # The appliance is pluggable (LAB_APPLIANCE):
 #   mpterm          the DPDK binary; a0 and b0 carry no address so that no kernel stack answers
@@ -69,8 +74,8 @@ LAB_PATH2_TABLE=102
 # lab_add_middlebox); 0 (default) joins c0 and a0 directly.
 LAB_MIDDLEBOX="${LAB_MIDDLEBOX:-0}"
 
-# Where the running lab remembers who owns it, so that `down --stale` can tell leftovers of a dead
-# run from a lab that another run is still using.
+# Where the running lab remembers who owns it, so that `down` can tell leftovers of a dead run
+# from a lab that another run is still using.
 LAB_STATE_DIR="${LAB_STATE_DIR:-/run/mpterm-lab}"
 
 lab_ns_client() { echo "${LAB_PREFIX}-client"; }
