@@ -1,1 +1,25 @@
-//! Placeholder until its issue work lands.
+//! The sans-IO TCP/MPTCP engine of mpterm.
+//!
+//! It takes frames and the current time in, and hands frames, the next timer deadline and
+//! counters out. It contains no DPDK, no clock, no threads and no `unsafe`.
+//!
+//! Call order for a driver, once per loop iteration:
+//! 1. [`Engine::handle_frame`] for every received frame;
+//! 2. [`Engine::handle_timeout`] when `now` has reached [`Engine::poll_timeout`];
+//! 3. [`Engine::poll_transmit`] until it returns `None`.
+#![forbid(unsafe_code)]
+
+mod config;
+mod counters;
+mod engine;
+pub mod mptcp_keys;
+mod payload;
+mod time;
+mod transmit;
+
+pub use config::{EngineConfig, InterfaceConfig, ProxyRule, TcpTuning};
+pub use counters::Counters;
+pub use engine::{Engine, TokenRegistry};
+pub use payload::Payload;
+pub use time::Instant;
+pub use transmit::{HeaderBytes, Transmit, MAX_HEADER_LEN};

@@ -1,0 +1,40 @@
+//! Plain counters kept by the engine; the worker publishes them.
+
+/// What the engine has seen and done, counted since it was created. Every drop of bad input
+/// is counted here under its cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames whose Ethernet, ARP, IPv4, ICMP or TCP header did not parse or verify.
+    pub rx_dropped_malformed: u64,
+    /// Frames for another host, another protocol or an address we do not own.
+    pub rx_dropped_not_for_us: u64,
+    /// TCP segments that matched no connection or listener.
+    pub rx_dropped_no_connection: u64,
+    /// TCP options of unknown kind or MPTCP options of unknown or unexpected subtype.
+    pub rx_unknown_options: u64,
+    /// Transmissions dropped because no next-hop MAC was known and the wait queue was full.
+    pub tx_dropped_no_neighbor: u64,
+    pub arp_requests_answered: u64,
+    pub arp_replies_received: u64,
+    pub icmp_echo_answered: u64,
+    pub tcp_rst_sent: u64,
+    pub tcp_rst_received: u64,
+    pub connections_accepted: u64,
+    pub connections_established: u64,
+    pub connections_closed: u64,
+    pub connections_refused: u64,
+    pub mptcp_connections: u64,
+    pub mptcp_fallbacks: u64,
+    pub dss_checksum_failures: u64,
+    pub dss_mapping_mismatches: u64,
+    pub retransmissions: u64,
+    pub rto_expirations: u64,
+    pub fast_retransmits: u64,
+    pub backend_connect_failures: u64,
+    /// Segments dropped because they fell outside the receive window or buffer.
+    pub rx_dropped_out_of_window: u64,
+}
