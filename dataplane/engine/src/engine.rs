@@ -7,8 +7,9 @@ use rand_core::RngCore;
 /// Where MPTCP tokens are registered so that they stay unique across workers
 /// (RFC 8684, section 3.2: a token names one connection on this host).
 pub trait TokenRegistry {
-    /// Claims `token`; false when it is already in use (the caller derives another key).
-    fn try_register(&mut self, token: u32) -> bool;
+    /// Claims `token` for the connection the engine numbers `connection_id`; false when the
+    /// token is already in use (the engine then draws another key).
+    fn try_register(&mut self, token: u32, connection_id: u64) -> bool;
     /// Releases a token claimed earlier.
     fn release(&mut self, token: u32);
 }
