@@ -1,8 +1,26 @@
-//! The engine: interfaces, neighbours, connections and the proxy relay, driven by frames in and
-//! frames out. (API skeleton; the body is being written.)
+//! The engine: the appliance's own addresses (ARP, ICMP echo), the listeners, the table of
+//! proxied connections and the timers, driven by frames in and frames out.
 
-use crate::{Counters, EngineConfig, Instant, Payload, Transmit};
+use core::cmp::Reverse;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::{BinaryHeap, VecDeque};
+
+use hashbrown::HashMap;
+use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
+use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use mpterm_wire::mptcp::MptcpOption;
+use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use mpterm_wire::SeqNumber;
 use rand_core::RngCore;
+
+use crate::connection::{ProxiedConnection, Side};
+use crate::mptcp::{MptcpSession, DSS_OPTION_RESERVE};
+use crate::mptcp_keys::derive_from_key;
+use crate::neighbor::NeighborCache;
+use crate::tcp::{OutgoingSegment, Tcb, TcbCounters};
+use crate::{Counters, EngineConfig, HeaderBytes, Instant, Payload, ProxyRule, Transmit};
 
 /// Where MPTCP tokens are registered so that they stay unique across workers
 /// (RFC 8684, section 3.2: a token names one connection on this host).
@@ -14,61 +32,86 @@ pub trait TokenRegistry {
     fn release(&mut self, token: u32);
 }
 
+/// Keys drawn before giving up on a unique token and serving the client as plain TCP.
+const KEY_ATTEMPTS: usize = 16;
+/// Ephemeral ports for backend connections (the IANA dynamic range).
+const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
+const DEFAULT_TTL: u8 = 64;
+const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+
+/// A TCP flow as seen from the appliance: our address and port, then the peer's.
+type FlowKey = (SocketAddrV4, SocketAddrV4);
+
+#[derive(Debug)]
+struct Slot<P: Payload> {
+    connection: ProxiedConnection<P>,
+    client_interface: usize,
+    backend_interface: usize,
+    backend_local: Option<SocketAddrV4>,
+    /// The deadline for which a timer entry is queued, if any.
+    armed: Option<Instant>,
+    /// Queued for output polling.
+    dirty: bool,
+    /// Connection counters already added to the engine totals.
+    counted: TcbCounters,
+}
+
 /// One worker's TCP/MPTCP engine. See the crate documentation for the call order.
 pub struct Engine<P: Payload, R: RngCore, T: TokenRegistry> {
     config: EngineConfig,
+    macs: Vec<EthernetAddress>,
     rng: R,
     tokens: T,
     counters: Counters,
-    _payload: core::marker::PhantomData<P>,
+    neighbors: NeighborCache<P>,
+    slots: Vec<Option<Slot<P>>>,
+    free_slots: Vec<usize>,
+    live_connections: usize,
+    flows: HashMap<FlowKey, (usize, Side)>,
+    next_connection_id: u64,
+    next_ephemeral_port: u16,
+    /// Frames ready to leave (ARP, ICMP, resets, frames whose next hop just resolved).
+    output: VecDeque<Transmit<P>>,
+    /// Connections that may have segments to send.
+    dirty: VecDeque<usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 impl<P: Payload, R: RngCore, T: TokenRegistry> core::fmt::Debug for Engine<P, R, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
+            .field("connections", &self.live_connections)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
 }
 
 impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
-    pub fn new(config: EngineConfig, rng: R, tokens: T) -> Self {
+    pub fn new(config: EngineConfig, mut rng: R, tokens: T) -> Self {
+        let macs = config
+            .interfaces
+            .iter()
+            .map(|interface| EthernetAddress(interface.mac))
+            .collect();
+        let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+        let next_ephemeral_port = EPHEMERAL_PORTS.start() + (rng.next_u32() % span) as u16;
         Engine {
             config,
+            macs,
             rng,
             tokens,
             counters: Counters::default(),
-            _payload: core::marker::PhantomData,
+            neighbors: NeighborCache::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            live_connections: 0,
+            flows: HashMap::new(),
+            next_connection_id: 1,
+            next_ephemeral_port,
+            output: VecDeque::new(),
+            dirty: VecDeque::new(),
+            timers: BinaryHeap::new(),
         }
-    }
-
-    /// A frame received on interface `interface` (an index into `EngineConfig::interfaces`).
-    pub fn handle_frame(&mut self, now: Instant, interface: usize, frame: P) {
-        let _ = (
-            now,
-            interface,
-            frame,
-            &self.config,
-            &mut self.rng,
-            &mut self.tokens,
-        );
-        self.counters.rx_frames += 1;
-    }
-
-    /// The next frame to send, if any.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<P>> {
-        let _ = now;
-        None
-    }
-
-    /// The earliest instant at which [`Engine::handle_timeout`] must be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    /// Runs every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
     }
 
     pub fn counters(&self) -> &Counters {
@@ -77,6 +120,787 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
 
     /// Connections currently held (client side plus backend side count as one).
     pub fn connection_count(&self) -> usize {
-        0
+        self.live_connections
+    }
+
+    // ----- input -----
+
+    /// A frame received on interface `interface` (an index into `EngineConfig::interfaces`).
+    pub fn handle_frame(&mut self, now: Instant, interface: usize, frame: P) {
+        self.counters.rx_frames += 1;
+        self.counters.rx_bytes += frame.len() as u64;
+        if interface >= self.macs.len() {
+            self.counters.rx_dropped_not_for_us += 1;
+            return;
+        }
+        let Ok(ethernet_frame) = EthernetFrame::new_checked(frame.as_ref()) else {
+            self.counters.rx_dropped_malformed += 1;
+            return;
+        };
+        let destination = ethernet_frame.dst_addr();
+        if destination != self.macs[interface] && !destination.is_broadcast() {
+            self.counters.rx_dropped_not_for_us += 1;
+            return;
+        }
+        let source_mac = ethernet_frame.src_addr();
+        match ethernet_frame.ethertype() {
+            ethernet::ETHERTYPE_ARP => self.handle_arp(now, interface, &frame),
+            ethernet::ETHERTYPE_IPV4 => self.handle_ipv4(now, interface, source_mac, &frame),
+            // IPv6 neighbour discovery and anything else: not ours.
+            _ => self.counters.rx_dropped_not_for_us += 1,
+        }
+    }
+
+    /// RFC 826 "Packet Reception": merge the sender, answer requests for our address.
+    fn handle_arp(&mut self, now: Instant, interface: usize, frame: &P) {
+        let bytes = &frame.as_ref()[ethernet::HEADER_LEN..];
+        let repr = match ArpPacket::new_checked(bytes).and_then(|packet| ArpRepr::parse(&packet)) {
+            Ok(repr) => repr,
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        let own_address = self.config.interfaces[interface].address;
+        let for_us = repr.target_ip == own_address;
+        if for_us
+            || self
+                .neighbors
+                .lookup(now, interface, repr.sender_ip)
+                .is_some()
+        {
+            self.neighbors.learn(
+                now,
+                interface,
+                repr.sender_ip,
+                repr.sender_mac,
+                &mut self.output,
+            );
+        }
+        if !for_us {
+            self.counters.rx_dropped_not_for_us += 1;
+            return;
+        }
+        match repr.operation {
+            ArpOperation::Request => {
+                let reply = ArpRepr {
+                    operation: ArpOperation::Reply,
+                    sender_mac: self.macs[interface],
+                    sender_ip: own_address,
+                    target_mac: repr.sender_mac,
+                    target_ip: repr.sender_ip,
+                };
+                self.queue_arp(interface, repr.sender_mac, &reply);
+                self.counters.arp_requests_answered += 1;
+            }
+            ArpOperation::Reply => self.counters.arp_replies_received += 1,
+        }
+    }
+
+    fn queue_arp(&mut self, interface: usize, destination: EthernetAddress, arp: &ArpRepr) {
+        let mut header = HeaderBytes::new();
+        let buffer = header.buffer_mut();
+        let ethernet = EthernetRepr {
+            src: self.macs[interface],
+            dst: destination,
+            ethertype: ethernet::ETHERTYPE_ARP,
+        };
+        let written = ethernet.emit(&mut buffer[..]).and_then(|eth_len| {
+            arp.emit(&mut buffer[eth_len..])
+                .map(|arp_len| eth_len + arp_len)
+        });
+        if let Ok(len) = written {
+            // Pad to the Ethernet minimum of 60 bytes without the FCS.
+            header.set_len(len.max(60));
+            self.output.push_back(Transmit {
+                interface,
+                header,
+                payload: None,
+            });
+        }
+    }
+
+    fn handle_ipv4(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        source_mac: EthernetAddress,
+        frame: &P,
+    ) {
+        let bytes = &frame.as_ref()[ethernet::HEADER_LEN..];
+        let packet = match Ipv4Packet::new_checked(bytes) {
+            Ok(packet) => packet,
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        let repr = match Ipv4Repr::parse(&packet) {
+            Ok(repr) => repr,
+            Err(mpterm_wire::WireError::Unsupported) => {
+                self.counters.rx_dropped_not_for_us += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        let interface_config = &self.config.interfaces[interface];
+        if repr.dst != interface_config.address {
+            self.counters.rx_dropped_not_for_us += 1;
+            return;
+        }
+        // A peer on the link answers from its own MAC: learn it, sparing an ARP round trip.
+        if interface_config.is_on_link(repr.src)
+            && self.neighbors.lookup(now, interface, repr.src) != Some(source_mac)
+        {
+            self.neighbors
+                .learn(now, interface, repr.src, source_mac, &mut self.output);
+        }
+        let payload_start = ethernet::HEADER_LEN + packet.header_len();
+        let payload_end = ethernet::HEADER_LEN + usize::from(packet.total_len());
+        match repr.protocol {
+            ipv4::PROTOCOL_ICMP => self.handle_icmp(
+                interface,
+                source_mac,
+                &repr,
+                frame,
+                payload_start,
+                payload_end,
+            ),
+            ipv4::PROTOCOL_TCP => {
+                self.handle_tcp(now, interface, &repr, frame, payload_start, payload_end)
+            }
+            _ => self.counters.rx_dropped_not_for_us += 1,
+        }
+    }
+
+    /// RFC 792: an echo reply carries the request's identifier, sequence number and data. The
+    /// data leaves in the request's own buffer.
+    fn handle_icmp(
+        &mut self,
+        interface: usize,
+        source_mac: EthernetAddress,
+        ip: &Ipv4Repr,
+        frame: &P,
+        start: usize,
+        end: usize,
+    ) {
+        let packet = match IcmpPacket::new_checked(&frame.as_ref()[start..end]) {
+            Ok(packet) => packet,
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        let request = match IcmpEchoRepr::parse(&packet) {
+            Ok(repr) if repr.kind == IcmpEchoKind::Request => repr,
+            Ok(_) | Err(mpterm_wire::WireError::Unsupported) => {
+                self.counters.rx_dropped_not_for_us += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        let data = frame.slice(start + mpterm_wire::icmp::HEADER_LEN..end);
+        let reply = IcmpEchoRepr {
+            kind: IcmpEchoKind::Reply,
+            ..request
+        };
+        let mut header = HeaderBytes::new();
+        let buffer = header.buffer_mut();
+        let ethernet = EthernetRepr {
+            src: self.macs[interface],
+            dst: source_mac,
+            ethertype: ethernet::ETHERTYPE_IPV4,
+        };
+        let icmp_len = mpterm_wire::icmp::HEADER_LEN + data.len();
+        let ip_reply = Ipv4Repr {
+            src: ip.dst,
+            dst: ip.src,
+            protocol: ipv4::PROTOCOL_ICMP,
+            payload_len: icmp_len as u16,
+            ttl: DEFAULT_TTL,
+        };
+        let emitted = ethernet.emit(&mut buffer[..]).is_ok()
+            && ip_reply.emit(&mut buffer[ethernet::HEADER_LEN..]).is_ok()
+            && reply
+                .emit(&mut buffer[IPV4_HEADER_END..], data.as_ref())
+                .is_ok();
+        if emitted {
+            header.set_len(IPV4_HEADER_END + mpterm_wire::icmp::HEADER_LEN);
+            self.output.push_back(Transmit {
+                interface,
+                header,
+                payload: (!data.is_empty()).then_some(data),
+            });
+            self.counters.icmp_echo_answered += 1;
+        }
+    }
+
+    fn handle_tcp(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        ip: &Ipv4Repr,
+        frame: &P,
+        start: usize,
+        end: usize,
+    ) {
+        let segment = match TcpSegment::new_checked(&frame.as_ref()[start..end]) {
+            Ok(segment) => segment,
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        if !segment.verify_checksum_v4(ip.src, ip.dst) {
+            self.counters.rx_dropped_malformed += 1;
+            return;
+        }
+        let repr = match TcpRepr::parse(&segment) {
+            Ok(repr) => repr,
+            Err(_) => {
+                // RFC 9293 3.1: a malformed option; the segment is dropped and counted.
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        self.counters.rx_unknown_options += u64::from(repr.options.unknown_options);
+        for option in repr.options.mptcp.iter().flatten() {
+            if matches!(option, MptcpOption::Unknown { .. }) {
+                self.counters.rx_unknown_options += 1;
+            }
+        }
+        let payload_start = start + segment.header_len();
+        let payload = (payload_start < end).then(|| frame.slice(payload_start..end));
+        let local = SocketAddrV4::new(ip.dst, repr.dst_port);
+        let remote = SocketAddrV4::new(ip.src, repr.src_port);
+        if repr.flags.contains(TcpFlags::RST) {
+            self.counters.tcp_rst_received += 1;
+        }
+        match self.flows.get(&(local, remote)).copied() {
+            Some((slot, side)) => self.deliver(now, slot, side, &repr, payload),
+            None => self.handle_unmatched(
+                now,
+                interface,
+                local,
+                remote,
+                &repr,
+                payload.as_ref().map_or(0, |p| p.len()),
+            ),
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        side: Side,
+        repr: &TcpRepr<'_>,
+        payload: Option<P>,
+    ) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        match side {
+            Side::Client => entry.connection.handle_client_segment(now, repr, payload),
+            Side::Backend => entry.connection.handle_backend_segment(now, repr, payload),
+        }
+        self.after_activity(now, slot);
+    }
+
+    /// A segment for no connection: a SYN to a listener opens one; anything else but a RST is
+    /// answered with RST (RFC 9293, section 3.10.7.1).
+    fn handle_unmatched(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        repr: &TcpRepr<'_>,
+        payload_len: usize,
+    ) {
+        let is_syn = repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK);
+        let rule = self
+            .config
+            .proxies
+            .iter()
+            .copied()
+            .find(|rule| rule.listen == local);
+        if is_syn && !repr.flags.contains(TcpFlags::RST) {
+            if let Some(rule) = rule {
+                if self.live_connections < self.config.max_connections {
+                    self.accept(now, interface, local, remote, repr, rule);
+                    return;
+                }
+                self.counters.connections_refused += 1;
+            }
+        }
+        self.counters.rx_dropped_no_connection += 1;
+        if !repr.flags.contains(TcpFlags::RST) {
+            self.send_reset_for(now, interface, local, remote, repr, payload_len);
+        }
+    }
+
+    fn send_reset_for(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        repr: &TcpRepr<'_>,
+        payload_len: usize,
+    ) {
+        let (seq, ack, flags) = if repr.flags.contains(TcpFlags::ACK) {
+            (repr.ack, SeqNumber(0), TcpFlags::RST)
+        } else {
+            let length = payload_len as u32
+                + u32::from(repr.flags.contains(TcpFlags::SYN))
+                + u32::from(repr.flags.contains(TcpFlags::FIN));
+            (
+                SeqNumber(0),
+                repr.seq + length,
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        let reset = TcpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: TcpOptions::default(),
+        };
+        self.counters.tcp_rst_sent += 1;
+        self.transmit_tcp(now, interface, *local.ip(), *remote.ip(), &reset, None);
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpRepr<'_>,
+        rule: ProxyRule,
+    ) {
+        let Some(backend_route) = self.route(*rule.backend.ip()) else {
+            self.counters.backend_connect_failures += 1;
+            self.send_reset_for(now, interface, local, remote, syn, 0);
+            return;
+        };
+        let id = self.next_connection_id;
+        self.next_connection_id += 1;
+        let iss = SeqNumber(self.rng.next_u32());
+        let local_mss = self.config.interfaces[interface].mtu.saturating_sub(40);
+        let mut client = Tcb::accept(now, local, remote, syn, iss, local_mss, self.config.tcp);
+        let session = self.open_mptcp_session(syn, id);
+        if session.is_some() {
+            client.set_owner_option_reserve(DSS_OPTION_RESERVE);
+            self.counters.mptcp_connections += 1;
+        }
+        let connection = ProxiedConnection::new(id, client, session, rule.backend);
+        let slot = Slot {
+            connection,
+            client_interface: interface,
+            backend_interface: backend_route.0,
+            backend_local: None,
+            armed: None,
+            dirty: false,
+            counted: TcbCounters::default(),
+        };
+        let index = match self.free_slots.pop() {
+            Some(index) => {
+                self.slots[index] = Some(slot);
+                index
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        };
+        self.live_connections += 1;
+        self.flows.insert((local, remote), (index, Side::Client));
+        self.counters.connections_accepted += 1;
+        self.after_activity(now, index);
+    }
+
+    /// RFC 8684 section 3.1: a SYN with MP_CAPABLE version 1 gets a session with a fresh key
+    /// whose token is unique; version 0 (RFC 6824) is not offered, so such a client falls back
+    /// to plain TCP, as section 3.1 prescribes for a version we do not support.
+    fn open_mptcp_session(
+        &mut self,
+        syn: &TcpRepr<'_>,
+        connection_id: u64,
+    ) -> Option<MptcpSession<P>> {
+        let capable = syn
+            .options
+            .mptcp
+            .iter()
+            .flatten()
+            .find_map(|option| match option {
+                MptcpOption::MpCapable(capable) => Some(*capable),
+                _ => None,
+            })?;
+        if capable.version != 1 {
+            self.counters.mptcp_fallbacks += 1;
+            return None;
+        }
+        for _ in 0..KEY_ATTEMPTS {
+            let key = self.rng.next_u64();
+            let token = derive_from_key(key).token;
+            if self.tokens.try_register(token, connection_id) {
+                return Some(MptcpSession::new(
+                    key,
+                    self.config.mptcp_checksum_required,
+                    capable.checksum_required,
+                ));
+            }
+        }
+        self.counters.mptcp_fallbacks += 1;
+        None
+    }
+
+    /// After any input or timer on a connection: open the backend when the client is ready,
+    /// account events and counters, queue for output and re-arm the timer.
+    fn after_activity(&mut self, now: Instant, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let events = entry.connection.take_events();
+        if events.client_established {
+            self.counters.connections_established += 1;
+        }
+        if events.fell_back {
+            self.counters.mptcp_fallbacks += 1;
+        }
+        if events.checksum_failure {
+            self.counters.dss_checksum_failures += 1;
+        }
+        if events.mapping_mismatch {
+            self.counters.dss_mapping_mismatches += 1;
+        }
+        if events.backend_failed {
+            self.counters.backend_connect_failures += 1;
+        }
+        if entry.connection.needs_backend() {
+            self.open_backend(now, slot);
+        }
+        self.mark_dirty(slot);
+        self.arm_timer(slot);
+    }
+
+    fn open_backend(&mut self, now: Instant, slot: usize) {
+        let Some(entry) = self.slots.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        let backend = entry.connection.backend_address;
+        let interface = entry.backend_interface;
+        let local_ip = self.config.interfaces[interface].address;
+        let mss_hint = entry.connection.backend_mss_hint();
+        let Some(port) = self.allocate_port(local_ip, backend) else {
+            self.counters.backend_connect_failures += 1;
+            if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+                entry.connection.abort();
+            }
+            return;
+        };
+        let local = SocketAddrV4::new(local_ip, port);
+        let path_mss = usize::from(self.config.interfaces[interface].mtu.saturating_sub(40));
+        let local_mss = path_mss.min(mss_hint) as u16;
+        let iss = SeqNumber(self.rng.next_u32());
+        let tcb = Tcb::connect(now, local, backend, iss, local_mss, self.config.tcp);
+        if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            entry.connection.attach_backend(tcb);
+            entry.backend_local = Some(local);
+        }
+        self.flows.insert((local, backend), (slot, Side::Backend));
+    }
+
+    fn allocate_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
+        let span = usize::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_ephemeral_port;
+            self.next_ephemeral_port = if port == *EPHEMERAL_PORTS.end() {
+                *EPHEMERAL_PORTS.start()
+            } else {
+                port + 1
+            };
+            if !self
+                .flows
+                .contains_key(&(SocketAddrV4::new(local_ip, port), remote))
+            {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push_back(slot);
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(deadline) = entry.connection.poll_timeout() else {
+            return;
+        };
+        if entry.armed.is_none_or(|armed| deadline < armed) {
+            entry.armed = Some(deadline);
+            self.timers
+                .push(Reverse((deadline, slot, entry.connection.id)));
+        }
+    }
+
+    // ----- timers -----
+
+    /// The earliest instant at which [`Engine::handle_timeout`] must be called. It may be
+    /// early (a timer that was pushed back): the call then finds nothing to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let connection = self
+            .timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline);
+        match (connection, self.neighbors.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, slot, id))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if entry.connection.id != id || entry.armed != Some(deadline) {
+                continue;
+            }
+            entry.armed = None;
+            if entry
+                .connection
+                .poll_timeout()
+                .is_some_and(|due| due <= now)
+            {
+                entry.connection.handle_timeout(now);
+            }
+            self.after_activity(now, slot);
+        }
+        let mut dropped = 0;
+        while let Some(request) = self.neighbors.poll_requests(now, &mut dropped) {
+            let arp = ArpRepr {
+                operation: ArpOperation::Request,
+                sender_mac: self.macs[request.interface],
+                sender_ip: self.config.interfaces[request.interface].address,
+                target_mac: EthernetAddress([0; 6]),
+                target_ip: request.address,
+            };
+            self.queue_arp(request.interface, EthernetAddress::BROADCAST, &arp);
+        }
+        self.counters.tx_dropped_no_neighbor += dropped;
+    }
+
+    // ----- output -----
+
+    /// The next frame to send, if any.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<P>> {
+        loop {
+            if let Some(frame) = self.output.pop_front() {
+                self.counters.tx_frames += 1;
+                self.counters.tx_bytes += frame.len() as u64;
+                return Some(frame);
+            }
+            let slot = *self.dirty.front()?;
+            let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                self.dirty.pop_front();
+                continue;
+            };
+            match entry.connection.poll_segment(now) {
+                Some((side, segment)) => self.transmit_segment(now, slot, side, segment),
+                None => {
+                    self.dirty.pop_front();
+                    entry.dirty = false;
+                    self.account_counters(slot);
+                    self.arm_timer(slot);
+                    self.release_if_finished(slot);
+                }
+            }
+        }
+    }
+
+    fn transmit_segment(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        side: Side,
+        segment: OutgoingSegment<P>,
+    ) {
+        let Some(entry) = self.slots.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        let (interface, local, remote) = match side {
+            Side::Client => (
+                entry.client_interface,
+                entry.connection.client.local(),
+                entry.connection.client.remote(),
+            ),
+            Side::Backend => match (entry.backend_local, entry.connection.backend.as_ref()) {
+                (Some(local), Some(backend)) => (entry.backend_interface, local, backend.remote()),
+                _ => return,
+            },
+        };
+        if segment.repr.flags.contains(TcpFlags::RST) {
+            self.counters.tcp_rst_sent += 1;
+        }
+        self.transmit_tcp(
+            now,
+            interface,
+            *local.ip(),
+            *remote.ip(),
+            &segment.repr,
+            segment.payload,
+        );
+    }
+
+    /// Builds Ethernet, IPv4 and TCP headers for a segment and queues the frame, or holds it
+    /// until the next hop's MAC is known.
+    fn transmit_tcp(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        repr: &TcpRepr<'_>,
+        payload: Option<P>,
+    ) {
+        let mut header = HeaderBytes::new();
+        let payload_bytes: &[u8] = payload.as_ref().map_or(&[], |p| p.as_ref());
+        let tcp_len = repr.header_len();
+        let ip = Ipv4Repr {
+            src,
+            dst,
+            protocol: ipv4::PROTOCOL_TCP,
+            payload_len: (tcp_len + payload_bytes.len()) as u16,
+            ttl: DEFAULT_TTL,
+        };
+        let ethernet = EthernetRepr {
+            src: self.macs[interface],
+            dst: EthernetAddress([0; 6]),
+            ethertype: ethernet::ETHERTYPE_IPV4,
+        };
+        let buffer = header.buffer_mut();
+        let emitted = ethernet.emit(&mut buffer[..]).is_ok()
+            && ip.emit(&mut buffer[ethernet::HEADER_LEN..]).is_ok()
+            && repr.emit(&mut buffer[IPV4_HEADER_END..]).is_ok();
+        if !emitted {
+            // Options that do not fit are a bug in the caller, never input from the network.
+            debug_assert!(false, "segment headers do not fit");
+            return;
+        }
+        tcp::fill_checksum_v4(
+            &mut buffer[IPV4_HEADER_END..IPV4_HEADER_END + tcp_len],
+            src,
+            dst,
+            payload_bytes,
+        );
+        header.set_len(IPV4_HEADER_END + tcp_len);
+        let payload = payload.filter(|p| !p.is_empty());
+        let next_hop = self.next_hop(interface, dst);
+        let mut frame = Transmit {
+            interface,
+            header,
+            payload,
+        };
+        match self.neighbors.lookup(now, interface, next_hop) {
+            Some(mac) => {
+                frame.header.set_destination_mac(mac.0);
+                self.output.push_back(frame);
+            }
+            None => {
+                if self
+                    .neighbors
+                    .wait_for(now, interface, next_hop, frame)
+                    .is_err()
+                {
+                    self.counters.tx_dropped_no_neighbor += 1;
+                }
+            }
+        }
+    }
+
+    /// The interface and next hop toward `destination`: on-link first, then a gateway.
+    fn route(&self, destination: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
+        let interfaces = &self.config.interfaces;
+        if let Some(index) = interfaces.iter().position(|i| i.is_on_link(destination)) {
+            return Some((index, destination));
+        }
+        interfaces
+            .iter()
+            .enumerate()
+            .find_map(|(index, i)| i.gateway.map(|gateway| (index, gateway)))
+    }
+
+    fn next_hop(&self, interface: usize, destination: Ipv4Addr) -> Ipv4Addr {
+        let config = &self.config.interfaces[interface];
+        if config.is_on_link(destination) {
+            destination
+        } else {
+            config.gateway.unwrap_or(destination)
+        }
+    }
+
+    fn account_counters(&mut self, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let now = entry.connection.counters();
+        let before = entry.counted;
+        self.counters.retransmissions += now.retransmissions - before.retransmissions;
+        self.counters.rto_expirations += now.rto_expirations - before.rto_expirations;
+        self.counters.fast_retransmits += now.fast_retransmits - before.fast_retransmits;
+        self.counters.rx_dropped_out_of_window += now.out_of_window - before.out_of_window;
+        entry.counted = now;
+    }
+
+    fn release_if_finished(&mut self, slot: usize) {
+        let finished = self
+            .slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|entry| entry.connection.is_finished());
+        if !finished {
+            return;
+        }
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let connection = &entry.connection;
+        self.flows
+            .remove(&(connection.client.local(), connection.client.remote()));
+        if let (Some(local), Some(backend)) = (entry.backend_local, connection.backend.as_ref()) {
+            self.flows.remove(&(local, backend.remote()));
+        }
+        if let Some(session) = connection.mptcp.as_ref() {
+            self.tokens.release(session.token());
+        }
+        self.free_slots.push(slot);
+        self.live_connections -= 1;
+        self.counters.connections_closed += 1;
     }
 }

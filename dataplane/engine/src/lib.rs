@@ -10,10 +10,14 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod connection;
 mod counters;
 mod engine;
+pub mod mptcp;
 pub mod mptcp_keys;
+mod neighbor;
 mod payload;
+pub mod tcp;
 mod time;
 mod transmit;
 

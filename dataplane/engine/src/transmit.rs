@@ -27,6 +27,11 @@ impl HeaderBytes {
         self.len = len.min(MAX_HEADER_LEN) as u8;
     }
 
+    /// Writes the Ethernet destination (the first six bytes), once the next hop is resolved.
+    pub(crate) fn set_destination_mac(&mut self, mac: [u8; 6]) {
+        self.bytes[..6].copy_from_slice(&mac);
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
