@@ -35,3 +35,26 @@ pub fn derive_from_key(key: u64) -> KeyDerivation {
         initial_data_seq: u64::from_be_bytes(low),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Vectors computed independently (Python hashlib over the big-endian key bytes).
+    #[test]
+    fn token_and_idsn_match_independent_sha256() {
+        let derived = derive_from_key(0x0102_0304_0506_0708);
+        assert_eq!(derived.token, 0x6684_0dda);
+        assert_eq!(derived.initial_data_seq, 0xf5a1_01d3_d29d_6f72);
+        let zero = derive_from_key(0);
+        assert_eq!(zero.token, 0xaf55_70f5);
+        assert_eq!(zero.initial_data_seq, 0xe5b2_328d_e0e8_3dfc);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_idsn() {
+        let text = format!("{:?}", derive_from_key(0x0102_0304_0506_0708));
+        assert!(text.contains("66840dda"));
+        assert!(!text.to_lowercase().contains("f5a101d3"));
+    }
+}

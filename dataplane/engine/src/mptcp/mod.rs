@@ -299,7 +299,8 @@ impl<P: Payload> MptcpSession<P> {
         if let Some(ack) = dss.data_ack {
             // Section 3.3.2: a DATA_ACK is cumulative; 32-bit ones are the low bits.
             let ack = expand_data_seq(ack, self.snd_data_una);
-            if ack > self.snd_data_una && ack <= self.send_data_limit() {
+            let within_sent = self.local_data_fin.is_none_or(|fin| !data_seq_after(ack, fin.wrapping_add(1)));
+            if data_seq_after(ack, self.snd_data_una) && within_sent {
                 self.snd_data_una = ack;
                 outcome.data_acked = true;
             }
@@ -334,14 +335,6 @@ impl<P: Payload> MptcpSession<P> {
             checksum: dss_mapping.checksum,
             data_fin: dss.data_fin,
         });
-    }
-
-    /// One past the highest data sequence number we have sent (DATA_FIN included).
-    fn send_data_limit(&self) -> u64 {
-        match self.local_data_fin {
-            Some(fin) => fin.wrapping_add(1),
-            None => u64::MAX,
-        }
     }
 
     /// Takes in-order subflow payload (from [`crate::tcp::Tcb::recv`]) into the data level.
@@ -492,6 +485,11 @@ impl<P: Payload> MptcpSession<P> {
             options.sack_blocks = fewer;
         }
     }
+}
+
+/// True when `a` is after `b` in the 64-bit data sequence space, across wrap-around.
+fn data_seq_after(a: u64, b: u64) -> bool {
+    (a.wrapping_sub(b) as i64) > 0
 }
 
 /// Expands a data sequence number received in 32 bits to the 64-bit value nearest to
