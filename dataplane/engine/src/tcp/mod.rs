@@ -105,6 +105,8 @@ pub struct OutgoingSegment<P> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Negotiated {
     peer_mss: u16,
+    /// Both SYNs carried the window scale option (RFC 7323 section 2.2).
+    window_scaling: bool,
     /// Shift we apply to the peer's window field; None when window scaling is off.
     send_window_shift: u8,
     /// Shift the peer applies to our window field.
@@ -261,6 +263,7 @@ impl<P: Payload> Tcb<P> {
             local_mss,
             negotiated: Negotiated {
                 peer_mss: DEFAULT_PEER_MSS,
+                window_scaling: false,
                 send_window_shift: 0,
                 receive_window_shift: 0,
                 timestamps: false,
@@ -419,7 +422,11 @@ impl<P: Payload> Tcb<P> {
     /// Declares how many received bytes the owner holds outside this TCB that still count
     /// against the receive window.
     pub fn set_owner_held_bytes(&mut self, bytes: usize) {
+        let released = bytes < self.owner_held_bytes;
         self.owner_held_bytes = bytes;
+        if released {
+            self.consider_window_update();
+        }
     }
 
     /// Queues payload for sending. Returns it back if it does not fit in the send buffer or the
@@ -437,23 +444,22 @@ impl<P: Payload> Tcb<P> {
 
     /// Takes the next in-order received chunk.
     pub fn recv(&mut self) -> Option<ReceivedChunk<P>> {
-        let window_before = self.receive_window();
         let chunk = self.receive_queue.pop_in_order()?;
-        // RFC 9293 3.8.6.2.2 (receiver SWS avoidance): announce a window that opened by at
-        // least one MSS or half the buffer.
-        let opened = self.receive_window().saturating_sub(window_before);
-        if opened >= usize::from(self.local_mss).min(self.receive_queue.capacity() / 2)
-            && self.is_synchronized()
-        {
-            let usable_before = self
-                .advertised_right_edge
-                .distance_from(self.rcv_nxt)
-                .max(0) as usize;
-            if usable_before < self.receive_queue.capacity() / 2 {
-                self.ack_pending = true;
-            }
-        }
+        self.consider_window_update();
         Some(chunk)
+    }
+
+    /// RFC 9293 section 3.8.6.2.2 (receiver SWS avoidance): announce a window that opened by at
+    /// least one MSS or half the buffer beyond what we last advertised.
+    fn consider_window_update(&mut self) {
+        if !self.is_synchronized() {
+            return;
+        }
+        let possible_edge = self.rcv_nxt + self.receive_window() as u32;
+        let opened = possible_edge.distance_from(self.advertised_right_edge).max(0) as usize;
+        if opened >= usize::from(self.local_mss).min(self.receive_queue.capacity() / 2) {
+            self.ack_pending = true;
+        }
     }
 
     /// Asks for an acknowledgement (e.g. the owner's DATA_ACK changed).
