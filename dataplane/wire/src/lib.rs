@@ -1,14 +1,23 @@
-//! Zero-copy views and owned representations of the headers mpterm speaks.
+//! Zero-copy views and owned representations of the headers mpterm speaks, in the style of
+//! smoltcp's `wire` module.
+//!
+//! Every header has a view type (`EthernetFrame`, `ArpPacket`, `Ipv4Packet`, `IcmpPacket`,
+//! `TcpSegment`) over any `T: AsRef<[u8]>`. Its `new_checked` validates the buffer once, after
+//! which no accessor panics: bytes from the network reach the rest of mpterm only through
+//! `new_checked`, and every problem is a [`WireError`] value. Setters live on views over
+//! `AsMut<[u8]>`. A separate owned `*Repr` type has `parse` (from a checked view) and `emit`
+//! (into a byte buffer, returning the length written).
 #![deny(unsafe_code)]
 
+pub mod arp;
+pub mod checksum;
 pub mod error;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod mptcp;
 pub mod seq;
-pub mod mptcp {
-    include!("mptcp_types.rs");
-}
-pub mod tcp {
-    include!("tcp_types.rs");
-}
+pub mod tcp;
 
 pub use error::WireError;
 pub use seq::SeqNumber;

@@ -1,0 +1,186 @@
+//! Ethernet II frames (RFC 894): destination, source, EtherType, payload. The frame check
+//! sequence is stripped by the NIC and never seen here.
+
+use core::fmt;
+
+use crate::WireError;
+
+/// The length of an Ethernet II header without VLAN tags.
+pub const HEADER_LEN: usize = 14;
+
+/// EtherType of IPv4 (RFC 894).
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP (RFC 826).
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType of IPv6 (RFC 2464).
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+mod field {
+    use core::ops::{Range, RangeFrom};
+
+    pub const DESTINATION: Range<usize> = 0..6;
+    pub const SOURCE: Range<usize> = 6..12;
+    pub const ETHERTYPE: Range<usize> = 12..14;
+    pub const PAYLOAD: RangeFrom<usize> = 14..;
+}
+
+/// A 48-bit IEEE 802 MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct EthernetAddress(pub [u8; 6]);
+
+impl EthernetAddress {
+    /// The all-ones broadcast address.
+    pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
+
+    /// Reads an address from the first six bytes of `bytes`; `None` when there are fewer.
+    pub fn from_bytes(bytes: &[u8]) -> Option<EthernetAddress> {
+        let octets: [u8; 6] = bytes.get(..6)?.try_into().ok()?;
+        Some(EthernetAddress(octets))
+    }
+
+    /// The address as bytes, in transmission order.
+    pub fn as_bytes(&self) -> &[u8; 6] {
+        &self.0
+    }
+
+    /// True for ff:ff:ff:ff:ff:ff.
+    pub fn is_broadcast(&self) -> bool {
+        *self == EthernetAddress::BROADCAST
+    }
+
+    /// True when the I/G bit (least significant bit of the first octet) is set; broadcast is
+    /// a multicast address too.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 0x01 != 0
+    }
+
+    /// True for an individual (neither multicast nor broadcast) address.
+    pub fn is_unicast(&self) -> bool {
+        !self.is_multicast()
+    }
+}
+
+impl fmt::Display for EthernetAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// A zero-copy view of an Ethernet II frame. After [`EthernetFrame::new_checked`] succeeds no
+/// accessor panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetFrame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    /// Wraps a buffer without checking it; accessors may panic on a short buffer.
+    pub fn new_unchecked(buffer: T) -> EthernetFrame<T> {
+        EthernetFrame { buffer }
+    }
+
+    /// Wraps a buffer after checking that it holds at least a full header.
+    pub fn new_checked(buffer: T) -> Result<EthernetFrame<T>, WireError> {
+        let frame = EthernetFrame::new_unchecked(buffer);
+        frame.check_len()?;
+        Ok(frame)
+    }
+
+    /// Checks that the buffer holds at least a full header.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(WireError::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Returns the wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The destination MAC address.
+    pub fn dst_addr(&self) -> EthernetAddress {
+        read_address(&self.buffer.as_ref()[field::DESTINATION])
+    }
+
+    /// The source MAC address.
+    pub fn src_addr(&self) -> EthernetAddress {
+        read_address(&self.buffer.as_ref()[field::SOURCE])
+    }
+
+    /// The EtherType of the payload.
+    pub fn ethertype(&self) -> u16 {
+        let bytes = &self.buffer.as_ref()[field::ETHERTYPE];
+        u16::from_be_bytes([bytes[0], bytes[1]])
+    }
+
+    /// Everything after the header, including any padding up to the 60-byte minimum frame.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    /// Sets the destination MAC address.
+    pub fn set_dst_addr(&mut self, address: EthernetAddress) {
+        self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&address.0);
+    }
+
+    /// Sets the source MAC address.
+    pub fn set_src_addr(&mut self, address: EthernetAddress) {
+        self.buffer.as_mut()[field::SOURCE].copy_from_slice(&address.0);
+    }
+
+    /// Sets the EtherType.
+    pub fn set_ethertype(&mut self, ethertype: u16) {
+        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&ethertype.to_be_bytes());
+    }
+
+    /// The payload, writable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::PAYLOAD]
+    }
+}
+
+fn read_address(bytes: &[u8]) -> EthernetAddress {
+    let mut octets = [0; 6];
+    octets.copy_from_slice(bytes);
+    EthernetAddress(octets)
+}
+
+/// The fields of an Ethernet II header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub src: EthernetAddress,
+    pub dst: EthernetAddress,
+    pub ethertype: u16,
+}
+
+impl EthernetRepr {
+    /// Reads the header of a checked frame. It cannot fail: every 14-byte header is valid.
+    pub fn parse(frame: &EthernetFrame<&[u8]>) -> EthernetRepr {
+        EthernetRepr {
+            src: frame.src_addr(),
+            dst: frame.dst_addr(),
+            ethertype: frame.ethertype(),
+        }
+    }
+
+    /// The number of bytes [`EthernetRepr::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the 14-byte header at the start of `buf` and returns its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let header = buf.get_mut(..HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
+        let mut frame = EthernetFrame::new_unchecked(header);
+        frame.set_dst_addr(self.dst);
+        frame.set_src_addr(self.src);
+        frame.set_ethertype(self.ethertype);
+        Ok(HEADER_LEN)
+    }
+}

@@ -1,0 +1,570 @@
+//! TCP headers and options (RFC 9293, section 3.1; RFC 7323 window scale and timestamps;
+//! RFC 2018 SACK; RFC 8684 MPTCP options, parsed in [`crate::mptcp`]).
+
+use core::net::Ipv4Addr;
+
+use crate::checksum::pseudo_header_v4;
+use crate::ipv4::PROTOCOL_TCP;
+use crate::mptcp::MptcpOption;
+use crate::seq::SeqNumber;
+use crate::WireError;
+
+/// The length of a header without options.
+pub const HEADER_LEN: usize = 20;
+/// The most option bytes a header can carry (data offset 15 words).
+pub const MAX_OPTIONS_LEN: usize = 40;
+
+/// Option kinds (IANA "TCP Option Kind Numbers").
+pub mod option_kind {
+    /// End of option list (RFC 9293, section 3.2).
+    pub const END: u8 = 0;
+    /// No-operation (RFC 9293, section 3.2).
+    pub const NOP: u8 = 1;
+    /// Maximum segment size (RFC 9293, section 3.2).
+    pub const MSS: u8 = 2;
+    /// Window scale (RFC 7323, section 2.2).
+    pub const WINDOW_SCALE: u8 = 3;
+    /// SACK permitted (RFC 2018, section 2).
+    pub const SACK_PERMITTED: u8 = 4;
+    /// SACK (RFC 2018, section 3).
+    pub const SACK: u8 = 5;
+    /// Timestamps (RFC 7323, section 3.2).
+    pub const TIMESTAMPS: u8 = 8;
+    /// Multipath TCP (RFC 8684, section 2).
+    pub const MPTCP: u8 = 30;
+}
+
+mod field {
+    use core::ops::Range;
+
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const SEQ_NUM: Range<usize> = 4..8;
+    pub const ACK_NUM: Range<usize> = 8..12;
+    pub const DATA_OFFSET: usize = 12;
+    pub const FLAGS: usize = 13;
+    pub const WINDOW: Range<usize> = 14..16;
+    pub const CHECKSUM: Range<usize> = 16..18;
+    pub const URGENT: Range<usize> = 18..20;
+}
+
+// Owned TCP header representation (the engine's API).
+
+/// TCP control bits (RFC 9293, section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    pub const PSH: TcpFlags = TcpFlags(0x08);
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+    pub const URG: TcpFlags = TcpFlags(0x20);
+    pub const ECE: TcpFlags = TcpFlags(0x40);
+    pub const CWR: TcpFlags = TcpFlags(0x80);
+
+    pub fn contains(self, other: TcpFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl core::ops::BitOr for TcpFlags {
+    type Output = TcpFlags;
+    fn bitor(self, other: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | other.0)
+    }
+}
+
+/// Up to four SACK blocks (RFC 2018), each `[left, right)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SackBlocks {
+    blocks: [(SeqNumber, SeqNumber); 4],
+    len: u8,
+}
+
+impl SackBlocks {
+    /// Appends a block; returns false (and keeps the list) when four are already held.
+    pub fn push(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
+        if self.len as usize == self.blocks.len() {
+            return false;
+        }
+        self.blocks[self.len as usize] = (left, right);
+        self.len += 1;
+        true
+    }
+
+    pub fn as_slice(&self) -> &[(SeqNumber, SeqNumber)] {
+        &self.blocks[..self.len as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Removes every block.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// RFC 7323 timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamps {
+    pub value: u32,
+    pub echo_reply: u32,
+}
+
+/// Every TCP option mpterm understands, parsed from or to be emitted into one header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpOptions<'a> {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub sack_blocks: SackBlocks,
+    pub timestamps: Option<Timestamps>,
+    /// At most two MPTCP options per segment (e.g. DSS with MP_PRIO); further ones are
+    /// counted in `unknown_options` by the parser.
+    pub mptcp: [Option<MptcpOption<'a>>; 2],
+    /// Options skipped because their kind is unknown (counted by the caller).
+    pub unknown_options: u8,
+}
+
+/// Option lengths, kind and length octets included.
+const MSS_LEN: usize = 4;
+const WINDOW_SCALE_LEN: usize = 3;
+const SACK_PERMITTED_LEN: usize = 2;
+const TIMESTAMPS_LEN: usize = 10;
+const SACK_BLOCK_LEN: usize = 8;
+
+impl<'a> TcpOptions<'a> {
+    /// Parses the option bytes of a header (RFC 9293, section 3.2). Unknown kinds are skipped
+    /// and counted; End of Option List stops parsing; an option whose length octet is missing,
+    /// below 2 or past the end is `Malformed`, and so is a known option with a length its
+    /// RFC does not allow, or an MPTCP option that [`MptcpOption::parse`] rejects. A third
+    /// MPTCP option is counted in `unknown_options`.
+    pub fn parse(bytes: &'a [u8]) -> Result<TcpOptions<'a>, WireError> {
+        let mut options = TcpOptions::default();
+        let mut rest = bytes;
+        while let Some((&kind, after_kind)) = rest.split_first() {
+            match kind {
+                option_kind::END => break,
+                option_kind::NOP => {
+                    rest = after_kind;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*after_kind.first().ok_or(WireError::Malformed)?);
+            if len < 2 || len > rest.len() {
+                return Err(WireError::Malformed);
+            }
+            let (option, after) = rest.split_at(len);
+            rest = after;
+            let body = &option[2..];
+            match kind {
+                option_kind::MSS => {
+                    if len != MSS_LEN {
+                        return Err(WireError::Malformed);
+                    }
+                    options.mss = Some(u16::from_be_bytes([body[0], body[1]]));
+                }
+                option_kind::WINDOW_SCALE => {
+                    if len != WINDOW_SCALE_LEN {
+                        return Err(WireError::Malformed);
+                    }
+                    // RFC 7323, section 2.3: a shift above 14 is used as 14. The value is
+                    // kept as received; clamping is the engine's rule to apply.
+                    options.window_scale = Some(body[0]);
+                }
+                option_kind::SACK_PERMITTED => {
+                    if len != SACK_PERMITTED_LEN {
+                        return Err(WireError::Malformed);
+                    }
+                    options.sack_permitted = true;
+                }
+                option_kind::SACK => {
+                    // RFC 2018, section 3: length 2 + 8n, n at least 1.
+                    if len < 2 + SACK_BLOCK_LEN || (len - 2) % SACK_BLOCK_LEN != 0 {
+                        return Err(WireError::Malformed);
+                    }
+                    for block in body.chunks_exact(SACK_BLOCK_LEN) {
+                        let left = u32::from_be_bytes([block[0], block[1], block[2], block[3]]);
+                        let right = u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
+                        options.sack_blocks.push(SeqNumber(left), SeqNumber(right));
+                    }
+                }
+                option_kind::TIMESTAMPS => {
+                    if len != TIMESTAMPS_LEN {
+                        return Err(WireError::Malformed);
+                    }
+                    options.timestamps = Some(Timestamps {
+                        value: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                        echo_reply: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+                    });
+                }
+                option_kind::MPTCP => match options.mptcp.iter_mut().find(|slot| slot.is_none()) {
+                    Some(slot) => {
+                        *slot = Some(MptcpOption::parse(option).map_err(|_| WireError::Malformed)?)
+                    }
+                    None => options.unknown_options = options.unknown_options.saturating_add(1),
+                },
+                _ => options.unknown_options = options.unknown_options.saturating_add(1),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The number of option bytes [`TcpOptions::emit`] writes, padded to a multiple of 4.
+    pub fn encoded_len(&self) -> usize {
+        let len = self.unpadded_len();
+        len.div_ceil(4) * 4
+    }
+
+    fn unpadded_len(&self) -> usize {
+        let mut len = 0;
+        if self.mss.is_some() {
+            len += MSS_LEN;
+        }
+        if self.window_scale.is_some() {
+            len += 1 + WINDOW_SCALE_LEN;
+        }
+        // SACK-permitted takes the place of the two NOPs before the timestamps when both are
+        // present, as Linux lays out its SYNs; alone it is NOP-padded to 4.
+        len += match (self.sack_permitted, self.timestamps.is_some()) {
+            (true, true) => SACK_PERMITTED_LEN + TIMESTAMPS_LEN,
+            (true, false) => 2 + SACK_PERMITTED_LEN,
+            (false, true) => 2 + TIMESTAMPS_LEN,
+            (false, false) => 0,
+        };
+        if !self.sack_blocks.is_empty() {
+            len += 2 + 2 + SACK_BLOCK_LEN * self.sack_blocks.len();
+        }
+        for option in self.mptcp.iter().flatten() {
+            len += option.encoded_len();
+        }
+        len
+    }
+
+    /// Writes the options into `buf` in the order MSS, NOP + window scale, SACK-permitted,
+    /// timestamps (NOP NOP TS, or SACK-permitted TS), NOP NOP SACK, MPTCP options, then NOPs
+    /// up to a multiple of 4, and returns [`TcpOptions::encoded_len`]. More than 40 bytes is
+    /// `Malformed`; a short buffer is `BufferTooSmall`.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let len = self.encoded_len();
+        if len > MAX_OPTIONS_LEN {
+            return Err(WireError::Malformed);
+        }
+        let out = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
+        let mut at = 0;
+        if let Some(mss) = self.mss {
+            out[at] = option_kind::MSS;
+            out[at + 1] = MSS_LEN as u8;
+            out[at + 2..at + 4].copy_from_slice(&mss.to_be_bytes());
+            at += MSS_LEN;
+        }
+        if let Some(shift) = self.window_scale {
+            out[at] = option_kind::NOP;
+            out[at + 1] = option_kind::WINDOW_SCALE;
+            out[at + 2] = WINDOW_SCALE_LEN as u8;
+            out[at + 3] = shift;
+            at += 1 + WINDOW_SCALE_LEN;
+        }
+        if self.sack_permitted {
+            if self.timestamps.is_none() {
+                out[at] = option_kind::NOP;
+                out[at + 1] = option_kind::NOP;
+                at += 2;
+            }
+            out[at] = option_kind::SACK_PERMITTED;
+            out[at + 1] = SACK_PERMITTED_LEN as u8;
+            at += SACK_PERMITTED_LEN;
+        }
+        if let Some(timestamps) = self.timestamps {
+            if !self.sack_permitted {
+                out[at] = option_kind::NOP;
+                out[at + 1] = option_kind::NOP;
+                at += 2;
+            }
+            out[at] = option_kind::TIMESTAMPS;
+            out[at + 1] = TIMESTAMPS_LEN as u8;
+            out[at + 2..at + 6].copy_from_slice(&timestamps.value.to_be_bytes());
+            out[at + 6..at + 10].copy_from_slice(&timestamps.echo_reply.to_be_bytes());
+            at += TIMESTAMPS_LEN;
+        }
+        if !self.sack_blocks.is_empty() {
+            out[at] = option_kind::NOP;
+            out[at + 1] = option_kind::NOP;
+            out[at + 2] = option_kind::SACK;
+            out[at + 3] = (2 + SACK_BLOCK_LEN * self.sack_blocks.len()) as u8;
+            at += 4;
+            for (left, right) in self.sack_blocks.as_slice() {
+                out[at..at + 4].copy_from_slice(&left.0.to_be_bytes());
+                out[at + 4..at + 8].copy_from_slice(&right.0.to_be_bytes());
+                at += SACK_BLOCK_LEN;
+            }
+        }
+        for option in self.mptcp.iter().flatten() {
+            at += option.emit(&mut out[at..])?;
+        }
+        // Padding with NOPs rather than End of Option List: Linux pads its MPTCP options the
+        // same way, and a NOP is never mistaken for the end by a middlebox.
+        out[at..].fill(option_kind::NOP);
+        Ok(len)
+    }
+}
+
+/// A zero-copy view of a TCP segment. [`TcpSegment::new_checked`] validates the data offset
+/// once, after which no accessor panics. The buffer must end where the segment ends (the IPv4
+/// payload), because the payload and the checksum run to the end of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegment<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> TcpSegment<T> {
+    /// Wraps a buffer without checking it.
+    pub fn new_unchecked(buffer: T) -> TcpSegment<T> {
+        TcpSegment { buffer }
+    }
+
+    /// Wraps a buffer after [`TcpSegment::check_len`].
+    pub fn new_checked(buffer: T) -> Result<TcpSegment<T>, WireError> {
+        let segment = TcpSegment::new_unchecked(buffer);
+        segment.check_len()?;
+        Ok(segment)
+    }
+
+    /// Checks that the fixed header is present, the data offset is at least 5 words and the
+    /// header it announces lies within the buffer.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let header_len = self.header_len();
+        if header_len < HEADER_LEN {
+            return Err(WireError::Malformed);
+        }
+        if header_len > len {
+            return Err(WireError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// Returns the wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn read_u16(&self, range: core::ops::Range<usize>) -> u16 {
+        let bytes = &self.buffer.as_ref()[range];
+        u16::from_be_bytes([bytes[0], bytes[1]])
+    }
+
+    fn read_u32(&self, range: core::ops::Range<usize>) -> u32 {
+        let bytes = &self.buffer.as_ref()[range];
+        u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+    }
+
+    /// The source port.
+    pub fn src_port(&self) -> u16 {
+        self.read_u16(field::SRC_PORT)
+    }
+
+    /// The destination port.
+    pub fn dst_port(&self) -> u16 {
+        self.read_u16(field::DST_PORT)
+    }
+
+    /// The sequence number.
+    pub fn seq_number(&self) -> SeqNumber {
+        SeqNumber(self.read_u32(field::SEQ_NUM))
+    }
+
+    /// The acknowledgment number (meaningful only with ACK set).
+    pub fn ack_number(&self) -> SeqNumber {
+        SeqNumber(self.read_u32(field::ACK_NUM))
+    }
+
+    /// The header length in bytes (data offset times four).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::DATA_OFFSET] >> 4) * 4
+    }
+
+    /// The eight control bits (CWR to FIN).
+    pub fn flags(&self) -> TcpFlags {
+        TcpFlags(self.buffer.as_ref()[field::FLAGS])
+    }
+
+    /// The (unscaled) window field.
+    pub fn window_len(&self) -> u16 {
+        self.read_u16(field::WINDOW)
+    }
+
+    /// The checksum field.
+    pub fn checksum(&self) -> u16 {
+        self.read_u16(field::CHECKSUM)
+    }
+
+    /// The urgent pointer.
+    pub fn urgent_pointer(&self) -> u16 {
+        self.read_u16(field::URGENT)
+    }
+
+    /// The option bytes between the fixed header and the data.
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
+    }
+
+    /// The data after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..]
+    }
+
+    /// True when the checksum over the IPv4 pseudo-header, header and payload verifies
+    /// (RFC 9293, section 3.1). A segment longer than 65535 bytes cannot be carried by IPv4
+    /// and never verifies.
+    pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let bytes = self.buffer.as_ref();
+        let Ok(length) = u16::try_from(bytes.len()) else {
+            return false;
+        };
+        let mut sum = pseudo_header_v4(src, dst, PROTOCOL_TCP, length);
+        sum.add_bytes(bytes);
+        sum.finish() == 0
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
+    fn write_u16(&mut self, range: core::ops::Range<usize>, value: u16) {
+        self.buffer.as_mut()[range].copy_from_slice(&value.to_be_bytes());
+    }
+
+    fn write_u32(&mut self, range: core::ops::Range<usize>, value: u32) {
+        self.buffer.as_mut()[range].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// Sets the source port.
+    pub fn set_src_port(&mut self, port: u16) {
+        self.write_u16(field::SRC_PORT, port);
+    }
+
+    /// Sets the destination port.
+    pub fn set_dst_port(&mut self, port: u16) {
+        self.write_u16(field::DST_PORT, port);
+    }
+
+    /// Sets the sequence number.
+    pub fn set_seq_number(&mut self, seq: SeqNumber) {
+        self.write_u32(field::SEQ_NUM, seq.0);
+    }
+
+    /// Sets the acknowledgment number.
+    pub fn set_ack_number(&mut self, ack: SeqNumber) {
+        self.write_u32(field::ACK_NUM, ack.0);
+    }
+
+    /// Sets the header length in bytes (a multiple of 4 between 20 and 60); the reserved bits
+    /// are cleared.
+    pub fn set_header_len(&mut self, header_len: usize) {
+        self.buffer.as_mut()[field::DATA_OFFSET] = ((header_len / 4) as u8) << 4;
+    }
+
+    /// Sets the control bits.
+    pub fn set_flags(&mut self, flags: TcpFlags) {
+        self.buffer.as_mut()[field::FLAGS] = flags.0;
+    }
+
+    /// Sets the window field.
+    pub fn set_window_len(&mut self, window: u16) {
+        self.write_u16(field::WINDOW, window);
+    }
+
+    /// Sets the checksum field.
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.write_u16(field::CHECKSUM, checksum);
+    }
+
+    /// Sets the urgent pointer.
+    pub fn set_urgent_pointer(&mut self, pointer: u16) {
+        self.write_u16(field::URGENT, pointer);
+    }
+}
+
+/// A TCP header without addresses and payload (RFC 9293, section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRepr<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub flags: TcpFlags,
+    pub window: u16,
+    pub options: TcpOptions<'a>,
+}
+
+impl<'a> TcpRepr<'a> {
+    /// Parses a checked segment and all its options (see [`TcpOptions::parse`]). The checksum
+    /// is not verified here: it needs the IP addresses ([`TcpSegment::verify_checksum_v4`]).
+    pub fn parse(segment: &TcpSegment<&'a [u8]>) -> Result<TcpRepr<'a>, WireError> {
+        let buffer: &'a [u8] = segment.buffer;
+        let options = TcpOptions::parse(&buffer[HEADER_LEN..segment.header_len()])?;
+        Ok(TcpRepr {
+            src_port: segment.src_port(),
+            dst_port: segment.dst_port(),
+            seq: segment.seq_number(),
+            ack: segment.ack_number(),
+            flags: segment.flags(),
+            window: segment.window_len(),
+            options,
+        })
+    }
+
+    /// The header length [`TcpRepr::emit`] writes: 20 plus the padded options.
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options.encoded_len()
+    }
+
+    /// Writes header and options with a zero checksum and urgent pointer, and returns the
+    /// header length. Fill the checksum with [`fill_checksum_v4`] once the payload is known.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let header_len = self.header_len();
+        if header_len > HEADER_LEN + MAX_OPTIONS_LEN {
+            return Err(WireError::Malformed);
+        }
+        let out = buf.get_mut(..header_len).ok_or(WireError::BufferTooSmall)?;
+        self.options.emit(&mut out[HEADER_LEN..])?;
+        let mut segment = TcpSegment::new_unchecked(out);
+        segment.set_src_port(self.src_port);
+        segment.set_dst_port(self.dst_port);
+        segment.set_seq_number(self.seq);
+        segment.set_ack_number(self.ack);
+        segment.set_header_len(header_len);
+        segment.set_flags(self.flags);
+        segment.set_window_len(self.window);
+        segment.set_checksum(0);
+        segment.set_urgent_pointer(0);
+        Ok(header_len)
+    }
+}
+
+/// Computes the TCP checksum over the IPv4 pseudo-header, `header` (whose checksum field is
+/// treated as zero) and `payload`, and writes it into bytes 16..18 of `header` (RFC 9293,
+/// section 3.1). The header and payload may live in different buffers, as they do when the
+/// payload is a separate mbuf segment. A `header` shorter than 20 bytes is left unchanged.
+pub fn fill_checksum_v4(header: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) {
+    if header.len() < HEADER_LEN {
+        return;
+    }
+    header[field::CHECKSUM].copy_from_slice(&[0, 0]);
+    let length = (header.len() + payload.len()) as u16;
+    let mut sum = pseudo_header_v4(src, dst, PROTOCOL_TCP, length);
+    sum.add_bytes(header);
+    sum.add_bytes(payload);
+    header[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
+}
