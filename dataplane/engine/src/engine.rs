@@ -833,11 +833,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 self.output.push_back(frame);
             }
             None => {
-                if self
-                    .neighbors
-                    .wait_for(now, interface, next_hop, frame)
-                    .is_err()
-                {
+                if !self.neighbors.wait_for(now, interface, next_hop, frame) {
                     self.counters.tx_dropped_no_neighbor += 1;
                 }
             }

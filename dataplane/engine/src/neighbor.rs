@@ -142,14 +142,15 @@ impl<P> NeighborCache<P> {
         }
     }
 
-    /// Holds `frame` until `next_hop` resolves. Returns the frame back when too many wait.
+    /// Holds `frame` until `next_hop` resolves. Returns false, dropping the frame, when too
+    /// many wait already.
     pub fn wait_for(
         &mut self,
         now: Instant,
         interface: usize,
         next_hop: Ipv4Addr,
         frame: Transmit<P>,
-    ) -> Result<(), Transmit<P>> {
+    ) -> bool {
         if !self
             .resolutions
             .iter()
@@ -163,14 +164,14 @@ impl<P> NeighborCache<P> {
             });
         }
         if self.waiting.len() >= MAX_WAITING_FRAMES {
-            return Err(frame);
+            return false;
         }
         self.waiting.push_back(Waiting {
             interface,
             next_hop,
             frame,
         });
-        Ok(())
+        true
     }
 
     /// ARP requests due at `now`; frames whose next hop stayed silent are dropped and counted.
