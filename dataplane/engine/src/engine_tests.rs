@@ -1,0 +1,341 @@
+//! Frame-level tests of the engine: ARP, ICMP echo, listener SYNs (plain and MPTCP), resets
+//! for segments that match nothing, and bad input counted as drops.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use bytes::Bytes;
+use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
+use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use mpterm_wire::mptcp::{MpCapable, MptcpOption};
+use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use mpterm_wire::SeqNumber;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::{InterfaceConfig, TcpTuning};
+
+const APPLIANCE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const BACKEND_SIDE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+const APPLIANCE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+#[derive(Debug, Default)]
+struct Tokens {
+    registered: Vec<u32>,
+}
+
+impl TokenRegistry for Tokens {
+    fn try_register(&mut self, token: u32, _connection_id: u64) -> bool {
+        if self.registered.contains(&token) {
+            return false;
+        }
+        self.registered.push(token);
+        true
+    }
+
+    fn release(&mut self, token: u32) {
+        self.registered.retain(|t| *t != token);
+    }
+}
+
+fn engine() -> Engine<Bytes, ChaCha8Rng, Tokens> {
+    let config = EngineConfig {
+        interfaces: vec![
+            InterfaceConfig {
+                mac: APPLIANCE_MAC,
+                address: APPLIANCE,
+                prefix_len: 24,
+                gateway: None,
+                mtu: 1500,
+            },
+            InterfaceConfig {
+                mac: BACKEND_SIDE_MAC,
+                address: Ipv4Addr::new(198, 19, 0, 1),
+                prefix_len: 24,
+                gateway: None,
+                mtu: 1500,
+            },
+        ],
+        proxies: vec![ProxyRule {
+            listen: SocketAddrV4::new(APPLIANCE, 5000),
+            backend: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000),
+        }],
+        tcp: TcpTuning::default(),
+        mptcp_checksum_required: true,
+        max_connections: 4,
+    };
+    Engine::new(config, ChaCha8Rng::seed_from_u64(7), Tokens::default())
+}
+
+fn frame(ethertype: u16, body: &[u8]) -> Bytes {
+    let mut bytes = vec![0u8; ethernet::HEADER_LEN + body.len()];
+    let repr = EthernetRepr {
+        src: EthernetAddress(CLIENT_MAC),
+        dst: EthernetAddress(APPLIANCE_MAC),
+        ethertype,
+    };
+    repr.emit(&mut bytes).unwrap();
+    bytes[ethernet::HEADER_LEN..].copy_from_slice(body);
+    Bytes::from(bytes)
+}
+
+fn tcp_frame(repr: &TcpRepr<'_>, payload: &[u8]) -> Bytes {
+    let tcp_len = repr.header_len();
+    let mut body = vec![0u8; ipv4::HEADER_LEN + tcp_len + payload.len()];
+    let ip = Ipv4Repr {
+        src: CLIENT,
+        dst: APPLIANCE,
+        protocol: ipv4::PROTOCOL_TCP,
+        payload_len: (tcp_len + payload.len()) as u16,
+        ttl: 64,
+    };
+    ip.emit(&mut body).unwrap();
+    repr.emit(&mut body[ipv4::HEADER_LEN..]).unwrap();
+    body[ipv4::HEADER_LEN + tcp_len..].copy_from_slice(payload);
+    let (header, data) = body[ipv4::HEADER_LEN..].split_at_mut(tcp_len);
+    tcp::fill_checksum_v4(header, CLIENT, APPLIANCE, data);
+    frame(ethernet::ETHERTYPE_IPV4, &body)
+}
+
+fn all_output(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while let Some(transmit) = engine.poll_transmit(Instant::ZERO) {
+        let mut bytes = transmit.header.as_slice().to_vec();
+        if let Some(payload) = transmit.payload {
+            bytes.extend_from_slice(&payload);
+        }
+        frames.push(bytes);
+    }
+    frames
+}
+
+fn syn(options: TcpOptions<'static>, port: u16) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: 40000,
+        dst_port: port,
+        seq: SeqNumber(1000),
+        ack: SeqNumber(0),
+        flags: TcpFlags::SYN,
+        window: 64240,
+        options,
+    }
+}
+
+fn parse_tcp(frame: &[u8]) -> (Ipv4Addr, TcpRepr<'_>) {
+    let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]).unwrap();
+    let src = ip.src_addr();
+    let dst = ip.dst_addr();
+    let start = ethernet::HEADER_LEN + ip.header_len();
+    let end = ethernet::HEADER_LEN + usize::from(ip.total_len());
+    let segment = TcpSegment::new_checked(&frame[start..end]).unwrap();
+    assert!(
+        segment.verify_checksum_v4(src, dst),
+        "the engine sent a bad TCP checksum"
+    );
+    let segment = TcpSegment::new_checked(&frame[start..end]).unwrap();
+    (dst, TcpRepr::parse(&segment).unwrap())
+}
+
+#[test]
+fn arp_request_for_our_address_is_answered() {
+    let mut engine = engine();
+    let request = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_mac: EthernetAddress(CLIENT_MAC),
+        sender_ip: CLIENT,
+        target_mac: EthernetAddress([0; 6]),
+        target_ip: APPLIANCE,
+    };
+    let mut body = [0u8; 28];
+    request.emit(&mut body).unwrap();
+    engine.handle_frame(Instant::ZERO, 0, frame(ethernet::ETHERTYPE_ARP, &body));
+    let output = all_output(&mut engine);
+    assert_eq!(output.len(), 1);
+    let reply_frame = EthernetFrame::new_checked(&output[0][..]).unwrap();
+    assert_eq!(reply_frame.dst_addr(), EthernetAddress(CLIENT_MAC));
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(reply_frame.payload()).unwrap()).unwrap();
+    assert_eq!(reply.operation, ArpOperation::Reply);
+    assert_eq!(reply.sender_mac, EthernetAddress(APPLIANCE_MAC));
+    assert_eq!(reply.sender_ip, APPLIANCE);
+    assert_eq!(reply.target_ip, CLIENT);
+    assert_eq!(engine.counters().arp_requests_answered, 1);
+
+    // A request for someone else's address stays unanswered.
+    let other = ArpRepr {
+        target_ip: Ipv4Addr::new(198, 18, 0, 99),
+        ..request
+    };
+    other.emit(&mut body).unwrap();
+    engine.handle_frame(Instant::ZERO, 0, frame(ethernet::ETHERTYPE_ARP, &body));
+    assert!(all_output(&mut engine).is_empty());
+}
+
+#[test]
+fn icmp_echo_is_answered_with_the_same_data() {
+    let mut engine = engine();
+    let data = b"ping payload 0123456789";
+    let echo = IcmpEchoRepr {
+        kind: IcmpEchoKind::Request,
+        identifier: 0x1234,
+        sequence: 7,
+    };
+    let mut icmp = vec![0u8; 8 + data.len()];
+    echo.emit(&mut icmp, data).unwrap();
+    icmp[8..].copy_from_slice(data);
+    let mut body = vec![0u8; 20 + icmp.len()];
+    let ip = Ipv4Repr {
+        src: CLIENT,
+        dst: APPLIANCE,
+        protocol: ipv4::PROTOCOL_ICMP,
+        payload_len: icmp.len() as u16,
+        ttl: 64,
+    };
+    ip.emit(&mut body).unwrap();
+    body[20..].copy_from_slice(&icmp);
+    engine.handle_frame(Instant::ZERO, 0, frame(ethernet::ETHERTYPE_IPV4, &body));
+    let output = all_output(&mut engine);
+    assert_eq!(output.len(), 1);
+    let ip = Ipv4Packet::new_checked(&output[0][ethernet::HEADER_LEN..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (APPLIANCE, CLIENT));
+    let packet = IcmpPacket::new_checked(ip.payload()).unwrap();
+    let reply = IcmpEchoRepr::parse(&packet).unwrap();
+    assert_eq!(
+        reply,
+        IcmpEchoRepr {
+            kind: IcmpEchoKind::Reply,
+            identifier: 0x1234,
+            sequence: 7
+        }
+    );
+    assert_eq!(packet.payload(), data);
+    assert_eq!(engine.counters().icmp_echo_answered, 1);
+}
+
+#[test]
+fn mptcp_syn_gets_a_syn_ack_with_mp_capable_and_a_registered_token() {
+    let mut engine = engine();
+    let mut options = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    options.timestamps = Some(mpterm_wire::tcp::Timestamps {
+        value: 1,
+        echo_reply: 0,
+    });
+    options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
+        version: 1,
+        checksum_required: false,
+        extensibility: false,
+        no_new_subflows_to_source: false,
+        hmac_sha256: true,
+        sender_key: None,
+        receiver_key: None,
+        data_level_length: None,
+        checksum: None,
+    }));
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&syn(options, 5000), &[]));
+    let output = all_output(&mut engine);
+    assert_eq!(output.len(), 1);
+    let (dst, syn_ack) = parse_tcp(&output[0]);
+    assert_eq!(dst, CLIENT);
+    assert_eq!(syn_ack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(syn_ack.ack, SeqNumber(1001));
+    assert_eq!(syn_ack.options.mss, Some(1460));
+    assert!(syn_ack.options.window_scale.is_some());
+    assert!(syn_ack.options.sack_permitted);
+    assert!(syn_ack.options.timestamps.is_some());
+    let Some(MptcpOption::MpCapable(capable)) = syn_ack.options.mptcp[0] else {
+        panic!("no MP_CAPABLE")
+    };
+    assert_eq!(capable.version, 1);
+    assert!(
+        capable.checksum_required,
+        "the appliance requires checksums"
+    );
+    let key = capable.sender_key.expect("key");
+    let token = crate::mptcp_keys::derive_from_key(key).token;
+    assert_eq!(engine.tokens.registered, vec![token]);
+    assert_eq!(engine.counters().mptcp_connections, 1);
+    assert_eq!(engine.connection_count(), 1);
+}
+
+#[test]
+fn version_0_syn_is_served_as_plain_tcp() {
+    let mut engine = engine();
+    let mut options = TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
+    options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
+        version: 0,
+        checksum_required: true,
+        extensibility: false,
+        no_new_subflows_to_source: false,
+        hmac_sha256: false,
+        sender_key: Some(42),
+        receiver_key: None,
+        data_level_length: None,
+        checksum: None,
+    }));
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&syn(options, 5000), &[]));
+    let output = all_output(&mut engine);
+    let (_, syn_ack) = parse_tcp(&output[0]);
+    assert_eq!(syn_ack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert!(syn_ack.options.mptcp.iter().all(Option::is_none));
+    assert!(engine.tokens.registered.is_empty());
+}
+
+#[test]
+fn segment_for_no_connection_is_answered_with_rst() {
+    let mut engine = engine();
+    // A SYN to a port nobody listens on: RST|ACK acknowledging the SYN (RFC 9293 3.10.7.1).
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&syn(TcpOptions::default(), 5999), &[]),
+    );
+    let output = all_output(&mut engine);
+    let (_, reset) = parse_tcp(&output[0]);
+    assert_eq!(reset.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(reset.ack, SeqNumber(1001));
+    // An ACK for no connection: RST with the sequence number the ACK asked for.
+    let stray = TcpRepr {
+        flags: TcpFlags::ACK,
+        ack: SeqNumber(777),
+        ..syn(TcpOptions::default(), 5000)
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&stray, b"data"));
+    let output = all_output(&mut engine);
+    let (_, reset) = parse_tcp(&output[0]);
+    assert_eq!(reset.flags, TcpFlags::RST);
+    assert_eq!(reset.seq, SeqNumber(777));
+    assert_eq!(engine.counters().rx_dropped_no_connection, 2);
+    assert_eq!(engine.counters().tcp_rst_sent, 2);
+}
+
+#[test]
+fn malformed_frames_are_counted_and_never_answered() {
+    let mut engine = engine();
+    let good = tcp_frame(&syn(TcpOptions::default(), 5000), &[]);
+    // Every truncation of a valid frame, and the frame with a flipped byte.
+    for len in 0..good.len() {
+        engine.handle_frame(Instant::ZERO, 0, good.slice(0..len));
+    }
+    let mut corrupted = good.to_vec();
+    let last = corrupted.len() - 1;
+    corrupted[last] ^= 0x40;
+    engine.handle_frame(Instant::ZERO, 0, Bytes::from(corrupted));
+    assert!(all_output(&mut engine).is_empty());
+    assert_eq!(engine.connection_count(), 0);
+    assert_eq!(
+        engine.counters().rx_dropped_malformed as usize,
+        good.len() + 1
+    );
+}
