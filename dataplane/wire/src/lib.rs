@@ -19,5 +19,8 @@ pub mod mptcp;
 pub mod seq;
 pub mod tcp;
 
+#[cfg(test)]
+mod capture;
+
 pub use error::WireError;
 pub use seq::SeqNumber;
