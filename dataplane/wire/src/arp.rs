@@ -200,3 +200,103 @@ impl ArpRepr {
         Ok(PACKET_LEN)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture;
+    use crate::ethernet::HEADER_LEN as ETHERNET_HEADER_LEN;
+
+    const CLIENT_MAC: EthernetAddress = EthernetAddress([0xee, 0x05, 0x68, 0x1c, 0x60, 0x76]);
+    const SERVER_MAC: EthernetAddress = EthernetAddress([0xee, 0xce, 0xd0, 0x48, 0xf4, 0x99]);
+    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn packet(fixture: &str) -> Vec<u8> {
+        capture::bytes(fixture)[ETHERNET_HEADER_LEN..].to_vec()
+    }
+
+    fn reply() -> ArpRepr {
+        ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_mac: SERVER_MAC,
+            sender_ip: SERVER_IP,
+            target_mac: CLIENT_MAC,
+            target_ip: CLIENT_IP,
+        }
+    }
+
+    #[test]
+    fn parses_captured_request() {
+        let bytes = packet(capture::ARP_REQUEST);
+        let view = ArpPacket::new_checked(&bytes[..]).unwrap();
+        assert_eq!(view.hardware_type(), 1);
+        assert_eq!(view.protocol_type(), 0x0800);
+        assert_eq!(view.operation(), 1);
+        assert_eq!(
+            ArpRepr::parse(&view),
+            Ok(ArpRepr {
+                operation: ArpOperation::Request,
+                sender_mac: CLIENT_MAC,
+                sender_ip: CLIENT_IP,
+                target_mac: EthernetAddress([0; 6]),
+                target_ip: SERVER_IP,
+            })
+        );
+    }
+
+    #[test]
+    fn parses_and_emits_captured_reply() {
+        let bytes = packet(capture::ARP_REPLY);
+        let view = ArpPacket::new_checked(&bytes[..]).unwrap();
+        assert_eq!(ArpRepr::parse(&view), Ok(reply()));
+        let mut out = [0u8; PACKET_LEN];
+        assert_eq!(reply().emit(&mut out), Ok(PACKET_LEN));
+        assert_eq!(&out[..], &bytes[..]);
+    }
+
+    #[test]
+    fn padded_packet_is_accepted() {
+        let mut bytes = packet(capture::ARP_REPLY);
+        bytes.extend_from_slice(&[0; 18]);
+        let view = ArpPacket::new_checked(&bytes[..]).unwrap();
+        assert_eq!(ArpRepr::parse(&view), Ok(reply()));
+    }
+
+    #[test]
+    fn truncated_packets_are_rejected() {
+        let bytes = packet(capture::ARP_REPLY);
+        for len in 0..PACKET_LEN {
+            assert_eq!(
+                ArpPacket::new_checked(&bytes[..len]),
+                Err(WireError::Truncated),
+                "{len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn other_hardware_protocol_or_operation_is_unsupported() {
+        let original = packet(capture::ARP_REQUEST);
+        // (byte offset, value): hardware type 6 (IEEE 802), protocol IPv6, address lengths,
+        // and operation 3 (RARP request).
+        for (offset, value) in [(1, 6), (2, 0x86), (4, 8), (5, 16), (7, 3), (6, 1)] {
+            let mut bytes = original.clone();
+            bytes[offset] = value;
+            let view = ArpPacket::new_checked(&bytes[..]).unwrap();
+            assert_eq!(
+                ArpRepr::parse(&view),
+                Err(WireError::Unsupported),
+                "byte {offset} = {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn emit_into_short_buffer_fails() {
+        assert_eq!(
+            reply().emit(&mut [0; PACKET_LEN - 1]),
+            Err(WireError::BufferTooSmall)
+        );
+    }
+}

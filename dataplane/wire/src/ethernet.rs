@@ -184,3 +184,102 @@ impl EthernetRepr {
         Ok(HEADER_LEN)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture;
+
+    const CLIENT: EthernetAddress = EthernetAddress([0xee, 0x05, 0x68, 0x1c, 0x60, 0x76]);
+
+    #[test]
+    fn parses_captured_broadcast_frame() {
+        let frame = capture::bytes(capture::ARP_REQUEST);
+        let view = EthernetFrame::new_checked(&frame[..]).unwrap();
+        assert_eq!(view.dst_addr(), EthernetAddress::BROADCAST);
+        assert_eq!(view.src_addr(), CLIENT);
+        assert_eq!(view.ethertype(), ETHERTYPE_ARP);
+        assert_eq!(view.payload(), &frame[14..]);
+        assert_eq!(
+            EthernetRepr::parse(&view),
+            EthernetRepr {
+                src: CLIENT,
+                dst: EthernetAddress::BROADCAST,
+                ethertype: ETHERTYPE_ARP,
+            }
+        );
+    }
+
+    #[test]
+    fn emits_captured_header() {
+        let frame = capture::bytes(capture::ICMP_ECHO_REQUEST);
+        let repr = EthernetRepr {
+            src: CLIENT,
+            dst: EthernetAddress([0xee, 0xce, 0xd0, 0x48, 0xf4, 0x99]),
+            ethertype: ETHERTYPE_IPV4,
+        };
+        let mut out = [0u8; 20];
+        assert_eq!(repr.emit(&mut out), Ok(HEADER_LEN));
+        assert_eq!(&out[..HEADER_LEN], &frame[..HEADER_LEN]);
+        assert_eq!(
+            &out[HEADER_LEN..],
+            &[0; 6],
+            "nothing written past the header"
+        );
+        let view = EthernetFrame::new_checked(&out[..]).unwrap();
+        assert_eq!(EthernetRepr::parse(&view), repr);
+    }
+
+    #[test]
+    fn setters_round_trip() {
+        let mut buffer = [0u8; 14];
+        let mut view = EthernetFrame::new_checked(&mut buffer[..]).unwrap();
+        view.set_dst_addr(CLIENT);
+        view.set_src_addr(EthernetAddress::BROADCAST);
+        view.set_ethertype(ETHERTYPE_IPV6);
+        assert_eq!(view.dst_addr(), CLIENT);
+        assert_eq!(view.src_addr(), EthernetAddress::BROADCAST);
+        assert_eq!(view.ethertype(), 0x86dd);
+        assert!(view.payload_mut().is_empty());
+    }
+
+    #[test]
+    fn truncated_frames_are_rejected() {
+        let frame = capture::bytes(capture::ARP_REQUEST);
+        for len in 0..HEADER_LEN {
+            assert_eq!(
+                EthernetFrame::new_checked(&frame[..len]),
+                Err(WireError::Truncated),
+                "{len} bytes"
+            );
+        }
+        assert!(EthernetFrame::new_checked(&frame[..HEADER_LEN]).is_ok());
+    }
+
+    #[test]
+    fn emit_into_short_buffer_fails() {
+        let repr = EthernetRepr {
+            src: CLIENT,
+            dst: CLIENT,
+            ethertype: ETHERTYPE_IPV4,
+        };
+        assert_eq!(repr.emit(&mut [0; 13]), Err(WireError::BufferTooSmall));
+    }
+
+    #[test]
+    fn address_classes() {
+        assert!(EthernetAddress::BROADCAST.is_broadcast());
+        assert!(EthernetAddress::BROADCAST.is_multicast());
+        assert!(!CLIENT.is_broadcast());
+        assert!(!CLIENT.is_multicast());
+        assert!(CLIENT.is_unicast());
+        let ipv4_multicast = EthernetAddress([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]);
+        assert!(ipv4_multicast.is_multicast() && !ipv4_multicast.is_broadcast());
+        assert_eq!(CLIENT.to_string(), "ee:05:68:1c:60:76");
+        assert_eq!(EthernetAddress::from_bytes(&[1, 2, 3, 4, 5]), None);
+        assert_eq!(
+            EthernetAddress::from_bytes(&[1, 2, 3, 4, 5, 6, 7]),
+            Some(EthernetAddress([1, 2, 3, 4, 5, 6]))
+        );
+    }
+}

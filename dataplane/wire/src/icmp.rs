@@ -170,3 +170,113 @@ impl IcmpEchoRepr {
         Ok(HEADER_LEN)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture;
+
+    fn message(fixture: &str) -> Vec<u8> {
+        let frame = capture::bytes(fixture);
+        capture::ipv4_payload(&frame).2.to_vec()
+    }
+
+    #[test]
+    fn parses_captured_request() {
+        // 08 00 a4 ad 09 f3 00 01 and 56 bytes of ping data.
+        let bytes = message(capture::ICMP_ECHO_REQUEST);
+        let view = IcmpPacket::new_checked(&bytes[..]).unwrap();
+        assert_eq!(view.msg_type(), TYPE_ECHO_REQUEST);
+        assert_eq!(view.code(), 0);
+        assert_eq!(view.checksum(), 0xa4ad);
+        assert!(view.verify_checksum());
+        assert_eq!(view.payload().len(), 56);
+        assert_eq!(
+            IcmpEchoRepr::parse(&view),
+            Ok(IcmpEchoRepr {
+                kind: IcmpEchoKind::Request,
+                identifier: 2547,
+                sequence: 1,
+            })
+        );
+    }
+
+    #[test]
+    fn emits_the_reply_linux_sent() {
+        let request = message(capture::ICMP_ECHO_REQUEST);
+        let reply = message(capture::ICMP_ECHO_REPLY);
+        let repr = IcmpEchoRepr {
+            kind: IcmpEchoKind::Reply,
+            identifier: 2547,
+            sequence: 1,
+        };
+        let mut out = [0u8; 10];
+        assert_eq!(repr.emit(&mut out, &request[8..]), Ok(HEADER_LEN));
+        assert_eq!(&out[..HEADER_LEN], &reply[..HEADER_LEN]);
+        assert_eq!(&out[HEADER_LEN..], &[0, 0]);
+    }
+
+    #[test]
+    fn round_trip_with_odd_payload() {
+        let repr = IcmpEchoRepr {
+            kind: IcmpEchoKind::Request,
+            identifier: 0xbeef,
+            sequence: 0xffff,
+        };
+        let payload = [1u8, 2, 3, 4, 5];
+        let mut out = [0u8; 13];
+        repr.emit(&mut out, &payload).unwrap();
+        out[8..].copy_from_slice(&payload);
+        let view = IcmpPacket::new_checked(&out[..]).unwrap();
+        assert_eq!(view.payload(), &payload);
+        assert_eq!(IcmpEchoRepr::parse(&view), Ok(repr));
+    }
+
+    #[test]
+    fn bad_checksum_is_reported() {
+        let mut bytes = message(capture::ICMP_ECHO_REQUEST);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let view = IcmpPacket::new_checked(&bytes[..]).unwrap();
+        assert_eq!(IcmpEchoRepr::parse(&view), Err(WireError::Checksum));
+    }
+
+    #[test]
+    fn other_types_and_codes_are_unsupported() {
+        let original = message(capture::ICMP_ECHO_REQUEST);
+        // Destination unreachable, time exceeded, and an echo request with code 1.
+        for (msg_type, code) in [(3, 1), (11, 0), (8, 1)] {
+            let mut bytes = original.clone();
+            bytes[0] = msg_type;
+            bytes[1] = code;
+            let view = IcmpPacket::new_checked(&bytes[..]).unwrap();
+            assert_eq!(IcmpEchoRepr::parse(&view), Err(WireError::Unsupported));
+        }
+    }
+
+    #[test]
+    fn truncated_messages_are_rejected() {
+        let bytes = message(capture::ICMP_ECHO_REQUEST);
+        for len in 0..HEADER_LEN {
+            assert_eq!(
+                IcmpPacket::new_checked(&bytes[..len]),
+                Err(WireError::Truncated)
+            );
+        }
+        // With the header present but data cut off, the checksum no longer verifies.
+        for len in HEADER_LEN..bytes.len() {
+            let view = IcmpPacket::new_checked(&bytes[..len]).unwrap();
+            assert!(IcmpEchoRepr::parse(&view).is_err(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn emit_into_short_buffer_fails() {
+        let repr = IcmpEchoRepr {
+            kind: IcmpEchoKind::Reply,
+            identifier: 1,
+            sequence: 1,
+        };
+        assert_eq!(repr.emit(&mut [0; 7], &[]), Err(WireError::BufferTooSmall));
+    }
+}

@@ -301,3 +301,189 @@ impl Ipv4Repr {
         Ok(HEADER_LEN)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn packet(fixture: &str) -> Vec<u8> {
+        capture::bytes(fixture)[14..].to_vec()
+    }
+
+    /// Rewrites the header checksum after a test changed a header byte.
+    fn refill_checksum(bytes: &mut [u8]) {
+        Ipv4Packet::new_unchecked(bytes).fill_checksum();
+    }
+
+    #[test]
+    fn parses_captured_echo_request() {
+        // 45 00 00 54 05 16 40 00 40 01 a9 6b c6 12 00 01 c6 12 00 02, then 64 bytes of ICMP.
+        let bytes = packet(capture::ICMP_ECHO_REQUEST);
+        let view = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(view.version(), 4);
+        assert_eq!(view.header_len(), 20);
+        assert_eq!(view.total_len(), 84);
+        assert_eq!(view.identification(), 0x0516);
+        assert!(view.dont_fragment());
+        assert!(!view.is_fragment());
+        assert_eq!(view.ttl(), 64);
+        assert_eq!(view.protocol(), PROTOCOL_ICMP);
+        assert_eq!(view.checksum(), 0xa96b);
+        assert!(view.verify_checksum());
+        assert_eq!(view.src_addr(), CLIENT);
+        assert_eq!(view.dst_addr(), SERVER);
+        assert_eq!(view.payload(), &bytes[20..84]);
+        assert!(view.options().is_empty());
+        assert_eq!(
+            Ipv4Repr::parse(&view),
+            Ok(Ipv4Repr {
+                src: CLIENT,
+                dst: SERVER,
+                protocol: PROTOCOL_ICMP,
+                payload_len: 64,
+                ttl: 64,
+            })
+        );
+    }
+
+    #[test]
+    fn emits_the_header_linux_sent() {
+        // Linux's SYN/ACK has identification 0 and DF, the same choices as `emit`.
+        let bytes = packet(capture::MP_CAPABLE_SYN_ACK);
+        let repr = Ipv4Repr {
+            src: SERVER,
+            dst: CLIENT,
+            protocol: PROTOCOL_TCP,
+            payload_len: 52,
+            ttl: 64,
+        };
+        let mut out = [0u8; 24];
+        assert_eq!(repr.emit(&mut out), Ok(HEADER_LEN));
+        assert_eq!(&out[..HEADER_LEN], &bytes[..HEADER_LEN]);
+        assert_eq!(&out[HEADER_LEN..], &[0; 4]);
+    }
+
+    #[test]
+    fn round_trip() {
+        let repr = Ipv4Repr {
+            src: Ipv4Addr::new(198, 19, 0, 2),
+            dst: Ipv4Addr::new(198, 18, 1, 1),
+            protocol: PROTOCOL_TCP,
+            payload_len: 1460,
+            ttl: 3,
+        };
+        let mut out = vec![0u8; 1480];
+        repr.emit(&mut out).unwrap();
+        let view = Ipv4Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(view.payload().len(), 1460);
+        assert_eq!(Ipv4Repr::parse(&view), Ok(repr));
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        let mut bytes = packet(capture::ICMP_ECHO_REQUEST);
+        bytes.extend_from_slice(&[0xaa; 6]);
+        let view = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(view.payload().len(), 64);
+        assert_eq!(Ipv4Repr::parse(&view).unwrap().payload_len, 64);
+    }
+
+    #[test]
+    fn header_options_are_skipped() {
+        let original = packet(capture::ICMP_ECHO_REQUEST);
+        // IHL 6: a 4-byte option area (NOP NOP NOP EOL) between header and payload.
+        let mut bytes = original[..20].to_vec();
+        bytes.extend_from_slice(&[1, 1, 1, 0]);
+        bytes.extend_from_slice(&original[20..]);
+        bytes[0] = 0x46;
+        bytes[2..4].copy_from_slice(&88u16.to_be_bytes());
+        refill_checksum(&mut bytes);
+        let view = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(view.header_len(), 24);
+        assert_eq!(view.options(), &[1, 1, 1, 0]);
+        assert_eq!(view.payload(), &original[20..]);
+        assert_eq!(Ipv4Repr::parse(&view).unwrap().payload_len, 64);
+    }
+
+    #[test]
+    fn bad_checksum_is_reported() {
+        let mut bytes = packet(capture::ICMP_ECHO_REQUEST);
+        bytes[8] = 63; // TTL changed without updating the checksum.
+        let view = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+        assert!(!view.verify_checksum());
+        assert_eq!(Ipv4Repr::parse(&view), Err(WireError::Checksum));
+    }
+
+    #[test]
+    fn fragments_are_unsupported() {
+        let original = packet(capture::ICMP_ECHO_REQUEST);
+        // More Fragments set; a non-zero offset; both.
+        for flags_and_offset in [0x2000u16, 0x0001, 0x2010] {
+            let mut bytes = original.clone();
+            bytes[6..8].copy_from_slice(&flags_and_offset.to_be_bytes());
+            refill_checksum(&mut bytes);
+            let view = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+            assert!(view.is_fragment());
+            assert_eq!(Ipv4Repr::parse(&view), Err(WireError::Unsupported));
+        }
+    }
+
+    #[test]
+    fn impossible_lengths_are_malformed() {
+        let original = packet(capture::ICMP_ECHO_REQUEST);
+        let cases: [(usize, u8, WireError); 4] = [
+            (0, 0x65, WireError::Malformed), // version 6
+            (0, 0x44, WireError::Malformed), // IHL 4
+            (3, 19, WireError::Malformed),   // total length below the header length
+            (3, 85, WireError::Truncated),   // total length beyond the buffer
+        ];
+        for (offset, value, error) in cases {
+            let mut bytes = original.clone();
+            bytes[offset] = value;
+            assert_eq!(
+                Ipv4Packet::new_checked(&bytes[..]),
+                Err(error),
+                "byte {offset}"
+            );
+        }
+        // IHL 15 (60 bytes) with a total length of 40.
+        let mut bytes = original.clone();
+        bytes[0] = 0x4f;
+        bytes[2..4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(
+            Ipv4Packet::new_checked(&bytes[..]),
+            Err(WireError::Malformed)
+        );
+    }
+
+    #[test]
+    fn truncated_packets_are_rejected() {
+        let bytes = packet(capture::ICMP_ECHO_REQUEST);
+        for len in 0..bytes.len() {
+            assert!(
+                Ipv4Packet::new_checked(&bytes[..len]).is_err(),
+                "{len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn emit_errors() {
+        let mut repr = Ipv4Repr {
+            src: CLIENT,
+            dst: SERVER,
+            protocol: PROTOCOL_TCP,
+            payload_len: 0,
+            ttl: 64,
+        };
+        assert_eq!(repr.emit(&mut [0; 19]), Err(WireError::BufferTooSmall));
+        repr.payload_len = u16::MAX - 19;
+        assert_eq!(repr.emit(&mut [0; 20]), Err(WireError::Malformed));
+        repr.payload_len = u16::MAX - 20;
+        assert_eq!(repr.emit(&mut [0; 20]), Ok(20));
+    }
+}
