@@ -568,3 +568,459 @@ pub fn fill_checksum_v4(header: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload
     sum.add_bytes(payload);
     header[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture;
+    use crate::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MpJoin, MpTcpRst};
+
+    /// A captured frame's TCP segment with its IPv4 source and destination.
+    fn segment(fixture: &str) -> (Ipv4Addr, Ipv4Addr, Vec<u8>) {
+        let frame = capture::bytes(fixture);
+        let (src, dst, segment) = capture::ipv4_payload(&frame);
+        (src, dst, segment.to_vec())
+    }
+
+    fn linux_capable(sender_key: Option<u64>, receiver_key: Option<u64>) -> MptcpOption<'static> {
+        MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            checksum_required: true,
+            extensibility: false,
+            no_new_subflows_to_source: false,
+            hmac_sha256: true,
+            sender_key,
+            receiver_key,
+            data_level_length: None,
+            checksum: None,
+        })
+    }
+
+    /// Emits `repr`, fills the checksum, and checks the result against the captured segment
+    /// header byte for byte (for segments whose option order is the one `emit` uses).
+    fn assert_emits_capture(fixture: &str, repr: &TcpRepr<'_>) {
+        let (src, dst, bytes) = segment(fixture);
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        let mut out = [0u8; 60];
+        assert_eq!(repr.emit(&mut out), Ok(header_len));
+        assert_eq!(repr.header_len(), header_len);
+        assert_eq!(&out[16..18], &[0, 0], "emit leaves the checksum zero");
+        fill_checksum_v4(&mut out[..header_len], src, dst, &bytes[header_len..]);
+        assert_eq!(&out[..header_len], &bytes[..header_len]);
+    }
+
+    #[test]
+    fn parses_captured_syn() {
+        // Flags [S], seq 3907622620, win 64240, options [mss 1460,sackOK,TS val 2251290734
+        // ecr 0,nop,wscale 10,mptcp 4 capable v1 csum].
+        let (src, dst, bytes) = segment(capture::MP_CAPABLE_SYN);
+        let view = TcpSegment::new_checked(&bytes[..]).unwrap();
+        assert_eq!(view.src_port(), 44690);
+        assert_eq!(view.dst_port(), 10000);
+        assert_eq!(view.seq_number(), SeqNumber(3_907_622_620));
+        assert_eq!(view.ack_number(), SeqNumber(0));
+        assert_eq!(view.flags(), TcpFlags::SYN);
+        assert_eq!(view.window_len(), 64240);
+        assert_eq!(view.header_len(), 44);
+        assert_eq!(view.options().len(), 24);
+        assert!(view.payload().is_empty());
+        assert!(view.verify_checksum_v4(src, dst));
+        assert!(!view.verify_checksum_v4(dst, Ipv4Addr::new(198, 18, 0, 3)));
+        let repr = TcpRepr::parse(&view).unwrap();
+        assert_eq!(repr.src_port, 44690);
+        assert_eq!(repr.flags, TcpFlags::SYN);
+        let options = repr.options;
+        assert_eq!(options.mss, Some(1460));
+        assert!(options.sack_permitted);
+        assert_eq!(
+            options.timestamps,
+            Some(Timestamps {
+                value: 2_251_290_734,
+                echo_reply: 0
+            })
+        );
+        assert_eq!(options.window_scale, Some(10));
+        assert_eq!(options.mptcp, [Some(linux_capable(None, None)), None]);
+        assert_eq!(options.unknown_options, 0);
+        assert!(options.sack_blocks.is_empty());
+    }
+
+    #[test]
+    fn emits_syn_ack_in_its_own_option_order() {
+        // The captured SYN/ACK carries MSS, SACK-permitted + TS, NOP + WS, MP_CAPABLE; `emit`
+        // writes MSS, NOP + WS, SACK-permitted + TS, MP_CAPABLE (same 28 bytes, other order).
+        let (src, dst, bytes) = segment(capture::MP_CAPABLE_SYN_ACK);
+        let view = TcpSegment::new_checked(&bytes[..]).unwrap();
+        assert!(view.verify_checksum_v4(src, dst));
+        let repr = TcpRepr::parse(&view).unwrap();
+        assert_eq!(repr.flags, TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(repr.ack, SeqNumber(3_907_622_621));
+        assert_eq!(
+            repr.options.mptcp[0],
+            Some(linux_capable(Some(0x4ef8_acc5_9681_e63d), None))
+        );
+        let expected_options = [
+            0x02, 0x04, 0x05, 0xb4, // MSS 1460
+            0x01, 0x03, 0x03, 0x0a, // NOP, window scale 10
+            0x04, 0x02, // SACK permitted
+            0x08, 0x0a, 0x22, 0xff, 0xd8, 0x48, 0x86, 0x2f, 0xf8, 0x6e, // timestamps
+            0x1e, 0x0c, 0x01, 0x81, 0x4e, 0xf8, 0xac, 0xc5, 0x96, 0x81, 0xe6,
+            0x3d, // MP_CAPABLE
+        ];
+        let mut out = [0u8; 60];
+        assert_eq!(repr.emit(&mut out), Ok(52));
+        assert_eq!(
+            &out[..16],
+            &bytes[..16],
+            "ports, numbers, offset, flags, window"
+        );
+        assert_eq!(&out[16..20], &[0, 0, 0, 0]);
+        assert_eq!(&out[20..52], &expected_options);
+        let emitted = TcpSegment::new_checked(&out[..52]).unwrap();
+        assert_eq!(TcpRepr::parse(&emitted), Ok(repr));
+    }
+
+    #[test]
+    fn emits_captured_third_ack() {
+        // [nop,nop,TS val 2251290734 ecr 587192392,mptcp 20 capable v1 csum {..}].
+        let (_, _, bytes) = segment(capture::MP_CAPABLE_ACK);
+        let repr = TcpRepr::parse(&TcpSegment::new_checked(&bytes[..]).unwrap()).unwrap();
+        assert_eq!(
+            repr.options.mptcp[0],
+            Some(linux_capable(
+                Some(0xfbfe_ad4d_d7d9_3e14),
+                Some(0x4ef8_acc5_9681_e63d)
+            ))
+        );
+        assert_emits_capture(capture::MP_CAPABLE_ACK, &repr);
+    }
+
+    #[test]
+    fn parses_and_emits_captured_data_segment() {
+        // Flags [P.], seq 1:12, length 11, options [nop,nop,TS,mptcp 24 dss ...].
+        let (src, dst, bytes) = segment(capture::DSS_FIRST_DATA);
+        let view = TcpSegment::new_checked(&bytes[..]).unwrap();
+        assert!(view.verify_checksum_v4(src, dst));
+        assert_eq!(view.payload(), b"hello mptcp");
+        let repr = TcpRepr::parse(&view).unwrap();
+        assert_eq!(repr.flags, TcpFlags::PSH | TcpFlags::ACK);
+        assert_eq!(
+            repr.options.mptcp[0],
+            Some(MptcpOption::Dss(Dss {
+                data_ack: Some(DataSeqWire::Bits32(1_593_742_231)),
+                mapping: Some(DssMapping {
+                    data_seq: DataSeqWire::Bits64(6_944_833_978_441_844_624),
+                    subflow_seq: 1,
+                    data_level_length: 11,
+                    checksum: Some(0xfb6f),
+                }),
+                data_fin: false,
+            }))
+        );
+        assert_emits_capture(capture::DSS_FIRST_DATA, &repr);
+    }
+
+    #[test]
+    fn parses_and_emits_two_mptcp_options() {
+        // DSS + MP_PRIO + NOP, DSS + REMOVE_ADDR, and MP_FASTCLOSE + MP_TCPRST on a RST.
+        for fixture in [
+            capture::MP_PRIO_BACKUP,
+            capture::REMOVE_ADDR,
+            capture::FASTCLOSE_RESET,
+        ] {
+            let (src, dst, bytes) = segment(fixture);
+            let view = TcpSegment::new_checked(&bytes[..]).unwrap();
+            assert!(view.verify_checksum_v4(src, dst));
+            let repr = TcpRepr::parse(&view).unwrap();
+            assert!(repr.options.mptcp.iter().all(Option::is_some));
+            assert_emits_capture(fixture, &repr);
+        }
+        let (_, _, bytes) = segment(capture::FASTCLOSE_RESET);
+        let repr = TcpRepr::parse(&TcpSegment::new_checked(&bytes[..]).unwrap()).unwrap();
+        assert!(repr.flags.contains(TcpFlags::RST));
+        assert_eq!(
+            repr.options.mptcp,
+            [
+                Some(MptcpOption::MpFastclose {
+                    receiver_key: 0x85c6_dcb0_acb9_e192
+                }),
+                Some(MptcpOption::MpTcpRst(MpTcpRst {
+                    flags: 0,
+                    reason: 0
+                })),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_captured_mp_join_handshake() {
+        let (_, _, syn) = segment(capture::MP_JOIN_SYN);
+        let repr = TcpRepr::parse(&TcpSegment::new_checked(&syn[..]).unwrap()).unwrap();
+        assert_eq!(
+            repr.options.mptcp[0],
+            Some(MptcpOption::MpJoin(MpJoin::Syn {
+                backup: false,
+                address_id: 1,
+                receiver_token: 0xcfd5_43f2,
+                sender_nonce: 0x3576_6c84,
+            }))
+        );
+        for fixture in [capture::MP_JOIN_ACK, capture::DSS_ACK32, capture::DATA_FIN] {
+            let (_, _, bytes) = segment(fixture);
+            let repr = TcpRepr::parse(&TcpSegment::new_checked(&bytes[..]).unwrap()).unwrap();
+            assert!(repr.options.mptcp[0].is_some());
+            assert_emits_capture(fixture, &repr);
+        }
+    }
+
+    #[test]
+    fn fill_checksum_matches_linux() {
+        let (src, dst, bytes) = segment(capture::DSS_SERVER_DATA);
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        let mut header = bytes[..header_len].to_vec();
+        header[16] ^= 0xff;
+        fill_checksum_v4(&mut header, src, dst, &bytes[header_len..]);
+        assert_eq!(&header[..], &bytes[..header_len]);
+        // A short header is left alone rather than indexed out of bounds.
+        let mut short = [7u8; 19];
+        fill_checksum_v4(&mut short, src, dst, &[]);
+        assert_eq!(short, [7; 19]);
+    }
+
+    fn options_of(bytes: &[u8]) -> Result<TcpOptions<'_>, WireError> {
+        TcpOptions::parse(bytes)
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_and_counted() {
+        // Kind 34 (TFO cookie, length 2), kind 254 (experimental, length 4), then MSS.
+        let options = options_of(&[34, 2, 254, 4, 0xf9, 0x89, 2, 4, 0x05, 0xb4]).unwrap();
+        assert_eq!(options.unknown_options, 2);
+        assert_eq!(options.mss, Some(1460));
+    }
+
+    #[test]
+    fn end_of_list_stops_parsing() {
+        // MSS, EOL, then bytes that would be malformed if they were read.
+        let options = options_of(&[2, 4, 0x05, 0xb4, 0, 3, 0, 0xff]).unwrap();
+        assert_eq!(options.mss, Some(1460));
+        assert_eq!(options.window_scale, None);
+    }
+
+    #[test]
+    fn bad_option_lengths_are_malformed() {
+        let cases: [&[u8]; 12] = [
+            &[2],                         // kind without a length octet
+            &[99, 1],                     // length below 2
+            &[99, 0, 0, 0],               // length 0
+            &[99, 5, 0, 0],               // length past the end
+            &[2, 3, 5],                   // MSS length 3
+            &[2, 5, 5, 0xb4, 0],          // MSS length 5
+            &[3, 4, 7, 0],                // window scale length 4
+            &[4, 3, 0],                   // SACK permitted length 3
+            &[8, 8, 0, 0, 0, 0, 0, 0],    // timestamps length 8
+            &[5, 2],                      // SACK without a block
+            &[5, 9, 0, 0, 0, 0, 0, 0, 0], // SACK length not 2 + 8n
+            &[30, 5, 0x01, 0x81, 0],      // MP_CAPABLE length 5
+        ];
+        for bytes in cases {
+            assert_eq!(options_of(bytes), Err(WireError::Malformed), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn third_mptcp_option_is_counted() {
+        let bytes = [
+            30, 3, 0x51, // MP_PRIO
+            30, 4, 0x40, 6, // REMOVE_ADDR
+            30, 3, 0x50, // MP_PRIO again
+            1, 1,
+        ];
+        let options = options_of(&bytes).unwrap();
+        assert_eq!(
+            options.mptcp,
+            [
+                Some(MptcpOption::MpPrio {
+                    backup: true,
+                    address_id: None
+                }),
+                Some(MptcpOption::RemoveAddr { address_ids: &[6] }),
+            ]
+        );
+        assert_eq!(options.unknown_options, 1);
+    }
+
+    #[test]
+    fn sack_blocks_round_trip() {
+        // RFC 2018, section 3: NOP NOP SACK with three blocks.
+        let bytes = [
+            1, 1, 5, 26, 0, 0, 0x03, 0xe8, 0, 0, 0x07, 0xd0, 0, 0, 0x0b, 0xb8, 0, 0, 0x0f, 0xa0,
+            0xff, 0xff, 0xff, 0xf0, 0x00, 0x00, 0x00, 0x10,
+        ];
+        let options = options_of(&bytes).unwrap();
+        assert_eq!(
+            options.sack_blocks.as_slice(),
+            &[
+                (SeqNumber(1000), SeqNumber(2000)),
+                (SeqNumber(3000), SeqNumber(4000)),
+                (SeqNumber(0xffff_fff0), SeqNumber(0x10)),
+            ]
+        );
+        assert_eq!(options.encoded_len(), bytes.len());
+        let mut out = [0u8; 40];
+        assert_eq!(options.emit(&mut out), Ok(bytes.len()));
+        assert_eq!(&out[..bytes.len()], &bytes);
+    }
+
+    #[test]
+    fn sack_permitted_alone_is_nop_padded() {
+        let options = TcpOptions {
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
+        let mut out = [0u8; 8];
+        assert_eq!(options.emit(&mut out), Ok(4));
+        assert_eq!(&out[..4], &[1, 1, 4, 2]);
+        assert_eq!(options_of(&out[..4]), Ok(options));
+    }
+
+    #[test]
+    fn encoded_len_is_what_emit_writes() {
+        let mut sack_blocks = SackBlocks::default();
+        sack_blocks.push(SeqNumber(1), SeqNumber(2));
+        let dss = MptcpOption::Dss(Dss {
+            data_ack: Some(DataSeqWire::Bits64(1)),
+            mapping: None,
+            data_fin: false,
+        });
+        let prio = MptcpOption::MpPrio {
+            backup: true,
+            address_id: None,
+        };
+        let timestamps = Some(Timestamps {
+            value: 1,
+            echo_reply: 2,
+        });
+        let cases = [
+            (TcpOptions::default(), 0),
+            (
+                TcpOptions {
+                    mss: Some(1460),
+                    window_scale: Some(7),
+                    sack_permitted: true,
+                    timestamps,
+                    ..TcpOptions::default()
+                },
+                20,
+            ),
+            (
+                TcpOptions {
+                    timestamps,
+                    sack_blocks,
+                    mptcp: [Some(dss), Some(prio)],
+                    ..TcpOptions::default()
+                },
+                12 + 12 + 12 + 4, // 3 bytes of MP_PRIO padded by one NOP
+            ),
+            (
+                TcpOptions {
+                    mptcp: [Some(prio), None],
+                    ..TcpOptions::default()
+                },
+                4,
+            ),
+        ];
+        for (options, len) in cases {
+            assert_eq!(options.encoded_len(), len);
+            let mut out = [0xeeu8; 48];
+            assert_eq!(options.emit(&mut out), Ok(len));
+            assert!(out[len..].iter().all(|&byte| byte == 0xee));
+            assert_eq!(options_of(&out[..len]), Ok(options));
+        }
+    }
+
+    #[test]
+    fn more_than_forty_option_bytes_are_refused() {
+        let mut sack_blocks = SackBlocks::default();
+        for n in 0..4 {
+            sack_blocks.push(SeqNumber(n), SeqNumber(n + 1));
+        }
+        let repr = TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            seq: SeqNumber(0),
+            ack: SeqNumber(0),
+            flags: TcpFlags::ACK,
+            window: 0,
+            options: TcpOptions {
+                timestamps: Some(Timestamps {
+                    value: 0,
+                    echo_reply: 0,
+                }),
+                sack_blocks,
+                ..TcpOptions::default()
+            },
+        };
+        assert_eq!(repr.options.encoded_len(), 48);
+        assert_eq!(repr.emit(&mut [0; 80]), Err(WireError::Malformed));
+        let mut three = repr;
+        three.options.sack_blocks = SackBlocks::default();
+        for n in 0..3 {
+            three
+                .options
+                .sack_blocks
+                .push(SeqNumber(n), SeqNumber(n + 1));
+        }
+        assert_eq!(three.header_len(), 60);
+        assert_eq!(three.emit(&mut [0; 59]), Err(WireError::BufferTooSmall));
+        assert_eq!(three.emit(&mut [0; 60]), Ok(60));
+    }
+
+    #[test]
+    fn header_checks() {
+        let (_, _, bytes) = segment(capture::DSS_FIRST_DATA);
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        for len in 0..header_len {
+            assert_eq!(
+                TcpSegment::new_checked(&bytes[..len]),
+                Err(WireError::Truncated),
+                "{len} bytes"
+            );
+        }
+        for offset in 0..5u8 {
+            let mut bad = bytes.clone();
+            bad[12] = offset << 4;
+            assert_eq!(TcpSegment::new_checked(&bad[..]), Err(WireError::Malformed));
+        }
+    }
+
+    #[test]
+    fn setters_round_trip() {
+        let mut buffer = [0u8; 20];
+        let mut view = TcpSegment::new_unchecked(&mut buffer[..]);
+        view.set_src_port(1);
+        view.set_dst_port(2);
+        view.set_seq_number(SeqNumber(3));
+        view.set_ack_number(SeqNumber(4));
+        view.set_header_len(20);
+        view.set_flags(TcpFlags::FIN | TcpFlags::ACK);
+        view.set_window_len(5);
+        view.set_checksum(6);
+        view.set_urgent_pointer(7);
+        let view = TcpSegment::new_checked(&buffer[..]).unwrap();
+        assert_eq!(
+            (
+                view.src_port(),
+                view.dst_port(),
+                view.seq_number(),
+                view.ack_number()
+            ),
+            (1, 2, SeqNumber(3), SeqNumber(4))
+        );
+        assert_eq!(view.flags(), TcpFlags(0x11));
+        assert_eq!(
+            (view.window_len(), view.checksum(), view.urgent_pointer()),
+            (5, 6, 7)
+        );
+    }
+}
