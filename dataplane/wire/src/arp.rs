@@ -147,10 +147,15 @@ fn ipv4(bytes: &[u8]) -> Ipv4Addr {
 /// An Ethernet/IPv4 ARP request or reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpRepr {
+    /// Request or reply.
     pub operation: ArpOperation,
+    /// `ar$sha`: the sender's hardware address.
     pub sender_mac: EthernetAddress,
+    /// `ar$spa`: the sender's IPv4 address.
     pub sender_ip: Ipv4Addr,
+    /// `ar$tha`: the target's hardware address (zero in a request).
     pub target_mac: EthernetAddress,
+    /// `ar$tpa`: the IPv4 address being resolved or answered.
     pub target_ip: Ipv4Addr,
 }
 

@@ -68,9 +68,17 @@ impl Checksum {
         self.add_bytes(&value.to_be_bytes());
     }
 
-    /// Merges another sum that covers bytes following (at an even offset) the ones in `self`.
+    /// Merges a sum computed separately over the bytes that follow the ones in `self`, as if
+    /// they had been added to `self` directly. When `self` has consumed an odd number of
+    /// bytes, the other sum's bytes sit one position later and its folded value is
+    /// byte-swapped (RFC 1071, section 2(B)).
     pub fn add_checksum(&mut self, other: Checksum) {
-        self.sum = fold_to_32(self.sum + other.sum);
+        let other_sum = if self.odd {
+            u64::from(other.folded().swap_bytes())
+        } else {
+            other.sum
+        };
+        self.sum = fold_to_32(self.sum + other_sum);
         self.odd ^= other.odd;
     }
 
@@ -170,11 +178,13 @@ pub fn dss_pseudo_header(
     data_level_length: u16,
     checksum_field: u16,
 ) -> Checksum {
+    let mut header = [0u8; 16];
+    header[..8].copy_from_slice(&data_seq.to_be_bytes());
+    header[8..12].copy_from_slice(&subflow_seq.to_be_bytes());
+    header[12..14].copy_from_slice(&data_level_length.to_be_bytes());
+    header[14..].copy_from_slice(&checksum_field.to_be_bytes());
     let mut sum = Checksum::new();
-    sum.add_u64(data_seq);
-    sum.add_u32(subflow_seq);
-    sum.add_u16(data_level_length);
-    sum.add_u16(checksum_field);
+    sum.add_bytes(&header);
     sum
 }
 
@@ -296,12 +306,20 @@ mod tests {
     #[test]
     fn merged_sums_equal_one_sum() {
         let bytes = Xorshift(99).bytes(77);
-        let mut first = Checksum::new();
-        first.add_bytes(&bytes[..40]);
-        let mut second = Checksum::new();
-        second.add_bytes(&bytes[40..]);
-        first.add_checksum(second);
-        assert_eq!(first.folded(), reference_sum(&bytes));
+        for split in 0..=bytes.len() {
+            let mut first = Checksum::new();
+            first.add_bytes(&bytes[..split]);
+            let mut second = Checksum::new();
+            second.add_bytes(&bytes[split..]);
+            first.add_checksum(second);
+            assert_eq!(first.folded(), reference_sum(&bytes), "split at {split}");
+            // The merged sum keeps track of parity for the bytes that come next.
+            first.add_bytes(&[0xab, 0xcd, 0xef]);
+            let mut whole = Checksum::new();
+            whole.add_bytes(&bytes);
+            whole.add_bytes(&[0xab, 0xcd, 0xef]);
+            assert_eq!(first.folded(), whole.folded(), "split at {split}");
+        }
     }
 
     #[test]

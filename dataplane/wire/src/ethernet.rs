@@ -154,8 +154,11 @@ fn read_address(bytes: &[u8]) -> EthernetAddress {
 /// The fields of an Ethernet II header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EthernetRepr {
+    /// The source MAC address.
     pub src: EthernetAddress,
+    /// The destination MAC address.
     pub dst: EthernetAddress,
+    /// The EtherType of the payload (see the `ETHERTYPE_*` constants).
     pub ethertype: u16,
 }
 

@@ -125,8 +125,11 @@ impl IcmpEchoKind {
 /// the request's payload bytes without copying them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcmpEchoRepr {
+    /// Request or reply.
     pub kind: IcmpEchoKind,
+    /// The identifier, echoed unchanged in the reply.
     pub identifier: u16,
+    /// The sequence number, echoed unchanged in the reply.
     pub sequence: u16,
 }
 

@@ -245,11 +245,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// The fields of an IPv4 header that mpterm reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Repr {
+    /// The source address.
     pub src: Ipv4Addr,
+    /// The destination address.
     pub dst: Ipv4Addr,
+    /// The payload's protocol (see the `PROTOCOL_*` constants).
     pub protocol: u8,
     /// The length of the payload (total length minus header length).
     pub payload_len: u16,
+    /// Time to live.
     pub ttl: u8,
 }
 

@@ -8,6 +8,7 @@
 //! `AsMut<[u8]>`. A separate owned `*Repr` type has `parse` (from a checked view) and `emit`
 //! (into a byte buffer, returning the length written).
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod arp;
 pub mod checksum;

@@ -16,14 +16,23 @@ pub const OPTION_KIND: u8 = 30;
 
 /// MPTCP option subtypes (RFC 8684, section 8, table 2).
 pub mod subtype {
+    /// Multipath Capable (section 3.1).
     pub const MP_CAPABLE: u8 = 0x0;
+    /// Join Connection (section 3.2).
     pub const MP_JOIN: u8 = 0x1;
+    /// Data Sequence Signal (section 3.3).
     pub const DSS: u8 = 0x2;
+    /// Add Address (section 3.4.1).
     pub const ADD_ADDR: u8 = 0x3;
+    /// Remove Address (section 3.4.2).
     pub const REMOVE_ADDR: u8 = 0x4;
+    /// Change Subflow Priority (section 3.3.8).
     pub const MP_PRIO: u8 = 0x5;
+    /// Fallback (section 3.7).
     pub const MP_FAIL: u8 = 0x6;
+    /// Fast Close (section 3.5).
     pub const MP_FASTCLOSE: u8 = 0x7;
+    /// Subflow Reset (section 3.6).
     pub const MP_TCPRST: u8 = 0x8;
 }
 
@@ -52,8 +61,11 @@ const MP_CAPABLE_FLAG_HMAC_SHA256: u8 = 0x01;
 
 /// MP_JOIN option lengths (RFC 8684, section 3.2, figures 5-7).
 pub mod mp_join_len {
+    /// SYN: receiver's token and sender's random number.
     pub const SYN: usize = 12;
+    /// SYN/ACK: truncated HMAC and sender's random number.
     pub const SYN_ACK: usize = 16;
+    /// Third ACK: the full 160-bit HMAC.
     pub const ACK: usize = 24;
 }
 
@@ -110,9 +122,13 @@ pub struct MpCapable {
     pub no_new_subflows_to_source: bool,
     /// H: HMAC-SHA256 (must be set in v1).
     pub hmac_sha256: bool,
+    /// The sender's 64-bit key (SYN/ACK, third ACK, first data; and the version 0 SYN).
     pub sender_key: Option<u64>,
+    /// The receiver's 64-bit key (third ACK and first data).
     pub receiver_key: Option<u64>,
+    /// The length of the first data segment's mapping (first data only).
     pub data_level_length: Option<u16>,
+    /// The DSS checksum of the first data (only when checksums are in use).
     pub checksum: Option<u16>,
 }
 
@@ -157,19 +173,31 @@ impl MpCapable {
 /// MP_JOIN in its three forms (RFC 8684, section 3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MpJoin {
+    /// The first SYN of an additional subflow (figure 5).
     Syn {
+        /// B: the sender wants this subflow as a backup path.
         backup: bool,
+        /// The sender's identifier of the address this subflow starts from.
         address_id: u8,
+        /// Identifies the connection: the receiver's token (section 3.2).
         receiver_token: u32,
+        /// Random number for the HMAC exchange.
         sender_nonce: u32,
     },
+    /// The SYN/ACK answering a join (figure 6).
     SynAck {
+        /// B: the sender wants this subflow as a backup path.
         backup: bool,
+        /// The sender's identifier of the address this subflow uses.
         address_id: u8,
+        /// The leftmost 64 bits of the sender's HMAC.
         truncated_hmac: u64,
+        /// Random number for the HMAC exchange.
         sender_nonce: u32,
     },
+    /// The third ACK of a join (figure 7).
     Ack {
+        /// The sender's full HMAC-SHA256 truncated to 160 bits.
         hmac: [u8; 20],
     },
 }
@@ -178,7 +206,9 @@ pub enum MpJoin {
 /// a and m). A 32-bit value holds the low bits of the 64-bit number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataSeqWire {
+    /// Four octets (flag a or m clear).
     Bits32(u32),
+    /// Eight octets (flag a or m set).
     Bits64(u64),
 }
 
@@ -203,9 +233,11 @@ impl DataSeqWire {
 /// A DSS mapping (RFC 8684, section 3.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DssMapping {
+    /// The data sequence number of the first mapped octet.
     pub data_seq: DataSeqWire,
     /// Relative to the subflow's initial sequence number (the first data byte is 1).
     pub subflow_seq: u32,
+    /// The number of octets the mapping covers (a DATA_FIN counts as one).
     pub data_level_length: u16,
     /// Present only when DSS checksums were negotiated.
     pub checksum: Option<u16>,
@@ -214,7 +246,9 @@ pub struct DssMapping {
 /// Data Sequence Signal (RFC 8684, section 3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dss {
+    /// Data ACK: the next data sequence number the sender expects.
     pub data_ack: Option<DataSeqWire>,
+    /// The mapping of this segment's data onto the data sequence space.
     pub mapping: Option<DssMapping>,
     /// F flag: the mapping's last data-level octet is a DATA_FIN (section 3.3.3).
     pub data_fin: bool,
@@ -254,10 +288,15 @@ impl Dss {
 /// ADD_ADDR (RFC 8684, section 3.4.1); version 0 (RFC 6824) has no E flag and no HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddAddr {
+    /// E: this option echoes an ADD_ADDR received from the peer.
     pub echo: bool,
+    /// The sender's identifier for the address.
     pub address_id: u8,
+    /// The address announced.
     pub address: core::net::IpAddr,
+    /// The port, when it differs from the connection's.
     pub port: Option<u16>,
+    /// The leftmost 64 bits of the HMAC (absent in echoes and in version 0).
     pub truncated_hmac: Option<u64>,
 }
 
@@ -317,6 +356,7 @@ impl AddAddr {
 pub struct MpTcpRst {
     /// U, V, W, T flags; T means the error is transient.
     pub flags: u8,
+    /// Why the subflow is reset (section 3.6, e.g. 0 unspecified, 1 MPTCP-specific error).
     pub reason: u8,
 }
 
@@ -328,30 +368,41 @@ impl MpTcpRst {
 /// One MPTCP option (TCP option kind 30).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MptcpOption<'a> {
+    /// MP_CAPABLE (section 3.1).
     MpCapable(MpCapable),
+    /// MP_JOIN (section 3.2).
     MpJoin(MpJoin),
+    /// DSS (section 3.3).
     Dss(Dss),
+    /// ADD_ADDR (section 3.4.1).
     AddAddr(AddAddr),
     /// REMOVE_ADDR (section 3.4.2): the address IDs, borrowed from the segment.
     RemoveAddr {
+        /// The identifiers of the addresses removed.
         address_ids: &'a [u8],
     },
     /// MP_PRIO (section 3.3.8); `address_id` only in version 0 encodings.
     MpPrio {
+        /// B: the sender asks for this subflow to be a backup path.
         backup: bool,
+        /// The address identifier (version 0 only).
         address_id: Option<u8>,
     },
     /// MP_FAIL (section 3.7): the 64-bit data sequence number where the checksum failed.
     MpFail {
+        /// The data sequence number of the data whose checksum failed.
         data_seq: u64,
     },
     /// MP_FASTCLOSE (section 3.5).
     MpFastclose {
+        /// The receiver's key, proving the sender knows the connection.
         receiver_key: u64,
     },
+    /// MP_TCPRST (section 3.6).
     MpTcpRst(MpTcpRst),
     /// A subtype this crate does not know, kept so that it can be counted.
     Unknown {
+        /// The 4-bit subtype.
         subtype: u8,
     },
 }

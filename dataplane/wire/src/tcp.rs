@@ -55,15 +55,24 @@ mod field {
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
+    /// No more data from sender.
     pub const FIN: TcpFlags = TcpFlags(0x01);
+    /// Synchronize sequence numbers.
     pub const SYN: TcpFlags = TcpFlags(0x02);
+    /// Reset the connection.
     pub const RST: TcpFlags = TcpFlags(0x04);
+    /// Push function.
     pub const PSH: TcpFlags = TcpFlags(0x08);
+    /// The acknowledgment field is significant.
     pub const ACK: TcpFlags = TcpFlags(0x10);
+    /// The urgent pointer field is significant.
     pub const URG: TcpFlags = TcpFlags(0x20);
+    /// ECN echo (RFC 3168).
     pub const ECE: TcpFlags = TcpFlags(0x40);
+    /// Congestion window reduced (RFC 3168).
     pub const CWR: TcpFlags = TcpFlags(0x80);
 
+    /// True when every bit of `other` is set in `self`.
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
@@ -94,14 +103,17 @@ impl SackBlocks {
         true
     }
 
+    /// The blocks in the order they were pushed.
     pub fn as_slice(&self) -> &[(SeqNumber, SeqNumber)] {
         &self.blocks[..self.len as usize]
     }
 
+    /// The number of blocks held.
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
+    /// True when no block is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -115,17 +127,24 @@ impl SackBlocks {
 /// RFC 7323 timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamps {
+    /// TSval: the sender's clock.
     pub value: u32,
+    /// TSecr: the TSval most recently received.
     pub echo_reply: u32,
 }
 
 /// Every TCP option mpterm understands, parsed from or to be emitted into one header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpOptions<'a> {
+    /// Maximum segment size (SYN only).
     pub mss: Option<u16>,
+    /// Window scale shift count (SYN only, RFC 7323, section 2).
     pub window_scale: Option<u8>,
+    /// SACK permitted (SYN only, RFC 2018, section 2).
     pub sack_permitted: bool,
+    /// SACK blocks (RFC 2018, section 3).
     pub sack_blocks: SackBlocks,
+    /// Timestamps (RFC 7323, section 3).
     pub timestamps: Option<Timestamps>,
     /// At most two MPTCP options per segment (e.g. DSS with MP_PRIO); further ones are
     /// counted in `unknown_options` by the parser.
@@ -499,12 +518,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
 /// A TCP header without addresses and payload (RFC 9293, section 3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpRepr<'a> {
+    /// The source port.
     pub src_port: u16,
+    /// The destination port.
     pub dst_port: u16,
+    /// The sequence number of the first octet (or of the SYN/FIN).
     pub seq: SeqNumber,
+    /// The acknowledgment number (meaningful with ACK).
     pub ack: SeqNumber,
+    /// The control bits.
     pub flags: TcpFlags,
+    /// The window field as sent (unscaled).
     pub window: u16,
+    /// The options in the header.
     pub options: TcpOptions<'a>,
 }
 
