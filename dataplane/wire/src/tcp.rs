@@ -818,6 +818,80 @@ mod tests {
     }
 
     #[test]
+    fn each_option_alone() {
+        // (option bytes as Linux sent them in the captured SYN, or as RFC 2018 lays out SACK;
+        // the options that field holds; what `emit` writes for them, NOP-aligned).
+        let mut sack_blocks = SackBlocks::default();
+        sack_blocks.push(SeqNumber(0x0102_0304), SeqNumber(0x0506_0708));
+        let cases: [(&[u8], TcpOptions<'static>, &[u8]); 5] = [
+            (
+                &[0x02, 0x04, 0x05, 0xb4],
+                TcpOptions {
+                    mss: Some(1460),
+                    ..TcpOptions::default()
+                },
+                &[0x02, 0x04, 0x05, 0xb4],
+            ),
+            (
+                &[0x03, 0x03, 0x0a],
+                TcpOptions {
+                    window_scale: Some(10),
+                    ..TcpOptions::default()
+                },
+                &[0x01, 0x03, 0x03, 0x0a],
+            ),
+            (
+                &[0x04, 0x02],
+                TcpOptions {
+                    sack_permitted: true,
+                    ..TcpOptions::default()
+                },
+                &[0x01, 0x01, 0x04, 0x02],
+            ),
+            (
+                &[0x08, 0x0a, 0x86, 0x2f, 0xf8, 0x6e, 0x00, 0x00, 0x00, 0x00],
+                TcpOptions {
+                    timestamps: Some(Timestamps {
+                        value: 2_251_290_734,
+                        echo_reply: 0,
+                    }),
+                    ..TcpOptions::default()
+                },
+                &[
+                    0x01, 0x01, 0x08, 0x0a, 0x86, 0x2f, 0xf8, 0x6e, 0x00, 0x00, 0x00, 0x00,
+                ],
+            ),
+            (
+                &[0x05, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8],
+                TcpOptions {
+                    sack_blocks,
+                    ..TcpOptions::default()
+                },
+                &[0x01, 0x01, 0x05, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8],
+            ),
+        ];
+        for (bytes, expected, emitted) in cases {
+            assert_eq!(options_of(bytes), Ok(expected), "{bytes:02x?}");
+            for len in 1..bytes.len() {
+                assert_eq!(
+                    options_of(&bytes[..len]),
+                    Err(WireError::Malformed),
+                    "{len}-byte prefix of {bytes:02x?}"
+                );
+            }
+            let mut out = [0u8; 40];
+            assert_eq!(expected.encoded_len(), emitted.len());
+            assert_eq!(expected.emit(&mut out), Ok(emitted.len()));
+            assert_eq!(&out[..emitted.len()], emitted);
+            assert_eq!(options_of(emitted), Ok(expected));
+            assert_eq!(
+                expected.emit(&mut out[..emitted.len() - 1]),
+                Err(WireError::BufferTooSmall)
+            );
+        }
+    }
+
+    #[test]
     fn unknown_kinds_are_skipped_and_counted() {
         // Kind 34 (TFO cookie, length 2), kind 254 (experimental, length 4), then MSS.
         let options = options_of(&[34, 2, 254, 4, 0xf9, 0x89, 2, 4, 0x05, 0xb4]).unwrap();
