@@ -299,7 +299,9 @@ impl<P: Payload> MptcpSession<P> {
         if let Some(ack) = dss.data_ack {
             // Section 3.3.2: a DATA_ACK is cumulative; 32-bit ones are the low bits.
             let ack = expand_data_seq(ack, self.snd_data_una);
-            let within_sent = self.local_data_fin.is_none_or(|fin| !data_seq_after(ack, fin.wrapping_add(1)));
+            let within_sent = self
+                .local_data_fin
+                .is_none_or(|fin| !data_seq_after(ack, fin.wrapping_add(1)));
             if data_seq_after(ack, self.snd_data_una) && within_sent {
                 self.snd_data_una = ack;
                 outcome.data_acked = true;

@@ -31,7 +31,9 @@ fn third_ack() -> TcpOptions<'static> {
 }
 
 fn client_data_seq(offset: u64) -> u64 {
-    derive_from_key(CLIENT_KEY).initial_data_seq.wrapping_add(1 + offset)
+    derive_from_key(CLIENT_KEY)
+        .initial_data_seq
+        .wrapping_add(1 + offset)
 }
 
 fn dss_for(data_seq: u64, subflow_seq: u32, data: &[u8], data_fin: bool) -> TcpOptions<'static> {
@@ -62,9 +64,18 @@ fn established() -> MptcpSession<Bytes> {
 }
 
 /// Feeds one segment's options and payload as the TCP layer would.
-fn receive(session: &mut MptcpSession<Bytes>, options: &TcpOptions<'_>, subflow_seq: u32, data: &'static [u8]) -> Result<OptionOutcome, MptcpError> {
+fn receive(
+    session: &mut MptcpSession<Bytes>,
+    options: &TcpOptions<'_>,
+    subflow_seq: u32,
+    data: &'static [u8],
+) -> Result<OptionOutcome, MptcpError> {
     let (mapping, _) = session.handle_options(options, TcpFlags::ACK, data.len());
-    session.handle_subflow_data(ReceivedChunk { subflow_seq, payload: Bytes::from_static(data), mapping })
+    session.handle_subflow_data(ReceivedChunk {
+        subflow_seq,
+        payload: Bytes::from_static(data),
+        mapping,
+    })
 }
 
 fn drain(session: &mut MptcpSession<Bytes>) -> Vec<u8> {
@@ -82,7 +93,10 @@ fn mapping_spanning_segments_is_released_only_when_verified() {
     let options = dss_for(client_data_seq(0), 1, data, false);
     // The mapping covers both segments; the second carries no DSS.
     receive(&mut session, &options, 1, &data[..10]).unwrap();
-    assert!(!session.has_ready(), "bytes of an unverified mapping must be held");
+    assert!(
+        !session.has_ready(),
+        "bytes of an unverified mapping must be held"
+    );
     assert_eq!(session.held_bytes(), 10);
     receive(&mut session, &TcpOptions::default(), 11, &data[10..]).unwrap();
     assert_eq!(drain(&mut session), data);
@@ -104,7 +118,10 @@ fn contradicting_mapping_is_a_mismatch() {
     let first = dss_for(client_data_seq(0), 1, b"abcdefgh", false);
     receive(&mut session, &first, 1, b"abcd").unwrap();
     let other = dss_for(client_data_seq(100), 5, b"efgh", false);
-    assert_eq!(receive(&mut session, &other, 5, b"efgh"), Err(MptcpError::MappingMismatch));
+    assert_eq!(
+        receive(&mut session, &other, 5, b"efgh"),
+        Err(MptcpError::MappingMismatch)
+    );
 }
 
 #[test]
@@ -112,15 +129,30 @@ fn data_outside_any_mapping_is_a_mismatch() {
     let mut session = established();
     let first = dss_for(client_data_seq(0), 1, b"abcd", false);
     receive(&mut session, &first, 1, b"abcd").unwrap();
-    assert_eq!(receive(&mut session, &TcpOptions::default(), 5, b"more"), Err(MptcpError::MappingMismatch));
+    assert_eq!(
+        receive(&mut session, &TcpOptions::default(), 5, b"more"),
+        Err(MptcpError::MappingMismatch)
+    );
 }
 
 #[test]
 fn data_level_retransmission_is_trimmed() {
     let mut session = established();
-    receive(&mut session, &dss_for(client_data_seq(0), 1, b"abcdef", false), 1, b"abcdef").unwrap();
+    receive(
+        &mut session,
+        &dss_for(client_data_seq(0), 1, b"abcdef", false),
+        1,
+        b"abcdef",
+    )
+    .unwrap();
     // The same data-level bytes again on new subflow bytes (a data-level reinjection).
-    receive(&mut session, &dss_for(client_data_seq(3), 7, b"defghi", false), 7, b"defghi").unwrap();
+    receive(
+        &mut session,
+        &dss_for(client_data_seq(3), 7, b"defghi", false),
+        7,
+        b"defghi",
+    )
+    .unwrap();
     assert_eq!(drain(&mut session), b"abcdefghi");
 }
 
@@ -142,7 +174,13 @@ fn first_data_on_mp_capable_maps_to_idsn_plus_one() {
 #[test]
 fn data_fin_without_data_ends_the_stream_after_the_data() {
     let mut session = established();
-    receive(&mut session, &dss_for(client_data_seq(0), 1, b"abc", false), 1, b"abc").unwrap();
+    receive(
+        &mut session,
+        &dss_for(client_data_seq(0), 1, b"abc", false),
+        1,
+        b"abc",
+    )
+    .unwrap();
     // DATA_FIN on a pure ACK: subflow sequence 0, data-level length 1 (RFC 8684 3.3.3).
     let mut options = TcpOptions::default();
     options.mptcp[0] = Some(MptcpOption::Dss(Dss {
@@ -157,7 +195,10 @@ fn data_fin_without_data_ends_the_stream_after_the_data() {
     }));
     let (_, outcome) = session.handle_options(&options, TcpFlags::ACK, 0);
     assert!(outcome.data_fin_reached);
-    assert!(!session.peer_finished(), "the data before the DATA_FIN is still unread");
+    assert!(
+        !session.peer_finished(),
+        "the data before the DATA_FIN is still unread"
+    );
     assert_eq!(drain(&mut session), b"abc");
     assert!(session.peer_finished());
 }
@@ -169,11 +210,21 @@ fn missing_options_on_first_data_fall_back() {
     assert!(mapping.is_none());
     assert!(outcome.fell_back);
     assert!(session.has_fallen_back());
-    session.handle_subflow_data(ReceivedChunk { subflow_seq: 1, payload: Bytes::from_static(b"plain"), mapping: None }).unwrap();
+    session
+        .handle_subflow_data(ReceivedChunk {
+            subflow_seq: 1,
+            payload: Bytes::from_static(b"plain"),
+            mapping: None,
+        })
+        .unwrap();
     assert_eq!(drain(&mut session), b"plain");
 }
 
-fn outgoing(relative_seq: u32, payload: Option<&'static [u8]>, flags: TcpFlags) -> OutgoingSegment<Bytes> {
+fn outgoing(
+    relative_seq: u32,
+    payload: Option<&'static [u8]>,
+    flags: TcpFlags,
+) -> OutgoingSegment<Bytes> {
     OutgoingSegment {
         repr: TcpRepr {
             src_port: 5000,
@@ -195,15 +246,25 @@ fn outgoing_segments_carry_a_checksummed_mapping_and_the_data_ack() {
     let session = established();
     let mut segment = outgoing(1, Some(b"backend bytes"), TcpFlags::ACK);
     session.decorate(&mut segment);
-    let Some(MptcpOption::Dss(dss)) = segment.repr.options.mptcp[0] else { panic!("no DSS") };
+    let Some(MptcpOption::Dss(dss)) = segment.repr.options.mptcp[0] else {
+        panic!("no DSS")
+    };
     assert_eq!(dss.data_ack, Some(DataSeqWire::Bits64(client_data_seq(0))));
     let mapping = dss.mapping.expect("mapping");
     let server_idsn = derive_from_key(SERVER_KEY).initial_data_seq;
-    assert_eq!(mapping.data_seq, DataSeqWire::Bits64(server_idsn.wrapping_add(1)));
+    assert_eq!(
+        mapping.data_seq,
+        DataSeqWire::Bits64(server_idsn.wrapping_add(1))
+    );
     assert_eq!(mapping.subflow_seq, 1);
     assert_eq!(mapping.data_level_length, 13);
     // Verifying: pseudo-header with the received checksum plus the data sums to zero.
-    let mut verify = checksum::dss_pseudo_header(server_idsn.wrapping_add(1), 1, 13, mapping.checksum.unwrap());
+    let mut verify = checksum::dss_pseudo_header(
+        server_idsn.wrapping_add(1),
+        1,
+        13,
+        mapping.checksum.unwrap(),
+    );
     verify.add_bytes(b"backend bytes");
     assert_eq!(verify.finish(), 0);
 }
@@ -213,7 +274,9 @@ fn syn_ack_carries_our_key_and_the_checksum_flag() {
     let session = MptcpSession::<Bytes>::new(SERVER_KEY, false, true);
     let mut segment = outgoing(0, None, TcpFlags::SYN | TcpFlags::ACK);
     session.decorate(&mut segment);
-    let Some(MptcpOption::MpCapable(capable)) = segment.repr.options.mptcp[0] else { panic!("no MP_CAPABLE") };
+    let Some(MptcpOption::MpCapable(capable)) = segment.repr.options.mptcp[0] else {
+        panic!("no MP_CAPABLE")
+    };
     assert_eq!(capable.version, 1);
     assert_eq!(capable.sender_key, Some(SERVER_KEY));
     assert!(capable.checksum_required, "the client asked for checksums");
@@ -226,23 +289,40 @@ fn our_data_fin_rides_on_the_fin_and_is_acknowledged() {
     session.close(100);
     let mut segment = outgoing(101, None, TcpFlags::FIN | TcpFlags::ACK);
     session.decorate(&mut segment);
-    let Some(MptcpOption::Dss(dss)) = segment.repr.options.mptcp[0] else { panic!("no DSS") };
+    let Some(MptcpOption::Dss(dss)) = segment.repr.options.mptcp[0] else {
+        panic!("no DSS")
+    };
     assert!(dss.data_fin);
-    let fin = derive_from_key(SERVER_KEY).initial_data_seq.wrapping_add(101);
+    let fin = derive_from_key(SERVER_KEY)
+        .initial_data_seq
+        .wrapping_add(101);
     let mapping = dss.mapping.unwrap();
     assert_eq!(mapping.data_seq, DataSeqWire::Bits64(fin));
     assert_eq!((mapping.subflow_seq, mapping.data_level_length), (0, 1));
     assert!(!session.local_data_fin_acknowledged());
     let mut ack = TcpOptions::default();
-    ack.mptcp[0] = Some(MptcpOption::Dss(Dss { data_ack: Some(DataSeqWire::Bits64(fin + 1)), mapping: None, data_fin: false }));
+    ack.mptcp[0] = Some(MptcpOption::Dss(Dss {
+        data_ack: Some(DataSeqWire::Bits64(fin + 1)),
+        mapping: None,
+        data_fin: false,
+    }));
     session.handle_options(&ack, TcpFlags::ACK, 0);
     assert!(session.local_data_fin_acknowledged());
 }
 
 #[test]
 fn short_data_sequence_numbers_expand_near_the_reference() {
-    assert_eq!(expand_data_seq(DataSeqWire::Bits32(5), 0x1_0000_0000), 0x1_0000_0005);
-    assert_eq!(expand_data_seq(DataSeqWire::Bits32(0xffff_fff0), 0x1_0000_0010), 0x0_ffff_fff0);
-    assert_eq!(expand_data_seq(DataSeqWire::Bits32(0x10), 0x1_ffff_fff0), 0x2_0000_0010);
+    assert_eq!(
+        expand_data_seq(DataSeqWire::Bits32(5), 0x1_0000_0000),
+        0x1_0000_0005
+    );
+    assert_eq!(
+        expand_data_seq(DataSeqWire::Bits32(0xffff_fff0), 0x1_0000_0010),
+        0x0_ffff_fff0
+    );
+    assert_eq!(
+        expand_data_seq(DataSeqWire::Bits32(0x10), 0x1_ffff_fff0),
+        0x2_0000_0010
+    );
     assert_eq!(expand_data_seq(DataSeqWire::Bits64(7), 99), 7);
 }
