@@ -55,12 +55,22 @@ fn parse_log_level_argument(word: &str) -> Result<tracing::level_filters::LevelF
     config::parse_log_level(word).ok_or_else(|| format!("expected one of {LOG_LEVEL_NAMES}"))
 }
 
-/// Why the data plane stopped with an error.
+/// Why the data plane stopped with an error. Each message is one line that names what failed.
 #[derive(Debug, Error)]
 enum DataplaneError {
-    /// The worker crate is not wired in yet; see [`run_dataplane`].
-    #[error("dataplane not built yet")]
-    NotBuilt,
+    /// DPDK refused a call (EAL arguments, pools, ports).
+    #[error(transparent)]
+    Dpdk(#[from] mpterm_dpdk::DpdkError),
+    /// An interface names a DPDK port that does not exist.
+    #[error("interface {interface}: port {port}: {source}")]
+    Port {
+        interface: String,
+        port: String,
+        source: mpterm_dpdk::DpdkError,
+    },
+    /// The operating system's random generator failed.
+    #[error("cannot seed the random generator from the operating system")]
+    Random,
 }
 
 fn main() -> ExitCode {
@@ -125,19 +135,88 @@ fn main() -> ExitCode {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// DATA PLANE CALL POINT. The worker crate (mpterm-worker) is not wired in yet: this function
-// must be replaced by the real start-up (EAL init, ports, per-core workers) that runs until
-// `stop` is set, publishing into `stats`. Until then it fails honestly instead of pretending
-// to run.
-// ---------------------------------------------------------------------------------------------
-fn run_dataplane(
-    config: &Config,
-    stop: Arc<AtomicBool>,
-    stats: StatsRegistry,
-) -> Result<(), DataplaneError> {
-    let _ = (config, stop, stats);
-    Err(DataplaneError::NotBuilt)
+/// Mbufs that receive frames. They hold received payload until the other side acknowledges it,
+/// so this pool bounds the appliance's payload memory: 32767 x (2048 + 128 headroom + about 200
+/// bytes of metadata) is about 78 MB, all touched when the pool is created, so the resident size
+/// does not grow with traffic. A connection holds at most its four buffers' worth (receive and
+/// send, both sides; `tcp.*_buffer` in the config); when the pool runs dry the port drops frames
+/// and TCP backs off.
+const RX_POOL_MBUFS: u32 = 32767;
+/// Mbufs for outgoing headers and for small frames copied whole.
+const TX_POOL_MBUFS: u32 = 16383;
+/// Indirect mbufs that chain received payload behind an outgoing header (no data room).
+const INDIRECT_POOL_MBUFS: u32 = 16383;
+/// Per-lcore mempool cache.
+const POOL_CACHE: u32 = 256;
+
+/// Starts DPDK (EAL, pools, ports) and runs the worker on this thread until `stop` is set. The
+/// stats reporter thread reads what the worker publishes into `stats`.
+fn run_dataplane(config: &Config, stop: Arc<AtomicBool>, stats: StatsRegistry) -> Result<(), DataplaneError> {
+    use mpterm_dpdk::{Eal, Mempool, Port, PortConfig, TscClock};
+    use mpterm_worker::{MbufPayload, SharedTokens, TxPools, Worker, WorkerPort};
+    use rand_chacha::rand_core::SeedableRng;
+
+    let eal = Eal::init(&config.eal_args)?;
+    let rx_pool = Mempool::new(&eal, "mpterm_rx", RX_POOL_MBUFS, POOL_CACHE, Mempool::DEFAULT_DATA_ROOM)?;
+    let tx_pool = Mempool::new(&eal, "mpterm_tx", TX_POOL_MBUFS, POOL_CACHE, Mempool::DEFAULT_DATA_ROOM)?;
+    let indirect_pool = Mempool::new(&eal, "mpterm_indirect", INDIRECT_POOL_MBUFS, POOL_CACHE, 0)?;
+
+    let mut ports = Vec::with_capacity(config.interfaces.len());
+    let mut worker_ports = Vec::with_capacity(config.interfaces.len());
+    let mut macs = Vec::with_capacity(config.interfaces.len());
+    for interface in &config.interfaces {
+        let port_error = |source| DataplaneError::Port {
+            interface: interface.name.clone(),
+            port: interface.port.clone(),
+            source,
+        };
+        let mut port = Port::by_name(&eal, &interface.port).map_err(port_error)?;
+        port.configure(&PortConfig::default(), &rx_pool).map_err(port_error)?;
+        port.start().map_err(port_error)?;
+        if let Err(error) = port.enable_promiscuous() {
+            // Frames for our MAC still arrive; nothing is lost but other hosts' frames.
+            tracing::debug!(port = %interface.port, %error, "promiscuous mode not available");
+        }
+        let mac = port.mac_address().map_err(port_error)?;
+        info!(interface = %interface.name, port = %interface.port, address = %interface.address,
+            mac = %format_mac(mac), "port started");
+        worker_ports.push(WorkerPort::new(
+            port.take_rx_queue(0).map_err(port_error)?,
+            port.take_tx_queue(0).map_err(port_error)?,
+        ));
+        macs.push(mac);
+        ports.push(port);
+    }
+
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(|_| DataplaneError::Random)?;
+    let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    let tokens = SharedTokens::new(Arc::new(mpterm_control::TokenTable::new()), 0);
+    let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(mpterm_worker::engine_config(config, &macs), rng, tokens);
+    if let Some(core) = config.worker.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            tracing::warn!(core, "cannot pin the worker to its core; running unpinned");
+        }
+    }
+    let worker_stats = stats.worker(0).expect("the registry was made for one worker");
+    let pools = TxPools { header: &tx_pool, indirect: &indirect_pool };
+    let mut worker = Worker::new(engine, worker_ports, pools, TscClock::new(&eal), worker_stats);
+    info!(proxies = config.proxies.len(), "worker running");
+    worker.run(&stop);
+    let counters = worker.counters();
+    info!(tx_dropped_full = counters.tx_dropped_full, tx_dropped_no_mbuf = counters.tx_dropped_no_mbuf,
+        connections = worker.engine().connection_count(), "worker stopped");
+    drop(worker);
+    for port in &mut ports {
+        if let Err(error) = port.stop() {
+            tracing::warn!(%error, "port stop failed");
+        }
+    }
+    Ok(())
+}
+
+fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Sets up logging to stderr. Precedence, most specific first: `--log-level`, then `RUST_LOG`
