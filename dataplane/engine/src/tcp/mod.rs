@@ -456,7 +456,9 @@ impl<P: Payload> Tcb<P> {
             return;
         }
         let possible_edge = self.rcv_nxt + self.receive_window() as u32;
-        let opened = possible_edge.distance_from(self.advertised_right_edge).max(0) as usize;
+        let opened = possible_edge
+            .distance_from(self.advertised_right_edge)
+            .max(0) as usize;
         if opened >= usize::from(self.local_mss).min(self.receive_queue.capacity() / 2) {
             self.ack_pending = true;
         }

@@ -4,14 +4,15 @@ use std::collections::VecDeque;
 
 use crate::Payload;
 
-/// Queued payload from the first unacknowledged byte on. Positions are stream offsets counted
-/// from the first byte ever queued, so a lookup is a binary search, not a walk.
+/// Queued payload, from the first byte that may still be sent again to the last queued byte.
+/// Positions are stream offsets counted from the first byte ever queued, so a lookup is a
+/// binary search, not a walk.
 #[derive(Debug)]
 pub struct SendQueue<P> {
     /// Each buffer with the stream offset of its first byte.
     buffers: VecDeque<(u64, P)>,
-    /// Stream offset of the first unacknowledged byte.
-    acknowledged: u64,
+    /// Stream offset of the first byte still held.
+    released: u64,
     /// Stream offset one past the last queued byte.
     end: u64,
     capacity: usize,
@@ -19,21 +20,26 @@ pub struct SendQueue<P> {
 
 impl<P: Payload> SendQueue<P> {
     pub fn new(capacity: usize) -> Self {
-        SendQueue {
-            buffers: VecDeque::new(),
-            acknowledged: 0,
-            end: 0,
-            capacity,
-        }
+        SendQueue { buffers: VecDeque::new(), released: 0, end: 0, capacity }
     }
 
-    /// Bytes queued and not yet acknowledged.
+    /// Bytes held: not yet acknowledged, or not yet sent.
     pub fn len(&self) -> usize {
-        (self.end - self.acknowledged) as usize
+        (self.end - self.released) as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.end == self.acknowledged
+        self.end == self.released
+    }
+
+    /// Stream offset of the first byte still held.
+    pub fn released(&self) -> u64 {
+        self.released
+    }
+
+    /// Stream offset one past the last queued byte.
+    pub fn end(&self) -> u64 {
+        self.end
     }
 
     pub fn free_space(&self) -> usize {
@@ -46,11 +52,11 @@ impl<P: Payload> SendQueue<P> {
         self.end += len;
     }
 
-    /// Releases the first `bytes` queued bytes.
-    pub fn acknowledge(&mut self, bytes: usize) {
-        self.acknowledged = (self.acknowledged + bytes as u64).min(self.end);
+    /// Frees everything before stream offset `offset`.
+    pub fn release_to(&mut self, offset: u64) {
+        self.released = offset.clamp(self.released, self.end);
         while let Some((start, payload)) = self.buffers.front() {
-            if start + payload.len() as u64 <= self.acknowledged {
+            if start + payload.len() as u64 <= self.released {
                 self.buffers.pop_front();
             } else {
                 break;
@@ -58,24 +64,30 @@ impl<P: Payload> SendQueue<P> {
         }
     }
 
-    pub fn clear(&mut self) {
-        self.buffers.clear();
-        self.acknowledged = self.end;
+    /// Frees the first `bytes` held bytes: the peer acknowledged them.
+    pub fn acknowledge(&mut self, bytes: usize) {
+        self.release_to(self.released + bytes as u64);
     }
 
-    /// Up to `limit` bytes starting `offset` bytes after the first unacknowledged byte, from
-    /// one buffer only.
+    pub fn clear(&mut self) {
+        self.buffers.clear();
+        self.released = self.end;
+    }
+
+    /// Up to `limit` bytes starting `offset` bytes after the first held byte (SND.UNA), from one
+    /// buffer only.
     pub fn slice_at(&self, offset: usize, limit: usize) -> Option<P> {
-        let position = self.acknowledged + offset as u64;
-        if position >= self.end || limit == 0 {
+        self.slice(self.released + offset as u64, limit)
+    }
+
+    /// Up to `limit` bytes from stream offset `offset`, from one buffer only.
+    pub fn slice(&self, offset: u64, limit: usize) -> Option<P> {
+        if offset < self.released || offset >= self.end || limit == 0 {
             return None;
         }
-        let index = self
-            .buffers
-            .partition_point(|(start, _)| *start <= position)
-            .checked_sub(1)?;
+        let index = self.buffers.partition_point(|(start, _)| *start <= offset).checked_sub(1)?;
         let (start, payload) = self.buffers.get(index)?;
-        let from = (position - start) as usize;
+        let from = (offset - start) as usize;
         let to = payload.len().min(from + limit);
         (from < to).then(|| payload.slice(from..to))
     }
@@ -87,24 +99,22 @@ mod tests {
     use bytes::Bytes;
 
     #[test]
-    fn slices_stay_within_one_buffer_and_follow_acks() {
+    fn slices_stay_within_one_buffer_and_follow_releases() {
         let mut queue = SendQueue::new(100);
         queue.push(Bytes::from_static(b"hello "));
         queue.push(Bytes::from_static(b"world"));
         assert_eq!(queue.len(), 11);
         assert_eq!(queue.free_space(), 89);
-        assert_eq!(
-            queue.slice_at(0, 100).unwrap(),
-            Bytes::from_static(b"hello ")
-        );
-        assert_eq!(queue.slice_at(4, 100).unwrap(), Bytes::from_static(b"o "));
-        assert_eq!(queue.slice_at(6, 3).unwrap(), Bytes::from_static(b"wor"));
-        assert!(queue.slice_at(11, 3).is_none());
-        queue.acknowledge(8);
+        assert_eq!(queue.slice(0, 100).unwrap(), Bytes::from_static(b"hello "));
+        assert_eq!(queue.slice(4, 100).unwrap(), Bytes::from_static(b"o "));
+        assert_eq!(queue.slice(6, 3).unwrap(), Bytes::from_static(b"wor"));
+        assert!(queue.slice(11, 3).is_none());
+        queue.release_to(8);
         assert_eq!(queue.len(), 3);
-        assert_eq!(queue.slice_at(0, 100).unwrap(), Bytes::from_static(b"rld"));
-        queue.acknowledge(100);
+        assert!(queue.slice(7, 1).is_none(), "released bytes are gone");
+        assert_eq!(queue.slice(8, 100).unwrap(), Bytes::from_static(b"rld"));
+        queue.release_to(100);
         assert!(queue.is_empty());
-        assert!(queue.slice_at(0, 1).is_none());
+        assert!(queue.slice(11, 1).is_none());
     }
 }
