@@ -124,6 +124,16 @@ define_counters! {
     fast_retransmits,
     /// Backend connections that could not be established.
     backend_connect_failures,
+    /// TCP resets received.
+    tcp_rst_received,
+    /// Connection sides that ended because retransmissions or the handshake timed out.
+    tcp_timeouts,
+    /// Connection sides reset by their peer.
+    tcp_resets_by_peer,
+    /// TCP options of unknown kind or MPTCP options of unknown subtype (accepted, skipped).
+    rx_unknown_options,
+    /// Segments (or parts) outside the receive window, dropped.
+    rx_dropped_out_of_window,
 }
 
 impl Add for StatsSnapshot {
@@ -242,7 +252,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 23);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 28);
     }
 
     #[test]

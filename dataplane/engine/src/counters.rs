@@ -35,6 +35,10 @@ pub struct Counters {
     pub rto_expirations: u64,
     pub fast_retransmits: u64,
     pub backend_connect_failures: u64,
+    /// Connection sides that ended because retransmissions or the handshake timed out.
+    pub tcp_timeouts: u64,
+    /// Connection sides reset by their peer.
+    pub tcp_resets_by_peer: u64,
     /// Segments dropped because they fell outside the receive window or buffer.
     pub rx_dropped_out_of_window: u64,
 }

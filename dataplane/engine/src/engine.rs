@@ -19,7 +19,7 @@ use crate::connection::{ProxiedConnection, Side};
 use crate::mptcp::{MptcpSession, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
-use crate::tcp::{OutgoingSegment, Tcb, TcbCounters};
+use crate::tcp::{CloseReason, OutgoingSegment, Tcb, TcbCounters};
 use crate::{Counters, EngineConfig, HeaderBytes, Instant, Payload, ProxyRule, Transmit};
 
 /// Where MPTCP tokens are registered so that they stay unique across workers
@@ -894,6 +894,14 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         if let Some(session) = connection.mptcp.as_ref() {
             self.tokens.release(session.token());
+        }
+        let backend_reason = connection.backend.as_ref().and_then(|backend| backend.close_reason());
+        for reason in [connection.client.close_reason(), backend_reason].into_iter().flatten() {
+            match reason {
+                CloseReason::TimedOut => self.counters.tcp_timeouts += 1,
+                CloseReason::ResetByPeer => self.counters.tcp_resets_by_peer += 1,
+                CloseReason::Graceful | CloseReason::Aborted => {}
+            }
         }
         self.free_slots.push(slot);
         self.live_connections -= 1;

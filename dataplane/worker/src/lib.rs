@@ -301,6 +301,11 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
         rto_expirations: engine.rto_expirations,
         fast_retransmits: engine.fast_retransmits,
         backend_connect_failures: engine.backend_connect_failures,
+        tcp_rst_received: engine.tcp_rst_received,
+        tcp_timeouts: engine.tcp_timeouts,
+        tcp_resets_by_peer: engine.tcp_resets_by_peer,
+        rx_unknown_options: engine.rx_unknown_options,
+        rx_dropped_out_of_window: engine.rx_dropped_out_of_window,
     }
 }
 

@@ -19,6 +19,7 @@ mod send;
 
 use core::net::SocketAddrV4;
 use core::time::Duration;
+use std::collections::VecDeque;
 
 use mpterm_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use mpterm_wire::SeqNumber;
@@ -148,6 +149,13 @@ pub struct Tcb<P: Payload> {
     snd_wl1: SeqNumber,
     snd_wl2: SeqNumber,
     send_queue: SendQueue<P>,
+    /// Sequence number of the first byte the send queue still holds.
+    released_seq: SeqNumber,
+    /// Data sent and not yet wholly acknowledged, as the `(start, length)` units it was first
+    /// sent in. A unit is always sent again whole and alone: an MPTCP DSS mapping is attached
+    /// to a unit, and RFC 8684 section 3.3.1 lets a receiver that holds part of a mapping
+    /// accept only the identical mapping again.
+    units: VecDeque<(SeqNumber, u32)>,
     /// The owner asked to close: a FIN follows the queued data.
     fin_queued: bool,
     /// Sequence number of our FIN once sent.
@@ -176,6 +184,9 @@ pub struct Tcb<P: Payload> {
     advertised_right_edge: SeqNumber,
     /// Peer's FIN received and acknowledged in sequence.
     fin_received: bool,
+    /// Sequence number of a FIN that arrived beyond a gap; it takes effect once RCV.NXT
+    /// reaches it, so the peer need not send it again after the hole is filled.
+    out_of_order_fin: Option<SeqNumber>,
     /// Latest timestamp to echo (RFC 7323, section 4.3).
     ts_recent: u32,
     ack_pending: bool,
@@ -278,6 +289,8 @@ impl<P: Payload> Tcb<P> {
             snd_wl1: SeqNumber(0),
             snd_wl2: iss,
             send_queue: SendQueue::new(tuning.send_buffer as usize),
+            released_seq: iss + 1,
+            units: VecDeque::new(),
             fin_queued: false,
             fin_seq: None,
             congestion: NewReno::new(DEFAULT_PEER_MSS),
@@ -298,6 +311,7 @@ impl<P: Payload> Tcb<P> {
             owner_held_bytes: 0,
             advertised_right_edge: SeqNumber(0),
             fin_received: false,
+            out_of_order_fin: None,
             ts_recent: 0,
             ack_pending: false,
             syn_pending: true,
@@ -491,6 +505,7 @@ impl<P: Payload> Tcb<P> {
             self.rst_pending = true;
         }
         self.send_queue.clear();
+        self.units.clear();
         self.receive_queue.clear();
         self.enter_closed(CloseReason::Aborted);
     }
@@ -584,6 +599,7 @@ impl<P: Payload> Tcb<P> {
         if flags.contains(TcpFlags::RST) {
             if segment.seq == self.rcv_nxt {
                 self.send_queue.clear();
+                self.units.clear();
                 self.enter_closed(CloseReason::ResetByPeer);
             } else {
                 self.ack_pending = true;
@@ -639,15 +655,23 @@ impl<P: Payload> Tcb<P> {
                 // A retransmitted FIN: acknowledge again.
                 self.ack_pending = true;
             } else {
-                // FIN beyond a gap: remember nothing, the peer sends it again.
+                // FIN beyond a gap: acknowledge what we have and take the FIN once the gap
+                // is filled.
+                if fin_seq.distance_from(self.rcv_nxt) > 0 {
+                    self.out_of_order_fin = Some(fin_seq);
+                }
                 self.ack_pending = true;
             }
+        }
+        if !self.fin_received && self.out_of_order_fin == Some(self.rcv_nxt) {
+            self.out_of_order_fin = None;
+            self.receive_fin(now);
         }
     }
 
     /// RFC 9293 3.10.7.4 table: is any part of the segment inside the receive window?
     fn segment_acceptable(&self, seq: SeqNumber, len: u32) -> bool {
-        let window = self.receive_window() as u32;
+        let window = self.acceptable_window() as u32;
         let offset = seq.distance_from(self.rcv_nxt);
         let end_offset = offset as i64 + i64::from(len);
         match (len, window) {
@@ -670,6 +694,11 @@ impl<P: Payload> Tcb<P> {
             return false;
         }
         let window = u32::from(segment.window) << self.negotiated.send_window_shift;
+        if window == 0 {
+            // RFC 9293 3.8.6.1: a peer that answers probes with a zero window is alive; the
+            // sender keeps probing as long as it does.
+            self.consecutive_timeouts = 0;
+        }
         let newly_acked = ack.distance_from(self.snd_una);
         if newly_acked > 0 {
             self.on_new_ack(now, ack, segment);
@@ -677,6 +706,7 @@ impl<P: Payload> Tcb<P> {
             && payload_len == 0
             && !segment.flags.contains(TcpFlags::FIN)
             && window == self.snd_wnd
+            && window != 0
             && self.snd_max != self.snd_una
         {
             // RFC 5681 section 2: a duplicate acknowledgement.
@@ -694,15 +724,9 @@ impl<P: Payload> Tcb<P> {
     }
 
     fn on_new_ack(&mut self, now: Instant, ack: SeqNumber, segment: &TcpRepr<'_>) {
-        let mut acked = ack.distance_from(self.snd_una) as u32;
-        // Our SYN and FIN occupy sequence space but no payload.
-        if self.snd_una == self.iss {
-            acked -= 1;
-        }
+        let acked = ack.distance_from(self.snd_una) as u32;
         let fin_acked = self.fin_seq.is_some_and(|fin| ack.distance_from(fin) > 0);
-        let payload_acked = acked.saturating_sub(u32::from(fin_acked)) as usize;
-        self.send_queue
-            .acknowledge(payload_acked.min(self.send_queue.len()));
+        self.release_acknowledged(ack);
         self.snd_una = ack;
         if self.snd_nxt.distance_from(ack) < 0 {
             self.snd_nxt = ack;
@@ -752,9 +776,47 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
+    /// Frees the units `ack` covers wholly; a partly acknowledged unit stays, since it may have
+    /// to be sent again whole.
+    fn release_acknowledged(&mut self, ack: SeqNumber) {
+        while let Some(&(start, len)) = self.units.front() {
+            if (start + len).distance_from(ack) <= 0 {
+                self.units.pop_front();
+            } else {
+                break;
+            }
+        }
+        let release = match self.units.front() {
+            Some(&(start, _)) => start,
+            None => ack.min(self.data_end_seq()),
+        };
+        let advance = release.distance_from(self.released_seq);
+        if advance > 0 {
+            self.send_queue
+                .release_to(self.send_queue.released() + advance as u64);
+            self.released_seq = release;
+        }
+    }
+
+    /// The sequence number after the last queued byte.
+    fn data_end_seq(&self) -> SeqNumber {
+        self.released_seq + self.send_queue.len() as u32
+    }
+
+    /// The send queue's stream offset of sequence number `seq` (at or after `released_seq`).
+    fn stream_offset(&self, seq: SeqNumber) -> u64 {
+        self.send_queue.released() + seq.distance_from(self.released_seq).max(0) as u64
+    }
+
     fn on_duplicate_ack(&mut self) {
-        self.duplicate_acks += 1;
         let mss = self.max_payload_per_segment() as u32;
+        if self.congestion.in_fast_recovery() {
+            // RFC 6582 section 3.2 step 4: every further duplicate inflates the window, also
+            // after a partial acknowledgement has reset the count.
+            self.congestion.inflate(mss);
+            return;
+        }
+        self.duplicate_acks += 1;
         let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
         if self.duplicate_acks == 3 {
             // RFC 6582 section 3.2 step 2: enter fast recovery unless this hole was recovered.
@@ -766,14 +828,12 @@ impl<P: Payload> Tcb<P> {
                 self.retransmit_head = true;
                 self.timed_segment = None;
             }
-        } else if self.duplicate_acks > 3 {
-            self.congestion.inflate(mss);
         }
     }
 
     fn receive_payload(&mut self, seq: SeqNumber, payload: P, mapping: Option<ReceivedMapping>) {
         let relative = seq.distance_from(self.irs) as u32;
-        let window = self.receive_window();
+        let window = self.acceptable_window();
         let offset = seq.distance_from(self.rcv_nxt);
         let accepted =
             self.receive_queue
@@ -852,6 +912,7 @@ impl<P: Payload> Tcb<P> {
         // RFC 7323 section 2.2: scaling is on only if both SYNs carry the option.
         match options.window_scale {
             Some(shift) => {
+                self.negotiated.window_scaling = true;
                 self.negotiated.send_window_shift = shift.min(MAX_WINDOW_SHIFT);
                 if passive {
                     self.negotiated.receive_window_shift =
@@ -859,6 +920,7 @@ impl<P: Payload> Tcb<P> {
                 }
             }
             None => {
+                self.negotiated.window_scaling = false;
                 self.negotiated.send_window_shift = 0;
                 self.negotiated.receive_window_shift = 0;
             }
@@ -915,20 +977,9 @@ impl<P: Payload> Tcb<P> {
 
     fn on_retransmission_timeout(&mut self, now: Instant) {
         self.rto_deadline = None;
-        let nothing_in_flight = self.snd_max == self.snd_una;
-        if self.is_synchronized()
-            && nothing_in_flight
-            && !self.send_queue.is_empty()
-            && self.snd_wnd == 0
-        {
-            // RFC 9293 3.8.6.1: the persist timer probes a zero window with one byte; it
-            // backs off like the retransmission timer but never gives up while acked.
-            self.window_probe_pending = true;
-            self.rto_backoff = (self.rto_backoff + 1).min(6);
-            self.arm_retransmission_timer(now);
-            return;
-        }
-        if nothing_in_flight && !matches!(self.state, TcpState::SynSent | TcpState::SynReceived) {
+        let data_pending = self.data_end_seq().distance_from(self.snd_una) > 0;
+        let handshaking = matches!(self.state, TcpState::SynSent | TcpState::SynReceived);
+        if !handshaking && self.snd_max == self.snd_una && !data_pending {
             return;
         }
         self.consecutive_timeouts += 1;
@@ -938,22 +989,31 @@ impl<P: Payload> Tcb<P> {
             self.enter_closed(CloseReason::TimedOut);
             return;
         }
-        self.counters.rto_expirations += 1;
         // RFC 6298 section 5.5: back off the timer.
         self.rto_backoff = (self.rto_backoff + 1).min(16);
         self.timed_segment = None;
-        match self.state {
-            TcpState::SynSent | TcpState::SynReceived => self.syn_pending = true,
-            _ => {
-                let mss = self.max_payload_per_segment() as u32;
-                let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
-                // RFC 5681 section 3.1 equation 4, RFC 6582 section 4: go back to snd_una.
-                self.congestion.on_timeout(flight, mss, self.snd_max);
-                self.snd_nxt = self.snd_una;
-                self.duplicate_acks = 0;
-                self.retransmit_head = false;
-            }
+        if handshaking {
+            self.counters.rto_expirations += 1;
+            self.syn_pending = true;
+            return;
         }
+        let restart = self.units.front().map_or(self.snd_una, |&(start, _)| start);
+        if self.snd_wnd == 0 && data_pending {
+            // RFC 9293 3.8.6.1: the persist timer probes the zero window with one unit (one
+            // byte when nothing is in flight); the congestion state is left alone.
+            self.window_probe_pending = true;
+            self.snd_nxt = restart;
+            self.arm_retransmission_timer(now);
+            return;
+        }
+        self.counters.rto_expirations += 1;
+        let mss = self.max_payload_per_segment() as u32;
+        let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
+        // RFC 5681 section 3.1 equation 4, RFC 6582 section 4: go back to the first unit.
+        self.congestion.on_timeout(flight, mss, self.snd_max);
+        self.snd_nxt = restart;
+        self.duplicate_acks = 0;
+        self.retransmit_head = false;
     }
 
     fn arm_retransmission_timer(&mut self, now: Instant) {
@@ -970,11 +1030,23 @@ impl<P: Payload> Tcb<P> {
 
     // ----- output -----
 
-    /// The receive window we can offer now: buffer space not used by queued data.
+    /// The receive window we can offer now: buffer space not taken by in-order data the owner
+    /// has not read yet. Out-of-order data lies inside this window, so it does not narrow it;
+    /// in-order plus out-of-order bytes therefore never exceed the buffer.
     fn receive_window(&self) -> usize {
         self.receive_queue
             .capacity()
-            .saturating_sub(self.receive_queue.buffered_bytes() + self.owner_held_bytes)
+            .saturating_sub(self.receive_queue.in_order_bytes() + self.owner_held_bytes)
+    }
+
+    /// RCV.WND: the window as last advertised, or wider if the buffer allows (the right edge
+    /// never moves left, RFC 9293 section 3.8.6.2.2).
+    fn acceptable_window(&self) -> usize {
+        let promised = self
+            .advertised_right_edge
+            .distance_from(self.rcv_nxt)
+            .max(0) as usize;
+        self.receive_window().max(promised)
     }
 
     /// The window field for an outgoing segment, never shrinking the advertised right edge.
@@ -1010,12 +1082,9 @@ impl<P: Payload> Tcb<P> {
             mss: Some(self.local_mss),
             ..TcpOptions::default()
         };
-        let we_scale = self.negotiated.receive_window_shift > 0 || self.state == TcpState::SynSent;
-        if we_scale
-            && (self.state == TcpState::SynSent
-                || self.negotiated.send_window_shift > 0
-                || self.negotiated.receive_window_shift > 0)
-        {
+        // RFC 7323 section 2.2: the active side always offers; the passive side answers only
+        // an offer (with shift 0 if it needs none), since scaling needs both SYNs to carry it.
+        if self.state == TcpState::SynSent || self.negotiated.window_scaling {
             options.window_scale = Some(self.negotiated.receive_window_shift);
         }
         options.sack_permitted = self.negotiated.sack_permitted;
@@ -1033,14 +1102,13 @@ impl<P: Payload> Tcb<P> {
         options
     }
 
-    fn sack_blocks(&self) -> SackBlocks {
-        let mut blocks = SackBlocks::default();
+    /// SACK blocks for an outgoing segment, at most `limit` (RFC 2018 section 4).
+    fn sack_blocks(&self, limit: usize) -> SackBlocks {
         if self.negotiated.sack_permitted {
-            for (left, right) in self.receive_queue.out_of_order_ranges(self.rcv_nxt).take(3) {
-                blocks.push(left, right);
-            }
+            self.receive_queue.sack_blocks(limit)
+        } else {
+            SackBlocks::default()
         }
-        blocks
     }
 
     fn make_repr(
@@ -1078,7 +1146,9 @@ impl<P: Payload> Tcb<P> {
             let repr = TcpRepr {
                 src_port: self.local.port(),
                 dst_port: self.remote.port(),
-                seq: self.snd_nxt,
+                // SND.MAX: the peer's RCV.NXT once it has everything we sent, which RFC 5961
+                // section 3.2 requires of a RST it accepts without a challenge.
+                seq: self.snd_max,
                 ack: self.rcv_nxt,
                 flags: TcpFlags::RST | TcpFlags::ACK,
                 window: 0,
@@ -1128,8 +1198,12 @@ impl<P: Payload> Tcb<P> {
         }
         if self.retransmit_head && self.snd_max != self.snd_una {
             self.retransmit_head = false;
-            let limit = self.max_payload_per_segment();
-            if let Some(segment) = self.data_segment(now, self.snd_una, limit) {
+            if let Some(segment) = self
+                .units
+                .front()
+                .copied()
+                .and_then(|unit| self.send_unit(now, unit))
+            {
                 return Some(segment);
             }
         }
@@ -1145,7 +1219,9 @@ impl<P: Payload> Tcb<P> {
         }
         self.ack_pending = false;
         let mut options = self.base_options(now);
-        options.sack_blocks = self.sack_blocks();
+        // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
+        let room = if options.timestamps.is_some() { 3 } else { 4 };
+        options.sack_blocks = self.sack_blocks(room);
         let repr = self.make_repr(self.snd_nxt, TcpFlags::ACK, options);
         Some(OutgoingSegment {
             repr,
@@ -1155,18 +1231,33 @@ impl<P: Payload> Tcb<P> {
         })
     }
 
-    /// New data or the FIN, within the congestion and send windows.
+    /// Data due again after a timeout, new data, or the FIN, within the congestion and send
+    /// windows.
     fn next_new_segment(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        let window = self.snd_wnd.min(self.congestion.window()) as usize;
         let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
-        let unsent = self.send_queue.len().saturating_sub(in_flight);
+        let resending =
+            self.snd_nxt.distance_from(self.snd_max) < 0 && self.fin_seq != Some(self.snd_nxt);
+        if resending {
+            if in_flight >= window && !self.window_probe_pending {
+                return None;
+            }
+            if let Some(unit) = self.unit_at(self.snd_nxt) {
+                self.window_probe_pending = false;
+                return self.send_unit(now, unit);
+            }
+            // Not at a unit boundary (cannot happen): continue with unsent data.
+            self.snd_nxt = self.snd_max;
+        }
+        let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
+        let unsent = self.data_end_seq().distance_from(self.snd_nxt).max(0) as usize;
         if unsent > 0 {
-            let window = self.snd_wnd.min(self.congestion.window()) as usize;
             if in_flight < window {
-                return self.data_segment(now, self.snd_nxt, window - in_flight);
+                return self.new_unit(now, window - in_flight);
             }
             if self.window_probe_pending {
                 self.window_probe_pending = false;
-                return self.data_segment(now, self.snd_nxt, 1);
+                return self.new_unit(now, 1);
             }
             if self.snd_wnd == 0 && in_flight == 0 {
                 // Zero window: the retransmission timer runs as the persist timer.
@@ -1175,7 +1266,7 @@ impl<P: Payload> Tcb<P> {
             return None;
         }
         self.window_probe_pending = false;
-        let all_data_out = self.snd_nxt == self.snd_una + self.send_queue.len() as u32;
+        let all_data_out = self.snd_nxt == self.data_end_seq();
         match self.fin_seq {
             None if self.fin_queued && all_data_out => Some(self.fin_segment(now, false)),
             // After a timeout the FIN goes again once the data before it is out.
@@ -1184,6 +1275,17 @@ impl<P: Payload> Tcb<P> {
             }
             _ => None,
         }
+    }
+
+    /// The unit that starts at `seq`, if any.
+    fn unit_at(&self, seq: SeqNumber) -> Option<(SeqNumber, u32)> {
+        let index = self
+            .units
+            .partition_point(|&(start, _)| start.distance_from(seq) < 0);
+        self.units
+            .get(index)
+            .copied()
+            .filter(|&(start, _)| start == seq)
     }
 
     fn fin_segment(&mut self, now: Instant, is_retransmission: bool) -> OutgoingSegment<P> {
@@ -1213,31 +1315,45 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
-    /// One data segment starting at `seq` with at most `limit` bytes, never spanning two queued
-    /// buffers (so the payload stays one handle).
-    fn data_segment(
+    /// Sends a unit again, whole.
+    fn send_unit(
         &mut self,
         now: Instant,
-        seq: SeqNumber,
-        limit: usize,
+        (start, len): (SeqNumber, u32),
     ) -> Option<OutgoingSegment<P>> {
-        let offset = seq.distance_from(self.snd_una).max(0) as usize;
+        let payload = self
+            .send_queue
+            .slice(self.stream_offset(start), len as usize)?;
+        if start.distance_from(self.released_seq) < 0 || payload.len() != len as usize {
+            return None;
+        }
+        self.counters.retransmissions += 1;
+        // Karn: a retransmission invalidates the timing of what it covers.
+        if self
+            .timed_segment
+            .is_some_and(|(timed, _)| timed.distance_from(start) >= 0)
+        {
+            self.timed_segment = None;
+        }
+        Some(self.data_segment(now, start, payload))
+    }
+
+    /// Sends up to `limit` new bytes (and at most one segment) as a new unit.
+    fn new_unit(&mut self, now: Instant, limit: usize) -> Option<OutgoingSegment<P>> {
+        let seq = self.snd_nxt;
         let limit = limit.min(self.max_payload_per_segment());
-        let payload = self.send_queue.slice_at(offset, limit)?;
-        let end = seq + payload.len() as u32;
-        let is_retransmission = seq.distance_from(self.snd_max) < 0;
-        if is_retransmission {
-            self.counters.retransmissions += 1;
-            // Karn: a retransmission invalidates the timing of what it covers.
-            if self
-                .timed_segment
-                .is_some_and(|(timed, _)| timed.distance_from(seq) >= 0)
-            {
-                self.timed_segment = None;
-            }
-        } else if self.timed_segment.is_none() {
+        let payload = self.send_queue.slice(self.stream_offset(seq), limit)?;
+        self.units.push_back((seq, payload.len() as u32));
+        if self.timed_segment.is_none() {
             self.timed_segment = Some((seq, now));
         }
+        Some(self.data_segment(now, seq, payload))
+    }
+
+    /// The segment carrying `payload` from `seq`; advances SND.NXT and SND.MAX past it.
+    fn data_segment(&mut self, now: Instant, seq: SeqNumber, payload: P) -> OutgoingSegment<P> {
+        let end = seq + payload.len() as u32;
+        let is_retransmission = seq.distance_from(self.snd_max) < 0;
         if end.distance_from(self.snd_nxt) > 0 {
             self.snd_nxt = end;
         }
@@ -1248,25 +1364,22 @@ impl<P: Payload> Tcb<P> {
         self.ack_pending = false;
         let mut options = self.base_options(now);
         if self.owner_option_reserve == 0 {
-            let blocks = self.sack_blocks();
-            // Timestamps (12 bytes) leave room for three blocks, none leave room for four.
-            let room = if options.timestamps.is_some() { 2 } else { 3 };
-            for &(left, right) in blocks.as_slice().iter().take(room) {
-                options.sack_blocks.push(left, right);
-            }
+            // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
+            let room = if options.timestamps.is_some() { 3 } else { 4 };
+            options.sack_blocks = self.sack_blocks(room);
         }
         let mut flags = TcpFlags::ACK;
-        if offset + payload.len() == self.send_queue.len() {
+        if end == self.data_end_seq() {
             flags = flags | TcpFlags::PSH;
         }
         let repr = self.make_repr(seq, flags, options);
         let relative_seq = seq.distance_from(self.iss) as u32;
-        Some(OutgoingSegment {
+        OutgoingSegment {
             repr,
             payload: Some(payload),
             relative_seq,
             is_retransmission,
-        })
+        }
     }
 }
 

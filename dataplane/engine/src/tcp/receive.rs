@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use mpterm_wire::tcp::SackBlocks;
 use mpterm_wire::SeqNumber;
 
 use super::{ReceivedChunk, ReceivedMapping};
@@ -31,6 +32,8 @@ pub struct ReceiveQueue<P> {
     in_order_bytes: usize,
     out_of_order: Vec<OutOfOrder<P>>,
     out_of_order_bytes: usize,
+    /// Sequence number of the latest out-of-order segment, for the first SACK block.
+    latest_out_of_order: Option<SeqNumber>,
     capacity: usize,
     max_out_of_order: usize,
 }
@@ -42,6 +45,7 @@ impl<P: Payload> ReceiveQueue<P> {
             in_order_bytes: 0,
             out_of_order: Vec::new(),
             out_of_order_bytes: 0,
+            latest_out_of_order: None,
             capacity,
             max_out_of_order,
         }
@@ -65,6 +69,12 @@ impl<P: Payload> ReceiveQueue<P> {
         self.out_of_order.clear();
         self.in_order_bytes = 0;
         self.out_of_order_bytes = 0;
+        self.latest_out_of_order = None;
+    }
+
+    /// Bytes waiting in order for the owner.
+    pub fn in_order_bytes(&self) -> usize {
+        self.in_order_bytes
     }
 
     pub fn pop_in_order(&mut self) -> Option<ReceivedChunk<P>> {
@@ -110,6 +120,7 @@ impl<P: Payload> ReceiveQueue<P> {
         }
         if offset > 0 {
             self.insert_out_of_order(
+                rcv_nxt,
                 rcv_nxt + offset as u32,
                 relative_seq,
                 payload,
@@ -121,9 +132,7 @@ impl<P: Payload> ReceiveQueue<P> {
         let mut next = rcv_nxt + payload.len() as u32;
         outcome.in_order_advance += payload.len();
         self.push_in_order(relative_seq, payload, mapping);
-        // Move now-contiguous out-of-order segments across.
-        self.out_of_order
-            .sort_by(|a, b| a.seq.distance_from(next).cmp(&b.seq.distance_from(next)));
+        // Move now-contiguous out-of-order segments across; the queue is sorted by sequence.
         while let Some(first) = self.out_of_order.first() {
             let gap = first.seq.distance_from(next);
             if gap > 0 {
@@ -144,6 +153,9 @@ impl<P: Payload> ReceiveQueue<P> {
                 entry.mapping,
             );
         }
+        if self.out_of_order.is_empty() {
+            self.latest_out_of_order = None;
+        }
         outcome
     }
 
@@ -156,55 +168,112 @@ impl<P: Payload> ReceiveQueue<P> {
         });
     }
 
+    /// Stores a segment beyond RCV.NXT. The queue stays sorted by sequence number and its
+    /// entries never overlap: entries the new segment covers are replaced, and the new segment
+    /// is trimmed where its neighbours already hold the bytes. So the queue holds at most one
+    /// window of bytes however the peer slices its retransmissions.
     fn insert_out_of_order(
         &mut self,
+        rcv_nxt: SeqNumber,
         seq: SeqNumber,
         relative_seq: u32,
         payload: P,
         mapping: Option<ReceivedMapping>,
         outcome: &mut InsertOutcome,
     ) {
-        let end = seq + payload.len() as u32;
-        // An exact or covering duplicate adds nothing.
-        if self.out_of_order.iter().any(|entry| {
-            entry.seq.distance_from(seq) <= 0
-                && (entry.seq + entry.payload.len() as u32).distance_from(end) >= 0
-        }) {
+        let offset_of = |seq: SeqNumber| i64::from(seq.distance_from(rcv_nxt));
+        let mut start = offset_of(seq);
+        let mut end = start + payload.len() as i64;
+        let mut relative_seq = relative_seq;
+        let mut payload = payload;
+        // Entries wholly inside the new segment are superseded by it.
+        let mut index = 0;
+        while index < self.out_of_order.len() {
+            let entry = &self.out_of_order[index];
+            let entry_start = offset_of(entry.seq);
+            let entry_end = entry_start + entry.payload.len() as i64;
+            if entry_start >= start && entry_end <= end && entry_end - entry_start < end - start {
+                let removed = self.out_of_order.remove(index);
+                self.out_of_order_bytes -= removed.payload.len();
+            } else {
+                index += 1;
+            }
+        }
+        let position = self
+            .out_of_order
+            .partition_point(|entry| offset_of(entry.seq) < start);
+        // Trim the head against the predecessor and the tail against the successor.
+        if let Some(previous) = position.checked_sub(1).map(|i| &self.out_of_order[i]) {
+            let previous_end = offset_of(previous.seq) + previous.payload.len() as i64;
+            if previous_end > start {
+                let cut = (previous_end - start).min(end - start);
+                start += cut;
+                relative_seq = relative_seq.wrapping_add(cut as u32);
+            }
+        }
+        if let Some(next) = self.out_of_order.get(position) {
+            end = end.min(offset_of(next.seq).max(start));
+        }
+        if start >= end {
+            // Everything is held already.
+            self.latest_out_of_order = Some(seq);
             return;
         }
+        let skip = (start - offset_of(seq)) as usize;
+        payload = payload.slice(skip..skip + (end - start) as usize);
         if self.out_of_order.len() >= self.max_out_of_order {
             outcome.dropped = true;
             return;
         }
         self.out_of_order_bytes += payload.len();
-        self.out_of_order.push(OutOfOrder {
-            seq,
-            relative_seq,
-            payload,
-            mapping,
-        });
+        let seq = rcv_nxt + start as u32;
+        self.latest_out_of_order = Some(seq);
+        self.out_of_order.insert(
+            position,
+            OutOfOrder {
+                seq,
+                relative_seq,
+                payload,
+                mapping,
+            },
+        );
     }
 
-    /// The out-of-order data as merged `[left, right)` ranges, for SACK blocks (RFC 2018).
-    pub fn out_of_order_ranges(
-        &self,
-        rcv_nxt: SeqNumber,
-    ) -> impl Iterator<Item = (SeqNumber, SeqNumber)> + '_ {
-        let mut ranges: Vec<(SeqNumber, SeqNumber)> = self
-            .out_of_order
-            .iter()
-            .map(|entry| (entry.seq, entry.seq + entry.payload.len() as u32))
-            .collect();
-        ranges.sort_by_key(|(left, _)| left.distance_from(rcv_nxt));
-        let mut merged: Vec<(SeqNumber, SeqNumber)> = Vec::with_capacity(ranges.len());
-        for (left, right) in ranges {
-            match merged.last_mut() {
-                Some((_, last_right)) if left.distance_from(*last_right) <= 0 => {
-                    *last_right = last_right.max(right)
-                }
-                _ => merged.push((left, right)),
+    /// The out-of-order data as merged `[left, right)` ranges in sequence order.
+    pub fn out_of_order_ranges(&self) -> impl Iterator<Item = (SeqNumber, SeqNumber)> + '_ {
+        let mut entries = self.out_of_order.iter().peekable();
+        core::iter::from_fn(move || {
+            let first = entries.next()?;
+            let left = first.seq;
+            let mut right = first.seq + first.payload.len() as u32;
+            while let Some(next) = entries.next_if(|next| next.seq.distance_from(right) <= 0) {
+                right = right.max(next.seq + next.payload.len() as u32);
+            }
+            Some((left, right))
+        })
+    }
+
+    /// Up to `limit` SACK blocks (RFC 2018 section 4): the block holding the most recently
+    /// received segment first, then the others in sequence order.
+    pub fn sack_blocks(&self, limit: usize) -> SackBlocks {
+        let mut blocks = SackBlocks::default();
+        let contains_latest = |(left, right): &(SeqNumber, SeqNumber)| {
+            self.latest_out_of_order.is_some_and(|latest| {
+                latest.distance_from(*left) >= 0 && right.distance_from(latest) > 0
+            })
+        };
+        let latest = self.out_of_order_ranges().find(contains_latest);
+        if let Some((left, right)) = latest {
+            blocks.push(left, right);
+        }
+        for range in self.out_of_order_ranges() {
+            if blocks.len() >= limit {
+                break;
+            }
+            if Some(range) != latest {
+                blocks.push(range.0, range.1);
             }
         }
-        merged.into_iter()
+        blocks
     }
 }

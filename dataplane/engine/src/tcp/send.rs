@@ -20,7 +20,12 @@ pub struct SendQueue<P> {
 
 impl<P: Payload> SendQueue<P> {
     pub fn new(capacity: usize) -> Self {
-        SendQueue { buffers: VecDeque::new(), released: 0, end: 0, capacity }
+        SendQueue {
+            buffers: VecDeque::new(),
+            released: 0,
+            end: 0,
+            capacity,
+        }
     }
 
     /// Bytes held: not yet acknowledged, or not yet sent.
@@ -85,7 +90,10 @@ impl<P: Payload> SendQueue<P> {
         if offset < self.released || offset >= self.end || limit == 0 {
             return None;
         }
-        let index = self.buffers.partition_point(|(start, _)| *start <= offset).checked_sub(1)?;
+        let index = self
+            .buffers
+            .partition_point(|(start, _)| *start <= offset)
+            .checked_sub(1)?;
         let (start, payload) = self.buffers.get(index)?;
         let from = (offset - start) as usize;
         let to = payload.len().min(from + limit);
