@@ -238,6 +238,11 @@ mod tests {
             rto_expirations: 21,
             fast_retransmits: 22,
             backend_connect_failures: 23,
+            tcp_rst_received: 24,
+            tcp_timeouts: 25,
+            tcp_resets_by_peer: 26,
+            rx_unknown_options: 27,
+            rx_dropped_out_of_window: 28,
         }
     }
 
