@@ -1169,10 +1169,14 @@ impl<P: Payload> Tcb<P> {
     }
 
     fn poll_handshake(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
-        if !self.syn_pending {
+        // In SYN-RECEIVED an acknowledgement (e.g. a RFC 5961 challenge ACK) is the SYN-ACK
+        // again: the peer has not seen our ISN acknowledged otherwise.
+        let ack_as_syn = self.state == TcpState::SynReceived && self.ack_pending;
+        if !self.syn_pending && !ack_as_syn {
             return None;
         }
         self.syn_pending = false;
+        self.ack_pending = false;
         let is_retransmission = self.snd_max != self.iss;
         if is_retransmission {
             self.counters.retransmissions += 1;

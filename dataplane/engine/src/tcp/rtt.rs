@@ -35,11 +35,7 @@ impl RttEstimator {
                 self.variation = rtt / 2;
             }
             Some(smoothed) => {
-                let deviation = if smoothed > rtt {
-                    smoothed - rtt
-                } else {
-                    rtt - smoothed
-                };
+                let deviation = smoothed.abs_diff(rtt);
                 // beta = 1/4, alpha = 1/8.
                 self.variation = (self.variation * 3 + deviation) / 4;
                 self.smoothed = Some((smoothed * 7 + rtt) / 8);
