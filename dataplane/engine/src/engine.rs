@@ -895,8 +895,14 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if let Some(session) = connection.mptcp.as_ref() {
             self.tokens.release(session.token());
         }
-        let backend_reason = connection.backend.as_ref().and_then(|backend| backend.close_reason());
-        for reason in [connection.client.close_reason(), backend_reason].into_iter().flatten() {
+        let backend_reason = connection
+            .backend
+            .as_ref()
+            .and_then(|backend| backend.close_reason());
+        for reason in [connection.client.close_reason(), backend_reason]
+            .into_iter()
+            .flatten()
+        {
             match reason {
                 CloseReason::TimedOut => self.counters.tcp_timeouts += 1,
                 CloseReason::ResetByPeer => self.counters.tcp_resets_by_peer += 1,
