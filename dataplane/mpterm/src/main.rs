@@ -58,15 +58,15 @@ fn parse_log_level_argument(word: &str) -> Result<tracing::level_filters::LevelF
 /// Why the data plane stopped with an error. Each message is one line that names what failed.
 #[derive(Debug, Error)]
 enum DataplaneError {
-    /// DPDK refused a call (EAL arguments, pools, ports).
+    /// DPDK refused a call (EAL arguments, pools).
     #[error(transparent)]
-    Dpdk(#[from] mpterm_dpdk::DpdkError),
+    Dpdk(#[from] Box<mpterm_dpdk::DpdkError>),
     /// An interface names a DPDK port that does not exist.
     #[error("interface {interface}: port {port}: {source}")]
     Port {
         interface: String,
         port: String,
-        source: mpterm_dpdk::DpdkError,
+        source: Box<mpterm_dpdk::DpdkError>,
     },
     /// The operating system's random generator failed.
     #[error("cannot seed the random generator from the operating system")]
@@ -151,15 +151,22 @@ const POOL_CACHE: u32 = 256;
 
 /// Starts DPDK (EAL, pools, ports) and runs the worker on this thread until `stop` is set. The
 /// stats reporter thread reads what the worker publishes into `stats`.
-fn run_dataplane(config: &Config, stop: Arc<AtomicBool>, stats: StatsRegistry) -> Result<(), DataplaneError> {
+fn run_dataplane(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    stats: StatsRegistry,
+) -> Result<(), DataplaneError> {
     use mpterm_dpdk::{Eal, Mempool, Port, PortConfig, TscClock};
     use mpterm_worker::{MbufPayload, SharedTokens, TxPools, Worker, WorkerPort};
     use rand_chacha::rand_core::SeedableRng;
 
-    let eal = Eal::init(&config.eal_args)?;
-    let rx_pool = Mempool::new(&eal, "mpterm_rx", RX_POOL_MBUFS, POOL_CACHE, Mempool::DEFAULT_DATA_ROOM)?;
-    let tx_pool = Mempool::new(&eal, "mpterm_tx", TX_POOL_MBUFS, POOL_CACHE, Mempool::DEFAULT_DATA_ROOM)?;
-    let indirect_pool = Mempool::new(&eal, "mpterm_indirect", INDIRECT_POOL_MBUFS, POOL_CACHE, 0)?;
+    let eal = Eal::init(&config.eal_args).map_err(Box::new)?;
+    let pool = |name, mbufs, data_room| {
+        Mempool::new(&eal, name, mbufs, POOL_CACHE, data_room).map_err(Box::new)
+    };
+    let rx_pool = pool("mpterm_rx", RX_POOL_MBUFS, Mempool::DEFAULT_DATA_ROOM)?;
+    let tx_pool = pool("mpterm_tx", TX_POOL_MBUFS, Mempool::DEFAULT_DATA_ROOM)?;
+    let indirect_pool = pool("mpterm_indirect", INDIRECT_POOL_MBUFS, 0)?;
 
     let mut ports = Vec::with_capacity(config.interfaces.len());
     let mut worker_ports = Vec::with_capacity(config.interfaces.len());
@@ -168,10 +175,11 @@ fn run_dataplane(config: &Config, stop: Arc<AtomicBool>, stats: StatsRegistry) -
         let port_error = |source| DataplaneError::Port {
             interface: interface.name.clone(),
             port: interface.port.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut port = Port::by_name(&eal, &interface.port).map_err(port_error)?;
-        port.configure(&PortConfig::default(), &rx_pool).map_err(port_error)?;
+        port.configure(&PortConfig::default(), &rx_pool)
+            .map_err(port_error)?;
         port.start().map_err(port_error)?;
         if let Err(error) = port.enable_promiscuous() {
             // Frames for our MAC still arrive; nothing is lost but other hosts' frames.
@@ -189,23 +197,43 @@ fn run_dataplane(config: &Config, stop: Arc<AtomicBool>, stats: StatsRegistry) -
     }
 
     let mut seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(|_| DataplaneError::Random)?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| DataplaneError::Random)?;
     let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
     let tokens = SharedTokens::new(Arc::new(mpterm_control::TokenTable::new()), 0);
-    let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(mpterm_worker::engine_config(config, &macs), rng, tokens);
+    let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(
+        mpterm_worker::engine_config(config, &macs),
+        rng,
+        tokens,
+    );
     if let Some(core) = config.worker.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             tracing::warn!(core, "cannot pin the worker to its core; running unpinned");
         }
     }
-    let worker_stats = stats.worker(0).expect("the registry was made for one worker");
-    let pools = TxPools { header: &tx_pool, indirect: &indirect_pool };
-    let mut worker = Worker::new(engine, worker_ports, pools, TscClock::new(&eal), worker_stats);
+    let worker_stats = stats
+        .worker(0)
+        .expect("the registry was made for one worker");
+    let pools = TxPools {
+        header: &tx_pool,
+        indirect: &indirect_pool,
+    };
+    let mut worker = Worker::new(
+        engine,
+        worker_ports,
+        pools,
+        TscClock::new(&eal),
+        worker_stats,
+    );
     info!(proxies = config.proxies.len(), "worker running");
     worker.run(&stop);
     let counters = worker.counters();
-    info!(tx_dropped_full = counters.tx_dropped_full, tx_dropped_no_mbuf = counters.tx_dropped_no_mbuf,
-        connections = worker.engine().connection_count(), "worker stopped");
+    info!(
+        tx_dropped_full = counters.tx_dropped_full,
+        tx_dropped_no_mbuf = counters.tx_dropped_no_mbuf,
+        connections = worker.engine().connection_count(),
+        "worker stopped"
+    );
     drop(worker);
     for port in &mut ports {
         if let Err(error) = port.stop() {
@@ -216,7 +244,10 @@ fn run_dataplane(config: &Config, stop: Arc<AtomicBool>, stats: StatsRegistry) -
 }
 
 fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Sets up logging to stderr. Precedence, most specific first: `--log-level`, then `RUST_LOG`

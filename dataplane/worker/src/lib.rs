@@ -72,7 +72,10 @@ impl SharedTokens {
 
 impl TokenRegistry for SharedTokens {
     fn try_register(&mut self, token: u32, connection_id: u64) -> bool {
-        let owner = ConnectionOwner { worker: self.worker, connection: connection_id as u32 };
+        let owner = ConnectionOwner {
+            worker: self.worker,
+            connection: connection_id as u32,
+        };
         self.table.try_insert(token, owner).is_ok()
     }
 
@@ -92,7 +95,12 @@ pub struct WorkerPort {
 
 impl WorkerPort {
     pub fn new(rx: RxQueue, tx: TxQueue) -> Self {
-        WorkerPort { rx, tx, rx_batch: MbufBatch::new(), tx_batch: MbufBatch::new() }
+        WorkerPort {
+            rx,
+            tx,
+            rx_batch: MbufBatch::new(),
+            tx_batch: MbufBatch::new(),
+        }
     }
 }
 
@@ -209,7 +217,11 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
                 }
             }
         }
-        if self.engine.poll_timeout().is_some_and(|deadline| deadline <= now) {
+        if self
+            .engine
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
             self.engine.handle_timeout(now);
         }
         while let Some(transmit) = self.engine.poll_transmit(now) {
@@ -223,7 +235,9 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
     }
 
     fn queue_transmit(&mut self, transmit: Transmit<MbufPayload>) {
-        let Some(port) = self.ports.get_mut(transmit.interface) else { return };
+        let Some(port) = self.ports.get_mut(transmit.interface) else {
+            return;
+        };
         let Some(frame) = build_frame(self.pools, &transmit) else {
             self.counters.tx_dropped_no_mbuf += 1;
             return;
@@ -285,7 +299,9 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
         rx_dropped_malformed: engine.rx_dropped_malformed + worker.rx_dropped_segmented,
         rx_dropped_not_for_us: engine.rx_dropped_not_for_us,
         rx_dropped_no_connection: engine.rx_dropped_no_connection,
-        tx_dropped_full: worker.tx_dropped_full + worker.tx_dropped_no_mbuf + engine.tx_dropped_no_neighbor,
+        tx_dropped_full: worker.tx_dropped_full
+            + worker.tx_dropped_no_mbuf
+            + engine.tx_dropped_no_neighbor,
         arp_requests_answered: engine.arp_requests_answered,
         arp_replies_received: engine.arp_replies_received,
         icmp_echo_answered: engine.icmp_echo_answered,
@@ -311,7 +327,10 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
 
 /// The engine's configuration from the validated appliance configuration; `macs[i]` is the MAC
 /// address of interface `i`'s port.
-pub fn engine_config(config: &mpterm_control::Config, macs: &[[u8; 6]]) -> mpterm_engine::EngineConfig {
+pub fn engine_config(
+    config: &mpterm_control::Config,
+    macs: &[[u8; 6]],
+) -> mpterm_engine::EngineConfig {
     use mpterm_engine::{EngineConfig, InterfaceConfig, ProxyRule, TcpTuning};
     let interfaces = config
         .interfaces
@@ -325,7 +344,14 @@ pub fn engine_config(config: &mpterm_control::Config, macs: &[[u8; 6]]) -> mpter
             mtu: interface.mtu,
         })
         .collect();
-    let proxies = config.proxies.iter().map(|proxy| ProxyRule { listen: proxy.listen, backend: proxy.backend }).collect();
+    let proxies = config
+        .proxies
+        .iter()
+        .map(|proxy| ProxyRule {
+            listen: proxy.listen,
+            backend: proxy.backend,
+        })
+        .collect();
     let tcp = &config.tcp;
     let tuning = TcpTuning {
         receive_buffer: tcp.receive_buffer,
