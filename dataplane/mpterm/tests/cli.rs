@@ -104,3 +104,59 @@ fn version_prints_the_package_version() {
         format!("mpterm {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Needs DPDK's EAL (root on the project's machines, as CI runs): an argument the EAL refuses
+/// ends start-up with exit code 1 and an error line that names the argument, no backtrace.
+#[test]
+fn refused_eal_argument_is_named_in_one_error_line() {
+    let text = std::fs::read_to_string(EXAMPLE_CONFIG)
+        .unwrap()
+        .replace("\"--no-pci\",", "\"--no-pci\", \"--no-such-eal-option\",");
+    let path = write_config("bad-eal", &text);
+    let output = mpterm(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--stats-interval-ms",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("ERROR"))
+        .collect();
+    assert_eq!(error_lines.len(), 1, "stderr: {stderr}");
+    assert!(
+        error_lines[0].contains("`--no-such-eal-option`"),
+        "{}",
+        error_lines[0]
+    );
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+/// An interface whose device the EAL cannot create (no such kernel interface) is named too.
+#[test]
+fn missing_interface_device_is_named_in_one_error_line() {
+    let text = std::fs::read_to_string(EXAMPLE_CONFIG)
+        .unwrap()
+        .replace("iface=a0", "iface=mpterm-no-such-if0");
+    let path = write_config("bad-vdev", &text);
+    let output = mpterm(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--stats-interval-ms",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("ERROR"))
+        .collect();
+    assert_eq!(error_lines.len(), 1, "stderr: {stderr}");
+    assert!(
+        error_lines[0].contains("mpterm-no-such-if0"),
+        "{}",
+        error_lines[0]
+    );
+}
