@@ -1226,7 +1226,10 @@ impl<P: Payload> Tcb<P> {
         // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
         let room = if options.timestamps.is_some() { 3 } else { 4 };
         options.sack_blocks = self.sack_blocks(room);
-        let repr = self.make_repr(self.snd_nxt, TcpFlags::ACK, options);
+        // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, and a zero-length segment
+        // below the peer's RCV.NXT is unacceptable (RFC 9293 3.10.7.4), so its acknowledgement
+        // would be dropped; with both sides in recovery neither would ever see an ACK.
+        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
         Some(OutgoingSegment {
             repr,
             payload: None,

@@ -1265,3 +1265,32 @@ fn lossy_exchange_recovers_every_byte() {
         pair.client.counters().retransmissions + pair.server.counters().retransmissions;
     assert!(retransmissions > 0);
 }
+
+#[test]
+fn acknowledgements_stay_acceptable_while_both_sides_retransmit() {
+    // Both directions lose a whole flight and time out; each side's pure ACKs must still be
+    // accepted by the other, whose RCV.NXT is beyond the rewound SND.NXT.
+    let mut pair = Pair::new();
+    pair.client.send(Bytes::from(pattern(3 * 988, 21))).unwrap();
+    pair.server.send(Bytes::from(pattern(3 * 988, 22))).unwrap();
+    let up = drain(&mut pair.client, pair.now);
+    let down = drain(&mut pair.server, pair.now);
+    // Every data segment arrives, but every ACK for them is lost.
+    for segment in &up {
+        deliver(&mut pair.server, pair.now, segment);
+    }
+    for segment in &down {
+        deliver(&mut pair.client, pair.now, segment);
+    }
+    drain(&mut pair.client, pair.now);
+    drain(&mut pair.server, pair.now);
+    // Both time out and rewind to their first unacknowledged byte.
+    pair.advance(Duration::from_millis(200));
+    assert_eq!(pair.client.counters().rto_expirations, 1);
+    assert_eq!(pair.server.counters().rto_expirations, 1);
+    pair.pump(|_, _| true);
+    assert!(pair.client.all_sent_acknowledged());
+    assert!(pair.server.all_sent_acknowledged());
+    assert_eq!(pair.client.poll_timeout(), None);
+    assert_eq!(pair.server.poll_timeout(), None);
+}

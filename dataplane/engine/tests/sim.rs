@@ -1,0 +1,371 @@
+//! Two TCP control blocks over a deterministic simulated network: links with delay, seeded
+//! loss, reordering and duplication, and virtual time that jumps to the next deadline (a link
+//! arrival or a TCP timer). Every segment crosses the link as bytes, emitted and parsed with
+//! `mpterm-wire`. A failing run prints its seed; `SIM_SEED=<seed>` replays only that seed.
+
+mod common;
+
+use core::time::Duration;
+
+use common::{
+    decode_segment, encode_segment, pattern, sha256, socket, tuning, App, Buf, Link, LinkConfig,
+};
+use mpterm_engine::tcp::{CloseReason, Tcb, TcpState};
+use mpterm_engine::Instant;
+use mpterm_wire::tcp::TcpRepr;
+use mpterm_wire::SeqNumber;
+
+const MIB: usize = 1024 * 1024;
+const ONE_WAY_DELAY: Duration = Duration::from_millis(10);
+/// Virtual time after which a run that has not finished counts as stalled.
+const VIRTUAL_TIME_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Decides, before the random link impairments, whether a segment is dropped on purpose:
+/// `(direction, repr, payload length) -> drop`.
+type ScriptedDrop = Box<dyn FnMut(usize, &TcpRepr<'_>, usize) -> bool>;
+
+/// One host: its control block, its application and its address.
+struct Host {
+    tcb: Tcb<Buf>,
+    app: App,
+}
+
+struct Sim {
+    now: Instant,
+    seed: u64,
+    hosts: [Host; 2],
+    /// `links[i]` carries packets from host `i` to the other host.
+    links: [Link; 2],
+    scripted_drop: Option<ScriptedDrop>,
+    steps: u64,
+}
+
+impl Sim {
+    /// Host 0 connects to host 1 (which accepts the SYN when it arrives); each sends its own
+    /// `outgoing` bytes and closes after them.
+    fn new(seed: u64, link: LinkConfig, outgoing: [bytes::Bytes; 2]) -> Sim {
+        let now = Instant::from_nanos(1_000_000_000);
+        let [first, second] = outgoing;
+        let client = Tcb::connect(
+            now,
+            socket(10, 0, 0, 1, 40_000),
+            socket(10, 0, 0, 2, 443),
+            SeqNumber(seed as u32 ^ 0x9e37_79b9),
+            1460,
+            tuning(),
+        );
+        // The server side is created from the first SYN that arrives; until then a
+        // placeholder connected block stands in and is replaced.
+        let placeholder = Tcb::connect(
+            now,
+            socket(10, 0, 0, 2, 443),
+            socket(10, 0, 0, 1, 40_000),
+            SeqNumber(0),
+            1460,
+            tuning(),
+        );
+        Sim {
+            now,
+            seed,
+            hosts: [
+                Host {
+                    tcb: client,
+                    app: App::new(first),
+                },
+                Host {
+                    tcb: placeholder,
+                    app: App::new(second),
+                },
+            ],
+            links: [
+                Link::new(link, seed.wrapping_mul(2)),
+                Link::new(link, seed.wrapping_mul(2) + 1),
+            ],
+            scripted_drop: None,
+            steps: 0,
+        }
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "seed {} at {:?} virtual, step {}: client {:?} {:?}, server {:?} {:?}",
+            self.seed,
+            Duration::from_nanos(self.now.as_nanos()),
+            self.steps,
+            self.hosts[0].tcb.state(),
+            self.hosts[0].tcb.counters(),
+            self.hosts[1].tcb.state(),
+            self.hosts[1].tcb.counters(),
+        )
+    }
+
+    fn address(&self, host: usize) -> core::net::Ipv4Addr {
+        *self.hosts[host].tcb.local().ip()
+    }
+
+    /// One step at the current time: applications write, segments go onto the links, due
+    /// packets arrive, applications read. Returns whether anything moved.
+    fn step(&mut self, server_accepted: &mut bool) -> bool {
+        self.steps += 1;
+        let mut moved = false;
+        for host in 0..2 {
+            if host == 0 || *server_accepted {
+                let Host { tcb, app } = &mut self.hosts[host];
+                app.write(tcb);
+            }
+            if host == 1 && !*server_accepted {
+                continue;
+            }
+            let (src, dst) = (self.address(host), self.address(1 - host));
+            while let Some(segment) = self.hosts[host].tcb.poll_segment(self.now) {
+                moved = true;
+                let len = segment.payload.as_ref().map_or(0, |p| p.0.len());
+                if let Some(drop) = self.scripted_drop.as_mut() {
+                    if drop(host, &segment.repr, len) {
+                        continue;
+                    }
+                }
+                let bytes = encode_segment(&segment, src, dst);
+                self.links[host].send(self.now, bytes);
+            }
+        }
+        for from in 0..2 {
+            let to = 1 - from;
+            let (src, dst) = (self.address(from), self.address(to));
+            for packet in self.links[from].arrivals(self.now) {
+                moved = true;
+                let (repr, payload) = decode_segment(&packet, src, dst);
+                if to == 1 && !*server_accepted {
+                    assert_eq!(repr.flags, mpterm_wire::tcp::TcpFlags::SYN);
+                    let local = self.hosts[1].tcb.local();
+                    let remote = self.hosts[0].tcb.local();
+                    let iss = SeqNumber((self.seed as u32).wrapping_mul(7919) ^ 0x5555_0000);
+                    self.hosts[1].tcb =
+                        Tcb::accept(self.now, local, remote, &repr, iss, 1460, tuning());
+                    *server_accepted = true;
+                    continue;
+                }
+                self.hosts[to]
+                    .tcb
+                    .handle_segment(self.now, &repr, payload, None);
+                let bound = tuning().receive_buffer as usize;
+                assert!(
+                    self.hosts[to].tcb.received_buffered() <= bound,
+                    "receive buffer above its bound: {}",
+                    self.context()
+                );
+            }
+        }
+        for host in 0..2 {
+            let Host { tcb, app } = &mut self.hosts[host];
+            app.read(tcb);
+        }
+        moved
+    }
+
+    /// Moves time to the next link arrival or timer and runs due timers. False when there is
+    /// nothing left to wait for.
+    fn jump(&mut self, server_accepted: bool) -> bool {
+        let mut next = [self.links[0].next_arrival(), self.links[1].next_arrival()]
+            .into_iter()
+            .flatten()
+            .min();
+        let timers = if server_accepted { 2 } else { 1 };
+        for host in 0..timers {
+            if let Some(deadline) = self.hosts[host].tcb.poll_timeout() {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        let Some(next) = next else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        for host in 0..timers {
+            self.hosts[host].tcb.handle_timeout(self.now);
+        }
+        true
+    }
+
+    /// Runs until both sides are closed (through FIN exchange and TIME-WAIT) or nothing is
+    /// left to do, then checks the data.
+    fn drive(&mut self) {
+        let mut server_accepted = false;
+        let limit = self.now + VIRTUAL_TIME_LIMIT;
+        loop {
+            while self.step(&mut server_accepted) {}
+            let done = server_accepted && self.hosts.iter().all(|h| h.tcb.is_closed());
+            if done {
+                break;
+            }
+            assert!(self.now < limit, "virtual time limit: {}", self.context());
+            if !self.jump(server_accepted) {
+                break;
+            }
+        }
+        for (host, peer) in [(0, 1), (1, 0)] {
+            let sent = &self.hosts[peer].app.outgoing;
+            let received = &self.hosts[host].app.received;
+            assert!(
+                received[..] == sent[..],
+                "host {host} received {} bytes (sha256 {}), expected {} (sha256 {}): {}",
+                received.len(),
+                sha256(received),
+                sent.len(),
+                sha256(sent),
+                self.context()
+            );
+            assert!(
+                self.hosts[host].app.max_buffered <= tuning().receive_buffer as usize,
+                "{}",
+                self.context()
+            );
+            assert_eq!(
+                self.hosts[host].tcb.close_reason(),
+                Some(CloseReason::Graceful),
+                "{}",
+                self.context()
+            );
+        }
+    }
+}
+
+/// The seeds a scenario runs with: `SIM_SEED` alone when set, else `defaults`.
+fn seeds(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var("SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
+        Err(_) => defaults.to_vec(),
+    }
+}
+
+/// Runs one bidirectional transfer and returns the finished simulation.
+fn run(seed: u64, link: LinkConfig, up: usize, down: usize) -> Sim {
+    eprintln!("sim seed {seed} (replay with SIM_SEED={seed}), link {link:?}");
+    let mut sim = Sim::new(seed, link, [pattern(up, seed), pattern(down, !seed)]);
+    sim.drive();
+    sim
+}
+
+fn retransmissions(sim: &Sim) -> [u64; 2] {
+    [0, 1].map(|host| sim.hosts[host].tcb.counters().retransmissions)
+}
+
+#[test]
+fn four_mib_both_ways_on_a_clean_link() {
+    for seed in seeds(&[1, 2]) {
+        let sim = run(seed, LinkConfig::clean(ONE_WAY_DELAY), 4 * MIB, 4 * MIB);
+        assert_eq!(retransmissions(&sim), [0, 0], "{}", sim.context());
+        assert_eq!(sim.links[0].stats.lost + sim.links[1].stats.lost, 0);
+    }
+}
+
+#[test]
+fn four_mib_both_ways_with_reordering_and_duplication_but_no_loss() {
+    for seed in seeds(&[3, 4]) {
+        let link = LinkConfig {
+            loss: 0.0,
+            ..LinkConfig::lossy(ONE_WAY_DELAY, 0.0)
+        };
+        let sim = run(seed, link, 4 * MIB, 4 * MIB);
+        assert!(sim.links[0].stats.reordered > 0 && sim.links[0].stats.duplicated > 0);
+    }
+}
+
+#[test]
+fn four_mib_both_ways_at_one_percent_loss() {
+    for seed in seeds(&[11, 12, 13]) {
+        let sim = run(
+            seed,
+            LinkConfig::lossy(ONE_WAY_DELAY, 0.01),
+            4 * MIB,
+            4 * MIB,
+        );
+        for host in 0..2 {
+            assert!(sim.links[host].stats.lost > 0, "{}", sim.context());
+            assert!(
+                retransmissions(&sim)[host] >= sim.links[host].stats.lost / 2,
+                "host {host} lost {} packets but retransmitted {}: {}",
+                sim.links[host].stats.lost,
+                retransmissions(&sim)[host],
+                sim.context()
+            );
+        }
+    }
+}
+
+#[test]
+fn four_mib_both_ways_at_five_percent_loss() {
+    for seed in seeds(&[21, 22, 23]) {
+        let sim = run(
+            seed,
+            LinkConfig::lossy(ONE_WAY_DELAY, 0.05),
+            4 * MIB,
+            4 * MIB,
+        );
+        for host in 0..2 {
+            assert!(sim.links[host].stats.lost > 0, "{}", sim.context());
+            assert!(retransmissions(&sim)[host] > 0, "{}", sim.context());
+            assert!(
+                sim.hosts[host].tcb.counters().fast_retransmits > 0,
+                "{}",
+                sim.context()
+            );
+        }
+    }
+}
+
+#[test]
+fn lost_tail_and_lost_retransmission_recover_by_timeout() {
+    for seed in seeds(&[31, 32]) {
+        eprintln!("sim seed {seed} (replay with SIM_SEED={seed})");
+        let total = MIB;
+        let mut sim = Sim::new(
+            seed,
+            LinkConfig::clean(ONE_WAY_DELAY),
+            [pattern(total, seed), pattern(1000, !seed)],
+        );
+        // Drop the segment carrying the client's last data byte twice: the original and its
+        // first retransmission. No later data follows it, so only the timer can recover it.
+        let client_iss = SeqNumber(seed as u32 ^ 0x9e37_79b9);
+        let last_byte = client_iss + total as u32;
+        let mut dropped = 0;
+        sim.scripted_drop = Some(Box::new(move |host, repr, len| {
+            let carries_last = host == 0
+                && len > 0
+                && last_byte.distance_from(repr.seq) >= 0
+                && last_byte.distance_from(repr.seq + len as u32) < 0;
+            if carries_last && dropped < 2 {
+                dropped += 1;
+                return true;
+            }
+            false
+        }));
+        sim.drive();
+        let counters = sim.hosts[0].tcb.counters();
+        assert!(counters.rto_expirations >= 1, "{}", sim.context());
+        assert!(counters.retransmissions >= 2, "{}", sim.context());
+        assert_eq!(sim.hosts[0].tcb.state(), TcpState::Closed);
+    }
+}
+
+#[test]
+fn every_segment_of_a_window_lost_once_recovers() {
+    // A burst loss: 30 consecutive client data segments vanish once each.
+    for seed in seeds(&[41]) {
+        eprintln!("sim seed {seed} (replay with SIM_SEED={seed})");
+        let mut sim = Sim::new(
+            seed,
+            LinkConfig::clean(ONE_WAY_DELAY),
+            [pattern(2 * MIB, seed), pattern(0, !seed)],
+        );
+        let mut data_segments = 0u32;
+        sim.scripted_drop = Some(Box::new(move |host, _repr, len| {
+            if host != 0 || len == 0 {
+                return false;
+            }
+            data_segments += 1;
+            (200..230).contains(&data_segments)
+        }));
+        sim.drive();
+        assert!(sim.hosts[0].tcb.counters().retransmissions >= 30);
+    }
+}
