@@ -466,7 +466,9 @@ impl<P: Payload> Tcb<P> {
     /// RFC 9293 section 3.8.6.2.2 (receiver SWS avoidance): announce a window that opened by at
     /// least one MSS or half the buffer beyond what we last advertised.
     fn consider_window_update(&mut self) {
-        if !self.is_synchronized() {
+        // After the peer's FIN it sends nothing more: a window update would only reach a
+        // socket that may be gone, which answers with RST.
+        if !self.is_synchronized() || self.fin_received {
             return;
         }
         let possible_edge = self.rcv_nxt + self.receive_window() as u32;
@@ -597,6 +599,10 @@ impl<P: Payload> Tcb<P> {
         // Second: RST. RFC 5961 section 3.2: only an exact match resets; any other in-window
         // RST gets a challenge ACK.
         if flags.contains(TcpFlags::RST) {
+            if self.state == TcpState::TimeWait {
+                // RFC 1337: a RST must not cut TIME-WAIT short (both streams are complete).
+                return;
+            }
             if segment.seq == self.rcv_nxt {
                 self.send_queue.clear();
                 self.units.clear();

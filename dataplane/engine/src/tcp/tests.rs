@@ -686,7 +686,7 @@ fn rst_in_closing_states_follows_the_exact_match_rule() {
 }
 
 #[test]
-fn rst_in_time_wait_closes_only_on_exact_match() {
+fn rst_in_time_wait_is_ignored() {
     let mut pair = Pair::new();
     pair.client.close();
     pair.pump(|_, _| true);
@@ -694,7 +694,19 @@ fn rst_in_time_wait_closes_only_on_exact_match() {
     pair.pump(|_, _| true);
     assert_eq!(pair.client.state(), TcpState::TimeWait);
     let now = pair.now;
-    check_rst_rules(&mut pair.client, &pair.server, now, SERVER_ISS + 2);
+    // RFC 1337: even an exactly matching RST leaves TIME-WAIT to its timer.
+    let reset = TcpRepr {
+        src_port: SERVER.port(),
+        dst_port: CLIENT.port(),
+        seq: SERVER_ISS + 2,
+        ack: SeqNumber(0),
+        flags: TcpFlags::RST,
+        window: 0,
+        options: TcpOptions::default(),
+    };
+    pair.client.handle_segment(now, &reset, None, None);
+    assert_eq!(pair.client.state(), TcpState::TimeWait);
+    assert_eq!(pair.client.close_reason(), None);
 }
 
 #[test]
