@@ -288,6 +288,9 @@ fn four_mib_both_ways_at_one_percent_loss() {
                 retransmissions(&sim)[host],
                 sim.context()
             );
+            // Isolated losses are repaired by duplicate ACKs, not by the timer.
+            let counters = sim.hosts[host].tcb.counters();
+            assert!(counters.fast_retransmits > 0, "{}", sim.context());
         }
     }
 }

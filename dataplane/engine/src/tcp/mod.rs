@@ -190,6 +190,10 @@ pub struct Tcb<P: Payload> {
     /// Latest timestamp to echo (RFC 7323, section 4.3).
     ts_recent: u32,
     ack_pending: bool,
+    /// Duplicate ACKs owed: one per segment that arrived out of order or filled part of a
+    /// gap. RFC 5681 section 4.2 asks for each at once, and the sender's fast retransmit
+    /// counts them, so a burst received in one batch must not collapse into one ACK.
+    immediate_acks: u8,
     syn_pending: bool,
     rst_pending: bool,
     time_wait_deadline: Option<Instant>,
@@ -314,6 +318,7 @@ impl<P: Payload> Tcb<P> {
             out_of_order_fin: None,
             ts_recent: 0,
             ack_pending: false,
+            immediate_acks: 0,
             syn_pending: true,
             rst_pending: false,
             time_wait_deadline: None,
@@ -850,7 +855,11 @@ impl<P: Payload> Tcb<P> {
         if accepted.dropped {
             self.counters.out_of_window += 1;
         }
-        // Out-of-order data or a filled hole is acknowledged at once (RFC 5681 section 4.2).
+        // Out-of-order data, or data that fills part of a gap, is acknowledged at once and
+        // each time (RFC 5681 section 4.2).
+        if offset > 0 || self.receive_queue.has_out_of_order() {
+            self.immediate_acks = self.immediate_acks.saturating_add(1);
+        }
         self.ack_pending = true;
     }
 
@@ -904,6 +913,7 @@ impl<P: Payload> Tcb<P> {
         self.time_wait_deadline = None;
         self.handshake_deadline = None;
         self.ack_pending = false;
+        self.immediate_acks = 0;
         self.syn_pending = false;
     }
 
@@ -1224,10 +1234,12 @@ impl<P: Payload> Tcb<P> {
     }
 
     fn take_pure_ack(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
-        if !self.ack_pending {
+        if self.immediate_acks > 0 {
+            self.immediate_acks -= 1;
+        } else if !self.ack_pending {
             return None;
         }
-        self.ack_pending = false;
+        self.ack_pending = self.immediate_acks > 0;
         let mut options = self.base_options(now);
         // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
         let room = if options.timestamps.is_some() { 3 } else { 4 };
@@ -1317,7 +1329,9 @@ impl<P: Payload> Tcb<P> {
             _ => {}
         }
         self.arm_retransmission_timer(now);
-        self.ack_pending = false;
+        // This segment carries the acknowledgement: one owed ACK fewer.
+        self.immediate_acks = self.immediate_acks.saturating_sub(1);
+        self.ack_pending = self.immediate_acks > 0;
         let options = self.base_options(now);
         let repr = self.make_repr(seq, TcpFlags::FIN | TcpFlags::ACK, options);
         OutgoingSegment {
@@ -1374,7 +1388,9 @@ impl<P: Payload> Tcb<P> {
             self.snd_max = end;
         }
         self.arm_retransmission_timer(now);
-        self.ack_pending = false;
+        // This segment carries the acknowledgement: one owed ACK fewer.
+        self.immediate_acks = self.immediate_acks.saturating_sub(1);
+        self.ack_pending = self.immediate_acks > 0;
         let mut options = self.base_options(now);
         if self.owner_option_reserve == 0 {
             // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.

@@ -72,6 +72,11 @@ impl<P: Payload> ReceiveQueue<P> {
         self.latest_out_of_order = None;
     }
 
+    /// True while data beyond a gap is held.
+    pub fn has_out_of_order(&self) -> bool {
+        !self.out_of_order.is_empty()
+    }
+
     /// Bytes waiting in order for the owner.
     pub fn in_order_bytes(&self) -> usize {
         self.in_order_bytes

@@ -1306,3 +1306,29 @@ fn acknowledgements_stay_acceptable_while_both_sides_retransmit() {
     assert_eq!(pair.client.poll_timeout(), None);
     assert_eq!(pair.server.poll_timeout(), None);
 }
+
+#[test]
+fn out_of_order_segments_received_in_one_batch_each_get_a_duplicate_ack() {
+    // A driver hands a whole receive burst over before polling: every out-of-order segment
+    // still owes its own duplicate ACK, or the sender never sees three.
+    let mut pair = Pair::new();
+    pair.client.send(Bytes::from(pattern(6 * 988, 23))).unwrap();
+    let segments = drain(&mut pair.client, pair.now);
+    for segment in &segments[1..] {
+        deliver(&mut pair.server, pair.now, segment);
+    }
+    let acks = drain(&mut pair.server, pair.now);
+    assert_eq!(acks.len(), 5);
+    assert!(acks
+        .iter()
+        .all(|a| is_pure_ack(a) && a.repr.ack == CLIENT_ISS + 1));
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+    }
+    assert_eq!(pair.client.counters().fast_retransmits, 1);
+    // The hole filled: one cumulative ACK, no further duplicates.
+    deliver(&mut pair.server, pair.now, &segments[0]);
+    let acks = drain(&mut pair.server, pair.now);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].repr.ack, CLIENT_ISS + 1 + 6 * 988);
+}
