@@ -106,10 +106,14 @@ struct MptcpClient {
     corrupt_mapping: Option<u32>,
     mappings_sent: u32,
     sent_first_ack: bool,
+    /// The client subflow's ISN, to place the DATA_FIN after the last data byte.
+    client_iss: SeqNumber,
+    /// The engine's DATA_FIN, once seen (section 3.3.3).
+    remote_data_fin: Option<u64>,
 }
 
 impl MptcpClient {
-    fn new(corrupt_mapping: Option<u32>) -> MptcpClient {
+    fn new(corrupt_mapping: Option<u32>, client_iss: SeqNumber) -> MptcpClient {
         MptcpClient {
             local_idsn: derive_from_key(CLIENT_KEY).initial_data_seq,
             remote_key: None,
@@ -119,6 +123,8 @@ impl MptcpClient {
             corrupt_mapping,
             mappings_sent: 0,
             sent_first_ack: false,
+            client_iss,
+            remote_data_fin: None,
         }
     }
 
@@ -186,9 +192,29 @@ impl MptcpClient {
             }));
             return;
         }
-        let data_ack = Some(DataSeqWire::Bits32(
-            self.remote_idsn.wrapping_add(1 + self.received) as u32,
-        ));
+        // Section 3.3.2: the next data sequence number expected; a DATA_FIN counts as one.
+        let mut next = self.remote_idsn.wrapping_add(1 + self.received);
+        if self.remote_data_fin == Some(next) {
+            next = next.wrapping_add(1);
+        }
+        let data_ack = Some(DataSeqWire::Bits32(next as u32));
+        if segment.repr.flags.contains(TcpFlags::FIN) {
+            // Section 3.3.3: the DATA_FIN rides on the subflow FIN, mapped to subflow
+            // sequence 0 with length 1, right after the last data byte.
+            let relative_fin = segment.repr.seq.distance_from(self.client_iss) as u32;
+            let fin = self.data_seq(relative_fin);
+            segment.repr.options.mptcp[0] = Some(MptcpOption::Dss(Dss {
+                data_ack,
+                mapping: Some(DssMapping {
+                    data_seq: DataSeqWire::Bits64(fin),
+                    subflow_seq: 0,
+                    data_level_length: 1,
+                    checksum: Some(dss_pseudo_header(fin, 0, 1, 0).finish()),
+                }),
+                data_fin: true,
+            }));
+            return;
+        }
         let mapping = segment.payload.as_ref().map(|payload| {
             let (length, checksum) = self.mapping_checksum(segment.relative_seq, &payload.0);
             DssMapping {
@@ -229,8 +255,14 @@ impl MptcpClient {
                 }
                 MptcpOption::Dss(Dss {
                     mapping: Some(mapping),
+                    data_fin,
                     ..
                 }) => {
+                    if *data_fin {
+                        let start = expand_data_seq(mapping.data_seq, self.remote_idsn);
+                        let fin = start.wrapping_add(u64::from(mapping.data_level_length) - 1);
+                        self.remote_data_fin = Some(fin);
+                    }
                     let Some(payload) = payload else { continue };
                     if usize::from(mapping.data_level_length) != payload.0.len() {
                         continue;
@@ -294,7 +326,7 @@ impl Net {
             now,
             SocketAddrV4::new(CLIENT_IP, client_port),
             LISTEN,
-            SeqNumber((seed as u32).wrapping_mul(0x9e37_79b9)),
+            client_iss(seed),
             1460,
             tuning(),
         );
@@ -577,6 +609,10 @@ impl Net {
     }
 }
 
+fn client_iss(seed: u64) -> SeqNumber {
+    SeqNumber((seed as u32).wrapping_mul(0x9e37_79b9))
+}
+
 fn seeds(defaults: &[u64]) -> Vec<u64> {
     match std::env::var("SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
@@ -599,8 +635,18 @@ fn run_plain(seed: u64, link: LinkConfig, up: usize, down: usize) -> Net {
         net.all_data_arrived()
             && net.client.is_closed()
             && net.backend.as_ref().is_some_and(Tcb::is_closed)
+            && net.engine.connection_count() == 0
     });
     net.check_data();
+    assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
+    for tcb in [&net.client, net.backend.as_ref().unwrap()] {
+        assert_eq!(
+            tcb.close_reason(),
+            Some(CloseReason::Graceful),
+            "{}",
+            net.context()
+        );
+    }
     assert!(
         net.arp_answered >= 1,
         "the engine resolved the backend by ARP"
@@ -706,7 +752,7 @@ fn mptcp_client_data_reaches_the_backend_through_checksummed_mappings() {
         pattern(256 * KIB, seed),
         pattern(128 * KIB, !seed),
         40_002,
-        Some(MptcpClient::new(None)),
+        Some(MptcpClient::new(None, client_iss(seed))),
     );
     net.drive_until(|net| net.all_data_arrived());
     net.check_data();
@@ -745,7 +791,7 @@ fn corrupted_mapping(seed: u64, corrupt: u32, client_port: u16) {
         up.clone(),
         Bytes::new(),
         client_port,
-        Some(MptcpClient::new(Some(corrupt))),
+        Some(MptcpClient::new(Some(corrupt), client_iss(seed))),
     );
     net.drive_until(|net| net.client.is_closed());
     let counters = *net.engine.counters();
@@ -790,7 +836,7 @@ fn mptcp_transfer_both_ways_on_lossy_links() {
             pattern(512 * KIB, seed),
             pattern(512 * KIB, !seed),
             40_005,
-            Some(MptcpClient::new(None)),
+            Some(MptcpClient::new(None, client_iss(seed))),
         );
         net.drive_until(|net| net.all_data_arrived());
         net.check_data();
@@ -805,5 +851,48 @@ fn mptcp_transfer_both_ways_on_lossy_links() {
             "{}",
             net.context()
         );
+    }
+}
+
+#[test]
+fn mptcp_connection_closes_gracefully_with_data_fins() {
+    for seed in seeds(&[15, 16]) {
+        eprintln!("engine sim seed {seed} (replay with SIM_SEED={seed})");
+        let mut net = Net::new(
+            seed,
+            LinkConfig::lossy(ONE_WAY_DELAY, 0.01),
+            pattern(128 * KIB, seed),
+            pattern(96 * KIB, !seed),
+            40_006,
+            Some(MptcpClient::new(None, client_iss(seed))),
+        );
+        net.drive_until(|net| {
+            net.all_data_arrived()
+                && net.client.is_closed()
+                && net.backend.as_ref().is_some_and(Tcb::is_closed)
+                && net.engine.connection_count() == 0
+        });
+        net.check_data();
+        let counters = *net.engine.counters();
+        assert_eq!(counters.mptcp_fallbacks, 0, "{}", net.context());
+        assert_eq!(counters.dss_mapping_mismatches, 0, "{}", net.context());
+        assert_eq!(net.resets_to_client, 0, "{}", net.context());
+        assert!(
+            net.mptcp.as_ref().unwrap().remote_data_fin.is_some(),
+            "the engine sent a DATA_FIN"
+        );
+        assert_eq!(
+            net.client.close_reason(),
+            Some(CloseReason::Graceful),
+            "{}",
+            net.context()
+        );
+        assert_eq!(
+            net.backend.as_ref().unwrap().close_reason(),
+            Some(CloseReason::Graceful),
+            "{}",
+            net.context()
+        );
+        assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
     }
 }
