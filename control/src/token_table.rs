@@ -37,8 +37,9 @@ pub const DEFAULT_SHARDS: usize = 16;
 pub struct ConnectionOwner {
     /// Index of the worker (one per core) that runs the connection.
     pub worker: u16,
-    /// The connection's identifier inside that worker.
-    pub connection: u32,
+    /// The connection's identifier inside that worker (the engine's 64-bit connection id, which
+    /// is never reused within a worker's lifetime).
+    pub connection: u64,
 }
 
 impl fmt::Display for ConnectionOwner {
@@ -163,7 +164,7 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Barrier};
 
-    fn owner(worker: u16, connection: u32) -> ConnectionOwner {
+    fn owner(worker: u16, connection: u64) -> ConnectionOwner {
         ConnectionOwner { worker, connection }
     }
 
@@ -218,7 +219,7 @@ mod tests {
         assert_eq!(table.shard_count(), 4);
         // These all have the same two low bits and so land in one shard.
         for (index, token) in [0x10_u32, 0x20, 0x30, 0x1000_0000].into_iter().enumerate() {
-            table.try_insert(token, owner(0, index as u32)).unwrap();
+            table.try_insert(token, owner(0, index as u64)).unwrap();
         }
         assert_eq!(table.lookup(0x20), Some(owner(0, 1)));
         assert_eq!(table.lookup(0x1000_0000), Some(owner(0, 3)));
@@ -251,7 +252,10 @@ mod tests {
                     for offset in 0..TOKENS {
                         let step = (first_step + offset) % TOKENS;
                         let token = step.wrapping_mul(2_654_435_761);
-                        if table.try_insert(token, owner(worker, step)).is_ok() {
+                        if table
+                            .try_insert(token, owner(worker, u64::from(step)))
+                            .is_ok()
+                        {
                             won.push(token);
                         }
                     }

@@ -74,7 +74,7 @@ impl TokenRegistry for SharedTokens {
     fn try_register(&mut self, token: u32, connection_id: u64) -> bool {
         let owner = ConnectionOwner {
             worker: self.worker,
-            connection: connection_id as u32,
+            connection: connection_id,
         };
         self.table.try_insert(token, owner).is_ok()
     }
