@@ -1,9 +1,9 @@
 //! `mpterm`: the command-line entry point of the MPTCP termination appliance.
 //!
 //! It loads and validates the configuration, sets up logging and signal handling, starts a
-//! statistics reporter, and hands control to the data plane until SIGINT or SIGTERM asks it
-//! to stop. Exit codes: 0 on success, 1 when the data plane fails, 2 for a bad command line or
-//! configuration (the same code clap uses for usage errors).
+//! worker thread for the data plane while the main thread, the control thread, logs statistics,
+//! until SIGINT or SIGTERM asks it to stop. Exit codes: 0 on success, 1 when the data plane
+//! fails, 2 for a bad command line or configuration (the same code clap uses for usage errors).
 
 #![deny(unsafe_code)]
 
@@ -26,7 +26,7 @@ use tracing_subscriber::EnvFilter;
 const EXIT_BAD_CONFIG: u8 = 2;
 /// Exit code for a failure after start-up.
 const EXIT_RUNTIME_FAILURE: u8 = 1;
-/// Longest the stats reporter sleeps before looking at the stop flag again, so that shutdown
+/// Longest the control thread sleeps before looking at the stop flag again, so that shutdown
 /// never waits a whole stats interval.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -71,6 +71,12 @@ enum DataplaneError {
     /// The operating system's random generator failed.
     #[error("cannot seed the random generator from the operating system")]
     Random,
+    /// The worker thread could not be started.
+    #[error("cannot start the worker thread: {0}")]
+    WorkerThread(std::io::Error),
+    /// The worker thread panicked (its message is already on stderr).
+    #[error("the worker thread panicked")]
+    WorkerPanicked,
 }
 
 fn main() -> ExitCode {
@@ -101,26 +107,19 @@ fn main() -> ExitCode {
 
     // One worker for now: the configuration describes a single pinned worker.
     let stats = StatsRegistry::new(1);
-    let reporter = spawn_stats_reporter(
-        Duration::from_millis(cli.stats_interval_ms),
-        Arc::clone(&stop),
-        stats.clone(),
-    );
-
     info!(
         config = %cli.config.display(),
         interfaces = config.interfaces.len(),
         proxies = config.proxies.len(),
         "starting"
     );
-    let result = run_dataplane(&config, Arc::clone(&stop), stats.clone());
+    let result = run_dataplane(
+        &config,
+        Arc::clone(&stop),
+        stats.clone(),
+        Duration::from_millis(cli.stats_interval_ms),
+    );
 
-    stop.store(true, Ordering::Relaxed);
-    if let Some(reporter) = reporter {
-        if reporter.join().is_err() {
-            error!("stats reporter thread panicked");
-        }
-    }
     info!(totals = %one_line(&stats.total()), "final statistics");
 
     match result {
@@ -149,12 +148,14 @@ const INDIRECT_POOL_MBUFS: u32 = 16383;
 /// Per-lcore mempool cache.
 const POOL_CACHE: u32 = 256;
 
-/// Starts DPDK (EAL, pools, ports) and runs the worker on this thread until `stop` is set. The
-/// stats reporter thread reads what the worker publishes into `stats`.
+/// Starts DPDK (EAL, pools, ports), runs the worker on a thread of its own and makes this thread
+/// the control thread: it logs the summed statistics every `stats_interval` (never, when zero)
+/// until `stop` is set, then joins the worker and stops the ports.
 fn run_dataplane(
     config: &Config,
     stop: Arc<AtomicBool>,
     stats: StatsRegistry,
+    stats_interval: Duration,
 ) -> Result<(), DataplaneError> {
     use mpterm_dpdk::{Eal, Mempool, Port, PortConfig, TscClock};
     use mpterm_worker::{MbufPayload, SharedTokens, TxPools, Worker, WorkerPort};
@@ -169,7 +170,7 @@ fn run_dataplane(
     let indirect_pool = pool("mpterm_indirect", INDIRECT_POOL_MBUFS, 0)?;
 
     let mut ports = Vec::with_capacity(config.interfaces.len());
-    let mut worker_ports = Vec::with_capacity(config.interfaces.len());
+    let mut queues = Vec::with_capacity(config.interfaces.len());
     let mut macs = Vec::with_capacity(config.interfaces.len());
     for interface in &config.interfaces {
         let port_error = |source| DataplaneError::Port {
@@ -188,7 +189,7 @@ fn run_dataplane(
         let mac = port.mac_address().map_err(port_error)?;
         info!(interface = %interface.name, port = %interface.port, address = %interface.address,
             mac = %format_mac(mac), "port started");
-        worker_ports.push(WorkerPort::new(
+        queues.push((
             port.take_rx_queue(0).map_err(port_error)?,
             port.take_tx_queue(0).map_err(port_error)?,
         ));
@@ -196,51 +197,111 @@ fn run_dataplane(
         ports.push(port);
     }
 
+    // The engine's generator picks MPTCP keys and initial sequence numbers, so it is seeded from
+    // the operating system's secure source (RFC 8684 section 2.1, RFC 9293 section 3.4.1).
     let mut seed = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
         .map_err(|_| DataplaneError::Random)?;
     let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    let tokens = SharedTokens::new(Arc::new(mpterm_control::TokenTable::new()), 0);
-    let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(
-        mpterm_worker::engine_config(config, &macs),
-        rng,
-        tokens,
-    );
-    if let Some(core) = config.worker.core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-            tracing::warn!(core, "cannot pin the worker to its core; running unpinned");
-        }
-    }
+    let tokens = Arc::new(mpterm_control::TokenTable::new());
+    let engine_config = mpterm_worker::engine_config(config, &macs);
     let worker_stats = stats
         .worker(0)
         .expect("the registry was made for one worker");
-    let pools = TxPools {
-        header: &tx_pool,
-        indirect: &indirect_pool,
-    };
-    let mut worker = Worker::new(
-        engine,
-        worker_ports,
-        pools,
-        TscClock::new(&eal),
-        worker_stats,
-    );
-    info!(proxies = config.proxies.len(), "worker running");
-    worker.run(&stop);
-    let counters = worker.counters();
+    let core = config.worker.core;
+
+    let summary = thread::scope(|scope| {
+        let (eal, stop_flag) = (&eal, &*stop);
+        let pools = TxPools {
+            header: &tx_pool,
+            indirect: &indirect_pool,
+        };
+        // Mbufs (and so the engine holding them) never cross threads: everything that owns one
+        // is built on the worker thread itself.
+        let worker_thread = thread::Builder::new()
+            .name("mpterm-worker".to_owned())
+            .spawn_scoped(scope, move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        tracing::warn!(core, "cannot pin the worker to its core; running unpinned");
+                    }
+                }
+                match eal.register_current_thread() {
+                    Ok(lcore) => tracing::debug!(lcore, "worker registered with the EAL"),
+                    // Bursts work without it; only the mempool caches are lost.
+                    Err(error) => tracing::warn!(%error, "worker not registered with the EAL"),
+                }
+                let ports = queues
+                    .into_iter()
+                    .map(|(rx, tx)| WorkerPort::new(rx, tx))
+                    .collect();
+                let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(
+                    engine_config,
+                    rng,
+                    SharedTokens::new(tokens, 0),
+                );
+                let mut worker =
+                    Worker::new(engine, ports, pools, TscClock::new(eal), worker_stats);
+                info!(?core, "worker running");
+                worker.run(stop_flag);
+                WorkerSummary {
+                    counters: worker.counters(),
+                    connections: worker.engine().connection_count(),
+                }
+            })
+            .map_err(DataplaneError::WorkerThread)?;
+        report_until_stopped(stats_interval, stop_flag, &stats, || {
+            worker_thread.is_finished()
+        });
+        stop_flag.store(true, Ordering::Relaxed);
+        worker_thread
+            .join()
+            .map_err(|_| DataplaneError::WorkerPanicked)
+    })?;
     info!(
-        tx_dropped_full = counters.tx_dropped_full,
-        tx_dropped_no_mbuf = counters.tx_dropped_no_mbuf,
-        connections = worker.engine().connection_count(),
+        tx_dropped_full = summary.counters.tx_dropped_full,
+        tx_dropped_no_mbuf = summary.counters.tx_dropped_no_mbuf,
+        rx_dropped_segmented = summary.counters.rx_dropped_segmented,
+        connections = summary.connections,
         "worker stopped"
     );
-    drop(worker);
     for port in &mut ports {
         if let Err(error) = port.stop() {
             tracing::warn!(%error, "port stop failed");
         }
     }
     Ok(())
+}
+
+/// What the worker thread hands back when it stops.
+#[derive(Debug)]
+struct WorkerSummary {
+    counters: mpterm_worker::WorkerCounters,
+    connections: usize,
+}
+
+/// The control thread's loop: logs the summed worker statistics every `interval` (never when it
+/// is zero) until `stop` is set or `worker_done` says the worker ended on its own. It looks at
+/// the flag every [`STOP_POLL_INTERVAL`], so shutdown never waits a whole stats interval.
+fn report_until_stopped(
+    interval: Duration,
+    stop: &AtomicBool,
+    stats: &StatsRegistry,
+    worker_done: impl Fn() -> bool,
+) {
+    let mut next_report = Instant::now() + interval;
+    while !stop.load(Ordering::Relaxed) && !worker_done() {
+        let now = Instant::now();
+        if interval.is_zero() {
+            thread::sleep(STOP_POLL_INTERVAL);
+            continue;
+        }
+        if now >= next_report {
+            info!(totals = %one_line(&stats.total()), "statistics");
+            next_report = now + interval;
+        }
+        thread::sleep(STOP_POLL_INTERVAL.min(next_report.saturating_duration_since(now)));
+    }
 }
 
 fn format_mac(mac: [u8; 6]) -> String {
@@ -286,38 +347,6 @@ fn install_signal_handlers(stop: &Arc<AtomicBool>) -> std::io::Result<()> {
         signal_hook::flag::register(signal, Arc::clone(stop))?;
     }
     Ok(())
-}
-
-/// Starts a thread that logs the summed worker statistics every `interval` until `stop` is
-/// set; no thread when `interval` is zero.
-fn spawn_stats_reporter(
-    interval: Duration,
-    stop: Arc<AtomicBool>,
-    stats: StatsRegistry,
-) -> Option<thread::JoinHandle<()>> {
-    if interval.is_zero() {
-        return None;
-    }
-    let spawned = thread::Builder::new()
-        .name("mpterm-stats".to_owned())
-        .spawn(move || {
-            let mut next_report = Instant::now() + interval;
-            while !stop.load(Ordering::Relaxed) {
-                let now = Instant::now();
-                if now >= next_report {
-                    info!(totals = %one_line(&stats.total()), "statistics");
-                    next_report = now + interval;
-                }
-                thread::sleep(STOP_POLL_INTERVAL.min(next_report.saturating_duration_since(now)));
-            }
-        });
-    match spawned {
-        Ok(handle) => Some(handle),
-        Err(spawn_error) => {
-            error!(%spawn_error, "cannot start the stats reporter; continuing without it");
-            None
-        }
-    }
 }
 
 /// The counters as `name=value` pairs on one line, skipping zeros to keep log lines short.

@@ -160,3 +160,87 @@ fn missing_interface_device_is_named_in_one_error_line() {
         error_lines[0]
     );
 }
+
+/// Needs DPDK (root): the whole data plane starts on two `net_ring` loopback ports, the control
+/// thread logs statistics at the requested interval, and SIGTERM stops it with exit code 0 well
+/// within the 5 s an orchestrator waits before it kills.
+#[test]
+fn runs_on_ring_ports_and_stops_cleanly_on_sigterm() {
+    let text = std::fs::read_to_string(EXAMPLE_CONFIG)
+        .unwrap()
+        .replace("\"-m\", \"512\"", "\"-m\", \"256\", \"-l\", \"0\"")
+        .replace("--vdev=net_af_packet0,iface=a0", "--vdev=net_ring0")
+        .replace("--vdev=net_af_packet1,iface=b0", "--vdev=net_ring1")
+        .replace("port = \"net_af_packet0\"", "port = \"net_ring0\"")
+        .replace("port = \"net_af_packet1\"", "port = \"net_ring1\"");
+    let path = write_config("ring-run", &text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mpterm"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--stats-interval-ms",
+            "200",
+        ])
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the mpterm binary runs");
+    // Start-up time varies with the machine's load, so the clock starts at "worker running".
+    let lines = {
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = sender.send(line);
+            }
+        });
+        receiver
+    };
+    let mut log = Vec::new();
+    let started_by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !log
+        .iter()
+        .any(|line: &String| line.contains("worker running"))
+    {
+        let wait = started_by.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(wait) {
+            Ok(line) => log.push(line),
+            Err(_) => panic!("no \"worker running\" within 30 s; stderr: {log:#?}"),
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "mpterm ended before it was asked to"
+    );
+    let signalled = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let stopping_took = signalled.elapsed();
+    log.extend(lines.iter());
+    let stderr = log.join("\n");
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stopping_took < std::time::Duration::from_secs(2),
+        "stopping took {stopping_took:?}"
+    );
+    assert!(stderr.contains("worker running"), "stderr: {stderr}");
+    // About five reports in the second after start-up at 200 ms; three even on a loaded machine.
+    let reports = stderr
+        .lines()
+        .filter(|line| line.contains("INFO") && line.contains(" statistics totals="))
+        .count();
+    assert!(reports >= 3, "{reports} statistics lines; stderr: {stderr}");
+    assert!(stderr.contains("final statistics"), "stderr: {stderr}");
+    assert!(stderr.contains("worker stopped"), "stderr: {stderr}");
+    assert!(!stderr.contains("ERROR"), "stderr: {stderr}");
+}
