@@ -134,6 +134,15 @@ define_counters! {
     rx_unknown_options,
     /// Segments (or parts) outside the receive window, dropped.
     rx_dropped_out_of_window,
+    /// Connection attempts refused (no listener or `max_connections` reached), answered by RST.
+    connections_refused,
+    /// Frames not sent because the next hop's MAC address was not (yet) resolved by ARP.
+    tx_dropped_no_neighbor,
+    /// Frames not built because a transmit mempool was empty.
+    tx_dropped_no_mbuf,
+    /// Received frames spread over several mbufs, dropped (the data room is sized so that none
+    /// should be).
+    rx_dropped_segmented,
 }
 
 impl Add for StatsSnapshot {
@@ -243,6 +252,10 @@ mod tests {
             tcp_resets_by_peer: 26,
             rx_unknown_options: 27,
             rx_dropped_out_of_window: 28,
+            connections_refused: 29,
+            tx_dropped_no_neighbor: 30,
+            tx_dropped_no_mbuf: 31,
+            rx_dropped_segmented: 32,
         }
     }
 
@@ -257,7 +270,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 28);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 32);
     }
 
     #[test]

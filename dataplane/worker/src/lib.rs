@@ -65,6 +65,7 @@ pub struct SharedTokens {
 }
 
 impl SharedTokens {
+    /// The adapter for worker number `worker` over the table all workers share.
     pub fn new(table: Arc<TokenTable>, worker: u16) -> Self {
         SharedTokens { table, worker }
     }
@@ -94,6 +95,7 @@ pub struct WorkerPort {
 }
 
 impl WorkerPort {
+    /// A port's receive and transmit queue, with empty bursts.
     pub fn new(rx: RxQueue, tx: TxQueue) -> Self {
         WorkerPort {
             rx,
@@ -165,10 +167,12 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
         }
     }
 
+    /// The engine, for its counters and connection count.
     pub fn engine(&self) -> &Engine<MbufPayload, R, T> {
         &self.engine
     }
 
+    /// The drops the worker counted itself.
     pub fn counters(&self) -> WorkerCounters {
         self.counters
     }
@@ -238,7 +242,8 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
         let Some(port) = self.ports.get_mut(transmit.interface) else {
             return;
         };
-        let Some(frame) = build_frame(self.pools, &transmit) else {
+        let payload = transmit.payload.as_ref().map(|payload| &payload.0);
+        let Some(frame) = build_frame(self.pools, transmit.header.as_slice(), payload) else {
             self.counters.tx_dropped_no_mbuf += 1;
             return;
         };
@@ -274,15 +279,17 @@ fn flush(port: &mut WorkerPort, counters: &mut WorkerCounters) {
     port.tx_batch.clear();
 }
 
-/// Builds one frame: the engine's headers, then the payload chained or copied.
-fn build_frame(pools: TxPools<'_>, transmit: &Transmit<MbufPayload>) -> Option<Mbuf> {
-    let header = transmit.header.as_slice();
-    let header_len = header.len() as u16;
-    let mut frame = match transmit.payload.as_ref() {
+/// Builds one frame: `header` (the engine's complete headers), then `payload`, chained without a
+/// copy when it is at least [`CHAIN_THRESHOLD`] bytes long, copied behind the header otherwise.
+/// `None` when a pool is empty (or the frame cannot fit an mbuf): the caller counts the drop and
+/// TCP sends the data again.
+pub fn build_frame(pools: TxPools<'_>, header: &[u8], payload: Option<&MbufSlice>) -> Option<Mbuf> {
+    let header_len = u16::try_from(header.len()).ok()?;
+    let mut frame = match payload {
         Some(payload) if payload.len() >= CHAIN_THRESHOLD => {
-            alloc_frame_chained(pools.header, pools.indirect, header_len, &payload.0).ok()?
+            alloc_frame_chained(pools.header, pools.indirect, header_len, payload).ok()?
         }
-        Some(payload) => alloc_frame_copied(pools.header, header_len, payload.as_ref()).ok()?,
+        Some(payload) => alloc_frame_copied(pools.header, header_len, payload.as_slice()).ok()?,
         None => alloc_frame_copied(pools.header, header_len, &[]).ok()?,
     };
     frame.data_mut()[..header.len()].copy_from_slice(header);
@@ -296,12 +303,10 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
         tx_packets: engine.tx_frames,
         rx_bytes: engine.rx_bytes,
         tx_bytes: engine.tx_bytes,
-        rx_dropped_malformed: engine.rx_dropped_malformed + worker.rx_dropped_segmented,
+        rx_dropped_malformed: engine.rx_dropped_malformed,
         rx_dropped_not_for_us: engine.rx_dropped_not_for_us,
         rx_dropped_no_connection: engine.rx_dropped_no_connection,
-        tx_dropped_full: worker.tx_dropped_full
-            + worker.tx_dropped_no_mbuf
-            + engine.tx_dropped_no_neighbor,
+        tx_dropped_full: worker.tx_dropped_full,
         arp_requests_answered: engine.arp_requests_answered,
         arp_replies_received: engine.arp_replies_received,
         icmp_echo_answered: engine.icmp_echo_answered,
@@ -322,6 +327,10 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
         tcp_resets_by_peer: engine.tcp_resets_by_peer,
         rx_unknown_options: engine.rx_unknown_options,
         rx_dropped_out_of_window: engine.rx_dropped_out_of_window,
+        connections_refused: engine.connections_refused,
+        tx_dropped_no_neighbor: engine.tx_dropped_no_neighbor,
+        tx_dropped_no_mbuf: worker.tx_dropped_no_mbuf,
+        rx_dropped_segmented: worker.rx_dropped_segmented,
     }
 }
 
@@ -369,3 +378,10 @@ pub fn engine_config(
         max_connections: tcp.max_connections as usize,
     }
 }
+
+#[cfg(test)]
+mod tests;
+
+/// The tests that run real DPDK (one EAL per process, so one test function); they need root.
+#[cfg(test)]
+mod dpdk_tests;

@@ -1,0 +1,363 @@
+//! The worker on real DPDK: virtual devices, real mempools and mbufs.
+//!
+//! The EAL starts once per process, so everything runs in one `#[test]`, scenario after
+//! scenario. The pools have no per-lcore cache, so `in_use()` is exact and every scenario can
+//! check that no mbuf leaked.
+
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant as WallClock;
+
+use mpterm_control::StatsRegistry;
+use mpterm_dpdk::{Eal, Port, PortConfig};
+use rand_chacha::rand_core::SeedableRng;
+
+use super::*;
+
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+/// Our address on the veth link (interface 0 of the test configuration).
+const APPLIANCE_ADDRESS: [u8; 4] = [198, 18, 200, 2];
+/// The address the test's own port claims when it asks.
+const PEER_ADDRESS: [u8; 4] = [198, 18, 200, 1];
+
+/// A veth pair without addresses, deleted when the guard drops, also when the test fails.
+struct VethPair {
+    a: String,
+    b: String,
+}
+
+impl VethPair {
+    fn create() -> VethPair {
+        let pid = std::process::id() % 100_000;
+        let pair = VethPair {
+            a: format!("mpwk{pid}a"),
+            b: format!("mpwk{pid}b"),
+        };
+        run(&[
+            "ip", "link", "add", &pair.a, "type", "veth", "peer", "name", &pair.b,
+        ]);
+        for name in [&pair.a, &pair.b] {
+            // No IPv6 on these links, so the kernel sends nothing on them by itself.
+            let _ = Command::new("sysctl")
+                .args(["-qw", &format!("net.ipv6.conf.{name}.disable_ipv6=1")])
+                .status();
+            run(&["ip", "link", "set", name, "up"]);
+        }
+        pair
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.a]).status();
+    }
+}
+
+fn run(command: &[&str]) {
+    let status = Command::new(command[0])
+        .args(&command[1..])
+        .status()
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    assert!(status.success(), "{command:?} failed: {status}");
+}
+
+/// A contiguous mbuf from `pool` holding `bytes`, as the port would hand it over.
+fn received(pool: &Mempool, bytes: &[u8]) -> MbufSlice {
+    let mut mbuf = Mbuf::alloc(pool).expect("an mbuf");
+    mbuf.append(bytes.len() as u16)
+        .expect("room")
+        .copy_from_slice(bytes);
+    mbuf.into_slice().expect("one segment")
+}
+
+fn frame_bytes(frame: &Mbuf) -> Vec<u8> {
+    frame.segments().flatten().copied().collect()
+}
+
+#[test]
+fn worker_on_real_dpdk() {
+    let veth = VethPair::create();
+    let args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        "-l",
+        "0",
+        "--vdev=net_ring0",
+        &format!("--vdev=net_af_packet0,iface={}", veth.a),
+        &format!("--vdev=net_af_packet1,iface={}", veth.b),
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    let eal = Eal::init(&args).expect("EAL init with --no-huge and virtual devices");
+    let rx_pool =
+        Mempool::new(&eal, "wt_rx", 4095, 0, Mempool::DEFAULT_DATA_ROOM).expect("rx pool");
+    let tx_pool =
+        Mempool::new(&eal, "wt_tx", 2047, 0, Mempool::DEFAULT_DATA_ROOM).expect("tx pool");
+    let indirect_pool = Mempool::new(&eal, "wt_indirect", 1023, 0, 0).expect("indirect pool");
+    let pools = TxPools {
+        header: &tx_pool,
+        indirect: &indirect_pool,
+    };
+
+    payload_is_a_shared_view(&rx_pool);
+    copied_and_chained_frames_carry_the_same_bytes(pools, &rx_pool);
+    frames_the_port_refuses_are_freed_and_counted(&eal, pools);
+    arp_request_is_answered_and_counters_are_published(&eal, pools, &rx_pool);
+
+    for pool in [&rx_pool, &tx_pool, &indirect_pool] {
+        assert_eq!(pool.in_use(), 0, "every mbuf went back to its pool");
+    }
+}
+
+fn payload_is_a_shared_view(pool: &Mempool) {
+    let bytes: Vec<u8> = (0..200u8).collect();
+    let payload = MbufPayload(received(pool, &bytes));
+    assert_eq!(payload.as_ref(), &bytes[..]);
+    assert_eq!(payload.len(), 200);
+
+    let middle = payload.slice(10..60);
+    assert_eq!(middle.as_ref(), &bytes[10..60]);
+    let inner = middle.slice(5..7);
+    assert_eq!(inner.as_ref(), &[15, 16]);
+    // Slices and clones are references on the one mbuf, not copies.
+    assert_eq!(payload.0.refcount(), 3);
+    let copy = payload.clone();
+    assert_eq!(payload.0.refcount(), 4);
+    assert_eq!(pool.in_use(), 1);
+    drop((copy, middle, inner));
+    assert_eq!(payload.0.refcount(), 1);
+    drop(payload);
+    assert_eq!(pool.in_use(), 0);
+}
+
+fn copied_and_chained_frames_carry_the_same_bytes(pools: TxPools<'_>, rx_pool: &Mempool) {
+    let header: Vec<u8> = (0..54u8).map(|byte| byte ^ 0xa5).collect();
+    for payload_len in [
+        0,
+        1,
+        CHAIN_THRESHOLD - 1,
+        CHAIN_THRESHOLD,
+        CHAIN_THRESHOLD + 1,
+        1460,
+    ] {
+        // A received frame whose payload starts after 54 header bytes, like a TCP segment.
+        let mut wire = vec![0xeeu8; 54];
+        wire.extend((0..payload_len).map(|index| (index * 7 % 251) as u8));
+        let received_frame = received(rx_pool, &wire);
+        let payload = received_frame.slice(54..);
+
+        let frame = build_frame(pools, &header, Some(&payload)).expect("a frame");
+        let mut expected = header.clone();
+        expected.extend_from_slice(payload.as_slice());
+        assert_eq!(
+            frame_bytes(&frame),
+            expected,
+            "payload of {payload_len} bytes"
+        );
+        assert_eq!(frame.pkt_len() as usize, expected.len());
+
+        let chained = payload_len >= CHAIN_THRESHOLD;
+        assert_eq!(
+            frame.segment_count(),
+            if chained { 2 } else { 1 },
+            "payload of {payload_len} bytes"
+        );
+        // Zero copy: a chained frame holds a reference on the received mbuf.
+        assert_eq!(
+            received_frame.refcount(),
+            if chained { 3 } else { 2 },
+            "payload of {payload_len} bytes"
+        );
+        drop(frame);
+        assert_eq!(received_frame.refcount(), 2);
+    }
+    let header_only = build_frame(pools, &header, None).expect("a frame");
+    assert_eq!(frame_bytes(&header_only), header);
+    drop(header_only);
+    assert_eq!(pools.header.in_use(), 0);
+    assert_eq!(pools.indirect.in_use(), 0);
+    assert_eq!(rx_pool.in_use(), 0);
+}
+
+/// `net_ring0` loops its transmit ring back to its receive ring; nobody receives, so the ring
+/// fills, and then every frame the worker queues must be counted and freed.
+fn frames_the_port_refuses_are_freed_and_counted(eal: &Eal, pools: TxPools<'_>) {
+    let mut port = Port::by_name(eal, "net_ring0").expect("net_ring0");
+    port.configure(&PortConfig::default(), pools.header)
+        .expect("configure ring");
+    port.start().expect("start ring");
+    let mut worker_port = WorkerPort::new(
+        port.take_rx_queue(0).expect("rx"),
+        port.take_tx_queue(0).expect("tx"),
+    );
+    let baseline = pools.header.in_use();
+
+    let mut in_ring = 0usize;
+    let mut full = false;
+    for _ in 0..1000 {
+        while !worker_port.tx_batch.is_full() {
+            let frame = build_frame(pools, &[0x11; 60], None).expect("a frame");
+            worker_port.tx_batch.push(frame).expect("room");
+        }
+        in_ring += worker_port.tx.tx_burst(&mut worker_port.tx_batch);
+        if !worker_port.tx_batch.is_empty() {
+            worker_port.tx_batch.clear();
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the ring filled up");
+    assert_eq!(pools.header.in_use() - baseline, in_ring as u32);
+
+    let mut counters = WorkerCounters::default();
+    for _ in 0..5 {
+        let frame = build_frame(pools, &[0x22; 60], None).expect("a frame");
+        worker_port.tx_batch.push(frame).expect("room");
+    }
+    flush(&mut worker_port, &mut counters);
+    assert_eq!(counters.tx_dropped_full, 5);
+    assert!(worker_port.tx_batch.is_empty());
+    assert_eq!(
+        pools.header.in_use() - baseline,
+        in_ring as u32,
+        "refused frames went back to the pool"
+    );
+
+    let mut drained = 0;
+    loop {
+        let received = worker_port.rx.rx_burst(&mut worker_port.rx_batch);
+        if received == 0 {
+            break;
+        }
+        drained += received;
+        worker_port.rx_batch.clear();
+    }
+    assert_eq!(drained, in_ring);
+    assert_eq!(pools.header.in_use(), baseline);
+    port.stop().expect("stop ring");
+}
+
+/// An ARP request for the appliance's address sent from `net_af_packet1` over the veth pair:
+/// the worker on `net_af_packet0` receives it, the engine answers, the worker sends the reply
+/// (RFC 826), and the counters the control thread reads show it.
+fn arp_request_is_answered_and_counters_are_published(
+    eal: &Eal,
+    pools: TxPools<'_>,
+    rx_pool: &Mempool,
+) {
+    let mut appliance_port = Port::by_name(eal, "net_af_packet0").expect("net_af_packet0");
+    let mut peer_port = Port::by_name(eal, "net_af_packet1").expect("net_af_packet1");
+    for port in [&mut appliance_port, &mut peer_port] {
+        port.configure(&PortConfig::default(), rx_pool)
+            .expect("configure af_packet");
+        port.start().expect("start af_packet");
+    }
+    let appliance_mac = appliance_port.mac_address().expect("mac");
+    let peer_mac = peer_port.mac_address().expect("mac");
+    let mut peer_rx = peer_port.take_rx_queue(0).expect("rx");
+    let mut peer_tx = peer_port.take_tx_queue(0).expect("tx");
+
+    // One interface: the test configuration without its backend side.
+    let config = mpterm_control::Config::from_toml_str(
+        &super::tests::TEST_CONFIG
+            .replace("198.19.200.1/24", "198.18.201.1/24")
+            .replace("198.19.200.3:6000", "198.18.201.3:6000"),
+    )
+    .expect("config");
+    let mut engine_config = engine_config(&config, &[appliance_mac, [2, 0, 0, 0, 0, 9]]);
+    engine_config.interfaces.truncate(1);
+    engine_config
+        .proxies
+        .retain(|proxy| proxy.backend.ip().octets() != [198, 18, 201, 3]);
+    let engine = Engine::new(
+        engine_config,
+        rand_chacha::ChaCha20Rng::seed_from_u64(7),
+        SharedTokens::new(Arc::new(TokenTable::new()), 0),
+    );
+    let registry = StatsRegistry::new(1);
+    let mut worker = Worker::new(
+        engine,
+        vec![WorkerPort::new(
+            appliance_port.take_rx_queue(0).expect("rx"),
+            appliance_port.take_tx_queue(0).expect("tx"),
+        )],
+        pools,
+        TscClock::new(eal),
+        registry.worker(0).expect("worker 0"),
+    );
+
+    let mut request = Vec::with_capacity(60);
+    request.extend_from_slice(&[0xff; 6]);
+    request.extend_from_slice(&peer_mac);
+    request.extend_from_slice(&ETHERTYPE_ARP);
+    request.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
+    request.extend_from_slice(&peer_mac);
+    request.extend_from_slice(&PEER_ADDRESS);
+    request.extend_from_slice(&[0; 6]);
+    request.extend_from_slice(&APPLIANCE_ADDRESS);
+    request.resize(60, 0);
+    let mut outgoing = MbufBatch::new();
+    outgoing
+        .push(alloc_frame_copied(pools.header, 0, &request).expect("request frame"))
+        .expect("room");
+    assert_eq!(peer_tx.tx_burst(&mut outgoing), 1);
+
+    let mut reply = None;
+    let mut incoming = MbufBatch::new();
+    let deadline = WallClock::now() + Duration::from_secs(2);
+    while reply.is_none() && WallClock::now() < deadline {
+        worker.poll_once();
+        peer_rx.rx_burst(&mut incoming);
+        for frame in incoming.drain() {
+            if frame.data().get(12..14) == Some(&ETHERTYPE_ARP[..]) {
+                reply = Some(frame.data().to_vec());
+            }
+        }
+    }
+    let reply = reply.expect("an ARP reply within 2 s");
+    assert_eq!(&reply[0..6], &peer_mac, "to the asker");
+    assert_eq!(&reply[6..12], &appliance_mac, "from the appliance's port");
+    assert_eq!(&reply[14..22], &[0, 1, 8, 0, 6, 4, 0, 2], "an ARP reply");
+    assert_eq!(&reply[22..28], &appliance_mac, "sender hardware address");
+    assert_eq!(
+        &reply[28..32],
+        &APPLIANCE_ADDRESS,
+        "sender protocol address"
+    );
+    assert_eq!(&reply[32..38], &peer_mac, "target hardware address");
+    assert_eq!(&reply[38..42], &PEER_ADDRESS, "target protocol address");
+
+    // Counters reach the registry only when published, not per packet.
+    assert_eq!(registry.total().arp_requests_answered, 0);
+    worker.publish();
+    let published = registry.total();
+    assert_eq!(published.arp_requests_answered, 1);
+    assert!(published.rx_packets >= 1, "{published:?}");
+    assert!(published.tx_packets >= 1, "{published:?}");
+    assert_eq!(published.tx_dropped_full, 0);
+
+    // `run` returns soon after the stop flag is set, and publishes on the way out.
+    let stop = AtomicBool::new(false);
+    let started = WallClock::now();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+        });
+        worker.run(&stop);
+    });
+    let ran_for = started.elapsed();
+    assert!(ran_for >= Duration::from_millis(300), "{ran_for:?}");
+    assert!(ran_for < Duration::from_millis(1300), "{ran_for:?}");
+    assert_eq!(registry.total().arp_requests_answered, 1);
+
+    drop(worker);
+    drop(outgoing);
+    for port in [&mut appliance_port, &mut peer_port] {
+        port.stop().expect("stop af_packet");
+    }
+}

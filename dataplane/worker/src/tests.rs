@@ -1,0 +1,184 @@
+//! Tests of the worker's pieces that need no DPDK: the token adapter, the configuration
+//! conversion and the counter mapping.
+
+use super::*;
+
+/// The configuration the tests use: two interfaces, one proxy, non-default tuning.
+pub(crate) const TEST_CONFIG: &str = r#"
+[eal]
+args = ["--no-huge"]
+
+[[interface]]
+name = "client-side"
+port = "net_af_packet0"
+address = "198.18.200.2/24"
+gateway = "198.18.200.254"
+mtu = 1400
+
+[[interface]]
+name = "backend-side"
+port = "net_af_packet1"
+address = "198.19.200.1/24"
+
+[mptcp]
+checksum = "off"
+
+[tcp]
+receive_buffer = 131072
+send_buffer = 262144
+initial_rto_ms = 700
+min_rto_ms = 150
+time_wait_ms = 5000
+max_connections = 1234
+
+[[proxy]]
+listen = "198.18.200.2:5000"
+backend = "198.19.200.3:6000"
+"#;
+
+#[test]
+fn engine_config_takes_every_setting_from_the_appliance_config() {
+    let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
+    let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+    let engine = engine_config(&config, &macs);
+
+    assert_eq!(engine.interfaces.len(), 2);
+    let client = &engine.interfaces[0];
+    assert_eq!(client.mac, macs[0]);
+    assert_eq!(
+        client.address,
+        "198.18.200.2".parse::<std::net::Ipv4Addr>().unwrap()
+    );
+    assert_eq!(client.prefix_len, 24);
+    assert_eq!(client.gateway, Some("198.18.200.254".parse().unwrap()));
+    assert_eq!(client.mtu, 1400);
+    let backend = &engine.interfaces[1];
+    assert_eq!(backend.mac, macs[1]);
+    assert_eq!(backend.gateway, None);
+    assert_eq!(backend.mtu, 1500);
+
+    assert_eq!(engine.proxies.len(), 1);
+    assert_eq!(
+        engine.proxies[0].listen,
+        "198.18.200.2:5000".parse().unwrap()
+    );
+    assert_eq!(
+        engine.proxies[0].backend,
+        "198.19.200.3:6000".parse().unwrap()
+    );
+
+    assert_eq!(engine.tcp.receive_buffer, 131_072);
+    assert_eq!(engine.tcp.send_buffer, 262_144);
+    assert_eq!(engine.tcp.initial_rto, Duration::from_millis(700));
+    assert_eq!(engine.tcp.min_rto, Duration::from_millis(150));
+    assert_eq!(engine.tcp.time_wait, Duration::from_millis(5000));
+    assert!(!engine.mptcp_checksum_required);
+    assert_eq!(engine.max_connections, 1234);
+}
+
+#[test]
+fn checksum_required_reaches_the_engine() {
+    let text = TEST_CONFIG.replace("checksum = \"off\"", "checksum = \"required\"");
+    let config = mpterm_control::Config::from_toml_str(&text).unwrap();
+    assert!(engine_config(&config, &[[0; 6], [0; 6]]).mptcp_checksum_required);
+}
+
+#[test]
+fn token_adapter_registers_full_connection_ids_and_refuses_duplicates() {
+    let table = Arc::new(TokenTable::new());
+    let mut worker_three = SharedTokens::new(Arc::clone(&table), 3);
+    let mut worker_four = SharedTokens::new(Arc::clone(&table), 4);
+    let large_id = u64::from(u32::MAX) + 7;
+
+    assert!(worker_three.try_register(0xfeed_beef, large_id));
+    assert_eq!(
+        table.lookup(0xfeed_beef),
+        Some(ConnectionOwner {
+            worker: 3,
+            connection: large_id
+        })
+    );
+    // RFC 8684 section 3.1: a token in use must not be handed out twice.
+    assert!(!worker_four.try_register(0xfeed_beef, 1));
+    assert!(!worker_three.try_register(0xfeed_beef, 2));
+
+    worker_three.release(0xfeed_beef);
+    assert_eq!(table.lookup(0xfeed_beef), None);
+    assert!(worker_four.try_register(0xfeed_beef, 1));
+}
+
+#[test]
+fn snapshot_maps_every_engine_counter() {
+    // Distinct values, so that a counter published under the wrong name is caught.
+    let engine = Counters {
+        rx_frames: 1,
+        rx_bytes: 2,
+        tx_frames: 3,
+        tx_bytes: 4,
+        rx_dropped_malformed: 5,
+        rx_dropped_not_for_us: 6,
+        rx_dropped_no_connection: 7,
+        tx_dropped_no_neighbor: 8,
+        arp_requests_answered: 9,
+        arp_replies_received: 10,
+        icmp_echo_answered: 11,
+        tcp_rst_sent: 12,
+        connections_accepted: 13,
+        connections_established: 14,
+        connections_closed: 15,
+        mptcp_connections: 16,
+        mptcp_fallbacks: 17,
+        dss_checksum_failures: 18,
+        dss_mapping_mismatches: 19,
+        retransmissions: 20,
+        rto_expirations: 21,
+        fast_retransmits: 22,
+        backend_connect_failures: 23,
+        tcp_rst_received: 24,
+        tcp_timeouts: 25,
+        tcp_resets_by_peer: 26,
+        rx_unknown_options: 27,
+        rx_dropped_out_of_window: 28,
+        connections_refused: 29,
+    };
+    let worker = WorkerCounters {
+        tx_dropped_full: 100,
+        tx_dropped_no_mbuf: 200,
+        rx_dropped_segmented: 300,
+    };
+    let expected = StatsSnapshot {
+        rx_packets: 1,
+        rx_bytes: 2,
+        tx_packets: 3,
+        tx_bytes: 4,
+        rx_dropped_malformed: 5,
+        rx_dropped_not_for_us: 6,
+        rx_dropped_no_connection: 7,
+        tx_dropped_full: 100,
+        arp_requests_answered: 9,
+        arp_replies_received: 10,
+        icmp_echo_answered: 11,
+        tcp_rst_sent: 12,
+        connections_accepted: 13,
+        connections_established: 14,
+        connections_closed: 15,
+        mptcp_connections: 16,
+        mptcp_fallbacks: 17,
+        dss_checksum_failures: 18,
+        dss_mapping_mismatches: 19,
+        retransmissions: 20,
+        rto_expirations: 21,
+        fast_retransmits: 22,
+        backend_connect_failures: 23,
+        tcp_rst_received: 24,
+        tcp_timeouts: 25,
+        tcp_resets_by_peer: 26,
+        rx_unknown_options: 27,
+        rx_dropped_out_of_window: 28,
+        connections_refused: 29,
+        tx_dropped_no_neighbor: 8,
+        tx_dropped_no_mbuf: 200,
+        rx_dropped_segmented: 300,
+    };
+    assert_eq!(snapshot(&engine, &worker), expected);
+}
