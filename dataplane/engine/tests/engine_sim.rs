@@ -493,7 +493,9 @@ impl Net {
             assert_eq!(src_mac, EthernetAddress(CLIENT_SIDE_MAC));
             assert_eq!(dst, CLIENT_IP);
             let (repr, payload) = decode_segment(segment, src, dst);
-            if repr.flags.contains(TcpFlags::RST) {
+            // A RST answering a stray ACK from TIME-WAIT, after the engine released the
+            // connection, is ordinary (RFC 9293 3.10.7.1); count only resets of live ones.
+            if repr.flags.contains(TcpFlags::RST) && self.client.state() != TcpState::TimeWait {
                 self.resets_to_client += 1;
             }
             if let Some(mptcp) = self.mptcp.as_mut() {

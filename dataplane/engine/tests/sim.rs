@@ -38,6 +38,8 @@ struct Sim {
     links: [Link; 2],
     scripted_drop: Option<ScriptedDrop>,
     steps: u64,
+    /// Data segments under 64 bytes each host sent: the sign of a silly window.
+    tiny_segments: [u64; 2],
 }
 
 impl Sim {
@@ -83,6 +85,7 @@ impl Sim {
             ],
             scripted_drop: None,
             steps: 0,
+            tiny_segments: [0; 2],
         }
     }
 
@@ -120,6 +123,9 @@ impl Sim {
             while let Some(segment) = self.hosts[host].tcb.poll_segment(self.now) {
                 moved = true;
                 let len = segment.payload.as_ref().map_or(0, |p| p.0.len());
+                if len > 0 && len < 64 {
+                    self.tiny_segments[host] += 1;
+                }
                 if let Some(drop) = self.scripted_drop.as_mut() {
                     if drop(host, &segment.repr, len) {
                         continue;
@@ -217,6 +223,14 @@ impl Sim {
             assert!(
                 self.hosts[host].app.max_buffered <= tuning().receive_buffer as usize,
                 "{}",
+                self.context()
+            );
+            // Sender silly window avoidance: a few bytes of window are not filled with a
+            // few bytes of data (the streams' lengths are multiples of 64).
+            assert_eq!(
+                self.tiny_segments[host],
+                0,
+                "host {host} sent tiny segments: {}",
                 self.context()
             );
             assert_eq!(

@@ -146,6 +146,8 @@ pub struct Tcb<P: Payload> {
     /// Highest sequence number sent so far (`snd_nxt` goes back on a timeout, this does not).
     snd_max: SeqNumber,
     snd_wnd: u32,
+    /// The largest window the peer has offered (for sender SWS avoidance).
+    max_send_window: u32,
     snd_wl1: SeqNumber,
     snd_wl2: SeqNumber,
     send_queue: SendQueue<P>,
@@ -254,6 +256,7 @@ impl<P: Payload> Tcb<P> {
         tcb.apply_peer_syn_options(&syn.options, true);
         // RFC 9293 3.10.7.2: the SYN's window is not scaled.
         tcb.snd_wnd = u32::from(syn.window);
+        tcb.max_send_window = tcb.snd_wnd;
         tcb.snd_wl1 = syn.seq;
         tcb.snd_wl2 = iss;
         tcb
@@ -290,6 +293,7 @@ impl<P: Payload> Tcb<P> {
             snd_nxt: iss,
             snd_max: iss,
             snd_wnd: 0,
+            max_send_window: 0,
             snd_wl1: SeqNumber(0),
             snd_wl2: iss,
             send_queue: SendQueue::new(tuning.send_buffer as usize),
@@ -559,6 +563,7 @@ impl<P: Payload> Tcb<P> {
         self.apply_peer_syn_options(&segment.options, false);
         self.snd_una = segment.ack;
         self.snd_wnd = u32::from(segment.window);
+        self.max_send_window = self.snd_wnd;
         self.snd_wl1 = segment.seq;
         self.snd_wl2 = segment.ack;
         if let Some(timestamps) = segment.options.timestamps {
@@ -728,6 +733,7 @@ impl<P: Payload> Tcb<P> {
             || (self.snd_wl1 == segment.seq && self.snd_wl2.distance_from(ack) <= 0)
         {
             self.snd_wnd = window;
+            self.max_send_window = self.max_send_window.max(window);
             self.snd_wl1 = segment.seq;
             self.snd_wl2 = ack;
         }
@@ -1277,7 +1283,7 @@ impl<P: Payload> Tcb<P> {
         let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
         let unsent = self.data_end_seq().distance_from(self.snd_nxt).max(0) as usize;
         if unsent > 0 {
-            if in_flight < window {
+            if in_flight < window && self.worth_sending(window - in_flight, unsent, in_flight) {
                 return self.new_unit(now, window - in_flight);
             }
             if self.window_probe_pending {
@@ -1300,6 +1306,19 @@ impl<P: Payload> Tcb<P> {
             }
             _ => None,
         }
+    }
+
+    /// Sender silly window avoidance (RFC 9293 section 3.8.6.2.1): with `usable` bytes of
+    /// window, send only a full segment, the rest of the queued data, half the largest window
+    /// the peer offered, or anything when nothing is in flight (no ACK would come to open the
+    /// window further). Without it, a window opened a few bytes at a time is filled a few
+    /// bytes at a time, and since each unit is later acknowledged and resent whole, the tiny
+    /// segments perpetuate themselves.
+    fn worth_sending(&self, usable: usize, unsent: usize, in_flight: usize) -> bool {
+        usable >= self.max_payload_per_segment()
+            || unsent <= usable
+            || in_flight == 0
+            || usable >= self.max_send_window as usize / 2
     }
 
     /// The unit that starts at `seq`, if any.

@@ -1332,3 +1332,46 @@ fn out_of_order_segments_received_in_one_batch_each_get_a_duplicate_ack() {
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].repr.ack, CLIENT_ISS + 1 + 6 * 988);
 }
+
+#[test]
+fn sender_does_not_fill_a_small_window_opening_with_a_small_segment() {
+    // RFC 9293 3.8.6.2.1: the peer offers 1500 bytes and its MSS is 1000. After one full
+    // segment 500 bytes of window remain: too little to be worth a segment while the first
+    // one is unacknowledged.
+    let now = Instant::from_nanos(5);
+    let syn = TcpRepr {
+        src_port: CLIENT.port(),
+        dst_port: SERVER.port(),
+        seq: CLIENT_ISS,
+        ack: SeqNumber(0),
+        flags: TcpFlags::SYN,
+        window: 1500,
+        options: TcpOptions {
+            mss: Some(1000),
+            ..TcpOptions::default()
+        },
+    };
+    let mut server = Tcb::<Bytes>::accept(now, SERVER, CLIENT, &syn, SERVER_ISS, MSS, tuning());
+    server.poll_segment(now).unwrap();
+    let mut ack = TcpRepr {
+        seq: CLIENT_ISS + 1,
+        ack: SERVER_ISS + 1,
+        flags: TcpFlags::ACK,
+        ..syn
+    };
+    server.handle_segment(now, &ack, None, None);
+    server.send(Bytes::from(pattern(5000, 24))).unwrap();
+    let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
+    assert_eq!(sent, vec![1000]);
+    // The first segment is acknowledged: 1500 bytes of window, one full segment goes.
+    ack.ack = SERVER_ISS + 1001;
+    server.handle_segment(now, &ack, None, None);
+    let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
+    assert_eq!(sent, vec![1000]);
+    // With nothing in flight a partial window is used (no ACK would come otherwise).
+    ack.ack = SERVER_ISS + 2001;
+    ack.window = 600;
+    server.handle_segment(now, &ack, None, None);
+    let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
+    assert_eq!(sent, vec![600]);
+}

@@ -52,10 +52,16 @@ pub fn sha256(data: &[u8]) -> String {
         .collect()
 }
 
+/// 100 Mbit/s.
+pub const LINK_RATE: u64 = 12_500_000;
+
 /// Impairments of one direction of a link.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkConfig {
     pub delay: Duration,
+    /// Serialization rate: a packet occupies the link for its length divided by this rate,
+    /// so a burst arrives spread out, as on a real link (the queue before it is unbounded).
+    pub bytes_per_second: u64,
     /// Probability that a packet is lost.
     pub loss: f64,
     /// Probability that a packet is held back by up to two extra delays (so it arrives after
@@ -69,6 +75,7 @@ impl LinkConfig {
     pub fn clean(delay: Duration) -> LinkConfig {
         LinkConfig {
             delay,
+            bytes_per_second: LINK_RATE,
             loss: 0.0,
             reorder: 0.0,
             duplicate: 0.0,
@@ -78,6 +85,7 @@ impl LinkConfig {
     pub fn lossy(delay: Duration, loss: f64) -> LinkConfig {
         LinkConfig {
             delay,
+            bytes_per_second: LINK_RATE,
             loss,
             reorder: 0.02,
             duplicate: 0.01,
@@ -102,6 +110,8 @@ pub struct Link {
     /// `(arrival, sequence of sending, bytes)`; the sequence keeps equal arrivals in order.
     in_flight: Vec<(Instant, u64, Vec<u8>)>,
     sent: u64,
+    /// When the link finishes serializing what it was given so far.
+    busy_until: Instant,
     pub stats: LinkStats,
 }
 
@@ -112,6 +122,7 @@ impl Link {
             rng: ChaCha8Rng::seed_from_u64(seed),
             in_flight: Vec::new(),
             sent: 0,
+            busy_until: Instant::ZERO,
             stats: LinkStats::default(),
         }
     }
@@ -123,6 +134,14 @@ impl Link {
     /// Puts a packet on the link at `now`; it may be lost, delayed or doubled.
     pub fn send(&mut self, now: Instant, packet: Vec<u8>) {
         self.stats.sent += 1;
+        // The packet waits for the link, then takes its serialization time, lost or not.
+        let serialization = Duration::from_nanos(
+            (packet.len() as u64 * 1_000_000_000)
+                .checked_div(self.config.bytes_per_second)
+                .unwrap_or(0),
+        );
+        let departure = self.busy_until.max(now) + serialization;
+        self.busy_until = departure;
         if self.chance(self.config.loss) {
             self.stats.lost += 1;
             return;
@@ -142,7 +161,7 @@ impl Link {
             }
             self.sent += 1;
             self.in_flight
-                .push((now + delay, self.sent, packet.clone()));
+                .push((departure + delay, self.sent, packet.clone()));
         }
     }
 
