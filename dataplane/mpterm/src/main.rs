@@ -134,20 +134,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Mbufs that receive frames. They hold received payload until the other side acknowledges it,
-/// so this pool bounds the appliance's payload memory: 32767 x (2048 + 128 headroom + about 200
-/// bytes of metadata) is about 78 MB, all touched when the pool is created, so the resident size
-/// does not grow with traffic. A connection holds at most its four buffers' worth (receive and
-/// send, both sides; `tcp.*_buffer` in the config); when the pool runs dry the port drops frames
-/// and TCP backs off.
-const RX_POOL_MBUFS: u32 = 32767;
-/// Mbufs for outgoing headers and for small frames copied whole.
-const TX_POOL_MBUFS: u32 = 16383;
-/// Indirect mbufs that chain received payload behind an outgoing header (no data room).
-const INDIRECT_POOL_MBUFS: u32 = 16383;
-/// Per-lcore mempool cache.
-const POOL_CACHE: u32 = 256;
-
 /// Starts DPDK (EAL, pools, ports), runs the worker on a thread of its own and makes this thread
 /// the control thread: it logs the summed statistics every `stats_interval` (never, when zero)
 /// until `stop` is set, then joins the worker and stops the ports.
@@ -162,12 +148,24 @@ fn run_dataplane(
     use rand_chacha::rand_core::SeedableRng;
 
     let eal = Eal::init(&config.eal_args).map_err(Box::new)?;
+    // All packet memory is allocated here and bounded by these pools (the formula is in
+    // mpterm_worker::PoolPlan and the README).
+    let port_config = PortConfig::default();
+    let plan = mpterm_worker::PoolPlan::for_config(config, &port_config);
     let pool = |name, mbufs, data_room| {
-        Mempool::new(&eal, name, mbufs, POOL_CACHE, data_room).map_err(Box::new)
+        Mempool::new(&eal, name, mbufs, mpterm_worker::POOL_CACHE, data_room).map_err(Box::new)
     };
-    let rx_pool = pool("mpterm_rx", RX_POOL_MBUFS, Mempool::DEFAULT_DATA_ROOM)?;
-    let tx_pool = pool("mpterm_tx", TX_POOL_MBUFS, Mempool::DEFAULT_DATA_ROOM)?;
-    let indirect_pool = pool("mpterm_indirect", INDIRECT_POOL_MBUFS, 0)?;
+    let rx_pool = pool("mpterm_rx", plan.rx_mbufs, plan.data_room)?;
+    let tx_pool = pool("mpterm_tx", plan.tx_mbufs, plan.data_room)?;
+    let indirect_pool = pool("mpterm_indirect", plan.indirect_mbufs, 0)?;
+    info!(
+        rx_mbufs = plan.rx_mbufs,
+        tx_mbufs = plan.tx_mbufs,
+        indirect_mbufs = plan.indirect_mbufs,
+        data_room = plan.data_room,
+        megabytes = plan.memory_bytes() / 1_000_000,
+        "mempools created"
+    );
 
     let mut ports = Vec::with_capacity(config.interfaces.len());
     let mut queues = Vec::with_capacity(config.interfaces.len());
@@ -179,8 +177,7 @@ fn run_dataplane(
             source: Box::new(source),
         };
         let mut port = Port::by_name(&eal, &interface.port).map_err(port_error)?;
-        port.configure(&PortConfig::default(), &rx_pool)
-            .map_err(port_error)?;
+        port.configure(&port_config, &rx_pool).map_err(port_error)?;
         port.start().map_err(port_error)?;
         if let Err(error) = port.enable_promiscuous() {
             // Frames for our MAC still arrive; nothing is lost but other hosts' frames.

@@ -9,6 +9,10 @@
 
 #![deny(unsafe_code)]
 
+mod pools;
+
+pub use pools::{PoolPlan, MBUF_OVERHEAD, POOL_CACHE, RX_PAYLOAD_MBUFS};
+
 use core::ops::Range;
 use core::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
