@@ -1375,3 +1375,39 @@ fn sender_does_not_fill_a_small_window_opening_with_a_small_segment() {
     let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
     assert_eq!(sent, vec![600]);
 }
+
+#[test]
+fn rst_in_closing_follows_the_exact_match_rule() {
+    let mut pair = Pair::new();
+    pair.client.close();
+    pair.server.close();
+    let client_fin = drain(&mut pair.client, pair.now);
+    let server_fin = drain(&mut pair.server, pair.now);
+    deliver(&mut pair.server, pair.now, &client_fin[0]);
+    deliver(&mut pair.client, pair.now, &server_fin[0]);
+    assert_eq!(pair.client.state(), TcpState::Closing);
+    let now = pair.now;
+    check_rst_rules(&mut pair.client, &pair.server, now, SERVER_ISS + 2);
+}
+
+#[test]
+fn persist_probes_give_up_when_the_peer_stops_answering() {
+    let mut pair = Pair::new();
+    pair.client.send(Bytes::from(pattern(20_000, 25))).unwrap();
+    pair.pump(|_, _| true);
+    assert_eq!(pair.server.received_buffered(), 16 * 1024, "window closed");
+    // The peer vanishes: probes go unanswered, and the sender gives up like any timeout.
+    let mut probes = 0;
+    while !pair.client.is_closed() {
+        let deadline = pair.client.poll_timeout().expect("the persist timer runs");
+        pair.now = deadline;
+        pair.client.handle_timeout(pair.now);
+        probes += drain(&mut pair.client, pair.now)
+            .iter()
+            .filter(|s| payload_len(s) > 0)
+            .count();
+        assert!(probes < 100, "the sender never gives up");
+    }
+    assert_eq!(pair.client.close_reason(), Some(CloseReason::TimedOut));
+    assert_eq!(probes, 15);
+}
