@@ -117,10 +117,14 @@ impl<P: Payload> MappingAssembly<P> {
         checksums: bool,
     ) -> Result<(), MappingError> {
         if let Some(current) = self.current.filter(|current| !current.is_complete()) {
-            // Section 3.3.1: a mapping repeated on later segments must be identical.
+            // Section 3.3.1: a mapping repeated on later segments must be identical. The
+            // sender may add the DATA_FIN to a mapping already in flight (its last octet, one
+            // more data-level octet, a new checksum; Linux does this when the application
+            // closes), so the mapped subflow bytes are compared, as Linux compares them; the
+            // checksum of the variant seen first is the one verified.
             let same = current.mapping.data_seq == mapping.data_seq
                 && current.mapping.subflow_seq == mapping.subflow_seq
-                && current.mapping.data_level_length == mapping.data_level_length;
+                && current.data_bytes == mapped_subflow_bytes(&mapping);
             return if same {
                 Ok(())
             } else {
@@ -136,7 +140,7 @@ impl<P: Payload> MappingAssembly<P> {
         if mapping.subflow_seq != chunk_seq {
             return Err(MappingError::Mismatch);
         }
-        let data_bytes = u32::from(mapping.data_level_length) - u32::from(mapping.data_fin);
+        let data_bytes = mapped_subflow_bytes(&mapping);
         let mut sum = Checksum::new();
         if checksums {
             let received = mapping.checksum.ok_or(MappingError::Mismatch)?;
@@ -155,4 +159,9 @@ impl<P: Payload> MappingAssembly<P> {
         });
         Ok(())
     }
+}
+
+/// Subflow bytes a mapping covers: its data-level length minus the DATA_FIN's octet.
+fn mapped_subflow_bytes(mapping: &ReceivedMapping) -> u32 {
+    u32::from(mapping.data_level_length).saturating_sub(u32::from(mapping.data_fin))
 }

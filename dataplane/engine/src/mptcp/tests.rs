@@ -326,3 +326,18 @@ fn short_data_sequence_numbers_expand_near_the_reference() {
     );
     assert_eq!(expand_data_seq(DataSeqWire::Bits64(7), 99), 7);
 }
+
+#[test]
+fn data_fin_added_to_a_mapping_in_flight_is_the_same_mapping() {
+    // Linux sends a mapping, and when the application closes, sends its remaining segments with
+    // the DATA_FIN added: one more data-level octet, the F flag and a new checksum.
+    let mut session = established();
+    let data = b"the last bytes before the end";
+    let without_fin = dss_for(client_data_seq(0), 1, data, false);
+    receive(&mut session, &without_fin, 1, &data[..10]).unwrap();
+    let with_fin = dss_for(client_data_seq(0), 1, data, true);
+    let outcome = receive(&mut session, &with_fin, 11, &data[10..]).unwrap();
+    assert_eq!(drain(&mut session), data);
+    assert!(outcome.data_fin_reached);
+    assert!(session.peer_finished());
+}
