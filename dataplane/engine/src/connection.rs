@@ -315,7 +315,11 @@ impl<P: Payload> ProxiedConnection<P> {
             MptcpError::ChecksumFailed => self.events.checksum_failure = true,
             MptcpError::MappingMismatch => self.events.mapping_mismatch = true,
         }
-        // RFC 8684 section 3.7: a subflow that cannot fall back is reset.
+        // RFC 8684 section 3.7 lets a single-subflow connection whose checksum failed send
+        // MP_FAIL and fall back to an infinite mapping when no data was lost in between.
+        // Deviation, recorded: we do not implement MP_FAIL yet and reset instead (the "cannot
+        // fall back" branch of the same section), so corrupted data never reaches the backend;
+        // both sides learn of it by RST and the counters say why.
         self.client.abort();
         if let Some(backend) = self.backend.as_mut() {
             backend.abort();
