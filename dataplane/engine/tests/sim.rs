@@ -11,8 +11,8 @@ use common::{
     decode_segment, encode_segment, pattern, sha256, socket, tuning, App, Buf, Link, LinkConfig,
 };
 use mpterm_engine::tcp::{CloseReason, Tcb, TcpState};
-use mpterm_engine::Instant;
-use mpterm_wire::tcp::TcpRepr;
+use mpterm_engine::{Instant, TcpTuning};
+use mpterm_wire::tcp::{TcpFlags, TcpRepr};
 use mpterm_wire::SeqNumber;
 
 const MIB: usize = 1024 * 1024;
@@ -38,14 +38,34 @@ struct Sim {
     links: [Link; 2],
     scripted_drop: Option<ScriptedDrop>,
     steps: u64,
+    tuning: TcpTuning,
+    /// Host 1 reads at most this many bytes per second (a slow reader), when set.
+    slow_reader: Option<u64>,
+    /// Bytes the slow reader may still take (negative after reading a chunk larger than the
+    /// allowance: the debt is paid first), and when that allowance was last topped up.
+    read_allowance: i64,
+    allowance_at: Instant,
     /// Data segments under 64 bytes each host sent: the sign of a silly window.
     tiny_segments: [u64; 2],
+    /// Segments each host sent advertising a zero window.
+    zero_windows: [u64; 2],
+    /// When both sides had received everything.
+    data_complete_at: Option<Instant>,
 }
 
 impl Sim {
     /// Host 0 connects to host 1 (which accepts the SYN when it arrives); each sends its own
     /// `outgoing` bytes and closes after them.
     fn new(seed: u64, link: LinkConfig, outgoing: [bytes::Bytes; 2]) -> Sim {
+        Sim::with_tuning(seed, link, outgoing, tuning())
+    }
+
+    fn with_tuning(
+        seed: u64,
+        link: LinkConfig,
+        outgoing: [bytes::Bytes; 2],
+        tuning: TcpTuning,
+    ) -> Sim {
         let now = Instant::from_nanos(1_000_000_000);
         let [first, second] = outgoing;
         let client = Tcb::connect(
@@ -54,7 +74,7 @@ impl Sim {
             socket(10, 0, 0, 2, 443),
             SeqNumber(seed as u32 ^ 0x9e37_79b9),
             1460,
-            tuning(),
+            tuning,
         );
         // The server side is created from the first SYN that arrives; until then a
         // placeholder connected block stands in and is replaced.
@@ -64,7 +84,7 @@ impl Sim {
             socket(10, 0, 0, 1, 40_000),
             SeqNumber(0),
             1460,
-            tuning(),
+            tuning,
         );
         Sim {
             now,
@@ -85,7 +105,13 @@ impl Sim {
             ],
             scripted_drop: None,
             steps: 0,
+            tuning,
+            slow_reader: None,
+            read_allowance: 0,
+            allowance_at: now,
             tiny_segments: [0; 2],
+            zero_windows: [0; 2],
+            data_complete_at: None,
         }
     }
 
@@ -126,6 +152,9 @@ impl Sim {
                 if len > 0 && len < 64 {
                     self.tiny_segments[host] += 1;
                 }
+                if segment.repr.window == 0 && !segment.repr.flags.contains(TcpFlags::RST) {
+                    self.zero_windows[host] += 1;
+                }
                 if let Some(drop) = self.scripted_drop.as_mut() {
                     if drop(host, &segment.repr, len) {
                         continue;
@@ -147,14 +176,14 @@ impl Sim {
                     let remote = self.hosts[0].tcb.local();
                     let iss = SeqNumber((self.seed as u32).wrapping_mul(7919) ^ 0x5555_0000);
                     self.hosts[1].tcb =
-                        Tcb::accept(self.now, local, remote, &repr, iss, 1460, tuning());
+                        Tcb::accept(self.now, local, remote, &repr, iss, 1460, self.tuning);
                     *server_accepted = true;
                     continue;
                 }
                 self.hosts[to]
                     .tcb
                     .handle_segment(self.now, &repr, payload, None);
-                let bound = tuning().receive_buffer as usize;
+                let bound = self.tuning.receive_buffer as usize;
                 assert!(
                     self.hosts[to].tcb.received_buffered() <= bound,
                     "receive buffer above its bound: {}",
@@ -164,7 +193,28 @@ impl Sim {
         }
         for host in 0..2 {
             let Host { tcb, app } = &mut self.hosts[host];
-            app.read(tcb);
+            match self.slow_reader {
+                Some(rate) if host == 1 => {
+                    let elapsed = self.now.saturating_since(self.allowance_at);
+                    let earned = (elapsed.as_nanos() as u64).saturating_mul(rate) / 1_000_000_000;
+                    if earned > 0 {
+                        // At most 16 KiB saved up: a reader that slept does not binge.
+                        self.read_allowance = (self.read_allowance + earned as i64).min(16 * 1024);
+                        self.allowance_at = self.now;
+                    }
+                    let budget = self.read_allowance.max(0) as usize;
+                    let taken = app.read_at_most(tcb, budget);
+                    self.read_allowance -= taken as i64;
+                    moved |= taken > 0;
+                }
+                _ => app.read(tcb),
+            }
+        }
+        let complete = (0..2).all(|host| {
+            self.hosts[1 - host].app.received.len() == self.hosts[host].app.outgoing.len()
+        });
+        if complete && self.data_complete_at.is_none() {
+            self.data_complete_at = Some(self.now);
         }
         moved
     }
@@ -181,6 +231,14 @@ impl Sim {
             if let Some(deadline) = self.hosts[host].tcb.poll_timeout() {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
+        }
+        // A slow reader with data waiting wakes up when it may read again.
+        if self.slow_reader.is_some()
+            && server_accepted
+            && self.hosts[1].tcb.received_buffered() > 0
+        {
+            let wake = self.now + Duration::from_millis(1);
+            next = Some(next.map_or(wake, |n| n.min(wake)));
         }
         let Some(next) = next else {
             return false;
@@ -221,7 +279,7 @@ impl Sim {
                 self.context()
             );
             assert!(
-                self.hosts[host].app.max_buffered <= tuning().receive_buffer as usize,
+                self.hosts[host].app.max_buffered <= self.tuning.receive_buffer as usize,
                 "{}",
                 self.context()
             );
@@ -384,5 +442,51 @@ fn every_segment_of_a_window_lost_once_recovers() {
         }));
         sim.drive();
         assert!(sim.hosts[0].tcb.counters().retransmissions >= 30);
+    }
+}
+
+#[test]
+fn slow_reader_with_small_buffers_on_a_lossy_link() {
+    // The receiver reads 100 KB/s through a 32 KiB buffer: the window keeps closing and
+    // reopening (zero windows, persist probes, window updates) while 1% of packets are lost.
+    for seed in seeds(&[51, 52]) {
+        eprintln!("sim seed {seed} (replay with SIM_SEED={seed})");
+        let small = TcpTuning {
+            receive_buffer: 32 * 1024,
+            send_buffer: 64 * 1024,
+            ..tuning()
+        };
+        let total = MIB / 2;
+        let mut sim = Sim::with_tuning(
+            seed,
+            LinkConfig::lossy(ONE_WAY_DELAY, 0.01),
+            [pattern(total, seed), pattern(4096, !seed)],
+            small,
+        );
+        sim.slow_reader = Some(100_000);
+        let start = sim.now;
+        sim.drive();
+        // The reader, not the network, set the pace: about 5.2 s for 512 KiB.
+        let elapsed = sim.data_complete_at.unwrap().saturating_since(start);
+        assert!(
+            elapsed > Duration::from_secs(5),
+            "{elapsed:?}: {}",
+            sim.context()
+        );
+        assert!(
+            elapsed < Duration::from_secs(8),
+            "{elapsed:?}: {}",
+            sim.context()
+        );
+        assert!(
+            sim.zero_windows[1] > 0,
+            "the window closed: {}",
+            sim.context()
+        );
+        assert!(
+            sim.hosts[1].app.max_buffered <= 32 * 1024,
+            "{}",
+            sim.context()
+        );
     }
 }

@@ -1074,12 +1074,20 @@ impl<P: Payload> Tcb<P> {
     /// The window field for an outgoing segment, never shrinking the advertised right edge.
     fn window_field(&mut self) -> u16 {
         let shift = self.negotiated.receive_window_shift;
-        let mut window = self.receive_window() as u32;
+        let available = self.receive_window() as u32;
         let promised = self
             .advertised_right_edge
             .distance_from(self.rcv_nxt)
             .max(0) as u32;
-        window = window.max(promised);
+        // Receiver SWS avoidance (RFC 9293 3.8.6.2.2, RFC 1122 4.2.3.3): the right edge moves
+        // only by at least min(MSS, half the buffer); smaller openings wait, so a slow reader
+        // shows the sender a closed window instead of a trickle of tiny ones.
+        let threshold = u32::from(self.local_mss).min(self.receive_queue.capacity() as u32 / 2);
+        let window = if available >= promised.saturating_add(threshold) {
+            available
+        } else {
+            promised
+        };
         let field = (window >> shift).min(u32::from(u16::MAX));
         let right_edge = self.rcv_nxt + (field << shift);
         if right_edge.distance_from(self.advertised_right_edge) > 0 {

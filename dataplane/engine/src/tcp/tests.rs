@@ -1411,3 +1411,37 @@ fn persist_probes_give_up_when_the_peer_stops_answering() {
     assert_eq!(pair.client.close_reason(), Some(CloseReason::TimedOut));
     assert_eq!(probes, 15);
 }
+
+#[test]
+fn receiver_does_not_advertise_a_small_window_opening() {
+    // RFC 1122 4.2.3.3: with the buffer full, reading less than an MSS must not show the
+    // sender a tiny window, even in an ACK sent for another reason.
+    let mut pair = Pair::new();
+    pair.client
+        .send(Bytes::from(pattern(16 * 1024, 26)))
+        .unwrap();
+    pair.pump(|_, _| true);
+    assert_eq!(pair.server.received_buffered(), 16 * 1024);
+    let (_, last_ack) = pair
+        .log
+        .iter()
+        .rev()
+        .find(|(dir, _)| *dir == Dir::ToClient)
+        .unwrap();
+    assert_eq!(last_ack.repr.window, 0);
+    let (_, first_data) = pair
+        .log
+        .iter()
+        .find(|(_, s)| payload_len(s) > 0)
+        .unwrap()
+        .clone();
+    pair.server.recv().unwrap(); // 988 bytes, less than the MSS of 1000
+    deliver(&mut pair.server, pair.now, &first_data); // an old duplicate draws an ACK
+    let ack = drain(&mut pair.server, pair.now);
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0].repr.window, 0, "988 bytes are not worth advertising");
+    pair.server.recv().unwrap();
+    let update = drain(&mut pair.server, pair.now);
+    assert_eq!(update.len(), 1);
+    assert_eq!(update[0].repr.window, 2 * 988);
+}

@@ -335,10 +335,19 @@ impl App {
 
     /// Records the receive-queue occupancy, then reads everything in order.
     pub fn read(&mut self, tcb: &mut Tcb<Buf>) {
+        self.read_at_most(tcb, usize::MAX);
+    }
+
+    /// Like [`App::read`], but takes at most `budget` bytes (whole chunks); returns how many.
+    pub fn read_at_most(&mut self, tcb: &mut Tcb<Buf>, budget: usize) -> usize {
         self.max_buffered = self.max_buffered.max(tcb.received_buffered());
-        while let Some(chunk) = tcb.recv() {
+        let mut taken = 0;
+        while taken < budget {
+            let Some(chunk) = tcb.recv() else { break };
+            taken += chunk.payload.0.len();
             self.received.extend_from_slice(chunk.payload.as_ref());
         }
+        taken
     }
 }
 
