@@ -9,8 +9,14 @@
 //! Implemented: MSS, window scaling and timestamps (RFC 7323), SACK-permitted negotiation and
 //! SACK blocks for out-of-order data (RFC 2018; received SACK blocks are accepted but recovery
 //! does not use them yet), the retransmission timer (RFC 6298), fast retransmit and NewReno
-//! (RFC 5681, RFC 6582), an out-of-order queue, FIN and RST both ways, TIME_WAIT, zero-window
-//! probes and bounded buffers with window updates.
+//! (RFC 5681, RFC 6582) with one immediate duplicate ACK per out-of-order segment, an
+//! out-of-order queue that never holds more than the window, FIN and RST both ways (RFC 5961
+//! exact-match resets and challenge ACKs), TIME_WAIT, zero-window probes, silly window
+//! avoidance on both sides (RFC 9293 section 3.8.6.2) and bounded buffers with window updates.
+//! Not implemented: SACK-based loss recovery (RFC 6675), keepalives, PAWS, simultaneous open.
+//!
+//! Tests: `tests.rs` runs two blocks back to back; `tests/sim.rs` runs them over seeded lossy
+//! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
 
 mod congestion;
 mod receive;
