@@ -320,6 +320,8 @@ struct Net {
     /// client's own).
     drop_from_client: Option<ScriptedDrop>,
     dropped_from_client: u64,
+    /// The backend answers the engine's SYN with RST (nothing listens).
+    refuse_backend: bool,
 }
 
 type ScriptedDrop = Box<dyn FnMut(&TcpRepr<'_>, usize, SeqNumber) -> bool>;
@@ -362,6 +364,7 @@ impl Net {
             dropped_to_client: 0,
             drop_from_client: None,
             dropped_from_client: 0,
+            refuse_backend: false,
         }
     }
 
@@ -541,6 +544,26 @@ impl Net {
             let (repr, payload) = decode_segment(segment, src, dst);
             match self.backend.as_mut() {
                 Some(backend) => backend.handle_segment(self.now, &repr, payload, None),
+                None if self.refuse_backend => {
+                    // RFC 9293 3.10.7.1: a SYN to a closed port gets <SEQ=0><ACK=SEQ+1><RST,ACK>.
+                    if repr.flags.contains(TcpFlags::RST) {
+                        continue;
+                    }
+                    let reset = TcpRepr {
+                        src_port: repr.dst_port,
+                        dst_port: repr.src_port,
+                        seq: SeqNumber(0),
+                        ack: repr.seq + 1,
+                        flags: TcpFlags::RST | TcpFlags::ACK,
+                        window: 0,
+                        options: Default::default(),
+                    };
+                    let mut bytes = vec![0u8; reset.header_len()];
+                    reset.emit(&mut bytes).unwrap();
+                    mpterm_wire::tcp::fill_checksum_v4(&mut bytes, dst, src, &[]);
+                    let frame = tcp_frame(BACKEND_MAC, BACKEND_SIDE_MAC, dst, src, &bytes);
+                    self.links[2].send(self.now, frame);
+                }
                 None => {
                     assert_eq!(repr.flags, TcpFlags::SYN, "the engine opens with a SYN");
                     assert_eq!(repr.dst_port, BACKEND.port());
@@ -961,4 +984,88 @@ fn mptcp_survives_losing_the_first_data_segment() {
         "{}",
         net.context()
     );
+}
+
+#[test]
+fn refused_backend_connection_resets_the_client() {
+    let seed = 18;
+    eprintln!("engine sim seed {seed}");
+    let mut net = Net::new(
+        seed,
+        LinkConfig::clean(ONE_WAY_DELAY),
+        pattern(8 * KIB, seed),
+        Bytes::new(),
+        40_008,
+        None,
+    );
+    net.refuse_backend = true;
+    net.drive_until(|net| net.client.is_closed() && net.engine.connection_count() == 0);
+    assert_eq!(net.client.state(), TcpState::Closed, "{}", net.context());
+    assert_eq!(
+        net.client.close_reason(),
+        Some(CloseReason::ResetByPeer),
+        "{}",
+        net.context()
+    );
+    assert!(net.resets_to_client >= 1, "{}", net.context());
+    assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
+    assert!(net.backend.is_none());
+}
+
+#[test]
+fn client_abort_mid_transfer_resets_the_backend() {
+    let seed = 19;
+    eprintln!("engine sim seed {seed}");
+    let mut net = Net::new(
+        seed,
+        LinkConfig::clean(ONE_WAY_DELAY),
+        pattern(512 * KIB, seed),
+        pattern(512 * KIB, !seed),
+        40_009,
+        None,
+    );
+    net.drive_until(|net| net.backend_app.received.len() >= 64 * KIB);
+    net.client.abort();
+    net.drive_until(|net| {
+        net.backend.as_ref().is_some_and(Tcb::is_closed) && net.engine.connection_count() == 0
+    });
+    let backend = net.backend.as_ref().unwrap();
+    assert_eq!(backend.state(), TcpState::Closed, "{}", net.context());
+    assert_eq!(
+        backend.close_reason(),
+        Some(CloseReason::ResetByPeer),
+        "{}",
+        net.context()
+    );
+    assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
+    // What the backend got is a prefix of what the client sent.
+    let got = &net.backend_app.received;
+    assert!(got[..] == net.client_app.outgoing[..got.len()]);
+}
+
+#[test]
+fn backend_abort_mid_transfer_resets_the_client() {
+    let seed = 20;
+    eprintln!("engine sim seed {seed}");
+    let mut net = Net::new(
+        seed,
+        LinkConfig::clean(ONE_WAY_DELAY),
+        pattern(512 * KIB, seed),
+        pattern(512 * KIB, !seed),
+        40_010,
+        None,
+    );
+    net.drive_until(|net| net.client_app.received.len() >= 64 * KIB);
+    net.backend.as_mut().unwrap().abort();
+    net.drive_until(|net| net.client.is_closed() && net.engine.connection_count() == 0);
+    assert_eq!(net.client.state(), TcpState::Closed, "{}", net.context());
+    assert_eq!(
+        net.client.close_reason(),
+        Some(CloseReason::ResetByPeer),
+        "{}",
+        net.context()
+    );
+    assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
+    let got = &net.client_app.received;
+    assert!(got[..] == net.backend_app.outgoing[..got.len()]);
 }
