@@ -69,20 +69,9 @@ impl<P: Payload> SendQueue<P> {
         }
     }
 
-    /// Frees the first `bytes` held bytes: the peer acknowledged them.
-    pub fn acknowledge(&mut self, bytes: usize) {
-        self.release_to(self.released + bytes as u64);
-    }
-
     pub fn clear(&mut self) {
         self.buffers.clear();
         self.released = self.end;
-    }
-
-    /// Up to `limit` bytes starting `offset` bytes after the first held byte (SND.UNA), from one
-    /// buffer only.
-    pub fn slice_at(&self, offset: usize, limit: usize) -> Option<P> {
-        self.slice(self.released + offset as u64, limit)
     }
 
     /// Up to `limit` bytes from stream offset `offset`, from one buffer only.
