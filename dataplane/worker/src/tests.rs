@@ -182,3 +182,40 @@ fn snapshot_maps_every_engine_counter() {
     };
     assert_eq!(snapshot(&engine, &worker), expected);
 }
+
+#[test]
+fn idle_worker_spins_then_sleeps_longer_and_longer_but_never_past_a_timer() {
+    // One cycle per nanosecond, spin for 200 us.
+    let spin = IDLE_SPIN.as_nanos() as u64;
+    let mut idle = IdleBackoff::new(spin, 1_000);
+    assert_eq!(
+        idle.after_iteration(0, 1_000 + spin - 1, None),
+        None,
+        "still spinning"
+    );
+    let mut sleeps = Vec::new();
+    for step in 0..10 {
+        sleeps.push(idle.after_iteration(0, 1_000 + spin + step, None).unwrap());
+    }
+    assert_eq!(sleeps[0], IDLE_SLEEP_MIN);
+    assert_eq!(sleeps[1], IDLE_SLEEP_MIN * 2);
+    assert_eq!(sleeps[2], IDLE_SLEEP_MIN * 4);
+    assert_eq!(*sleeps.last().unwrap(), IDLE_SLEEP_MAX);
+    assert!(sleeps.windows(2).all(|pair| pair[0] <= pair[1]));
+
+    // A due timer shortens the sleep; one that is due now means no sleep.
+    let timer = Duration::from_micros(30);
+    assert_eq!(idle.after_iteration(0, 2 * spin, Some(timer)), Some(timer));
+    assert_eq!(
+        idle.after_iteration(0, 2 * spin, Some(Duration::ZERO)),
+        None
+    );
+
+    // A frame ends the idle spell: spinning again, and the next sleep is short again.
+    assert_eq!(idle.after_iteration(1, 3 * spin, None), None);
+    assert_eq!(idle.after_iteration(0, 3 * spin + 10, None), None);
+    assert_eq!(
+        idle.after_iteration(0, 4 * spin, None),
+        Some(IDLE_SLEEP_MIN)
+    );
+}
