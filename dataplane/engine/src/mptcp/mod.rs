@@ -310,10 +310,14 @@ impl<P: Payload> MptcpSession<P> {
         let Some(dss_mapping) = dss.mapping else {
             return;
         };
-        if self.remote.is_none() {
-            return;
-        }
-        let data_seq = expand_data_seq(dss_mapping.data_seq, self.rcv_data_nxt);
+        // A segment may overtake the first data (which carries the client's key on
+        // MP_CAPABLE): its mapping is kept with the payload as long as its data sequence
+        // number is a full 64-bit one; a 32-bit one cannot be placed without the key's IDSN.
+        let data_seq = match (self.remote.is_some(), dss_mapping.data_seq) {
+            (true, wire) => expand_data_seq(wire, self.rcv_data_nxt),
+            (false, DataSeqWire::Bits64(data_seq)) => data_seq,
+            (false, DataSeqWire::Bits32(_)) => return,
+        };
         if dss_mapping.data_level_length == 0 {
             // Section 3.7: an infinite mapping, the peer fell back.
             self.fallen_back = true;
