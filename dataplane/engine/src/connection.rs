@@ -10,7 +10,7 @@ use core::net::SocketAddrV4;
 use mpterm_wire::tcp::TcpRepr;
 
 use crate::mptcp::{MptcpError, MptcpSession};
-use crate::tcp::{CloseReason, OutgoingSegment, ReceivedMapping, Tcb, TcbCounters, TcpState};
+use crate::tcp::{CloseReason, OutgoingSegment, ReceivedMapping, Tcb, TcbCounters};
 use crate::{Instant, Payload};
 
 /// Which side of a proxied connection a segment belongs to.
@@ -45,6 +45,8 @@ pub struct ProxiedConnection<P: Payload> {
     /// Payload bytes queued toward the client, for the DATA_FIN's data sequence number.
     bytes_to_client: u64,
     client_closed_toward: bool,
+    /// The backend connection completed its handshake at some point.
+    backend_established: bool,
     backend_closed_toward: bool,
     events: ConnectionEvents,
 }
@@ -67,6 +69,7 @@ impl<P: Payload> ProxiedConnection<P> {
             bytes_to_client: 0,
             client_closed_toward: false,
             backend_closed_toward: false,
+            backend_established: false,
             events: ConnectionEvents::default(),
         }
     }
@@ -132,7 +135,7 @@ impl<P: Payload> ProxiedConnection<P> {
         if !was_synchronized && self.client.is_synchronized() {
             self.events.client_established = true;
         }
-        self.relay(now);
+        self.relay();
     }
 
     /// A segment for the backend side.
@@ -140,7 +143,7 @@ impl<P: Payload> ProxiedConnection<P> {
         if let Some(backend) = self.backend.as_mut() {
             backend.handle_segment(now, repr, payload, None);
         }
-        self.relay(now);
+        self.relay();
     }
 
     pub fn attach_backend(&mut self, backend: Tcb<P>) {
@@ -161,7 +164,7 @@ impl<P: Payload> ProxiedConnection<P> {
         if let Some(backend) = self.backend.as_mut() {
             backend.handle_timeout(now);
         }
-        self.relay(now);
+        self.relay();
     }
 
     /// The next segment to send on either side, client side first.
@@ -179,8 +182,14 @@ impl<P: Payload> ProxiedConnection<P> {
     }
 
     /// Moves data between the sides and propagates closes and resets.
-    pub fn relay(&mut self, now: Instant) {
-        let _ = now;
+    pub fn relay(&mut self) {
+        if self
+            .backend
+            .as_ref()
+            .is_some_and(|backend| backend.is_synchronized())
+        {
+            self.backend_established = true;
+        }
         self.relay_client_to_backend();
         self.relay_backend_to_client();
         self.propagate_resets();
@@ -296,17 +305,10 @@ impl<P: Payload> ProxiedConnection<P> {
                 backend.abort();
             }
             if backend_reset && !self.client.is_closed() {
-                if backend.state() == TcpState::Closed
-                    && !self.client_closed_toward
-                    && self.bytes_to_client == 0
-                    && !backend.is_synchronized()
-                {
-                    self.events.backend_failed = true;
-                }
+                // A backend that never completed its handshake could not be reached.
+                self.events.backend_failed |= !self.backend_established;
                 self.client.abort();
             }
-        } else if self.client.is_closed() {
-            // The client went away before a backend was chosen: nothing to tell.
         }
     }
 

@@ -1010,6 +1010,12 @@ fn refused_backend_connection_resets_the_client() {
     assert!(net.resets_to_client >= 1, "{}", net.context());
     assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
     assert!(net.backend.is_none());
+    assert_eq!(
+        net.engine.counters().backend_connect_failures,
+        1,
+        "{}",
+        net.context()
+    );
 }
 
 #[test]
@@ -1062,6 +1068,13 @@ fn backend_abort_mid_transfer_resets_the_client() {
     assert_eq!(
         net.client.close_reason(),
         Some(CloseReason::ResetByPeer),
+        "{}",
+        net.context()
+    );
+    // The backend was reached: its reset is not a connect failure.
+    assert_eq!(
+        net.engine.counters().backend_connect_failures,
+        0,
         "{}",
         net.context()
     );
