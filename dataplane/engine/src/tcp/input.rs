@@ -1,0 +1,451 @@
+//! Segment arrival (RFC 9293, section 3.10.7): acceptability, RST and SYN checks, ACK
+//! processing with congestion control, payload and FIN.
+
+use super::*;
+
+impl<P: Payload> Tcb<P> {
+    /// Processes one received segment (RFC 9293, section 3.10.7).
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        segment: &TcpRepr<'_>,
+        payload: Option<P>,
+        mapping: Option<ReceivedMapping>,
+    ) {
+        match self.state {
+            TcpState::Closed => {}
+            TcpState::SynSent => self.handle_in_syn_sent(now, segment),
+            _ => self.handle_synchronizing_or_synchronized(now, segment, payload, mapping),
+        }
+    }
+
+    pub(super) fn handle_in_syn_sent(&mut self, now: Instant, segment: &TcpRepr<'_>) {
+        let flags = segment.flags;
+        // RFC 9293 3.10.7.3, first: the ACK must acknowledge our SYN.
+        let ack_acceptable = flags.contains(TcpFlags::ACK) && segment.ack == self.iss + 1;
+        if flags.contains(TcpFlags::ACK) && !ack_acceptable {
+            if !flags.contains(TcpFlags::RST) {
+                self.rst_pending = true;
+            }
+            return;
+        }
+        if flags.contains(TcpFlags::RST) {
+            if ack_acceptable {
+                self.enter_closed(CloseReason::ResetByPeer);
+            }
+            return;
+        }
+        if !flags.contains(TcpFlags::SYN) || !ack_acceptable {
+            return;
+        }
+        self.irs = segment.seq;
+        self.rcv_nxt = segment.seq + 1;
+        self.advertised_right_edge = self.rcv_nxt;
+        self.apply_peer_syn_options(&segment.options, false);
+        self.snd_una = segment.ack;
+        self.snd_wnd = u32::from(segment.window);
+        self.max_send_window = self.snd_wnd;
+        self.snd_wl1 = segment.seq;
+        self.snd_wl2 = segment.ack;
+        if let Some(timestamps) = segment.options.timestamps {
+            self.ts_recent = timestamps.value;
+        }
+        self.on_handshake_acknowledged(now);
+        self.ack_pending = true;
+    }
+
+    pub(super) fn handle_synchronizing_or_synchronized(
+        &mut self,
+        now: Instant,
+        segment: &TcpRepr<'_>,
+        payload: Option<P>,
+        mapping: Option<ReceivedMapping>,
+    ) {
+        let flags = segment.flags;
+        let payload_len = payload.as_ref().map_or(0, |p| p.len()) as u32;
+
+        // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again.
+        if self.state == TcpState::SynReceived
+            && flags.contains(TcpFlags::SYN)
+            && !flags.contains(TcpFlags::ACK)
+        {
+            if segment.seq == self.irs {
+                self.syn_pending = true;
+            }
+            return;
+        }
+
+        // RFC 9293 3.10.7.4, first: sequence number check.
+        if !self.segment_acceptable(
+            segment.seq,
+            payload_len + u32::from(flags.contains(TcpFlags::FIN)),
+        ) {
+            self.counters.out_of_window += 1;
+            if !flags.contains(TcpFlags::RST) {
+                self.ack_pending = true;
+            }
+            return;
+        }
+
+        // Second: RST. RFC 5961 section 3.2: only an exact match resets; any other in-window
+        // RST gets a challenge ACK.
+        if flags.contains(TcpFlags::RST) {
+            if self.state == TcpState::TimeWait {
+                // RFC 1337: a RST must not cut TIME-WAIT short (both streams are complete).
+                return;
+            }
+            if segment.seq == self.rcv_nxt {
+                self.send_queue.clear();
+                self.units.clear();
+                self.enter_closed(CloseReason::ResetByPeer);
+            } else {
+                self.ack_pending = true;
+            }
+            return;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961, section 4).
+        if flags.contains(TcpFlags::SYN) {
+            self.ack_pending = true;
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !flags.contains(TcpFlags::ACK) {
+            return;
+        }
+        if self.state == TcpState::SynReceived {
+            if segment.ack != self.iss + 1 {
+                // RFC 9293 3.10.7.4 answers an unacceptable ACK in SYN-RECEIVED with
+                // <SEQ=SEG.ACK><CTL=RST>; we send a challenge ACK instead, which the peer
+                // resolves the same way.
+                self.ack_pending = true;
+                return;
+            }
+            self.snd_una = segment.ack;
+            self.on_handshake_acknowledged(now);
+        }
+        if !self.process_ack(now, segment, payload_len) {
+            return;
+        }
+
+        if let Some(timestamps) = segment.options.timestamps {
+            // RFC 7323 section 4.3: remember the peer's clock from segments at the left edge.
+            if segment.seq.distance_from(self.rcv_nxt) <= 0 {
+                self.ts_recent = timestamps.value;
+            }
+        }
+
+        // Seventh: segment text.
+        if let Some(payload) = payload.filter(|p| !p.is_empty()) {
+            if matches!(
+                self.state,
+                TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+            ) {
+                self.receive_payload(segment.seq, payload, mapping);
+            }
+        }
+
+        // Eighth: FIN.
+        if flags.contains(TcpFlags::FIN) {
+            let fin_seq = segment.seq + payload_len;
+            if fin_seq == self.rcv_nxt && !self.fin_received {
+                self.receive_fin(now);
+            } else if self.fin_received {
+                // A retransmitted FIN: acknowledge again.
+                self.ack_pending = true;
+            } else {
+                // FIN beyond a gap: acknowledge what we have and take the FIN once the gap
+                // is filled.
+                if fin_seq.distance_from(self.rcv_nxt) > 0 {
+                    self.out_of_order_fin = Some(fin_seq);
+                }
+                self.ack_pending = true;
+            }
+        }
+        if !self.fin_received && self.out_of_order_fin == Some(self.rcv_nxt) {
+            self.out_of_order_fin = None;
+            self.receive_fin(now);
+        }
+    }
+
+    /// RFC 9293 3.10.7.4 table: is any part of the segment inside the receive window?
+    pub(super) fn segment_acceptable(&self, seq: SeqNumber, len: u32) -> bool {
+        let window = self.acceptable_window() as u32;
+        let offset = seq.distance_from(self.rcv_nxt);
+        let end_offset = offset as i64 + i64::from(len);
+        match (len, window) {
+            (0, 0) => offset == 0,
+            (0, _) => offset >= 0 && (offset as u32) < window,
+            (_, 0) => false,
+            _ => {
+                (offset >= 0 && (offset as u32) < window)
+                    || (end_offset > 0 && offset < window as i32)
+            }
+        }
+    }
+
+    /// ACK processing (RFC 9293 3.10.7.4, fifth). Returns false when the segment must be dropped.
+    pub(super) fn process_ack(
+        &mut self,
+        now: Instant,
+        segment: &TcpRepr<'_>,
+        payload_len: u32,
+    ) -> bool {
+        let ack = segment.ack;
+        if ack.distance_from(self.snd_max) > 0 {
+            // Acknowledges something not yet sent.
+            self.ack_pending = true;
+            return false;
+        }
+        let window = u32::from(segment.window) << self.negotiated.send_window_shift;
+        if window == 0 {
+            // RFC 9293 3.8.6.1: a peer that answers probes with a zero window is alive; the
+            // sender keeps probing as long as it does.
+            self.consecutive_timeouts = 0;
+        }
+        let newly_acked = ack.distance_from(self.snd_una);
+        if newly_acked > 0 {
+            self.on_new_ack(now, ack, segment);
+        } else if newly_acked == 0
+            && payload_len == 0
+            && !segment.flags.contains(TcpFlags::FIN)
+            && window == self.snd_wnd
+            && window != 0
+            && self.snd_max != self.snd_una
+        {
+            // RFC 5681 section 2: a duplicate acknowledgement.
+            self.on_duplicate_ack();
+        }
+        // RFC 9293 3.10.7.4: update the send window from the newest segment.
+        if self.snd_wl1.distance_from(segment.seq) < 0
+            || (self.snd_wl1 == segment.seq && self.snd_wl2.distance_from(ack) <= 0)
+        {
+            self.snd_wnd = window;
+            self.max_send_window = self.max_send_window.max(window);
+            self.snd_wl1 = segment.seq;
+            self.snd_wl2 = ack;
+        }
+        true
+    }
+
+    pub(super) fn on_new_ack(&mut self, now: Instant, ack: SeqNumber, segment: &TcpRepr<'_>) {
+        let acked = ack.distance_from(self.snd_una) as u32;
+        let fin_acked = self.fin_seq.is_some_and(|fin| ack.distance_from(fin) > 0);
+        self.release_acknowledged(ack);
+        self.snd_una = ack;
+        if self.snd_nxt.distance_from(ack) < 0 {
+            self.snd_nxt = ack;
+        }
+        self.duplicate_acks = 0;
+        self.consecutive_timeouts = 0;
+        self.rto_backoff = 0;
+
+        // RTT sample (RFC 6298 section 3, Karn's algorithm) or from the echoed timestamp.
+        let mut sampled = false;
+        if let Some(timestamps) = segment
+            .options
+            .timestamps
+            .filter(|_| self.negotiated.timestamps)
+        {
+            let sent_millis = timestamps.echo_reply;
+            let elapsed = now.timestamp_millis().wrapping_sub(sent_millis);
+            if timestamps.echo_reply != 0 && elapsed < 60_000 {
+                self.rtt.sample(Duration::from_millis(u64::from(elapsed)));
+                sampled = true;
+            }
+        }
+        if let Some((seq, sent_at)) = self.timed_segment {
+            if ack.distance_from(seq) > 0 {
+                if !sampled {
+                    self.rtt.sample(now.saturating_since(sent_at));
+                }
+                self.timed_segment = None;
+            }
+        }
+
+        let mss = self.max_payload_per_segment() as u32;
+        let flight = self.snd_max.distance_from(ack).max(0) as u32;
+        if self.congestion.on_ack(ack, acked, flight, mss) {
+            // RFC 6582 section 3.2 step 5: a partial acknowledgement retransmits the next hole.
+            self.retransmit_head = true;
+        }
+
+        // RFC 6298 section 5.2/5.3.
+        if self.snd_una == self.snd_max {
+            self.rto_deadline = None;
+        } else {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        if fin_acked {
+            self.on_fin_acknowledged(now);
+        }
+    }
+
+    /// Frees the units `ack` covers wholly; a partly acknowledged unit stays, since it may have
+    /// to be sent again whole.
+    pub(super) fn release_acknowledged(&mut self, ack: SeqNumber) {
+        while let Some(&(start, len)) = self.units.front() {
+            if (start + len).distance_from(ack) <= 0 {
+                self.units.pop_front();
+            } else {
+                break;
+            }
+        }
+        let release = match self.units.front() {
+            Some(&(start, _)) => start,
+            None => ack.min(self.data_end_seq()),
+        };
+        let advance = release.distance_from(self.released_seq);
+        if advance > 0 {
+            self.send_queue
+                .release_to(self.send_queue.released() + advance as u64);
+            self.released_seq = release;
+        }
+    }
+
+    /// The sequence number after the last queued byte.
+    pub(super) fn data_end_seq(&self) -> SeqNumber {
+        self.released_seq + self.send_queue.len() as u32
+    }
+
+    /// The send queue's stream offset of sequence number `seq` (at or after `released_seq`).
+    pub(super) fn stream_offset(&self, seq: SeqNumber) -> u64 {
+        self.send_queue.released() + seq.distance_from(self.released_seq).max(0) as u64
+    }
+
+    pub(super) fn on_duplicate_ack(&mut self) {
+        let mss = self.max_payload_per_segment() as u32;
+        if self.congestion.in_fast_recovery() {
+            // RFC 6582 section 3.2 step 4: every further duplicate inflates the window, also
+            // after a partial acknowledgement has reset the count.
+            self.congestion.inflate(mss);
+            return;
+        }
+        self.duplicate_acks += 1;
+        let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
+        if self.duplicate_acks == 3 {
+            // RFC 6582 section 3.2 step 2: enter fast recovery unless this hole was recovered.
+            if self
+                .congestion
+                .enter_fast_recovery(self.snd_una, self.snd_max, flight, mss)
+            {
+                self.counters.fast_retransmits += 1;
+                self.retransmit_head = true;
+                self.timed_segment = None;
+            }
+        }
+    }
+
+    pub(super) fn receive_payload(
+        &mut self,
+        seq: SeqNumber,
+        payload: P,
+        mapping: Option<ReceivedMapping>,
+    ) {
+        let relative = seq.distance_from(self.irs) as u32;
+        let window = self.acceptable_window();
+        let offset = seq.distance_from(self.rcv_nxt);
+        let accepted =
+            self.receive_queue
+                .insert(self.rcv_nxt, offset, relative, payload, mapping, window);
+        if accepted.in_order_advance > 0 {
+            self.rcv_nxt = self.rcv_nxt + accepted.in_order_advance as u32;
+        }
+        if accepted.dropped {
+            self.counters.out_of_window += 1;
+        }
+        // Out-of-order data, or data that fills part of a gap, is acknowledged at once and
+        // each time (RFC 5681 section 4.2).
+        if offset > 0 || self.receive_queue.has_out_of_order() {
+            self.immediate_acks = self.immediate_acks.saturating_add(1);
+        }
+        self.ack_pending = true;
+    }
+
+    pub(super) fn receive_fin(&mut self, now: Instant) {
+        self.fin_received = true;
+        self.rcv_nxt = self.rcv_nxt + 1;
+        self.ack_pending = true;
+        match self.state {
+            TcpState::SynReceived | TcpState::Established => self.state = TcpState::CloseWait,
+            TcpState::FinWait1 => {
+                // Our FIN is not acknowledged yet: simultaneous close.
+                self.state = TcpState::Closing;
+            }
+            TcpState::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_handshake_acknowledged(&mut self, now: Instant) {
+        self.state = TcpState::Established;
+        self.handshake_deadline = None;
+        self.syn_pending = false;
+        self.rto_deadline = None;
+        self.rto_backoff = 0;
+        let mss = self.max_payload_per_segment() as u32;
+        self.congestion = NewReno::new(mss as u16);
+        if let Some((_, sent_at)) = self.timed_segment.take() {
+            self.rtt.sample(now.saturating_since(sent_at));
+        }
+    }
+
+    pub(super) fn on_fin_acknowledged(&mut self, now: Instant) {
+        match self.state {
+            TcpState::FinWait1 => self.state = TcpState::FinWait2,
+            TcpState::Closing => self.enter_time_wait(now),
+            TcpState::LastAck => self.enter_closed(CloseReason::Graceful),
+            _ => {}
+        }
+    }
+
+    pub(super) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = TcpState::TimeWait;
+        self.rto_deadline = None;
+        self.time_wait_deadline = Some(now + self.tuning.time_wait);
+    }
+
+    pub(super) fn enter_closed(&mut self, reason: CloseReason) {
+        self.state = TcpState::Closed;
+        self.close_reason.get_or_insert(reason);
+        self.rto_deadline = None;
+        self.time_wait_deadline = None;
+        self.handshake_deadline = None;
+        self.ack_pending = false;
+        self.immediate_acks = 0;
+        self.syn_pending = false;
+    }
+
+    pub(super) fn apply_peer_syn_options(&mut self, options: &TcpOptions<'_>, passive: bool) {
+        self.negotiated.peer_mss = options.mss.unwrap_or(DEFAULT_PEER_MSS).max(64);
+        // RFC 7323 section 2.2: scaling is on only if both SYNs carry the option.
+        match options.window_scale {
+            Some(shift) => {
+                self.negotiated.window_scaling = true;
+                self.negotiated.send_window_shift = shift.min(MAX_WINDOW_SHIFT);
+                if passive {
+                    self.negotiated.receive_window_shift =
+                        window_shift_for(self.tuning.receive_buffer);
+                }
+            }
+            None => {
+                self.negotiated.window_scaling = false;
+                self.negotiated.send_window_shift = 0;
+                self.negotiated.receive_window_shift = 0;
+            }
+        }
+        let peer_timestamps = options.timestamps.is_some();
+        let peer_sack = options.sack_permitted;
+        if passive {
+            self.negotiated.timestamps = peer_timestamps;
+            self.negotiated.sack_permitted = peer_sack;
+        } else {
+            self.negotiated.timestamps &= peer_timestamps;
+            self.negotiated.sack_permitted &= peer_sack;
+        }
+        if let Some(timestamps) = options.timestamps {
+            self.ts_recent = timestamps.value;
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Segment production: windows advertised, options, the handshake, acknowledgements, new data
+//! in units, retransmission of whole units and the FIN.
+
+use super::*;
+
+impl<P: Payload> Tcb<P> {
+    /// The receive window we can offer now: buffer space not taken by in-order data the owner
+    /// has not read yet. Out-of-order data lies inside this window, so it does not narrow it;
+    /// in-order plus out-of-order bytes therefore never exceed the buffer.
+    pub(super) fn receive_window(&self) -> usize {
+        self.receive_queue
+            .capacity()
+            .saturating_sub(self.receive_queue.in_order_bytes() + self.owner_held_bytes)
+    }
+
+    /// RCV.WND: the window as last advertised, or wider if the buffer allows (the right edge
+    /// never moves left, RFC 9293 section 3.8.6.2.2).
+    pub(super) fn acceptable_window(&self) -> usize {
+        let promised = self
+            .advertised_right_edge
+            .distance_from(self.rcv_nxt)
+            .max(0) as usize;
+        self.receive_window().max(promised)
+    }
+
+    /// The window field for an outgoing segment, never shrinking the advertised right edge.
+    pub(super) fn window_field(&mut self) -> u16 {
+        let shift = self.negotiated.receive_window_shift;
+        let available = self.receive_window() as u32;
+        let promised = self
+            .advertised_right_edge
+            .distance_from(self.rcv_nxt)
+            .max(0) as u32;
+        // Receiver SWS avoidance (RFC 9293 3.8.6.2.2, RFC 1122 4.2.3.3): the right edge moves
+        // only by at least min(MSS, half the buffer); smaller openings wait, so a slow reader
+        // shows the sender a closed window instead of a trickle of tiny ones.
+        let threshold = u32::from(self.local_mss).min(self.receive_queue.capacity() as u32 / 2);
+        let window = if available >= promised.saturating_add(threshold) {
+            available
+        } else {
+            promised
+        };
+        let field = (window >> shift).min(u32::from(u16::MAX));
+        let right_edge = self.rcv_nxt + (field << shift);
+        if right_edge.distance_from(self.advertised_right_edge) > 0 {
+            self.advertised_right_edge = right_edge;
+        }
+        field as u16
+    }
+
+    pub(super) fn base_options(&self, now: Instant) -> TcpOptions<'static> {
+        let mut options = TcpOptions::default();
+        if self.negotiated.timestamps {
+            options.timestamps = Some(Timestamps {
+                value: now.timestamp_millis().max(1),
+                echo_reply: self.ts_recent,
+            });
+        }
+        options
+    }
+
+    pub(super) fn syn_options(&self, now: Instant) -> TcpOptions<'static> {
+        let mut options = TcpOptions {
+            mss: Some(self.local_mss),
+            ..TcpOptions::default()
+        };
+        // RFC 7323 section 2.2: the active side always offers; the passive side answers only
+        // an offer (with shift 0 if it needs none), since scaling needs both SYNs to carry it.
+        if self.state == TcpState::SynSent || self.negotiated.window_scaling {
+            options.window_scale = Some(self.negotiated.receive_window_shift);
+        }
+        options.sack_permitted = self.negotiated.sack_permitted;
+        if self.negotiated.timestamps {
+            let echo = if self.state == TcpState::SynSent {
+                0
+            } else {
+                self.ts_recent
+            };
+            options.timestamps = Some(Timestamps {
+                value: now.timestamp_millis().max(1),
+                echo_reply: echo,
+            });
+        }
+        options
+    }
+
+    /// SACK blocks for an outgoing segment, at most `limit` (RFC 2018 section 4).
+    pub(super) fn sack_blocks(&self, limit: usize) -> SackBlocks {
+        if self.negotiated.sack_permitted {
+            self.receive_queue.sack_blocks(limit)
+        } else {
+            SackBlocks::default()
+        }
+    }
+
+    pub(super) fn make_repr(
+        &mut self,
+        seq: SeqNumber,
+        flags: TcpFlags,
+        options: TcpOptions<'static>,
+    ) -> TcpRepr<'static> {
+        let window = if flags.contains(TcpFlags::SYN) {
+            // RFC 7323 section 2.2: the window in a SYN is never scaled.
+            self.receive_window().min(usize::from(u16::MAX)) as u16
+        } else {
+            self.window_field()
+        };
+        let (ack, flags) = if flags.contains(TcpFlags::ACK) || self.state != TcpState::SynSent {
+            (self.rcv_nxt, flags | TcpFlags::ACK)
+        } else {
+            (SeqNumber(0), flags)
+        };
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+        }
+    }
+
+    /// The next segment to send, if any. Call until it returns `None`.
+    pub fn poll_segment(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        if self.rst_pending {
+            self.rst_pending = false;
+            let repr = TcpRepr {
+                src_port: self.local.port(),
+                dst_port: self.remote.port(),
+                // SND.MAX: the peer's RCV.NXT once it has everything we sent, which RFC 5961
+                // section 3.2 requires of a RST it accepts without a challenge.
+                seq: self.snd_max,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                options: TcpOptions::default(),
+            };
+            return Some(OutgoingSegment {
+                repr,
+                payload: None,
+                relative_seq: 0,
+                is_retransmission: false,
+            });
+        }
+        match self.state {
+            TcpState::Closed => None,
+            TcpState::SynSent | TcpState::SynReceived => self.poll_handshake(now),
+            _ => self.poll_synchronized(now),
+        }
+    }
+
+    pub(super) fn poll_handshake(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        // In SYN-RECEIVED an acknowledgement (e.g. a RFC 5961 challenge ACK) is the SYN-ACK
+        // again: the peer has not seen our ISN acknowledged otherwise.
+        let ack_as_syn = self.state == TcpState::SynReceived && self.ack_pending;
+        if !self.syn_pending && !ack_as_syn {
+            return None;
+        }
+        self.syn_pending = false;
+        self.ack_pending = false;
+        let is_retransmission = self.snd_max != self.iss;
+        if is_retransmission {
+            self.counters.retransmissions += 1;
+        } else {
+            self.timed_segment = Some((self.iss, now));
+        }
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.iss + 1;
+        self.arm_retransmission_timer(now);
+        let options = self.syn_options(now);
+        let repr = self.make_repr(self.iss, TcpFlags::SYN, options);
+        Some(OutgoingSegment {
+            repr,
+            payload: None,
+            relative_seq: 0,
+            is_retransmission,
+        })
+    }
+
+    pub(super) fn poll_synchronized(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        if self.state == TcpState::TimeWait {
+            return self.take_pure_ack(now);
+        }
+        if self.retransmit_head && self.snd_max != self.snd_una {
+            self.retransmit_head = false;
+            if let Some(segment) = self
+                .units
+                .front()
+                .copied()
+                .and_then(|unit| self.send_unit(now, unit))
+            {
+                return Some(segment);
+            }
+        }
+        if let Some(segment) = self.next_new_segment(now) {
+            return Some(segment);
+        }
+        self.take_pure_ack(now)
+    }
+
+    pub(super) fn take_pure_ack(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        if self.immediate_acks > 0 {
+            self.immediate_acks -= 1;
+        } else if !self.ack_pending {
+            return None;
+        }
+        self.ack_pending = self.immediate_acks > 0;
+        let mut options = self.base_options(now);
+        // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
+        let room = if options.timestamps.is_some() { 3 } else { 4 };
+        options.sack_blocks = self.sack_blocks(room);
+        // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, and a zero-length segment
+        // below the peer's RCV.NXT is unacceptable (RFC 9293 3.10.7.4), so its acknowledgement
+        // would be dropped; with both sides in recovery neither would ever see an ACK.
+        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
+        Some(OutgoingSegment {
+            repr,
+            payload: None,
+            relative_seq: 0,
+            is_retransmission: false,
+        })
+    }
+
+    /// Data due again after a timeout, new data, or the FIN, within the congestion and send
+    /// windows.
+    pub(super) fn next_new_segment(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        let window = self.snd_wnd.min(self.congestion.window()) as usize;
+        let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
+        let resending =
+            self.snd_nxt.distance_from(self.snd_max) < 0 && self.fin_seq != Some(self.snd_nxt);
+        if resending {
+            if in_flight >= window && !self.window_probe_pending {
+                return None;
+            }
+            if let Some(unit) = self.unit_at(self.snd_nxt) {
+                self.window_probe_pending = false;
+                return self.send_unit(now, unit);
+            }
+            // Not at a unit boundary (cannot happen): continue with unsent data.
+            self.snd_nxt = self.snd_max;
+        }
+        let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
+        let unsent = self.data_end_seq().distance_from(self.snd_nxt).max(0) as usize;
+        if unsent > 0 {
+            if in_flight < window && self.worth_sending(window - in_flight, unsent, in_flight) {
+                return self.new_unit(now, window - in_flight);
+            }
+            if self.window_probe_pending {
+                self.window_probe_pending = false;
+                return self.new_unit(now, 1);
+            }
+            if self.snd_wnd == 0 && in_flight == 0 {
+                // Zero window: the retransmission timer runs as the persist timer.
+                self.arm_retransmission_timer(now);
+            }
+            return None;
+        }
+        self.window_probe_pending = false;
+        let all_data_out = self.snd_nxt == self.data_end_seq();
+        match self.fin_seq {
+            None if self.fin_queued && all_data_out => Some(self.fin_segment(now, false)),
+            // After a timeout the FIN goes again once the data before it is out.
+            Some(fin) if self.snd_nxt == fin && self.snd_una.distance_from(fin) <= 0 => {
+                Some(self.fin_segment(now, true))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sender silly window avoidance (RFC 9293 section 3.8.6.2.1): with `usable` bytes of
+    /// window, send only a full segment, the rest of the queued data, half the largest window
+    /// the peer offered, or anything when nothing is in flight (no ACK would come to open the
+    /// window further). Without it, a window opened a few bytes at a time is filled a few
+    /// bytes at a time, and since each unit is later acknowledged and resent whole, the tiny
+    /// segments perpetuate themselves.
+    pub(super) fn worth_sending(&self, usable: usize, unsent: usize, in_flight: usize) -> bool {
+        usable >= self.max_payload_per_segment()
+            || unsent <= usable
+            || in_flight == 0
+            || usable >= self.max_send_window as usize / 2
+    }
+
+    /// The unit that starts at `seq`, if any.
+    pub(super) fn unit_at(&self, seq: SeqNumber) -> Option<(SeqNumber, u32)> {
+        let index = self
+            .units
+            .partition_point(|&(start, _)| start.distance_from(seq) < 0);
+        self.units
+            .get(index)
+            .copied()
+            .filter(|&(start, _)| start == seq)
+    }
+
+    pub(super) fn fin_segment(
+        &mut self,
+        now: Instant,
+        is_retransmission: bool,
+    ) -> OutgoingSegment<P> {
+        let seq = self.snd_nxt;
+        self.fin_seq = Some(seq);
+        self.snd_nxt = seq + 1;
+        if self.snd_nxt.distance_from(self.snd_max) > 0 {
+            self.snd_max = self.snd_nxt;
+        }
+        if is_retransmission {
+            self.counters.retransmissions += 1;
+        }
+        match self.state {
+            TcpState::Established | TcpState::SynReceived => self.state = TcpState::FinWait1,
+            TcpState::CloseWait => self.state = TcpState::LastAck,
+            _ => {}
+        }
+        self.arm_retransmission_timer(now);
+        // This segment carries the acknowledgement: one owed ACK fewer.
+        self.immediate_acks = self.immediate_acks.saturating_sub(1);
+        self.ack_pending = self.immediate_acks > 0;
+        let options = self.base_options(now);
+        let repr = self.make_repr(seq, TcpFlags::FIN | TcpFlags::ACK, options);
+        OutgoingSegment {
+            repr,
+            payload: None,
+            relative_seq: 0,
+            is_retransmission,
+        }
+    }
+
+    /// Sends a unit again, whole.
+    pub(super) fn send_unit(
+        &mut self,
+        now: Instant,
+        (start, len): (SeqNumber, u32),
+    ) -> Option<OutgoingSegment<P>> {
+        let payload = self
+            .send_queue
+            .slice(self.stream_offset(start), len as usize)?;
+        if start.distance_from(self.released_seq) < 0 || payload.len() != len as usize {
+            return None;
+        }
+        self.counters.retransmissions += 1;
+        // Karn: a retransmission invalidates the timing of what it covers.
+        if self
+            .timed_segment
+            .is_some_and(|(timed, _)| timed.distance_from(start) >= 0)
+        {
+            self.timed_segment = None;
+        }
+        Some(self.data_segment(now, start, payload))
+    }
+
+    /// Sends up to `limit` new bytes (and at most one segment) as a new unit.
+    pub(super) fn new_unit(&mut self, now: Instant, limit: usize) -> Option<OutgoingSegment<P>> {
+        let seq = self.snd_nxt;
+        let limit = limit.min(self.max_payload_per_segment());
+        let payload = self.send_queue.slice(self.stream_offset(seq), limit)?;
+        self.units.push_back((seq, payload.len() as u32));
+        if self.timed_segment.is_none() {
+            self.timed_segment = Some((seq, now));
+        }
+        Some(self.data_segment(now, seq, payload))
+    }
+
+    /// The segment carrying `payload` from `seq`; advances SND.NXT and SND.MAX past it.
+    pub(super) fn data_segment(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        payload: P,
+    ) -> OutgoingSegment<P> {
+        let end = seq + payload.len() as u32;
+        let is_retransmission = seq.distance_from(self.snd_max) < 0;
+        if end.distance_from(self.snd_nxt) > 0 {
+            self.snd_nxt = end;
+        }
+        if end.distance_from(self.snd_max) > 0 {
+            self.snd_max = end;
+        }
+        self.arm_retransmission_timer(now);
+        // This segment carries the acknowledgement: one owed ACK fewer.
+        self.immediate_acks = self.immediate_acks.saturating_sub(1);
+        self.ack_pending = self.immediate_acks > 0;
+        let mut options = self.base_options(now);
+        if self.owner_option_reserve == 0 {
+            // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
+            let room = if options.timestamps.is_some() { 3 } else { 4 };
+            options.sack_blocks = self.sack_blocks(room);
+        }
+        let mut flags = TcpFlags::ACK;
+        if end == self.data_end_seq() {
+            flags = flags | TcpFlags::PSH;
+        }
+        let repr = self.make_repr(seq, flags, options);
+        let relative_seq = seq.distance_from(self.iss) as u32;
+        OutgoingSegment {
+            repr,
+            payload: Some(payload),
+            relative_seq,
+            is_retransmission,
+        }
+    }
+}
