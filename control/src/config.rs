@@ -32,6 +32,20 @@
 //! min_rto_ms = 200                  # 1..=initial_rto_ms, default 200
 //! time_wait_ms = 60000              # 0..=240000, default 60000
 //! max_connections = 65536           # 1..=16777216, default 65536
+//! connect_timeout_ms = 30000        # handshake timeout, 100..=600000, default 30000
+//! max_time_wait = 262144            # TIME-WAIT entries held apart from connections, 0..=16777216
+//! time_wait_reuse = true            # reuse a backend port in TIME-WAIT with timestamps (RFC 6191)
+//! local_port_range = [49152, 65535] # source ports toward backends, 1024..=65535
+//!
+//! [tcp.client]                      # optional: the client side's liveness limits
+//! keepalive = true                  # probe idle connections, default true
+//! keepalive_idle_ms = 120000        # 1000..=86400000, default 120000
+//! keepalive_interval_ms = 15000     # 100..=3600000, default 15000
+//! keepalive_probes = 4              # 1..=100, default 4
+//! fin_wait_2_timeout_ms = 60000     # 1000..=3600000, default 60000
+//! user_timeout_ms = 180000          # 0 (off) or 1000..=86400000, default 180000
+//!
+//! [tcp.backend]                     # optional: the same keys for the backend side
 //!
 //! [[proxy]]                         # one or more
 //! listen = "198.18.0.2:5000"        # an interface address and a port; unique
@@ -82,6 +96,12 @@ pub const MAX_TIME_WAIT_MS: u64 = 240_000;
 pub const MAX_RTO_MS: u64 = 60_000;
 /// Largest accepted connection limit (2^24), which keeps connection indexes well inside `u32`.
 pub const MAX_CONNECTIONS: u64 = 1 << 24;
+/// Largest accepted handshake timeout: ten minutes.
+pub const MAX_CONNECT_TIMEOUT_MS: u64 = 600_000;
+/// Largest accepted TIME-WAIT table, as large as the connection limit.
+pub const MAX_TIME_WAIT_ENTRIES: u64 = 1 << 24;
+/// Longest accepted keepalive idle time and user timeout: one day.
+pub const MAX_IDLE_MS: u64 = 86_400_000;
 
 /// A configuration that could not be loaded. Each variant's `Display` is exactly one line and,
 /// once the file has been parsed, names the key at fault.
@@ -369,8 +389,54 @@ pub struct TcpConfig {
     /// How long a connection stays in TIME-WAIT (RFC 9293 section 3.6.1), in milliseconds.
     pub time_wait_ms: u32,
     /// Largest number of simultaneous connections (client side and backend side counted once
-    /// per relayed pair); new SYNs beyond it are refused.
+    /// per relayed pair); new SYNs beyond it are refused. TIME-WAIT entries do not count.
     pub max_connections: u32,
+    /// How long a handshake (client's or backend's) may take, in milliseconds.
+    pub connect_timeout_ms: u32,
+    /// Connection sides in TIME-WAIT held at once, apart from the connections; when full, a
+    /// side that would enter TIME-WAIT is closed at once (as Linux's `tcp_max_tw_buckets`).
+    pub max_time_wait: u32,
+    /// Whether a new backend connection may reuse a source port whose previous connection is
+    /// in TIME-WAIT, when that one used timestamps (RFC 6191, Linux's `tcp_tw_reuse`).
+    pub time_wait_reuse: bool,
+    /// Source ports for connections toward backends, inclusive (Linux's
+    /// `ip_local_port_range`).
+    pub local_port_range: (u16, u16),
+    /// Liveness limits of the client side.
+    pub client: TcpSideConfig,
+    /// Liveness limits of the backend side.
+    pub backend: TcpSideConfig,
+}
+
+/// The limits that keep one connection side from living forever without progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSideConfig {
+    /// Keepalive probes on idle connections (RFC 9293 section 3.8.4).
+    pub keepalive: bool,
+    /// Idle time before the first keepalive probe, in milliseconds.
+    pub keepalive_idle_ms: u32,
+    /// Time between keepalive probes, in milliseconds.
+    pub keepalive_interval_ms: u32,
+    /// Unanswered probes before the connection is reset.
+    pub keepalive_probes: u32,
+    /// The longest FIN-WAIT-2 without a segment from the peer, in milliseconds.
+    pub fin_wait_2_timeout_ms: u32,
+    /// The longest time sent data may wait for an acknowledgement without progress, in
+    /// milliseconds (RFC 5482); 0 turns it off (the retransmission limit remains).
+    pub user_timeout_ms: u32,
+}
+
+impl Default for TcpSideConfig {
+    fn default() -> Self {
+        Self {
+            keepalive: true,
+            keepalive_idle_ms: 120_000,
+            keepalive_interval_ms: 15_000,
+            keepalive_probes: 4,
+            fin_wait_2_timeout_ms: 60_000,
+            user_timeout_ms: 180_000,
+        }
+    }
 }
 
 impl Default for TcpConfig {
@@ -382,6 +448,12 @@ impl Default for TcpConfig {
             min_rto_ms: 200,
             time_wait_ms: 60_000,
             max_connections: 65_536,
+            connect_timeout_ms: 30_000,
+            max_time_wait: 262_144,
+            time_wait_reuse: true,
+            local_port_range: (49_152, 65_535),
+            client: TcpSideConfig::default(),
+            backend: TcpSideConfig::default(),
         }
     }
 }
@@ -540,6 +612,23 @@ struct RawTcp {
     min_rto_ms: Option<u64>,
     time_wait_ms: Option<u64>,
     max_connections: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    max_time_wait: Option<u64>,
+    time_wait_reuse: Option<bool>,
+    local_port_range: Option<[u64; 2]>,
+    client: Option<RawTcpSide>,
+    backend: Option<RawTcpSide>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcpSide {
+    keepalive: Option<bool>,
+    keepalive_idle_ms: Option<u64>,
+    keepalive_interval_ms: Option<u64>,
+    keepalive_probes: Option<u64>,
+    fin_wait_2_timeout_ms: Option<u64>,
+    user_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -779,6 +868,33 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         MAX_CONNECTIONS,
         "tcp.max_connections".to_owned(),
     )?;
+    let connect_timeout_ms = in_range(
+        raw.connect_timeout_ms
+            .unwrap_or(u64::from(defaults.connect_timeout_ms)),
+        100,
+        MAX_CONNECT_TIMEOUT_MS,
+        "tcp.connect_timeout_ms".to_owned(),
+    )?;
+    let max_time_wait = in_range(
+        raw.max_time_wait
+            .unwrap_or(u64::from(defaults.max_time_wait)),
+        0,
+        MAX_TIME_WAIT_ENTRIES,
+        "tcp.max_time_wait".to_owned(),
+    )?;
+    let local_port_range = match raw.local_port_range {
+        None => defaults.local_port_range,
+        Some([first, last]) => {
+            let key = "tcp.local_port_range".to_owned();
+            let first: u16 = in_range(first, 1024, 65_535, key.clone())?;
+            let last: u16 = in_range(last, u64::from(first), 65_535, key)?;
+            (first, last)
+        }
+    };
+    let side = |raw: &Option<RawTcpSide>, name: &str| match raw {
+        Some(raw) => validate_tcp_side(raw, name),
+        None => Ok(TcpSideConfig::default()),
+    };
     Ok(TcpConfig {
         receive_buffer,
         send_buffer,
@@ -786,6 +902,52 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         min_rto_ms,
         time_wait_ms,
         max_connections,
+        connect_timeout_ms,
+        max_time_wait,
+        time_wait_reuse: raw.time_wait_reuse.unwrap_or(defaults.time_wait_reuse),
+        local_port_range,
+        client: side(&raw.client, "client")?,
+        backend: side(&raw.backend, "backend")?,
+    })
+}
+
+fn validate_tcp_side(raw: &RawTcpSide, side: &str) -> Result<TcpSideConfig, ConfigError> {
+    let defaults = TcpSideConfig::default();
+    let key = |field: &str| format!("tcp.{side}.{field}");
+    let value = |raw: Option<u64>, default: u32| raw.unwrap_or(u64::from(default));
+    let user_timeout_ms = value(raw.user_timeout_ms, defaults.user_timeout_ms);
+    let user_timeout_ms = if user_timeout_ms == 0 {
+        0
+    } else {
+        in_range(user_timeout_ms, 1000, MAX_IDLE_MS, key("user_timeout_ms"))?
+    };
+    Ok(TcpSideConfig {
+        keepalive: raw.keepalive.unwrap_or(defaults.keepalive),
+        keepalive_idle_ms: in_range(
+            value(raw.keepalive_idle_ms, defaults.keepalive_idle_ms),
+            1000,
+            MAX_IDLE_MS,
+            key("keepalive_idle_ms"),
+        )?,
+        keepalive_interval_ms: in_range(
+            value(raw.keepalive_interval_ms, defaults.keepalive_interval_ms),
+            100,
+            3_600_000,
+            key("keepalive_interval_ms"),
+        )?,
+        keepalive_probes: in_range(
+            value(raw.keepalive_probes, defaults.keepalive_probes),
+            1,
+            100,
+            key("keepalive_probes"),
+        )?,
+        fin_wait_2_timeout_ms: in_range(
+            value(raw.fin_wait_2_timeout_ms, defaults.fin_wait_2_timeout_ms),
+            1000,
+            3_600_000,
+            key("fin_wait_2_timeout_ms"),
+        )?,
+        user_timeout_ms,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use mpterm_control::config::{Config, ConfigError, Route, TcpConfig, WorkerConfig};
+use mpterm_control::config::{Config, ConfigError, Route, TcpConfig, TcpSideConfig, WorkerConfig};
 use tracing::level_filters::LevelFilter;
 
 const EXAMPLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mpterm.toml");
@@ -103,6 +103,17 @@ initial_rto_ms = 500
 min_rto_ms = 500
 time_wait_ms = 0
 max_connections = 1
+connect_timeout_ms = 3000
+max_time_wait = 0
+time_wait_reuse = false
+local_port_range = [20000, 20009]
+[tcp.backend]
+keepalive = false
+keepalive_idle_ms = 1000
+keepalive_interval_ms = 100
+keepalive_probes = 100
+fin_wait_2_timeout_ms = 1000
+user_timeout_ms = 0
 [worker]
 burst = 512
 core = 3
@@ -123,6 +134,19 @@ args = [\"--no-huge\"]
             min_rto_ms: 500,
             time_wait_ms: 0,
             max_connections: 1,
+            connect_timeout_ms: 3000,
+            max_time_wait: 0,
+            time_wait_reuse: false,
+            local_port_range: (20_000, 20_009),
+            client: TcpSideConfig::default(),
+            backend: TcpSideConfig {
+                keepalive: false,
+                keepalive_idle_ms: 1000,
+                keepalive_interval_ms: 100,
+                keepalive_probes: 100,
+                fin_wait_2_timeout_ms: 1000,
+                user_timeout_ms: 0,
+            },
         }
     );
     assert_eq!(
@@ -362,6 +386,30 @@ fn out_of_range_numbers_are_rejected_with_the_range() {
         (
             "[tcp]\nmax_connections = 0",
             "config key tcp.max_connections: 0 out of range 1..=16777216",
+        ),
+        (
+            "[tcp]\nconnect_timeout_ms = 99",
+            "config key tcp.connect_timeout_ms: 99 out of range 100..=600000",
+        ),
+        (
+            "[tcp]\nlocal_port_range = [1023, 2000]",
+            "config key tcp.local_port_range: 1023 out of range 1024..=65535",
+        ),
+        (
+            "[tcp]\nlocal_port_range = [3000, 2000]",
+            "config key tcp.local_port_range: 2000 out of range 3000..=65535",
+        ),
+        (
+            "[tcp.client]\nuser_timeout_ms = 999",
+            "config key tcp.client.user_timeout_ms: 999 out of range 1000..=86400000",
+        ),
+        (
+            "[tcp.backend]\nkeepalive_probes = 0",
+            "config key tcp.backend.keepalive_probes: 0 out of range 1..=100",
+        ),
+        (
+            "[tcp.client]\nfin_wait_2_timeout_ms = 999",
+            "config key tcp.client.fin_wait_2_timeout_ms: 999 out of range 1000..=3600000",
         ),
         (
             "[worker]\nburst = 0",

@@ -33,7 +33,56 @@ pub struct ProxyRule {
     pub backend: SocketAddrV4,
 }
 
-/// TCP tuning, applied to both the client side and the backend side.
+/// Keepalive probing of an idle connection (RFC 9293 section 3.8.4, RFC 1122 4.2.3.6): after
+/// `idle` without a segment from the peer and with nothing outstanding, a probe every
+/// `interval`; after `probes` unanswered probes the connection is reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Duration,
+    pub interval: Duration,
+    pub probes: u32,
+}
+
+/// How long one connection side may go without progress before it is given up: the limits
+/// that keep a dead peer from holding a slot forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// Probes an idle connection; `None` leaves an idle connection alone.
+    pub keepalive: Option<Keepalive>,
+    /// The longest FIN-WAIT-2 without a segment from the peer (Linux's `tcp_fin_timeout`).
+    pub fin_wait_2_timeout: Duration,
+    /// The longest time data (or a FIN) may wait to be acknowledged without any progress,
+    /// whether lost, unanswered or behind a zero window (RFC 5482's user timeout, as Linux's
+    /// `TCP_USER_TIMEOUT`); `None` leaves it to the retransmission limit.
+    pub user_timeout: Option<Duration>,
+}
+
+impl Liveness {
+    /// No keepalive and no user timeout: only the retransmission limit ends a connection.
+    pub fn retransmission_limit_only(fin_wait_2_timeout: Duration) -> Self {
+        Liveness {
+            keepalive: None,
+            fin_wait_2_timeout,
+            user_timeout: None,
+        }
+    }
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            keepalive: Some(Keepalive {
+                idle: Duration::from_secs(120),
+                interval: Duration::from_secs(15),
+                probes: 4,
+            }),
+            fin_wait_2_timeout: Duration::from_secs(60),
+            user_timeout: Some(Duration::from_secs(180)),
+        }
+    }
+}
+
+/// TCP tuning of one connection side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpTuning {
     /// Receive buffer per connection in bytes: the most we advertise and hold.
@@ -46,6 +95,7 @@ pub struct TcpTuning {
     pub time_wait: Duration,
     /// How long a handshake may take before the connection is abandoned.
     pub connect_timeout: Duration,
+    pub liveness: Liveness,
 }
 
 impl Default for TcpTuning {
@@ -58,6 +108,7 @@ impl Default for TcpTuning {
             max_rto: Duration::from_secs(60),
             time_wait: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(30),
+            liveness: Liveness::default(),
         }
     }
 }
@@ -67,9 +118,20 @@ impl Default for TcpTuning {
 pub struct EngineConfig {
     pub interfaces: Vec<InterfaceConfig>,
     pub proxies: Vec<ProxyRule>,
-    pub tcp: TcpTuning,
+    /// The client side of every connection (the MPTCP subflow, or plain TCP).
+    pub client_tcp: TcpTuning,
+    /// The backend side of every connection.
+    pub backend_tcp: TcpTuning,
     /// Ask clients for DSS checksums (the MP_CAPABLE A bit, RFC 8684 section 3.1).
     pub mptcp_checksum_required: bool,
     /// Connections (client plus backend pair) held at once; further SYNs are refused with RST.
+    /// TIME-WAIT entries do not count against it.
     pub max_connections: usize,
+    /// Connection sides in TIME-WAIT held at once, apart from the connections.
+    pub max_time_wait: usize,
+    /// A backend source port in TIME-WAIT may be reused for a new connection, when the old one
+    /// used timestamps (RFC 6191; Linux's `tcp_tw_reuse`).
+    pub time_wait_reuse: bool,
+    /// Source ports of connections toward backends (Linux's `ip_local_port_range`).
+    pub local_ports: core::ops::RangeInclusive<u16>,
 }

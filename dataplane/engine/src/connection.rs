@@ -3,14 +3,21 @@
 //!
 //! Flow control crosses the appliance through bounded buffers: the relay moves data from one
 //! side's receive queue into the other side's send queue only while that send queue has room,
-//! so a slow reader on one side closes the window on the other.
+//! so a slow reader on one side closes the window on the other. The client's data enters the
+//! MPTCP data level as soon as it arrives, whatever the backend does: data held here for the
+//! connection is data received at the connection level, so the DATA_ACK moves (RFC 8684
+//! section 3.3.2) while the backend is still being connected.
+//!
+//! Failures cross too: a backend that resets, times out or cannot be reached ends the client's
+//! MPTCP connection with MP_FASTCLOSE (RFC 8684 section 3.5), which a Linux client acts on at
+//! once, where it ignores a plain RST on its only subflow until `net.mptcp.close_timeout`.
 
 use core::net::SocketAddrV4;
 
 use mpterm_wire::tcp::TcpRepr;
 
-use crate::mptcp::{MptcpError, MptcpSession};
-use crate::tcp::{CloseReason, OutgoingSegment, ReceivedMapping, Tcb, TcbCounters};
+use crate::mptcp::{MptcpError, MptcpSession, OptionOutcome, ResetReason};
+use crate::tcp::{CloseReason, OutgoingSegment, OwnerVerdict, Tcb, TcbCounters};
 use crate::{Instant, Payload};
 
 /// Which side of a proxied connection a segment belongs to.
@@ -28,6 +35,12 @@ pub struct ConnectionEvents {
     pub checksum_failure: bool,
     pub mapping_mismatch: bool,
     pub backend_failed: bool,
+    /// We ended the client's MPTCP connection with MP_FASTCLOSE.
+    pub fast_close_sent: bool,
+    /// The client ended it with an MP_FASTCLOSE carrying our key.
+    pub fast_close_received: bool,
+    /// An MP_FASTCLOSE with another key was ignored.
+    pub fast_close_ignored: bool,
 }
 
 /// A client connection relayed to a backend.
@@ -47,6 +60,8 @@ pub struct ProxiedConnection<P: Payload> {
     client_closed_toward: bool,
     /// The backend connection completed its handshake at some point.
     backend_established: bool,
+    /// No backend connection could be opened (no route, no port): none is tried again.
+    backend_unavailable: bool,
     backend_closed_toward: bool,
     events: ConnectionEvents,
 }
@@ -70,6 +85,7 @@ impl<P: Payload> ProxiedConnection<P> {
             client_closed_toward: false,
             backend_closed_toward: false,
             backend_established: false,
+            backend_unavailable: false,
             events: ConnectionEvents::default(),
         }
     }
@@ -79,9 +95,9 @@ impl<P: Payload> ProxiedConnection<P> {
         core::mem::take(&mut self.events)
     }
 
-    /// The client side finished its handshake and no backend connection exists yet.
+    /// The client side finished its handshake and no backend connection exists or was tried.
     pub fn needs_backend(&self) -> bool {
-        self.backend.is_none() && self.client.is_synchronized()
+        self.backend.is_none() && !self.backend_unavailable && self.client.is_synchronized()
     }
 
     /// Both sides are closed and nothing remains to send.
@@ -111,43 +127,75 @@ impl<P: Payload> ProxiedConnection<P> {
             rto_expirations: client.rto_expirations + backend.rto_expirations,
             fast_retransmits: client.fast_retransmits + backend.fast_retransmits,
             out_of_window: client.out_of_window + backend.out_of_window,
+            unacceptable_acks: client.unacceptable_acks + backend.unacceptable_acks,
+            challenge_acks: client.challenge_acks + backend.challenge_acks,
+            withheld: client.withheld + backend.withheld,
+            keepalive_probes: client.keepalive_probes + backend.keepalive_probes,
         }
     }
 
-    /// A segment for the client side.
+    /// A segment for the client side. Its MPTCP options are read only if the subflow accepts
+    /// the segment (see [`Tcb::handle_segment_with`]).
     pub fn handle_client_segment(&mut self, now: Instant, repr: &TcpRepr<'_>, payload: Option<P>) {
         let was_synchronized = self.client.is_synchronized();
         let payload_len = payload.as_ref().map_or(0, |p| p.len());
-        let mut mapping: Option<ReceivedMapping> = None;
-        if let Some(session) = self.mptcp.as_mut() {
-            let (received_mapping, outcome) =
-                session.handle_options(&repr.options, repr.flags, payload_len);
-            mapping = received_mapping;
-            if outcome.fell_back {
-                self.events.fell_back = true;
-                self.client.set_owner_option_reserve(0);
-            }
-            if outcome.data_fin_reached {
-                self.client.request_ack();
-            }
-        }
-        self.client.handle_segment(now, repr, payload, mapping);
+        let mut outcome = OptionOutcome::default();
+        let session = &mut self.mptcp;
+        self.client
+            .handle_segment_with(now, repr, payload, |segment, accepted| {
+                let Some(session) = session.as_mut() else {
+                    return OwnerVerdict::default();
+                };
+                let verdict = session.handle_options(segment, payload_len, accepted);
+                outcome = verdict.outcome;
+                OwnerVerdict {
+                    mapping: verdict.mapping,
+                    withhold: verdict.withhold,
+                }
+            });
+        self.take_option_outcome(outcome);
         if !was_synchronized && self.client.is_synchronized() {
             self.events.client_established = true;
         }
-        self.relay();
+        self.relay(now);
+    }
+
+    fn take_option_outcome(&mut self, outcome: OptionOutcome) {
+        if outcome.fell_back {
+            self.events.fell_back = true;
+            self.client.set_owner_option_reserve(0);
+        }
+        if outcome.data_fin_reached {
+            self.client.request_ack();
+        }
+        self.events.fast_close_ignored |= outcome.fast_close_ignored;
+        if outcome.fast_close_received {
+            // RFC 8684 section 3.5: answer with a RST, and the backend is reset in turn.
+            self.events.fast_close_received = true;
+            self.client.fast_close_answered();
+        }
+        if let Some(error) = outcome.error {
+            self.fail_mptcp(error);
+        }
     }
 
     /// A segment for the backend side.
     pub fn handle_backend_segment(&mut self, now: Instant, repr: &TcpRepr<'_>, payload: Option<P>) {
         if let Some(backend) = self.backend.as_mut() {
-            backend.handle_segment(now, repr, payload, None);
+            backend.handle_segment(now, repr, payload);
         }
-        self.relay();
+        self.relay(now);
     }
 
     pub fn attach_backend(&mut self, backend: Tcb<P>) {
         self.backend = Some(backend);
+    }
+
+    /// No backend connection can be opened for this client: it is told at once.
+    pub fn backend_unavailable(&mut self, now: Instant) {
+        self.backend_unavailable = true;
+        self.events.backend_failed = true;
+        self.end_client(now, ResetReason::LackOfResources);
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -164,7 +212,7 @@ impl<P: Payload> ProxiedConnection<P> {
         if let Some(backend) = self.backend.as_mut() {
             backend.handle_timeout(now);
         }
-        self.relay();
+        self.relay(now);
     }
 
     /// The next segment to send on either side, client side first.
@@ -181,8 +229,8 @@ impl<P: Payload> ProxiedConnection<P> {
             .map(|segment| (Side::Backend, segment))
     }
 
-    /// Moves data between the sides and propagates closes and resets.
-    pub fn relay(&mut self) {
+    /// Moves data between the sides and propagates closes and failures.
+    pub fn relay(&mut self, now: Instant) {
         if self
             .backend
             .as_ref()
@@ -190,11 +238,31 @@ impl<P: Payload> ProxiedConnection<P> {
         {
             self.backend_established = true;
         }
+        self.take_client_data();
         self.relay_client_to_backend();
         self.relay_backend_to_client();
-        self.propagate_resets();
+        self.propagate_failures(now);
         if let Some(session) = self.mptcp.as_ref() {
             self.client.set_owner_held_bytes(session.held_bytes());
+        }
+    }
+
+    /// Takes the client subflow's in-order data into the MPTCP data level, whether or not a
+    /// backend is there to take it: the mappings are verified and the DATA_ACK moves now.
+    /// The bytes stay accounted in the subflow's receive window until the backend has them.
+    fn take_client_data(&mut self) {
+        let Some(session) = self.mptcp.as_mut() else {
+            return;
+        };
+        while let Some(chunk) = self.client.recv() {
+            match session.handle_subflow_data(chunk) {
+                Ok(outcome) if outcome.data_fin_reached => self.client.request_ack(),
+                Ok(_) => {}
+                Err(error) => {
+                    self.fail_mptcp(error);
+                    return;
+                }
+            }
         }
     }
 
@@ -209,33 +277,20 @@ impl<P: Payload> ProxiedConnection<P> {
             // Pass on what is ready, as far as the backend's send buffer allows.
             let ready = match self.mptcp.as_mut() {
                 Some(session) => session.pop_ready(),
-                None => self.client_leftover.take(),
+                None => self
+                    .client_leftover
+                    .take()
+                    .or_else(|| self.client.recv().map(|chunk| chunk.payload)),
             };
-            if let Some(payload) = ready {
-                if let Some(rest) = push_bounded(backend, payload) {
-                    match self.mptcp.as_mut() {
-                        Some(session) => session.push_front_ready(rest),
-                        None => self.client_leftover = Some(rest),
-                    }
-                    break;
-                }
-                continue;
-            }
-            // Nothing ready: take more from the client subflow.
-            let Some(chunk) = self.client.recv() else {
+            let Some(payload) = ready else {
                 break;
             };
-            let Some(session) = self.mptcp.as_mut() else {
-                self.client_leftover = Some(chunk.payload);
-                continue;
-            };
-            match session.handle_subflow_data(chunk) {
-                Ok(outcome) if outcome.data_fin_reached => self.client.request_ack(),
-                Ok(_) => {}
-                Err(error) => {
-                    self.fail_mptcp(error);
-                    return;
+            if let Some(rest) = push_bounded(backend, payload) {
+                match self.mptcp.as_mut() {
+                    Some(session) => session.push_front_ready(rest),
+                    None => self.client_leftover = Some(rest),
                 }
+                break;
             }
         }
         // The client finished sending: close toward the backend once everything is passed on.
@@ -291,45 +346,68 @@ impl<P: Payload> ProxiedConnection<P> {
         }
     }
 
-    fn propagate_resets(&mut self) {
-        let client_reset = matches!(
-            self.client.close_reason(),
-            Some(CloseReason::ResetByPeer | CloseReason::TimedOut | CloseReason::Aborted)
-        );
-        if let Some(backend) = self.backend.as_mut() {
-            let backend_reset = matches!(
-                backend.close_reason(),
-                Some(CloseReason::ResetByPeer | CloseReason::TimedOut | CloseReason::Aborted)
-            );
-            if client_reset && !backend.is_closed() {
-                backend.abort();
+    /// A side that ended abortively (reset, timed out, aborted) takes the other side down.
+    fn propagate_failures(&mut self, now: Instant) {
+        let client_failed = self
+            .client
+            .close_reason()
+            .is_some_and(CloseReason::is_abortive);
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        let backend_failed = backend.close_reason().is_some_and(CloseReason::is_abortive);
+        if client_failed && !backend.is_closed() {
+            backend.abort();
+        }
+        if backend_failed && !self.client.is_closed() && !self.client_is_fast_closing() {
+            // A backend that never completed its handshake could not be reached.
+            self.events.backend_failed |= !self.backend_established;
+            self.end_client(now, ResetReason::Unspecified);
+        }
+    }
+
+    fn client_is_fast_closing(&self) -> bool {
+        self.client.state() == crate::tcp::TcpState::FastCloseWait
+    }
+
+    /// Ends the client side at once: an MPTCP client that has our key is fast-closed (RFC
+    /// 8684 section 3.5), any other gets a RST (with MP_TCPRST saying `reason`, section 3.6,
+    /// while MPTCP is in use).
+    fn end_client(&mut self, now: Instant, reason: ResetReason) {
+        let fast_close = match self.mptcp.as_mut() {
+            Some(session) => {
+                session.set_reset_reason(reason);
+                session.start_fast_close()
             }
-            if backend_reset && !self.client.is_closed() {
-                // A backend that never completed its handshake could not be reached.
-                self.events.backend_failed |= !self.backend_established;
-                self.client.abort();
-            }
+            None => false,
+        };
+        if fast_close && self.client.is_synchronized() {
+            self.events.fast_close_sent = true;
+            self.client.fast_close(now);
+        } else {
+            self.client.abort();
         }
     }
 
     fn fail_mptcp(&mut self, error: MptcpError) {
-        match error {
-            MptcpError::ChecksumFailed => self.events.checksum_failure = true,
-            MptcpError::MappingMismatch => self.events.mapping_mismatch = true,
-        }
+        let reason = match error {
+            MptcpError::ChecksumFailed => {
+                self.events.checksum_failure = true;
+                ResetReason::MiddleboxInterference
+            }
+            MptcpError::MappingMismatch => {
+                self.events.mapping_mismatch = true;
+                ResetReason::MptcpError
+            }
+        };
         // RFC 8684 section 3.7 lets a single-subflow connection whose checksum failed send
         // MP_FAIL and fall back to an infinite mapping when no data was lost in between.
         // Deviation, recorded: we do not implement MP_FAIL yet and reset instead (the "cannot
         // fall back" branch of the same section), so corrupted data never reaches the backend;
-        // both sides learn of it by RST and the counters say why.
-        self.client.abort();
-        if let Some(backend) = self.backend.as_mut() {
-            backend.abort();
+        // both sides learn of it by RST (with MP_TCPRST saying why) and the counters say why.
+        if let Some(session) = self.mptcp.as_mut() {
+            session.set_reset_reason(reason);
         }
-    }
-
-    /// Aborts both sides (e.g. a backend that cannot be reached).
-    pub fn abort(&mut self) {
         self.client.abort();
         if let Some(backend) = self.backend.as_mut() {
             backend.abort();

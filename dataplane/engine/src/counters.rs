@@ -41,4 +41,27 @@ pub struct Counters {
     pub tcp_resets_by_peer: u64,
     /// Segments dropped because they fell outside the receive window or buffer.
     pub rx_dropped_out_of_window: u64,
+    /// Segments dropped because their ACK acknowledged data never sent, or was older than
+    /// the send window allows (RFC 5961 section 5.2).
+    pub rx_dropped_bad_ack: u64,
+    /// In-window RSTs and SYNs that did not match, answered with a challenge ACK (RFC 5961).
+    pub challenge_acks_sent: u64,
+    /// Client segments held back unacknowledged because the MP_CAPABLE carrying the client's
+    /// key had not arrived yet (the client sends it again; RFC 8684 section 3.1).
+    pub mptcp_withheld_before_key: u64,
+    /// MPTCP connections we ended with MP_FASTCLOSE (RFC 8684 section 3.5).
+    pub mptcp_fastcloses_sent: u64,
+    /// MPTCP connections the client ended with an MP_FASTCLOSE carrying our key.
+    pub mptcp_fastcloses_received: u64,
+    /// MP_FASTCLOSE options ignored because they did not carry our key.
+    pub mptcp_fastcloses_ignored: u64,
+    /// MP_JOIN SYNs answered with RST and MP_TCPRST (joins are not accepted yet).
+    pub mptcp_joins_refused: u64,
+    pub keepalive_probes_sent: u64,
+    /// Connection sides given up because an idle peer answered no keepalive probe.
+    pub keepalive_timeouts: u64,
+    /// Connection sides given up after FIN-WAIT-2 lasted longer than its timeout.
+    pub fin_wait_2_timeouts: u64,
+    /// Connection sides given up after data went unacknowledged for the user timeout.
+    pub user_timeouts: u64,
 }

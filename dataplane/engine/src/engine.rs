@@ -10,13 +10,13 @@ use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
-use mpterm_wire::mptcp::MptcpOption;
+use mpterm_wire::mptcp::{MpJoin, MptcpOption};
 use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 use mpterm_wire::SeqNumber;
 use rand_core::RngCore;
 
 use crate::connection::{ProxiedConnection, Side};
-use crate::mptcp::{MptcpSession, DSS_OPTION_RESERVE};
+use crate::mptcp::{MptcpSession, ResetReason, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
 use crate::tcp::{CloseReason, OutgoingSegment, Tcb, TcbCounters};
@@ -34,8 +34,6 @@ pub trait TokenRegistry {
 
 /// Keys drawn before giving up on a unique token and serving the client as plain TCP.
 const KEY_ATTEMPTS: usize = 16;
-/// Ephemeral ports for backend connections (the IANA dynamic range).
-const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
 const DEFAULT_TTL: u8 = 64;
 const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 
@@ -68,6 +66,9 @@ pub struct Engine<P: Payload, R: RngCore, T: TokenRegistry> {
     free_slots: Vec<usize>,
     live_connections: usize,
     flows: HashMap<FlowKey, (usize, Side)>,
+    /// The MPTCP tokens of this engine's connections, with their slots (RFC 8684 section 3.2:
+    /// a token names one connection).
+    local_tokens: HashMap<u32, usize>,
     next_connection_id: u64,
     next_ephemeral_port: u16,
     /// Frames ready to leave (ARP, ICMP, resets, frames whose next hop just resolved).
@@ -93,8 +94,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .iter()
             .map(|interface| EthernetAddress(interface.mac))
             .collect();
-        let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
-        let next_ephemeral_port = EPHEMERAL_PORTS.start() + (rng.next_u32() % span) as u16;
+        let ports = config.local_ports.clone();
+        let span = u32::from(ports.end().saturating_sub(*ports.start())) + 1;
+        let next_ephemeral_port = ports.start() + (rng.next_u32() % span) as u16;
         Engine {
             config,
             macs,
@@ -106,6 +108,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             free_slots: Vec::new(),
             live_connections: 0,
             flows: HashMap::new(),
+            local_tokens: HashMap::new(),
             next_connection_id: 1,
             next_ephemeral_port,
             output: VecDeque::new(),
@@ -425,6 +428,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         payload_len: usize,
     ) {
         let is_syn = repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK);
+        if is_syn && !repr.flags.contains(TcpFlags::RST) {
+            if let Some(token) = mp_join_token(repr) {
+                self.refuse_join(now, interface, local, remote, repr, token);
+                return;
+            }
+        }
         let rule = self
             .config
             .proxies
@@ -446,6 +455,28 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
     }
 
+    /// RFC 8684 section 3.2: an MP_JOIN SYN asks to add a subflow to the connection its token
+    /// names. Joins are not accepted yet, so every one is answered with a RST carrying
+    /// MP_TCPRST (section 3.6) and nothing of it is kept: "MPTCP-specific error" for a token we
+    /// never issued, "administratively prohibited" for one of our connections.
+    fn refuse_join(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpRepr<'_>,
+        token: u32,
+    ) {
+        let reason = if self.local_tokens.contains_key(&token) {
+            ResetReason::AdministrativelyProhibited
+        } else {
+            ResetReason::MptcpError
+        };
+        self.counters.mptcp_joins_refused += 1;
+        self.send_reset(now, interface, local, remote, syn, 0, Some(reason));
+    }
+
     fn send_reset_for(
         &mut self,
         now: Instant,
@@ -454,6 +485,22 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         remote: SocketAddrV4,
         repr: &TcpRepr<'_>,
         payload_len: usize,
+    ) {
+        self.send_reset(now, interface, local, remote, repr, payload_len, None);
+    }
+
+    /// RFC 9293 section 3.10.7.1: the RST answering `repr`, which matched no connection;
+    /// with `reason`, it carries MP_TCPRST (RFC 8684 section 3.6).
+    #[allow(clippy::too_many_arguments)]
+    fn send_reset(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        repr: &TcpRepr<'_>,
+        payload_len: usize,
+        reason: Option<ResetReason>,
     ) {
         let (seq, ack, flags) = if repr.flags.contains(TcpFlags::ACK) {
             (repr.ack, SeqNumber(0), TcpFlags::RST)
@@ -467,6 +514,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 TcpFlags::RST | TcpFlags::ACK,
             )
         };
+        let mut options = TcpOptions::default();
+        options.mptcp[0] = reason.map(|reason| MptcpOption::MpTcpRst(reason.option()));
         let reset = TcpRepr {
             src_port: local.port(),
             dst_port: remote.port(),
@@ -474,7 +523,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             ack,
             flags,
             window: 0,
-            options: TcpOptions::default(),
+            options,
         };
         self.counters.tcp_rst_sent += 1;
         self.transmit_tcp(now, interface, *local.ip(), *remote.ip(), &reset, None);
@@ -498,7 +547,15 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.next_connection_id += 1;
         let iss = SeqNumber(self.rng.next_u32());
         let local_mss = self.config.interfaces[interface].mtu.saturating_sub(40);
-        let mut client = Tcb::accept(now, local, remote, syn, iss, local_mss, self.config.tcp);
+        let mut client = Tcb::accept(
+            now,
+            local,
+            remote,
+            syn,
+            iss,
+            local_mss,
+            self.config.client_tcp,
+        );
         let session = self.open_mptcp_session(syn, id);
         if session.is_some() {
             client.set_owner_option_reserve(DSS_OPTION_RESERVE);
@@ -525,6 +582,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             }
         };
         self.live_connections += 1;
+        if let Some(session) = self.slots[index]
+            .as_ref()
+            .and_then(|slot| slot.connection.mptcp.as_ref())
+        {
+            self.local_tokens.insert(session.token(), index);
+        }
         self.flows.insert((local, remote), (index, Side::Client));
         self.counters.connections_accepted += 1;
         self.after_activity(now, index);
@@ -588,6 +651,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if events.backend_failed {
             self.counters.backend_connect_failures += 1;
         }
+        self.counters.mptcp_fastcloses_sent += u64::from(events.fast_close_sent);
+        self.counters.mptcp_fastcloses_received += u64::from(events.fast_close_received);
+        self.counters.mptcp_fastcloses_ignored += u64::from(events.fast_close_ignored);
         if entry.connection.needs_backend() {
             self.open_backend(now, slot);
         }
@@ -604,9 +670,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let local_ip = self.config.interfaces[interface].address;
         let mss_hint = entry.connection.backend_mss_hint();
         let Some(port) = self.allocate_port(local_ip, backend) else {
-            self.counters.backend_connect_failures += 1;
             if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-                entry.connection.abort();
+                entry.connection.backend_unavailable(now);
             }
             return;
         };
@@ -614,7 +679,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let path_mss = usize::from(self.config.interfaces[interface].mtu.saturating_sub(40));
         let local_mss = path_mss.min(mss_hint) as u16;
         let iss = SeqNumber(self.rng.next_u32());
-        let tcb = Tcb::connect(now, local, backend, iss, local_mss, self.config.tcp);
+        let tcb = Tcb::connect(now, local, backend, iss, local_mss, self.config.backend_tcp);
         if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
             entry.connection.attach_backend(tcb);
             entry.backend_local = Some(local);
@@ -623,14 +688,14 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     }
 
     fn allocate_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
-        let span = usize::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+        let (first, last) = (
+            *self.config.local_ports.start(),
+            *self.config.local_ports.end(),
+        );
+        let span = usize::from(last.saturating_sub(first)) + 1;
         for _ in 0..span {
             let port = self.next_ephemeral_port;
-            self.next_ephemeral_port = if port == *EPHEMERAL_PORTS.end() {
-                *EPHEMERAL_PORTS.start()
-            } else {
-                port + 1
-            };
+            self.next_ephemeral_port = if port >= last { first } else { port + 1 };
             if !self
                 .flows
                 .contains_key(&(SocketAddrV4::new(local_ip, port), remote))
@@ -871,6 +936,10 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.rto_expirations += now.rto_expirations - before.rto_expirations;
         self.counters.fast_retransmits += now.fast_retransmits - before.fast_retransmits;
         self.counters.rx_dropped_out_of_window += now.out_of_window - before.out_of_window;
+        self.counters.rx_dropped_bad_ack += now.unacceptable_acks - before.unacceptable_acks;
+        self.counters.challenge_acks_sent += now.challenge_acks - before.challenge_acks;
+        self.counters.mptcp_withheld_before_key += now.withheld - before.withheld;
+        self.counters.keepalive_probes_sent += now.keepalive_probes - before.keepalive_probes;
         entry.counted = now;
     }
 
@@ -894,6 +963,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         if let Some(session) = connection.mptcp.as_ref() {
             self.tokens.release(session.token());
+            self.local_tokens.remove(&session.token());
         }
         let backend_reason = connection
             .backend
@@ -906,6 +976,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             match reason {
                 CloseReason::TimedOut => self.counters.tcp_timeouts += 1,
                 CloseReason::ResetByPeer => self.counters.tcp_resets_by_peer += 1,
+                CloseReason::KeepaliveTimeout => self.counters.keepalive_timeouts += 1,
+                CloseReason::FinWait2Timeout => self.counters.fin_wait_2_timeouts += 1,
+                CloseReason::UserTimeout => self.counters.user_timeouts += 1,
                 CloseReason::Graceful | CloseReason::Aborted => {}
             }
         }
@@ -913,6 +986,18 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.live_connections -= 1;
         self.counters.connections_closed += 1;
     }
+}
+
+/// The token of an MP_JOIN SYN (RFC 8684 section 3.2), if the segment carries one.
+fn mp_join_token(syn: &TcpRepr<'_>) -> Option<u32> {
+    syn.options
+        .mptcp
+        .iter()
+        .flatten()
+        .find_map(|option| match option {
+            MptcpOption::MpJoin(MpJoin::Syn { receiver_token, .. }) => Some(*receiver_token),
+            _ => None,
+        })
 }
 
 #[cfg(test)]

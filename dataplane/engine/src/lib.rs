@@ -21,7 +21,7 @@ pub mod tcp;
 mod time;
 mod transmit;
 
-pub use config::{EngineConfig, InterfaceConfig, ProxyRule, TcpTuning};
+pub use config::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
 pub use counters::Counters;
 pub use engine::{Engine, TokenRegistry};
 pub use payload::Payload;

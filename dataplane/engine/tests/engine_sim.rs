@@ -83,9 +83,13 @@ fn config() -> EngineConfig {
             listen: LISTEN,
             backend: BACKEND,
         }],
-        tcp: tuning(),
+        client_tcp: tuning(),
+        backend_tcp: tuning(),
         mptcp_checksum_required: true,
         max_connections: 8,
+        max_time_wait: 1024,
+        time_wait_reuse: true,
+        local_ports: 49152..=65535,
     }
 }
 
@@ -525,7 +529,7 @@ impl Net {
             if let Some(mptcp) = self.mptcp.as_mut() {
                 mptcp.observe(&repr, payload.as_ref());
             }
-            self.client.handle_segment(self.now, &repr, payload, None);
+            self.client.handle_segment(self.now, &repr, payload);
         }
         for frame in self.links[3].arrivals(self.now) {
             moved = true;
@@ -543,7 +547,7 @@ impl Net {
             assert_eq!(src, APPLIANCE_BACKEND_SIDE);
             let (repr, payload) = decode_segment(segment, src, dst);
             match self.backend.as_mut() {
-                Some(backend) => backend.handle_segment(self.now, &repr, payload, None),
+                Some(backend) => backend.handle_segment(self.now, &repr, payload),
                 None if self.refuse_backend => {
                     // RFC 9293 3.10.7.1: a SYN to a closed port gets <SEQ=0><ACK=SEQ+1><RST,ACK>.
                     if repr.flags.contains(TcpFlags::RST) {

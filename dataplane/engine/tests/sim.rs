@@ -180,9 +180,7 @@ impl Sim {
                     *server_accepted = true;
                     continue;
                 }
-                self.hosts[to]
-                    .tcb
-                    .handle_segment(self.now, &repr, payload, None);
+                self.hosts[to].tcb.handle_segment(self.now, &repr, payload);
                 let bound = self.tuning.receive_buffer as usize;
                 assert!(
                     self.hosts[to].tcb.received_buffered() <= bound,

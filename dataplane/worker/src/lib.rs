@@ -413,7 +413,7 @@ pub fn engine_config(
     config: &mpterm_control::Config,
     macs: &[[u8; 6]],
 ) -> mpterm_engine::EngineConfig {
-    use mpterm_engine::{EngineConfig, InterfaceConfig, ProxyRule, TcpTuning};
+    use mpterm_engine::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
     let interfaces = config
         .interfaces
         .iter()
@@ -435,20 +435,35 @@ pub fn engine_config(
         })
         .collect();
     let tcp = &config.tcp;
-    let tuning = TcpTuning {
+    let millis = |ms: u32| Duration::from_millis(u64::from(ms));
+    let side_tuning = |side: &mpterm_control::config::TcpSideConfig| TcpTuning {
         receive_buffer: tcp.receive_buffer,
         send_buffer: tcp.send_buffer,
-        initial_rto: Duration::from_millis(u64::from(tcp.initial_rto_ms)),
-        min_rto: Duration::from_millis(u64::from(tcp.min_rto_ms)),
-        time_wait: Duration::from_millis(u64::from(tcp.time_wait_ms)),
+        initial_rto: millis(tcp.initial_rto_ms),
+        min_rto: millis(tcp.min_rto_ms),
+        time_wait: millis(tcp.time_wait_ms),
+        connect_timeout: millis(tcp.connect_timeout_ms),
+        liveness: Liveness {
+            keepalive: side.keepalive.then(|| Keepalive {
+                idle: millis(side.keepalive_idle_ms),
+                interval: millis(side.keepalive_interval_ms),
+                probes: side.keepalive_probes,
+            }),
+            fin_wait_2_timeout: millis(side.fin_wait_2_timeout_ms),
+            user_timeout: (side.user_timeout_ms > 0).then(|| millis(side.user_timeout_ms)),
+        },
         ..TcpTuning::default()
     };
     EngineConfig {
         interfaces,
         proxies,
-        tcp: tuning,
+        client_tcp: side_tuning(&tcp.client),
+        backend_tcp: side_tuning(&tcp.backend),
         mptcp_checksum_required: config.mptcp.checksum_required,
         max_connections: tcp.max_connections as usize,
+        max_time_wait: tcp.max_time_wait as usize,
+        time_wait_reuse: tcp.time_wait_reuse,
+        local_ports: tcp.local_port_range.0..=tcp.local_port_range.1,
     }
 }
 

@@ -28,6 +28,8 @@ struct CurrentMapping {
     data_bytes: u32,
     received: u32,
     sum: Checksum,
+    /// The mapping ends with a DATA_FIN: on the variant seen first or on a repetition.
+    data_fin: bool,
 }
 
 impl CurrentMapping {
@@ -43,6 +45,8 @@ pub struct MappingAssembly<P> {
     held: VecDeque<(u64, P)>,
     held_bytes: usize,
     released: VecDeque<(u64, P)>,
+    /// The data sequence number of a DATA_FIN whose mapping was verified, not yet taken.
+    verified_data_fin: Option<u64>,
 }
 
 impl<P: Payload> Default for MappingAssembly<P> {
@@ -58,12 +62,19 @@ impl<P: Payload> MappingAssembly<P> {
             held: VecDeque::new(),
             held_bytes: 0,
             released: VecDeque::new(),
+            verified_data_fin: None,
         }
     }
 
     /// Bytes held for a mapping whose checksum is not verified yet.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// Takes the DATA_FIN of a mapping that completed (and verified, with checksums): the
+    /// mapping's last data-level octet (RFC 8684 section 3.3.3).
+    pub fn take_verified_data_fin(&mut self) -> Option<u64> {
+        self.verified_data_fin.take()
     }
 
     /// Takes the next verified bytes with their data sequence number.
@@ -91,8 +102,15 @@ impl<P: Payload> MappingAssembly<P> {
             .data_seq
             .wrapping_add(u64::from(current.received));
         current.received += len;
+        let fin_seq = current
+            .mapping
+            .data_seq
+            .wrapping_add(u64::from(current.data_bytes));
         if !checksums {
             self.released.push_back((data_seq, chunk.payload));
+            if current.is_complete() && current.data_fin {
+                self.verified_data_fin = Some(fin_seq);
+            }
             return Ok(());
         }
         current.sum.add_bytes(chunk.payload.as_ref());
@@ -106,6 +124,9 @@ impl<P: Payload> MappingAssembly<P> {
             }
             self.held_bytes = 0;
             self.released.extend(self.held.drain(..));
+            if current.data_fin {
+                self.verified_data_fin = Some(fin_seq);
+            }
         }
         Ok(())
     }
@@ -116,7 +137,11 @@ impl<P: Payload> MappingAssembly<P> {
         chunk_seq: u32,
         checksums: bool,
     ) -> Result<(), MappingError> {
-        if let Some(current) = self.current.filter(|current| !current.is_complete()) {
+        if let Some(current) = self
+            .current
+            .as_mut()
+            .filter(|current| !current.is_complete())
+        {
             // Section 3.3.1: a mapping repeated on later segments must be identical. The
             // sender may add the DATA_FIN to a mapping already in flight (its last octet, one
             // more data-level octet, a new checksum; Linux does this when the application
@@ -125,11 +150,11 @@ impl<P: Payload> MappingAssembly<P> {
             let same = current.mapping.data_seq == mapping.data_seq
                 && current.mapping.subflow_seq == mapping.subflow_seq
                 && current.data_bytes == mapped_subflow_bytes(&mapping);
-            return if same {
-                Ok(())
-            } else {
-                Err(MappingError::Mismatch)
-            };
+            if !same {
+                return Err(MappingError::Mismatch);
+            }
+            current.data_fin |= mapping.data_fin;
+            return Ok(());
         }
         if let Some(previous) = self.current {
             if previous.mapping == mapping {
@@ -156,6 +181,7 @@ impl<P: Payload> MappingAssembly<P> {
             data_bytes,
             received: 0,
             sum,
+            data_fin: mapping.data_fin,
         });
         Ok(())
     }

@@ -1,23 +1,25 @@
 //! MPTCP version 1, server side (RFC 8684): the data-level state of one connection.
 //!
 //! The TCP layer ([`crate::tcp::Tcb`]) runs each subflow; this module reads the MPTCP options
-//! of incoming segments, assembles received DSS mappings, verifies their checksums, delivers
-//! data in data-sequence order, and decorates outgoing subflow segments with MP_CAPABLE or
-//! DSS options. A connection owns a set of subflows ([`SubflowSet`]); this issue fills it with
-//! exactly one, the seam for joins is the set.
+//! of the segments the subflow accepted (`options.rs`), assembles received DSS mappings and
+//! verifies their checksums (`mapping.rs`), delivers data in data-sequence order, and
+//! decorates outgoing subflow segments with MP_CAPABLE, DSS, MP_FASTCLOSE or MP_TCPRST options
+//! (`decorate.rs`). A connection owns a set of subflows ([`SubflowSet`]); it holds exactly
+//! one so far, the seam for joins is the set.
 
+mod decorate;
 mod mapping;
+mod options;
 
 use std::collections::VecDeque;
 
-use mpterm_wire::checksum;
-use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MptcpOption};
-use mpterm_wire::tcp::{TcpFlags, TcpOptions};
+use mpterm_wire::mptcp::{DataSeqWire, MpTcpRst};
 
 pub use mapping::{MappingAssembly, MappingError};
+pub use options::{OptionOutcome, OptionsVerdict};
 
 use crate::mptcp_keys::{derive_from_key, KeyDerivation};
-use crate::tcp::{OutgoingSegment, ReceivedChunk, ReceivedMapping};
+use crate::tcp::ReceivedChunk;
 use crate::Payload;
 
 /// Option bytes the subflow reserves for a DSS with a 64-bit DATA_ACK, a 64-bit mapping and a
@@ -77,15 +79,48 @@ impl From<MappingError> for MptcpError {
     }
 }
 
-/// What an incoming segment's MPTCP options told the session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OptionOutcome {
-    /// The peer's DATA_ACK moved forward.
-    pub data_acked: bool,
-    /// The connection fell back to plain TCP with this segment (RFC 8684 section 3.7).
-    pub fell_back: bool,
-    /// The peer's DATA_FIN became deliverable: data-level end of stream.
-    pub data_fin_reached: bool,
+/// Why we reset a subflow, as MP_TCPRST tells the peer (RFC 8684 section 3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReason {
+    Unspecified,
+    /// An error in the processing of MPTCP options, e.g. an MP_JOIN for an unknown token.
+    MptcpError,
+    /// No resources to serve the connection (connection slots, ports).
+    LackOfResources,
+    /// Refused by policy, e.g. an MP_JOIN while joins are not accepted.
+    AdministrativelyProhibited,
+    /// Data that does not verify: a middlebox changed it (a failed DSS checksum).
+    MiddleboxInterference,
+}
+
+impl ResetReason {
+    /// The reason code of section 3.6.
+    pub fn code(self) -> u8 {
+        match self {
+            ResetReason::Unspecified => 0x00,
+            ResetReason::MptcpError => 0x01,
+            ResetReason::LackOfResources => 0x02,
+            ResetReason::AdministrativelyProhibited => 0x03,
+            ResetReason::MiddleboxInterference => 0x06,
+        }
+    }
+
+    /// Section 3.6 flag T: the error is temporary, the peer may try again.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ResetReason::LackOfResources)
+    }
+
+    /// The option carrying this reason.
+    pub fn option(self) -> MpTcpRst {
+        MpTcpRst {
+            flags: if self.is_transient() {
+                MpTcpRst::FLAG_TRANSIENT
+            } else {
+                0
+            },
+            reason: self.code(),
+        }
+    }
 }
 
 /// Data-level state of one MPTCP connection.
@@ -122,6 +157,11 @@ pub struct MptcpSession<P: Payload> {
     snd_data_una: u64,
     /// Data sequence number of our DATA_FIN once we close.
     local_data_fin: Option<u64>,
+
+    /// The connection is being fast-closed (section 3.5): our RST carries MP_FASTCLOSE.
+    fast_closing: bool,
+    /// What our next RST on the subflow says in MP_TCPRST (section 3.6).
+    reset_reason: ResetReason,
 }
 
 impl<P: Payload> MptcpSession<P> {
@@ -149,6 +189,8 @@ impl<P: Payload> MptcpSession<P> {
             send_data_base,
             snd_data_una: send_data_base,
             local_data_fin: None,
+            fast_closing: false,
+            reset_reason: ResetReason::Unspecified,
         }
     }
 
@@ -166,6 +208,25 @@ impl<P: Payload> MptcpSession<P> {
 
     pub fn has_fallen_back(&self) -> bool {
         self.fallen_back
+    }
+
+    /// Section 3.5: the connection ends at once; the subflow's FASTCLOSE_WAIT segments and its
+    /// final RST carry MP_FASTCLOSE with the peer's key. Only possible once the key is known.
+    pub fn start_fast_close(&mut self) -> bool {
+        if self.remote_key.is_none() || self.fallen_back {
+            return false;
+        }
+        self.fast_closing = true;
+        true
+    }
+
+    pub fn is_fast_closing(&self) -> bool {
+        self.fast_closing
+    }
+
+    /// Sets what the MP_TCPRST of our next RST says.
+    pub fn set_reset_reason(&mut self, reason: ResetReason) {
+        self.reset_reason = reason;
     }
 
     /// The peer's key is known: the connection is fully established (section 3.1).
@@ -216,133 +277,6 @@ impl<P: Payload> MptcpSession<P> {
         }
     }
 
-    /// Reads the MPTCP options of a segment received on the subflow, before the TCP layer
-    /// takes its payload. Returns the mapping to keep with the payload, expanded to 64 bits.
-    pub fn handle_options(
-        &mut self,
-        options: &TcpOptions<'_>,
-        flags: TcpFlags,
-        payload_len: usize,
-    ) -> (Option<ReceivedMapping>, OptionOutcome) {
-        let mut outcome = OptionOutcome::default();
-        if self.fallen_back {
-            return (None, outcome);
-        }
-        let mut mapping = None;
-        let mut saw_mptcp = false;
-        for option in options.mptcp.iter().flatten() {
-            match option {
-                MptcpOption::MpCapable(capable) => {
-                    saw_mptcp = true;
-                    self.handle_mp_capable(capable, payload_len, &mut mapping);
-                }
-                MptcpOption::Dss(dss) => {
-                    saw_mptcp = true;
-                    self.handle_dss(dss, &mut mapping, &mut outcome);
-                }
-                // Other subtypes need several subflows or are not used by a server yet; they
-                // are accepted and ignored (counted by the engine as unexpected).
-                _ => {}
-            }
-        }
-        // RFC 8684 section 3.7: data without any MPTCP option before the first DSS means a
-        // middlebox stripped the options: fall back to regular TCP.
-        if payload_len > 0 && !saw_mptcp && !self.data_seen && !flags.contains(TcpFlags::SYN) {
-            self.fallen_back = true;
-            outcome.fell_back = true;
-            return (None, outcome);
-        }
-        if payload_len > 0 && saw_mptcp {
-            self.data_seen = true;
-        }
-        (mapping, outcome)
-    }
-
-    fn handle_mp_capable(
-        &mut self,
-        capable: &MpCapable,
-        payload_len: usize,
-        mapping: &mut Option<ReceivedMapping>,
-    ) {
-        // Section 3.1: the third ACK echoes both keys; the sender key is the client's.
-        let Some(client_key) = capable.sender_key else {
-            return;
-        };
-        if capable
-            .receiver_key
-            .is_some_and(|key| key != self.local_key)
-        {
-            return;
-        }
-        self.learn_remote_key(client_key);
-        // The first data may ride on MP_CAPABLE with a data-level length: it maps the data to
-        // the peer's IDSN + 1 at relative subflow sequence 1 (section 3.1, as Linux does).
-        if let (Some(length), Some(remote)) = (capable.data_level_length, self.remote) {
-            if payload_len > 0 {
-                *mapping = Some(ReceivedMapping {
-                    data_seq: remote.initial_data_seq.wrapping_add(1),
-                    subflow_seq: 1,
-                    data_level_length: length,
-                    checksum: capable.checksum,
-                    data_fin: false,
-                });
-            }
-        }
-    }
-
-    fn handle_dss(
-        &mut self,
-        dss: &Dss,
-        mapping: &mut Option<ReceivedMapping>,
-        outcome: &mut OptionOutcome,
-    ) {
-        if let Some(ack) = dss.data_ack {
-            // Section 3.3.2: a DATA_ACK is cumulative; 32-bit ones are the low bits.
-            let ack = expand_data_seq(ack, self.snd_data_una);
-            let within_sent = self
-                .local_data_fin
-                .is_none_or(|fin| !data_seq_after(ack, fin.wrapping_add(1)));
-            if data_seq_after(ack, self.snd_data_una) && within_sent {
-                self.snd_data_una = ack;
-                outcome.data_acked = true;
-            }
-        }
-        let Some(dss_mapping) = dss.mapping else {
-            return;
-        };
-        // A segment may overtake the first data (which carries the client's key on
-        // MP_CAPABLE): its mapping is kept with the payload as long as its data sequence
-        // number is a full 64-bit one; a 32-bit one cannot be placed without the key's IDSN.
-        let data_seq = match (self.remote.is_some(), dss_mapping.data_seq) {
-            (true, wire) => expand_data_seq(wire, self.rcv_data_nxt),
-            (false, DataSeqWire::Bits64(data_seq)) => data_seq,
-            (false, DataSeqWire::Bits32(_)) => return,
-        };
-        if dss_mapping.data_level_length == 0 {
-            // Section 3.7: an infinite mapping, the peer fell back.
-            self.fallen_back = true;
-            outcome.fell_back = true;
-            return;
-        }
-        if dss.data_fin {
-            // Section 3.3.3: the DATA_FIN is the mapping's last data-level octet.
-            let fin = data_seq.wrapping_add(u64::from(dss_mapping.data_level_length) - 1);
-            self.peer_data_fin.get_or_insert(fin);
-            if dss_mapping.subflow_seq == 0 && dss_mapping.data_level_length == 1 {
-                // A DATA_FIN with no data (section 3.3.3): no subflow bytes are mapped.
-                outcome.data_fin_reached |= self.try_reach_peer_data_fin();
-                return;
-            }
-        }
-        *mapping = Some(ReceivedMapping {
-            data_seq,
-            subflow_seq: dss_mapping.subflow_seq,
-            data_level_length: dss_mapping.data_level_length,
-            checksum: dss_mapping.checksum,
-            data_fin: dss.data_fin,
-        });
-    }
-
     /// Takes in-order subflow payload (from [`crate::tcp::Tcb::recv`]) into the data level.
     pub fn handle_subflow_data(
         &mut self,
@@ -358,7 +292,11 @@ impl<P: Payload> MptcpSession<P> {
         while let Some((data_seq, payload)) = self.assembly.pop_released() {
             self.deliver_in_data_order(data_seq, payload)?;
         }
-        outcome.data_fin_reached = self.try_reach_peer_data_fin();
+        let announced = self
+            .assembly
+            .take_verified_data_fin()
+            .is_some_and(|fin| self.announce_peer_data_fin(fin));
+        outcome.data_fin_reached = announced || self.try_reach_peer_data_fin();
         Ok(outcome)
     }
 
@@ -391,6 +329,19 @@ impl<P: Payload> MptcpSession<P> {
         }
     }
 
+    /// Section 3.3.3: the peer's DATA_FIN takes data sequence number `fin`. The first one
+    /// announced counts, as in Linux (`mptcp_update_rcv_data_fin`); one before data already
+    /// received cannot be the end of the stream and is ignored. Returns true when the
+    /// DATA_FIN is reached with it.
+    fn announce_peer_data_fin(&mut self, fin: u64) -> bool {
+        match self.peer_data_fin {
+            Some(_) => {}
+            None if data_seq_after(self.rcv_data_nxt, fin) => return false,
+            None => self.peer_data_fin = Some(fin),
+        }
+        self.try_reach_peer_data_fin()
+    }
+
     fn try_reach_peer_data_fin(&mut self) -> bool {
         match self.peer_data_fin {
             Some(fin) if !self.peer_data_fin_reached && fin == self.rcv_data_nxt => {
@@ -418,78 +369,6 @@ impl<P: Payload> MptcpSession<P> {
             return self.try_reach_peer_data_fin();
         }
         false
-    }
-
-    /// Adds our MPTCP options to a segment about to leave on the subflow.
-    pub fn decorate(&self, segment: &mut OutgoingSegment<P>) {
-        let flags = segment.repr.flags;
-        if flags.contains(TcpFlags::RST) || self.fallen_back {
-            return;
-        }
-        let options = &mut segment.repr.options;
-        if flags.contains(TcpFlags::SYN) {
-            // Section 3.1: the SYN/ACK carries our key; A if either side wants checksums.
-            options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
-                version: 1,
-                checksum_required: self.checksums,
-                extensibility: false,
-                no_new_subflows_to_source: false,
-                hmac_sha256: true,
-                sender_key: Some(self.local_key),
-                receiver_key: None,
-                data_level_length: None,
-                checksum: None,
-            }));
-            return;
-        }
-        let Some(_) = self.remote else { return };
-        let data_ack = Some(DataSeqWire::Bits64(self.rcv_data_nxt));
-        let mut dss = Dss {
-            data_ack,
-            mapping: None,
-            data_fin: false,
-        };
-        if let Some(payload) = segment.payload.as_ref() {
-            let data_seq = self
-                .send_data_base
-                .wrapping_add(u64::from(segment.relative_seq.wrapping_sub(1)));
-            let length = payload.len() as u16;
-            dss.mapping = Some(DssMapping {
-                data_seq: DataSeqWire::Bits64(data_seq),
-                subflow_seq: segment.relative_seq,
-                data_level_length: length,
-                checksum: self.checksums.then(|| {
-                    // Section 3.3.1: pseudo-header with the checksum field zero, then the data.
-                    let mut sum =
-                        checksum::dss_pseudo_header(data_seq, segment.relative_seq, length, 0);
-                    sum.add_bytes(payload.as_ref());
-                    sum.finish()
-                }),
-            });
-        } else if flags.contains(TcpFlags::FIN) {
-            if let Some(fin) = self.local_data_fin {
-                // Section 3.3.3: a DATA_FIN without data maps subflow sequence 0, length 1.
-                dss.data_fin = true;
-                dss.mapping = Some(DssMapping {
-                    data_seq: DataSeqWire::Bits64(fin),
-                    subflow_seq: 0,
-                    data_level_length: 1,
-                    checksum: self
-                        .checksums
-                        .then(|| checksum::dss_pseudo_header(fin, 0, 1, 0).finish()),
-                });
-            }
-        }
-        options.mptcp[0] = Some(MptcpOption::Dss(dss));
-        // Keep the option space within 40 bytes: SACK blocks give way to the DSS.
-        while options.encoded_len() > 40 && !options.sack_blocks.is_empty() {
-            let mut fewer = mpterm_wire::tcp::SackBlocks::default();
-            let keep = options.sack_blocks.len() - 1;
-            for &(left, right) in &options.sack_blocks.as_slice()[..keep] {
-                fewer.push(left, right);
-            }
-            options.sack_blocks = fewer;
-        }
     }
 }
 

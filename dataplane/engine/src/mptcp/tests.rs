@@ -9,7 +9,7 @@ use mpterm_wire::SeqNumber;
 
 use super::*;
 use crate::mptcp_keys::derive_from_key;
-use crate::tcp::{OutgoingSegment, ReceivedChunk};
+use crate::tcp::{Accepted, OutgoingSegment, ReceivedChunk, SegmentKind};
 
 const CLIENT_KEY: u64 = 0x1122_3344_5566_7788;
 const SERVER_KEY: u64 = 0x0102_0304_0506_0708;
@@ -54,11 +54,54 @@ fn dss_for(data_seq: u64, subflow_seq: u32, data: &[u8], data_fin: bool) -> TcpO
     options
 }
 
+/// A segment from the client carrying `options`, as the TCP layer hands it over.
+fn segment_with(options: &TcpOptions<'static>) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: 40000,
+        dst_port: 5000,
+        seq: SeqNumber(1),
+        ack: SeqNumber(1),
+        flags: TcpFlags::ACK,
+        window: 1000,
+        options: *options,
+    }
+}
+
+fn handle(
+    session: &mut MptcpSession<Bytes>,
+    options: &TcpOptions<'static>,
+    payload_len: usize,
+    accepted: Accepted,
+) -> OptionsVerdict {
+    session.handle_options(&segment_with(options), payload_len, accepted)
+}
+
+/// A DATA_FIN without data at `data_seq` (RFC 8684 section 3.3.3), its checksum right or not.
+fn data_fin_only(data_seq: u64, right_checksum: bool) -> TcpOptions<'static> {
+    let mut checksum = checksum::dss_pseudo_header(data_seq, 0, 1, 0).finish();
+    if !right_checksum {
+        checksum ^= 0x00ff;
+    }
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::Dss(Dss {
+        data_ack: None,
+        mapping: Some(DssMapping {
+            data_seq: DataSeqWire::Bits64(data_seq),
+            subflow_seq: 0,
+            data_level_length: 1,
+            checksum: Some(checksum),
+        }),
+        data_fin: true,
+    }));
+    options
+}
+
 fn established() -> MptcpSession<Bytes> {
     let mut session = MptcpSession::new(SERVER_KEY, true, false);
-    let (mapping, outcome) = session.handle_options(&third_ack(), TcpFlags::ACK, 0);
-    assert!(mapping.is_none());
-    assert!(!outcome.fell_back);
+    let verdict = handle(&mut session, &third_ack(), 0, Accepted::HandshakeAck);
+    assert!(verdict.mapping.is_none());
+    assert!(!verdict.withhold);
+    assert!(!verdict.outcome.fell_back);
     assert!(session.is_fully_established());
     session
 }
@@ -66,11 +109,11 @@ fn established() -> MptcpSession<Bytes> {
 /// Feeds one segment's options and payload as the TCP layer would.
 fn receive(
     session: &mut MptcpSession<Bytes>,
-    options: &TcpOptions<'_>,
+    options: &TcpOptions<'static>,
     subflow_seq: u32,
     data: &'static [u8],
 ) -> Result<OptionOutcome, MptcpError> {
-    let (mapping, _) = session.handle_options(options, TcpFlags::ACK, data.len());
+    let mapping = handle(session, options, data.len(), Accepted::Synchronized).mapping;
     session.handle_subflow_data(ReceivedChunk {
         subflow_seq,
         payload: Bytes::from_static(data),
@@ -182,18 +225,8 @@ fn data_fin_without_data_ends_the_stream_after_the_data() {
     )
     .unwrap();
     // DATA_FIN on a pure ACK: subflow sequence 0, data-level length 1 (RFC 8684 3.3.3).
-    let mut options = TcpOptions::default();
-    options.mptcp[0] = Some(MptcpOption::Dss(Dss {
-        data_ack: None,
-        mapping: Some(DssMapping {
-            data_seq: DataSeqWire::Bits64(client_data_seq(3)),
-            subflow_seq: 0,
-            data_level_length: 1,
-            checksum: Some(0),
-        }),
-        data_fin: true,
-    }));
-    let (_, outcome) = session.handle_options(&options, TcpFlags::ACK, 0);
+    let options = data_fin_only(client_data_seq(3), true);
+    let outcome = handle(&mut session, &options, 0, Accepted::Synchronized).outcome;
     assert!(outcome.data_fin_reached);
     assert!(
         !session.peer_finished(),
@@ -206,9 +239,14 @@ fn data_fin_without_data_ends_the_stream_after_the_data() {
 #[test]
 fn missing_options_on_first_data_fall_back() {
     let mut session = established();
-    let (mapping, outcome) = session.handle_options(&TcpOptions::default(), TcpFlags::ACK, 5);
-    assert!(mapping.is_none());
-    assert!(outcome.fell_back);
+    let verdict = handle(
+        &mut session,
+        &TcpOptions::default(),
+        5,
+        Accepted::Synchronized,
+    );
+    assert!(verdict.mapping.is_none());
+    assert!(verdict.outcome.fell_back);
     assert!(session.has_fallen_back());
     session
         .handle_subflow_data(ReceivedChunk {
@@ -238,6 +276,7 @@ fn outgoing(
         payload: payload.map(Bytes::from_static),
         relative_seq,
         is_retransmission: false,
+        kind: SegmentKind::Regular,
     }
 }
 
@@ -306,7 +345,7 @@ fn our_data_fin_rides_on_the_fin_and_is_acknowledged() {
         mapping: None,
         data_fin: false,
     }));
-    session.handle_options(&ack, TcpFlags::ACK, 0);
+    handle(&mut session, &ack, 0, Accepted::Synchronized);
     assert!(session.local_data_fin_acknowledged());
 }
 

@@ -4,18 +4,30 @@
 use super::*;
 
 impl<P: Payload> Tcb<P> {
-    /// Processes one received segment (RFC 9293, section 3.10.7).
-    pub fn handle_segment(
+    /// Processes one received segment of a connection whose owner reads no options of its own
+    /// (plain TCP: the backend side, a client that fell back).
+    pub fn handle_segment(&mut self, now: Instant, segment: &TcpRepr<'_>, payload: Option<P>) {
+        self.handle_segment_with(now, segment, payload, |_, _| OwnerVerdict::default());
+    }
+
+    /// Processes one received segment (RFC 9293, section 3.10.7). `owner_options` is called
+    /// once the segment has passed the checks that make it acceptable (sequence number, RST
+    /// and SYN rules, the ACK value), and only then, so that an out-of-window or forged
+    /// segment never reaches the owner's state (the MPTCP options, RFC 8684). It is called
+    /// where Linux calls `mptcp_incoming_options`: for a RST that resets the connection, and
+    /// for every other acceptable segment before its ACK, payload and FIN take effect.
+    pub fn handle_segment_with(
         &mut self,
         now: Instant,
         segment: &TcpRepr<'_>,
         payload: Option<P>,
-        mapping: Option<ReceivedMapping>,
+        owner_options: impl FnOnce(&TcpRepr<'_>, Accepted) -> OwnerVerdict,
     ) {
         match self.state {
             TcpState::Closed => {}
             TcpState::SynSent => self.handle_in_syn_sent(now, segment),
-            _ => self.handle_synchronizing_or_synchronized(now, segment, payload, mapping),
+            TcpState::FastCloseWait => self.handle_in_fast_close_wait(segment, owner_options),
+            _ => self.handle_synchronizing_or_synchronized(now, segment, payload, owner_options),
         }
     }
 
@@ -51,7 +63,34 @@ impl<P: Payload> Tcb<P> {
             self.ts_recent = timestamps.value;
         }
         self.on_handshake_acknowledged(now);
+        self.heard_from_peer(now);
         self.ack_pending = true;
+    }
+
+    /// FASTCLOSE_WAIT (RFC 8684 section 3.5): the peer's RST ends it, and so does its own
+    /// MP_FASTCLOSE (both ends closing at once: the owner answers it, see
+    /// [`Tcb::fast_close_answered`]). Everything else is ignored: the data is given up.
+    pub(super) fn handle_in_fast_close_wait(
+        &mut self,
+        segment: &TcpRepr<'_>,
+        owner_options: impl FnOnce(&TcpRepr<'_>, Accepted) -> OwnerVerdict,
+    ) {
+        if segment.flags.contains(TcpFlags::RST) {
+            // The answer section 3.5 asks of the peer. Any RST within the window is taken:
+            // the connection is being torn down anyway, so a forged one gains nothing.
+            if self.rst_in_window(segment.seq) {
+                owner_options(segment, Accepted::Reset);
+                self.enter_closed(CloseReason::Aborted);
+            } else {
+                self.counters.out_of_window += 1;
+            }
+            return;
+        }
+        if !self.segment_acceptable(segment.seq, 0) {
+            self.counters.out_of_window += 1;
+            return;
+        }
+        owner_options(segment, Accepted::Synchronized);
     }
 
     pub(super) fn handle_synchronizing_or_synchronized(
@@ -59,7 +98,7 @@ impl<P: Payload> Tcb<P> {
         now: Instant,
         segment: &TcpRepr<'_>,
         payload: Option<P>,
-        mapping: Option<ReceivedMapping>,
+        owner_options: impl FnOnce(&TcpRepr<'_>, Accepted) -> OwnerVerdict,
     ) {
         let flags = segment.flags;
         let payload_len = payload.as_ref().map_or(0, |p| p.len()) as u32;
@@ -95,10 +134,12 @@ impl<P: Payload> Tcb<P> {
                 return;
             }
             if segment.seq == self.rcv_nxt {
+                owner_options(segment, Accepted::Reset);
                 self.send_queue.clear();
                 self.units.clear();
                 self.enter_closed(CloseReason::ResetByPeer);
             } else {
+                self.counters.challenge_acks += 1;
                 self.ack_pending = true;
             }
             return;
@@ -106,29 +147,54 @@ impl<P: Payload> Tcb<P> {
 
         // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961, section 4).
         if flags.contains(TcpFlags::SYN) {
+            self.counters.challenge_acks += 1;
             self.ack_pending = true;
             return;
         }
 
-        // Fifth: the ACK field.
+        // Fifth: the ACK field. Its value is checked before anything of the segment takes
+        // effect, the owner's options included.
         if !flags.contains(TcpFlags::ACK) {
             return;
         }
-        if self.state == TcpState::SynReceived {
+        let completes_handshake = self.state == TcpState::SynReceived;
+        if completes_handshake {
             if segment.ack != self.iss + 1 {
                 // RFC 9293 3.10.7.4 answers an unacceptable ACK in SYN-RECEIVED with
                 // <SEQ=SEG.ACK><CTL=RST>; we send a challenge ACK instead, which the peer
                 // resolves the same way.
+                self.counters.unacceptable_acks += 1;
                 self.ack_pending = true;
                 return;
             }
-            self.snd_una = segment.ack;
-            self.on_handshake_acknowledged(now);
-        }
-        if !self.process_ack(now, segment, payload_len) {
+        } else if !self.ack_value_acceptable(segment.ack) {
+            // RFC 9293 3.10.7.4: an ACK of data not yet sent is answered with an ACK and the
+            // segment dropped; RFC 5961 section 5.2 does the same for an ACK older than
+            // SND.UNA - MAX.SND.WND, which only a blind attacker sends.
+            self.counters.unacceptable_acks += 1;
+            self.ack_pending = true;
             return;
         }
 
+        // The segment is acceptable: now, and only now, the owner reads its options.
+        let kind = if completes_handshake {
+            Accepted::HandshakeAck
+        } else {
+            Accepted::Synchronized
+        };
+        let verdict = owner_options(segment, kind);
+        if verdict.withhold {
+            self.counters.withheld += 1;
+            return;
+        }
+        let mapping = verdict.mapping;
+        self.heard_from_peer(now);
+
+        if completes_handshake {
+            self.snd_una = segment.ack;
+            self.on_handshake_acknowledged(now);
+        }
+        self.process_ack(now, segment, payload_len);
         if let Some(timestamps) = segment.options.timestamps {
             // RFC 7323 section 4.3: remember the peer's clock from segments at the left edge.
             if segment.seq.distance_from(self.rcv_nxt) <= 0 {
@@ -142,6 +208,10 @@ impl<P: Payload> Tcb<P> {
                 self.state,
                 TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
             ) {
+                if self.state == TcpState::FinWait2 {
+                    // A half-closed peer still sending is not stuck.
+                    self.fin_wait_2_deadline = Some(now + self.tuning.liveness.fin_wait_2_timeout);
+                }
                 self.receive_payload(segment.seq, payload, mapping);
             }
         }
@@ -169,6 +239,27 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
+    /// RFC 9293 3.10.7.4, second: a RST is in the window when its sequence number is.
+    pub(super) fn rst_in_window(&self, seq: SeqNumber) -> bool {
+        let offset = seq.distance_from(self.rcv_nxt);
+        offset >= 0 && (offset as usize) < self.acceptable_window().max(1)
+    }
+
+    /// RFC 9293 3.10.7.4 fifth with RFC 5961 section 5.2: an acceptable ACK value lies in
+    /// SND.UNA - MAX.SND.WND ..= SND.MAX (SND.MAX, not SND.NXT: after a timeout SND.NXT went
+    /// back, and ACKs of what was sent before are still valid).
+    pub(super) fn ack_value_acceptable(&self, ack: SeqNumber) -> bool {
+        ack.distance_from(self.snd_max) <= 0
+            && i64::from(self.snd_una.distance_from(ack)) <= i64::from(self.max_send_window)
+    }
+
+    /// An acceptable segment arrived: the peer is alive.
+    pub(super) fn heard_from_peer(&mut self, now: Instant) {
+        self.last_received = now;
+        self.keepalive_probes_sent = 0;
+        self.keepalive_probe_pending = false;
+    }
+
     /// RFC 9293 3.10.7.4 table: is any part of the segment inside the receive window?
     pub(super) fn segment_acceptable(&self, seq: SeqNumber, len: u32) -> bool {
         let window = self.acceptable_window() as u32;
@@ -185,19 +276,9 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
-    /// ACK processing (RFC 9293 3.10.7.4, fifth). Returns false when the segment must be dropped.
-    pub(super) fn process_ack(
-        &mut self,
-        now: Instant,
-        segment: &TcpRepr<'_>,
-        payload_len: u32,
-    ) -> bool {
+    /// ACK processing (RFC 9293 3.10.7.4, fifth) of an ACK whose value is acceptable.
+    pub(super) fn process_ack(&mut self, now: Instant, segment: &TcpRepr<'_>, payload_len: u32) {
         let ack = segment.ack;
-        if ack.distance_from(self.snd_max) > 0 {
-            // Acknowledges something not yet sent.
-            self.ack_pending = true;
-            return false;
-        }
         let window = u32::from(segment.window) << self.negotiated.send_window_shift;
         if window == 0 {
             // RFC 9293 3.8.6.1: a peer that answers probes with a zero window is alive; the
@@ -226,7 +307,6 @@ impl<P: Payload> Tcb<P> {
             self.snd_wl1 = segment.seq;
             self.snd_wl2 = ack;
         }
-        true
     }
 
     pub(super) fn on_new_ack(&mut self, now: Instant, ack: SeqNumber, segment: &TcpRepr<'_>) {
@@ -240,6 +320,8 @@ impl<P: Payload> Tcb<P> {
         self.duplicate_acks = 0;
         self.consecutive_timeouts = 0;
         self.rto_backoff = 0;
+        // Progress: the user-timeout clock starts again with the next outstanding byte.
+        self.stalled_since = None;
 
         // RTT sample (RFC 6298 section 3, Karn's algorithm) or from the echoed timestamp.
         let mut sampled = false;
@@ -393,7 +475,10 @@ impl<P: Payload> Tcb<P> {
 
     pub(super) fn on_fin_acknowledged(&mut self, now: Instant) {
         match self.state {
-            TcpState::FinWait1 => self.state = TcpState::FinWait2,
+            TcpState::FinWait1 => {
+                self.state = TcpState::FinWait2;
+                self.fin_wait_2_deadline = Some(now + self.tuning.liveness.fin_wait_2_timeout);
+            }
             TcpState::Closing => self.enter_time_wait(now),
             TcpState::LastAck => self.enter_closed(CloseReason::Graceful),
             _ => {}
@@ -403,6 +488,8 @@ impl<P: Payload> Tcb<P> {
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = TcpState::TimeWait;
         self.rto_deadline = None;
+        self.fin_wait_2_deadline = None;
+        self.stalled_since = None;
         self.time_wait_deadline = Some(now + self.tuning.time_wait);
     }
 
@@ -412,9 +499,13 @@ impl<P: Payload> Tcb<P> {
         self.rto_deadline = None;
         self.time_wait_deadline = None;
         self.handshake_deadline = None;
+        self.fin_wait_2_deadline = None;
+        self.stalled_since = None;
         self.ack_pending = false;
         self.immediate_acks = 0;
         self.syn_pending = false;
+        self.keepalive_probe_pending = false;
+        self.fast_close_ack_pending = false;
     }
 
     pub(super) fn apply_peer_syn_options(&mut self, options: &TcpOptions<'_>, passive: bool) {

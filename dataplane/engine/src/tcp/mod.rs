@@ -1,19 +1,24 @@
 //! One TCP connection as a sans-IO state machine (RFC 9293), used for both roles: the passive
 //! open toward clients and the active open toward backends.
 //!
-//! Segments come in through [`Tcb::handle_segment`], time through [`Tcb::handle_timeout`]; the
-//! application side is [`Tcb::send`], [`Tcb::recv`] and [`Tcb::close`]. Output is pulled with
-//! [`Tcb::poll_segment`]. Payload is held by handle ([`Payload`]) from the moment it arrives
-//! until it is acknowledged, never copied.
+//! Segments come in through [`Tcb::handle_segment`] (or [`Tcb::handle_segment_with`] for an
+//! owner that reads options of its own, the MPTCP layer), time through
+//! [`Tcb::handle_timeout`]; the application side is [`Tcb::send`], [`Tcb::recv`] and
+//! [`Tcb::close`]. Output is pulled with [`Tcb::poll_segment`]. Payload is held by handle
+//! ([`Payload`]) from the moment it arrives until it is acknowledged, never copied.
 //!
 //! Implemented: MSS, window scaling and timestamps (RFC 7323), SACK-permitted negotiation and
 //! SACK blocks for out-of-order data (RFC 2018; received SACK blocks are accepted but recovery
 //! does not use them yet), the retransmission timer (RFC 6298), fast retransmit and NewReno
 //! (RFC 5681, RFC 6582) with one immediate duplicate ACK per out-of-order segment, an
 //! out-of-order queue that never holds more than the window, FIN and RST both ways (RFC 5961
-//! exact-match resets and challenge ACKs), TIME_WAIT, zero-window probes, silly window
-//! avoidance on both sides (RFC 9293 section 3.8.6.2) and bounded buffers with window updates.
-//! Not implemented: SACK-based loss recovery (RFC 6675), keepalives, PAWS, simultaneous open.
+//! exact-match resets, challenge ACKs and ACK-value checks), TIME_WAIT, zero-window probes,
+//! silly window avoidance on both sides (RFC 9293 section 3.8.6.2), bounded buffers with window
+//! updates, keepalives (RFC 9293 section 3.8.4), a FIN-WAIT-2 timeout, a user timeout (RFC 5482)
+//! and the FASTCLOSE_WAIT of an MPTCP owner (RFC 8684 section 3.5).
+//! Only segments that pass the acceptability checks reach the owner's option handler, so a
+//! blind segment cannot change MPTCP state.
+//! Not implemented: SACK-based loss recovery (RFC 6675), PAWS, simultaneous open.
 //!
 //! Tests: `tests.rs` runs two blocks back to back; `tests/sim.rs` runs them over seeded lossy
 //! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
@@ -38,6 +43,7 @@ pub use congestion::NewReno;
 pub use receive::ReceiveQueue;
 pub use rtt::RttEstimator;
 pub use send::SendQueue;
+pub use timers::FAST_CLOSE_ATTEMPTS;
 
 /// The largest window scale shift (RFC 7323, section 2.3).
 const MAX_WINDOW_SHIFT: u8 = 14;
@@ -60,6 +66,11 @@ pub enum TcpState {
     Closing,
     LastAck,
     TimeWait,
+    /// Not an RFC 9293 state: RFC 8684 section 3.5's FASTCLOSE_WAIT, entered through
+    /// [`Tcb::fast_close`]. The TCB has given up its data and sends pure ACKs that its owner
+    /// marks with MP_FASTCLOSE until the peer answers with RST, or, after a few timeouts,
+    /// a RST itself.
+    FastCloseWait,
     Closed,
 }
 
@@ -74,6 +85,53 @@ pub enum CloseReason {
     Aborted,
     /// Retransmissions or the handshake timed out.
     TimedOut,
+    /// An idle peer answered none of the keepalive probes.
+    KeepaliveTimeout,
+    /// FIN-WAIT-2 lasted longer than the configured timeout without a segment from the peer.
+    FinWait2Timeout,
+    /// Data or a FIN went unacknowledged, without progress, for longer than the user timeout.
+    UserTimeout,
+}
+
+impl CloseReason {
+    /// The connection ended without an orderly close on both sides.
+    pub fn is_abortive(self) -> bool {
+        !matches!(self, CloseReason::Graceful)
+    }
+}
+
+/// What an outgoing segment is for, beyond its flags, so that the owner decorates it right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SegmentKind {
+    #[default]
+    Regular,
+    /// A pure ACK of FASTCLOSE_WAIT, or the RST that ends it: the owner adds MP_FASTCLOSE.
+    FastClose,
+    /// A keepalive probe (RFC 9293 section 3.8.4): SND.UNA - 1, no data.
+    KeepaliveProbe,
+}
+
+/// How a segment the TCP layer accepted reaches the owner's option handler
+/// ([`Tcb::handle_segment_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// A RST that resets the connection (RFC 5961 section 3.2).
+    Reset,
+    /// The acknowledgement of our SYN-ACK that would complete the handshake.
+    HandshakeAck,
+    /// Any other segment that passed the sequence and acknowledgement checks.
+    Synchronized,
+}
+
+/// What the owner makes of an accepted segment's options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OwnerVerdict {
+    /// The DSS mapping to keep with the segment's payload.
+    pub mapping: Option<ReceivedMapping>,
+    /// Drop the segment without acknowledging it and without changing any state: the owner
+    /// waits for a retransmission that carries what it needs (an MPTCP server still missing
+    /// the client's key when a DSS arrives before the MP_CAPABLE that carries it).
+    pub withhold: bool,
 }
 
 /// An MPTCP DSS mapping carried with received payload (RFC 8684, section 3.3.1), already
@@ -109,6 +167,7 @@ pub struct OutgoingSegment<P> {
     pub relative_seq: u32,
     /// True when this segment sends bytes that were sent before.
     pub is_retransmission: bool,
+    pub kind: SegmentKind,
 }
 
 /// What the peer negotiated in its SYN (or SYN-ACK).
@@ -131,7 +190,16 @@ pub struct TcbCounters {
     pub retransmissions: u64,
     pub rto_expirations: u64,
     pub fast_retransmits: u64,
+    /// Segments dropped because their sequence numbers fell outside the receive window.
     pub out_of_window: u64,
+    /// Segments dropped because they acknowledged data never sent, or far older than SND.UNA
+    /// (RFC 5961 section 5.2).
+    pub unacceptable_acks: u64,
+    /// In-window RSTs and SYNs answered with a challenge ACK (RFC 5961 sections 3.2, 4.2).
+    pub challenge_acks: u64,
+    /// Segments the owner withheld (see [`OwnerVerdict::withhold`]).
+    pub withheld: u64,
+    pub keepalive_probes: u64,
 }
 
 /// Transmission control block: one TCP connection.
@@ -209,6 +277,24 @@ pub struct Tcb<P: Payload> {
     rst_pending: bool,
     time_wait_deadline: Option<Instant>,
     handshake_deadline: Option<Instant>,
+    /// FIN-WAIT-2 ends here unless the peer sends data or its FIN first.
+    fin_wait_2_deadline: Option<Instant>,
+    /// When the last acceptable segment arrived: the idle clock of keepalives and of the
+    /// FIN-WAIT-2 timeout.
+    last_received: Instant,
+    /// Keepalive probes sent since the peer was last heard.
+    keepalive_probes_sent: u32,
+    /// The next poll sends a keepalive probe.
+    keepalive_probe_pending: bool,
+    /// Since when data or a FIN has waited for an acknowledgement without any progress
+    /// (RFC 5482 user timeout); `None` while nothing is outstanding.
+    stalled_since: Option<Instant>,
+    /// Unanswered MP_FASTCLOSE ACKs sent in FASTCLOSE_WAIT.
+    fast_close_attempts: u32,
+    /// The next poll sends the FASTCLOSE_WAIT ACK.
+    fast_close_ack_pending: bool,
+    /// The pending RST ends FASTCLOSE_WAIT (the owner adds MP_FASTCLOSE to it).
+    rst_is_fast_close: bool,
     counters: TcbCounters,
 }
 
@@ -336,6 +422,14 @@ impl<P: Payload> Tcb<P> {
             rst_pending: false,
             time_wait_deadline: None,
             handshake_deadline: Some(now + tuning.connect_timeout),
+            fin_wait_2_deadline: None,
+            last_received: now,
+            keepalive_probes_sent: 0,
+            keepalive_probe_pending: false,
+            stalled_since: None,
+            fast_close_attempts: 0,
+            fast_close_ack_pending: false,
+            rst_is_fast_close: false,
             counters: TcbCounters::default(),
         }
     }
@@ -518,16 +612,67 @@ impl<P: Payload> Tcb<P> {
 
     /// Aborts: one RST goes out and the TCB is closed (RFC 9293, section 3.10.5).
     pub fn abort(&mut self) {
+        self.abort_with(CloseReason::Aborted);
+    }
+
+    /// Aborts for `reason`: the RST of [`Tcb::abort`], with the cause kept for the counters.
+    pub(super) fn abort_with(&mut self, reason: CloseReason) {
         if self.state == TcpState::Closed {
             return;
         }
         if !matches!(self.state, TcpState::SynSent | TcpState::TimeWait) {
             self.rst_pending = true;
+            self.rst_is_fast_close = self.state == TcpState::FastCloseWait;
         }
         self.send_queue.clear();
         self.units.clear();
         self.receive_queue.clear();
-        self.enter_closed(CloseReason::Aborted);
+        self.enter_closed(reason);
+    }
+
+    /// RFC 8684 section 3.5: the owner ends the MPTCP connection at once. The TCB gives up the
+    /// data it holds both ways and enters FASTCLOSE_WAIT: it sends a pure ACK that the owner
+    /// marks with MP_FASTCLOSE (see [`SegmentKind::FastClose`]), repeats it after each
+    /// retransmission timeout and closes when the peer answers with RST; after
+    /// [`FAST_CLOSE_ATTEMPTS`] unanswered ones it sends a RST itself (also marked). A TCB that
+    /// is not synchronized is simply aborted; one in TIME-WAIT is done already.
+    pub fn fast_close(&mut self, now: Instant) {
+        match self.state {
+            TcpState::Closed | TcpState::TimeWait | TcpState::FastCloseWait => {}
+            TcpState::SynSent | TcpState::SynReceived => self.abort(),
+            _ => {
+                self.send_queue.clear();
+                self.units.clear();
+                self.receive_queue.clear();
+                self.state = TcpState::FastCloseWait;
+                self.fin_queued = false;
+                self.ack_pending = false;
+                self.immediate_acks = 0;
+                self.retransmit_head = false;
+                self.window_probe_pending = false;
+                self.keepalive_probe_pending = false;
+                self.fin_wait_2_deadline = None;
+                self.stalled_since = None;
+                self.fast_close_ack_pending = true;
+                self.fast_close_attempts = 0;
+                self.rto_deadline = None;
+                self.rto_backoff = 0;
+                self.arm_retransmission_timer(now);
+            }
+        }
+    }
+
+    /// The peer sent its own MP_FASTCLOSE while we were in FASTCLOSE_WAIT, or asked for one
+    /// (RFC 8684 section 3.5): answer with a RST and close.
+    pub fn fast_close_answered(&mut self) {
+        if self.state != TcpState::Closed {
+            self.rst_pending = true;
+            self.rst_is_fast_close = false;
+            self.send_queue.clear();
+            self.units.clear();
+            self.receive_queue.clear();
+            self.enter_closed(CloseReason::Aborted);
+        }
     }
 }
 

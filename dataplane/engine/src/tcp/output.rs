@@ -136,17 +136,62 @@ impl<P: Payload> Tcb<P> {
                 window: 0,
                 options: TcpOptions::default(),
             };
+            let kind = if core::mem::take(&mut self.rst_is_fast_close) {
+                SegmentKind::FastClose
+            } else {
+                SegmentKind::Regular
+            };
             return Some(OutgoingSegment {
                 repr,
                 payload: None,
                 relative_seq: 0,
                 is_retransmission: false,
+                kind,
             });
         }
         match self.state {
             TcpState::Closed => None,
             TcpState::SynSent | TcpState::SynReceived => self.poll_handshake(now),
-            _ => self.poll_synchronized(now),
+            TcpState::FastCloseWait => self.poll_fast_close_wait(now),
+            _ => {
+                let segment = self.poll_synchronized(now);
+                self.note_outstanding(now);
+                segment
+            }
+        }
+    }
+
+    /// FASTCLOSE_WAIT sends one pure ACK per attempt; the owner adds MP_FASTCLOSE to it.
+    pub(super) fn poll_fast_close_wait(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        if !core::mem::take(&mut self.fast_close_ack_pending) {
+            return None;
+        }
+        self.fast_close_attempts += 1;
+        let options = self.base_options(now);
+        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
+        Some(OutgoingSegment {
+            repr,
+            payload: None,
+            relative_seq: 0,
+            is_retransmission: self.fast_close_attempts > 1,
+            kind: SegmentKind::FastClose,
+        })
+    }
+
+    /// A keepalive probe (RFC 9293 section 3.8.4, RFC 1122 section 4.2.3.6): SEG.SEQ =
+    /// SND.UNA - 1 and no data, so that the peer, which has seen that octet, answers with an
+    /// ACK.
+    pub(super) fn keepalive_probe(&mut self, now: Instant) -> OutgoingSegment<P> {
+        self.keepalive_probe_pending = false;
+        self.counters.keepalive_probes += 1;
+        let options = self.base_options(now);
+        let repr = self.make_repr(self.snd_una - 1, TcpFlags::ACK, options);
+        OutgoingSegment {
+            repr,
+            payload: None,
+            relative_seq: 0,
+            is_retransmission: false,
+            kind: SegmentKind::KeepaliveProbe,
         }
     }
 
@@ -175,6 +220,7 @@ impl<P: Payload> Tcb<P> {
             payload: None,
             relative_seq: 0,
             is_retransmission,
+            kind: SegmentKind::Regular,
         })
     }
 
@@ -195,6 +241,9 @@ impl<P: Payload> Tcb<P> {
         }
         if let Some(segment) = self.next_new_segment(now) {
             return Some(segment);
+        }
+        if self.keepalive_probe_pending {
+            return Some(self.keepalive_probe(now));
         }
         self.take_pure_ack(now)
     }
@@ -219,6 +268,7 @@ impl<P: Payload> Tcb<P> {
             payload: None,
             relative_seq: 0,
             is_retransmission: false,
+            kind: SegmentKind::Regular,
         })
     }
 
@@ -322,6 +372,7 @@ impl<P: Payload> Tcb<P> {
             payload: None,
             relative_seq: 0,
             is_retransmission,
+            kind: SegmentKind::Regular,
         }
     }
 
@@ -396,6 +447,7 @@ impl<P: Payload> Tcb<P> {
             payload: Some(payload),
             relative_seq,
             is_retransmission,
+            kind: SegmentKind::Regular,
         }
     }
 }

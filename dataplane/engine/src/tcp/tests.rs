@@ -9,7 +9,7 @@ use mpterm_wire::tcp::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use mpterm_wire::SeqNumber;
 
 use super::{CloseReason, OutgoingSegment, Tcb, TcpState};
-use crate::{Instant, TcpTuning};
+use crate::{Instant, Liveness, TcpTuning};
 
 const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
 const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
@@ -30,6 +30,8 @@ fn tuning() -> TcpTuning {
         max_rto: Duration::from_secs(60),
         time_wait: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(30),
+        // Most tests watch the retransmission timer alone; the liveness tests set their own.
+        liveness: Liveness::retransmission_limit_only(Duration::from_secs(60)),
     }
 }
 
@@ -50,7 +52,7 @@ fn drain(tcb: &mut Tcb<Bytes>, now: Instant) -> Vec<Segment> {
 }
 
 fn deliver(tcb: &mut Tcb<Bytes>, now: Instant, segment: &Segment) {
-    tcb.handle_segment(now, &segment.repr, segment.payload.clone(), None);
+    tcb.handle_segment(now, &segment.repr, segment.payload.clone());
 }
 
 fn read_all(tcb: &mut Tcb<Bytes>, into: &mut Vec<u8>) {
@@ -302,7 +304,7 @@ fn passive_open_without_options_uses_defaults_and_offers_nothing_extra() {
         window: 4000,
         ..syn
     };
-    server.handle_segment(now, &ack, None, None);
+    server.handle_segment(now, &ack, None);
     assert_eq!(server.state(), TcpState::Established);
     server.send(Bytes::from(pattern(3000, 1))).unwrap();
     let segments = drain(&mut server, now);
@@ -346,7 +348,7 @@ fn passive_side_answers_a_window_scale_offer_even_when_it_needs_no_shift() {
         options: TcpOptions::default(),
         ..syn
     };
-    server.handle_segment(now, &ack, None, None);
+    server.handle_segment(now, &ack, None);
     server.send(Bytes::from(pattern(5000, 2))).unwrap();
     let sent: usize = drain(&mut server, now).iter().map(payload_len).sum();
     assert_eq!(sent, 256, "the peer's window is scaled by its shift of 7");
@@ -370,7 +372,7 @@ fn active_open_follows_a_syn_ack_without_timestamps_or_sack() {
             ..TcpOptions::default()
         },
     };
-    client.handle_segment(now, &syn_ack, None, None);
+    client.handle_segment(now, &syn_ack, None);
     assert_eq!(client.state(), TcpState::Established);
     assert!(!client.timestamps_enabled());
     assert!(!client.sack_permitted());
@@ -397,7 +399,7 @@ fn syn_ack_with_a_wrong_ack_gets_a_reset_and_leaves_syn_sent() {
         window: 8000,
         options: TcpOptions::default(),
     };
-    client.handle_segment(now, &bogus, None, None);
+    client.handle_segment(now, &bogus, None);
     assert_eq!(client.state(), TcpState::SynSent);
     let rst = client.poll_segment(now).expect("RST");
     assert!(rst.repr.flags.contains(TcpFlags::RST));
@@ -605,14 +607,14 @@ fn rst(from: &Tcb<Bytes>, seq: SeqNumber) -> TcpRepr<'static> {
 fn check_rst_rules(tcb: &mut Tcb<Bytes>, peer: &Tcb<Bytes>, now: Instant, rcv_nxt: SeqNumber) {
     let state = tcb.state();
     drain(tcb, now);
-    tcb.handle_segment(now, &rst(peer, rcv_nxt + 1_000_000), None, None);
+    tcb.handle_segment(now, &rst(peer, rcv_nxt + 1_000_000), None);
     assert_eq!(tcb.state(), state, "out-of-window RST is ignored");
     assert!(
         drain(tcb, now).is_empty(),
         "no answer to an out-of-window RST"
     );
 
-    tcb.handle_segment(now, &rst(peer, rcv_nxt + 100), None, None);
+    tcb.handle_segment(now, &rst(peer, rcv_nxt + 100), None);
     assert_eq!(tcb.state(), state, "in-window inexact RST does not reset");
     let challenge = drain(tcb, now);
     assert_eq!(challenge.len(), 1, "challenge ACK in {state:?}");
@@ -624,7 +626,7 @@ fn check_rst_rules(tcb: &mut Tcb<Bytes>, peer: &Tcb<Bytes>, now: Instant, rcv_nx
     }
     assert_eq!(challenge[0].repr.ack, rcv_nxt);
 
-    tcb.handle_segment(now, &rst(peer, rcv_nxt), None, None);
+    tcb.handle_segment(now, &rst(peer, rcv_nxt), None);
     assert_eq!(
         tcb.state(),
         TcpState::Closed,
@@ -704,7 +706,7 @@ fn rst_in_time_wait_is_ignored() {
         window: 0,
         options: TcpOptions::default(),
     };
-    pair.client.handle_segment(now, &reset, None, None);
+    pair.client.handle_segment(now, &reset, None);
     assert_eq!(pair.client.state(), TcpState::TimeWait);
     assert_eq!(pair.client.close_reason(), None);
 }
@@ -723,7 +725,7 @@ fn rst_in_syn_sent_needs_an_acceptable_ack() {
         window: 0,
         options: TcpOptions::default(),
     };
-    client.handle_segment(now, &reset, None, None);
+    client.handle_segment(now, &reset, None);
     assert_eq!(
         client.state(),
         TcpState::SynSent,
@@ -731,7 +733,7 @@ fn rst_in_syn_sent_needs_an_acceptable_ack() {
     );
     assert!(client.poll_segment(now).is_none(), "never answer a RST");
     reset.flags = TcpFlags::RST;
-    client.handle_segment(now, &reset, None, None);
+    client.handle_segment(now, &reset, None);
     assert_eq!(
         client.state(),
         TcpState::SynSent,
@@ -739,7 +741,7 @@ fn rst_in_syn_sent_needs_an_acceptable_ack() {
     );
     reset.flags = TcpFlags::RST | TcpFlags::ACK;
     reset.ack = CLIENT_ISS + 1;
-    client.handle_segment(now, &reset, None, None);
+    client.handle_segment(now, &reset, None);
     assert_eq!(client.state(), TcpState::Closed);
     assert_eq!(client.close_reason(), Some(CloseReason::ResetByPeer));
 }
@@ -864,12 +866,12 @@ fn no_sack_blocks_when_sack_was_not_negotiated() {
         options: TcpOptions::default(),
         ..syn
     };
-    server.handle_segment(now, &ack, None, None);
+    server.handle_segment(now, &ack, None);
     let data = TcpRepr {
         seq: CLIENT_ISS + 1001,
         ..ack
     };
-    server.handle_segment(now, &data, Some(Bytes::from(pattern(100, 9))), None);
+    server.handle_segment(now, &data, Some(Bytes::from(pattern(100, 9))));
     let answer = drain(&mut server, now);
     assert_eq!(answer.len(), 1);
     assert_eq!(answer[0].repr.ack, CLIENT_ISS + 1);
@@ -884,8 +886,7 @@ impl Pair {
         repr.seq = CLIENT_ISS + 1 + from as u32;
         repr.flags = TcpFlags::ACK;
         let payload = Bytes::copy_from_slice(&data[from..to]);
-        self.server
-            .handle_segment(self.now, &repr, Some(payload), None);
+        self.server.handle_segment(self.now, &repr, Some(payload));
     }
 }
 
@@ -1359,19 +1360,19 @@ fn sender_does_not_fill_a_small_window_opening_with_a_small_segment() {
         flags: TcpFlags::ACK,
         ..syn
     };
-    server.handle_segment(now, &ack, None, None);
+    server.handle_segment(now, &ack, None);
     server.send(Bytes::from(pattern(5000, 24))).unwrap();
     let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
     assert_eq!(sent, vec![1000]);
     // The first segment is acknowledged: 1500 bytes of window, one full segment goes.
     ack.ack = SERVER_ISS + 1001;
-    server.handle_segment(now, &ack, None, None);
+    server.handle_segment(now, &ack, None);
     let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
     assert_eq!(sent, vec![1000]);
     // With nothing in flight a partial window is used (no ACK would come otherwise).
     ack.ack = SERVER_ISS + 2001;
     ack.window = 600;
-    server.handle_segment(now, &ack, None, None);
+    server.handle_segment(now, &ack, None);
     let sent: Vec<usize> = drain(&mut server, now).iter().map(payload_len).collect();
     assert_eq!(sent, vec![600]);
 }

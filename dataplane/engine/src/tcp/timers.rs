@@ -1,6 +1,12 @@
-//! The retransmission, persist, handshake and TIME-WAIT timers (RFC 6298, RFC 9293).
+//! The timers: retransmission and persist (RFC 6298, RFC 9293 3.8.6.1), handshake, TIME-WAIT,
+//! keepalive (RFC 9293 3.8.4), FIN-WAIT-2, the user timeout (RFC 5482) and FASTCLOSE_WAIT
+//! (RFC 8684 section 3.5).
 
 use super::*;
+
+/// MP_FASTCLOSE ACKs sent in FASTCLOSE_WAIT before the TCB gives up waiting for the peer's
+/// RST and sends one itself. RFC 8684 section 3.5 asks for a limit without naming one.
+pub const FAST_CLOSE_ATTEMPTS: u32 = 3;
 
 impl<P: Payload> Tcb<P> {
     /// The earliest instant at which [`Tcb::handle_timeout`] has work.
@@ -9,6 +15,9 @@ impl<P: Payload> Tcb<P> {
             self.rto_deadline,
             self.time_wait_deadline,
             self.handshake_deadline,
+            self.fin_wait_2_deadline,
+            self.keepalive_deadline(),
+            self.user_timeout_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -17,24 +26,110 @@ impl<P: Payload> Tcb<P> {
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self
-            .handshake_deadline
-            .is_some_and(|deadline| deadline <= now)
-        {
+        let due = |deadline: Option<Instant>| deadline.is_some_and(|deadline| deadline <= now);
+        if due(self.handshake_deadline) {
             self.rst_pending = self.state == TcpState::SynReceived;
             self.enter_closed(CloseReason::TimedOut);
             return;
         }
-        if self
-            .time_wait_deadline
-            .is_some_and(|deadline| deadline <= now)
-        {
+        if due(self.time_wait_deadline) {
             self.enter_closed(CloseReason::Graceful);
             return;
         }
-        if self.rto_deadline.is_some_and(|deadline| deadline <= now) {
+        if self.state == TcpState::FastCloseWait {
+            if due(self.rto_deadline) {
+                self.on_fast_close_timeout(now);
+            }
+            return;
+        }
+        if due(self.user_timeout_deadline()) {
+            self.abort_with(CloseReason::UserTimeout);
+            return;
+        }
+        if due(self.fin_wait_2_deadline) {
+            self.abort_with(CloseReason::FinWait2Timeout);
+            return;
+        }
+        if due(self.keepalive_deadline()) {
+            self.on_keepalive_timeout();
+            if self.is_closed() {
+                return;
+            }
+        }
+        if due(self.rto_deadline) {
             self.on_retransmission_timeout(now);
         }
+    }
+
+    /// Keepalive (RFC 9293 section 3.8.4, RFC 1122 section 4.2.3.6): only a synchronized
+    /// connection with nothing outstanding, idle for `idle`, is probed; probe `n` is due
+    /// `n * interval` later; one interval after the last probe the connection is given up.
+    pub(super) fn keepalive_deadline(&self) -> Option<Instant> {
+        let keepalive = self.tuning.liveness.keepalive?;
+        if !matches!(
+            self.state,
+            TcpState::Established | TcpState::CloseWait | TcpState::FinWait2
+        ) || self.has_outstanding()
+        {
+            return None;
+        }
+        let probes = keepalive
+            .interval
+            .saturating_mul(self.keepalive_probes_sent);
+        Some(self.last_received + keepalive.idle + probes)
+    }
+
+    fn on_keepalive_timeout(&mut self) {
+        let Some(keepalive) = self.tuning.liveness.keepalive else {
+            return;
+        };
+        if self.keepalive_probes_sent >= keepalive.probes {
+            self.abort_with(CloseReason::KeepaliveTimeout);
+            return;
+        }
+        self.keepalive_probes_sent += 1;
+        self.keepalive_probe_pending = true;
+    }
+
+    /// RFC 5482's user timeout: data or a FIN outstanding for this long without progress.
+    pub(super) fn user_timeout_deadline(&self) -> Option<Instant> {
+        if !self.is_synchronized() || matches!(self.state, TcpState::TimeWait) {
+            return None;
+        }
+        let user_timeout = self.tuning.liveness.user_timeout?;
+        self.stalled_since.map(|since| since + user_timeout)
+    }
+
+    /// Starts the user-timeout clock when something waits for an acknowledgement; progress
+    /// (a new ACK) stops it, see [`Tcb::on_new_ack`].
+    pub(super) fn note_outstanding(&mut self, now: Instant) {
+        if self.stalled_since.is_none() && self.has_outstanding() {
+            self.stalled_since = Some(now);
+        }
+    }
+
+    /// Data, or a FIN, waits to be sent or acknowledged.
+    pub(super) fn has_outstanding(&self) -> bool {
+        self.snd_max != self.snd_una
+            || !self.send_queue.is_empty()
+            || (self.fin_queued
+                && self
+                    .fin_seq
+                    .is_none_or(|fin| self.snd_una.distance_from(fin) <= 0))
+    }
+
+    fn on_fast_close_timeout(&mut self, now: Instant) {
+        self.rto_deadline = None;
+        if self.fast_close_attempts >= FAST_CLOSE_ATTEMPTS {
+            // Section 3.5: no RST came back; end it with a RST carrying MP_FASTCLOSE.
+            self.rst_pending = true;
+            self.rst_is_fast_close = true;
+            self.enter_closed(CloseReason::Aborted);
+            return;
+        }
+        self.rto_backoff = (self.rto_backoff + 1).min(16);
+        self.fast_close_ack_pending = true;
+        self.arm_retransmission_timer(now);
     }
 
     pub(super) fn on_retransmission_timeout(&mut self, now: Instant) {

@@ -360,6 +360,7 @@ pub fn tuning() -> TcpTuning {
         max_rto: Duration::from_secs(60),
         time_wait: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(30),
+        ..TcpTuning::default()
     }
 }
 

@@ -1,0 +1,117 @@
+//! Our MPTCP options on the segments the subflow sends (RFC 8684 section 3).
+
+use mpterm_wire::checksum;
+use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MptcpOption};
+use mpterm_wire::tcp::{SackBlocks, TcpFlags, MAX_OPTIONS_LEN};
+
+use super::MptcpSession;
+use crate::tcp::{OutgoingSegment, SegmentKind};
+use crate::Payload;
+
+impl<P: Payload> MptcpSession<P> {
+    /// Adds our MPTCP options to a segment about to leave on the subflow.
+    pub fn decorate(&self, segment: &mut OutgoingSegment<P>) {
+        if self.fallen_back {
+            // Section 3.7: a fallen-back subflow is plain TCP.
+            return;
+        }
+        let flags = segment.repr.flags;
+        if flags.contains(TcpFlags::RST) {
+            self.decorate_reset(segment);
+            return;
+        }
+        if flags.contains(TcpFlags::SYN) {
+            // Section 3.1: the SYN/ACK carries our key; A if either side wants checksums.
+            segment.repr.options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
+                version: 1,
+                checksum_required: self.checksums,
+                extensibility: false,
+                no_new_subflows_to_source: false,
+                hmac_sha256: true,
+                sender_key: Some(self.local_key),
+                receiver_key: None,
+                data_level_length: None,
+                checksum: None,
+            }));
+            return;
+        }
+        // The subflow is established only once the client's key is known (see
+        // `handle_handshake_ack`), so every segment after the SYN/ACK has an option here.
+        let Some(remote_key) = self.remote_key else {
+            return;
+        };
+        if segment.kind == SegmentKind::FastClose {
+            // Section 3.5: the ACK of FASTCLOSE_WAIT carries the receiver's key alone.
+            segment.repr.options.mptcp[0] = Some(MptcpOption::MpFastclose {
+                receiver_key: remote_key,
+            });
+            return;
+        }
+        self.decorate_with_dss(segment);
+    }
+
+    /// Section 3.6: our RSTs say why in MP_TCPRST; the one that ends a fast close also
+    /// carries MP_FASTCLOSE (as Linux sends them, `mptcp_established_options`).
+    fn decorate_reset(&self, segment: &mut OutgoingSegment<P>) {
+        let options = &mut segment.repr.options;
+        let reset = Some(MptcpOption::MpTcpRst(self.reset_reason.option()));
+        match self.remote_key {
+            Some(receiver_key) if segment.kind == SegmentKind::FastClose || self.fast_closing => {
+                options.mptcp = [Some(MptcpOption::MpFastclose { receiver_key }), reset];
+            }
+            _ => options.mptcp[0] = reset,
+        }
+    }
+
+    fn decorate_with_dss(&self, segment: &mut OutgoingSegment<P>) {
+        let flags = segment.repr.flags;
+        let data_ack = Some(DataSeqWire::Bits64(self.rcv_data_nxt));
+        let mut dss = Dss {
+            data_ack,
+            mapping: None,
+            data_fin: false,
+        };
+        if let Some(payload) = segment.payload.as_ref() {
+            let data_seq = self
+                .send_data_base
+                .wrapping_add(u64::from(segment.relative_seq.wrapping_sub(1)));
+            let length = payload.len() as u16;
+            dss.mapping = Some(DssMapping {
+                data_seq: DataSeqWire::Bits64(data_seq),
+                subflow_seq: segment.relative_seq,
+                data_level_length: length,
+                checksum: self.checksums.then(|| {
+                    // Section 3.3.1: pseudo-header with the checksum field zero, then the data.
+                    let mut sum =
+                        checksum::dss_pseudo_header(data_seq, segment.relative_seq, length, 0);
+                    sum.add_bytes(payload.as_ref());
+                    sum.finish()
+                }),
+            });
+        } else if flags.contains(TcpFlags::FIN) {
+            if let Some(fin) = self.local_data_fin {
+                // Section 3.3.3: a DATA_FIN without data maps subflow sequence 0, length 1.
+                dss.data_fin = true;
+                dss.mapping = Some(DssMapping {
+                    data_seq: DataSeqWire::Bits64(fin),
+                    subflow_seq: 0,
+                    data_level_length: 1,
+                    checksum: self
+                        .checksums
+                        .then(|| checksum::dss_pseudo_header(fin, 0, 1, 0).finish()),
+                });
+            }
+        }
+        let options = &mut segment.repr.options;
+        options.mptcp[0] = Some(MptcpOption::Dss(dss));
+        // Keep the option space within 40 bytes: SACK blocks give way to the DSS.
+        while options.encoded_len() > MAX_OPTIONS_LEN && !options.sack_blocks.is_empty() {
+            let mut fewer = SackBlocks::default();
+            let keep = options.sack_blocks.len() - 1;
+            for &(left, right) in &options.sack_blocks.as_slice()[..keep] {
+                fewer.push(left, right);
+            }
+            options.sack_blocks = fewer;
+        }
+    }
+}
