@@ -33,6 +33,9 @@ APPLIANCE_EXIT_HOW=""
 APPLIANCE_EXIT=""
 # Extra arguments for the kernel stand-in; only the lab's self-test sets them (to inject faults).
 STANDIN_EXTRA_ARGS=()
+# The appliance's backend connect (handshake) timeout in milliseconds; empty keeps the
+# appliance's default (mpterm's tcp.connect_timeout_ms, 30000; the stand-in's 30 s likewise).
+APPLIANCE_CONNECT_TIMEOUT_MS="${APPLIANCE_CONNECT_TIMEOUT_MS:-}"
 
 # Writes the mpterm configuration for this lab. This is the one place that knows mpterm's config
 # format (the format the binary reads; README.md "Configuration" documents it).
@@ -63,12 +66,19 @@ port = "net_af_packet1"
 address = "$LAB_APP_BACKEND_ADDR/24"$(appliance_mpterm_second_path_interface)
 
 [mptcp]
-checksum = "$checksum_mode"
+checksum = "$checksum_mode"$(appliance_mpterm_tcp_section)
 
 [[proxy]]
 listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
 backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"
 EOF
+}
+
+# The [tcp] section, only when a scenario group sets a key of it (APPLIANCE_CONNECT_TIMEOUT_MS).
+# Starts with an empty line: it follows the previous block's last line directly.
+appliance_mpterm_tcp_section() {
+    [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" ]] || return 0
+    printf '\n\n[tcp]\nconnect_timeout_ms = %s' "$APPLIANCE_CONNECT_TIMEOUT_MS"
 }
 
 # The [[interface]] block of the second client path (LAB_PATHS=2), nothing otherwise.
@@ -130,9 +140,13 @@ appliance_start_kernel_standin() {
     # The stand-in's server side negotiates DSS checksums from its own namespace's sysctl, so it
     # must agree with the client's for "checksum required" to mean the same as with mpterm.
     lab_exec app sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
+    local timeout_args=()
+    if [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" ]]; then
+        timeout_args=(--backend-connect-timeout "$(awk -v ms="$APPLIANCE_CONNECT_TIMEOUT_MS" 'BEGIN { print ms / 1000 }')")
+    fi
     ip netns exec "$(lab_ns_app)" "$LAB_PYTHON" -u "$LAB_DIR/peer.py" standin-proxy \
         --listen "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" \
-        --backend "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" \
+        --backend "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" "${timeout_args[@]}" \
         --ready-file "$ready" "${STANDIN_EXTRA_ARGS[@]}" >"$APPLIANCE_LOG" 2>&1 &
     # `ip netns exec` execs the command, so $! is the proxy itself.
     APPLIANCE_PID=$!

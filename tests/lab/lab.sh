@@ -207,6 +207,77 @@ lab_clear_path_loss() {
     lab_exec mbox nft delete table bridge mptlab_loss 2>/dev/null || true
 }
 
+# Prints the packet count of a named nftables counter in one of the lab's namespaces (empty if
+# the table is gone; never fails): lab_nft_counter_packets mbox|backend FAMILY TABLE COUNTER
+lab_nft_counter_packets() {
+    local which="$1" family="$2" table="$3" counter="$4" listing
+    listing="$(lab_exec "$which" nft list counter "$family" "$table" "$counter" 2>/dev/null)" || return 0
+    awk '/packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }' <<<"$listing"
+}
+
+# The loss that used to make mpterm reset (issue 5): the end of each MPTCP handshake lost once.
+# In the middlebox, for every client->appliance flow (client address and port), the first two
+# segments that are not SYNs and carry MP_CAPABLE (subtype 0) are dropped, each counted: the
+# client's third ACK and its first data segment, the only two a Linux client sends with
+# MP_CAPABLE when it starts sending at once (it puts the option only on segments at its initial
+# sequence number + 1: mptcp_established_options_mp() in net/mptcp/options.c). Its
+# retransmission of that first data segment carries MP_CAPABLE again and passes, and so does
+# everything after it. Two per-flow dynamic sets remember which flows already lost one and two.
+# Needs LAB_MIDDLEBOX=1.
+lab_set_mpc_oneshot_drop() {
+    lab_ns_exists "$(lab_ns_mbox)" || {
+        lab_log "the MP_CAPABLE drop needs the middlebox (LAB_MIDDLEBOX=1)"
+        return 1
+    }
+    local match="ip daddr $LAB_APP_CLIENT_ADDR tcp dport $LAB_LISTEN_PORT tcp flags & (syn | rst) == 0 tcp option mptcp subtype 0"
+    lab_exec mbox nft -f - <<EOF
+table bridge mptlab_mpc_drop {
+    counter dropped {}
+    set lost_one { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 10m; }
+    set lost_two { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 10m; }
+    chain forward_mpc_drop {
+        type filter hook forward priority 0; policy accept;
+        $match ip saddr . tcp sport @lost_two accept
+        $match ip saddr . tcp sport @lost_one add @lost_two { ip saddr . tcp sport } counter name "dropped" drop
+        $match add @lost_one { ip saddr . tcp sport } counter name "dropped" drop
+    }
+}
+EOF
+}
+
+# Prints how many segments the MP_CAPABLE drop dropped.
+lab_mpc_drop_count() {
+    lab_nft_counter_packets mbox bridge mptlab_mpc_drop dropped
+}
+
+lab_clear_mpc_drop() {
+    lab_exec mbox nft delete table bridge mptlab_mpc_drop 2>/dev/null || true
+}
+
+# A backend that does not answer: the backend namespace's own input hook drops every SYN to
+# the backend port, counted, so the appliance's handshake toward it times out (or, once the
+# rule is removed, a retransmitted SYN gets through).
+lab_set_backend_silent() {
+    lab_exec backend nft -f - <<EOF
+table inet mptlab_silent {
+    counter dropped_syns {}
+    chain input_silent {
+        type filter hook input priority 0; policy accept;
+        tcp dport $LAB_BACKEND_PORT tcp flags & (syn | ack) == syn counter name "dropped_syns" drop
+    }
+}
+EOF
+}
+
+# Prints how many SYNs the silent backend dropped.
+lab_backend_silent_count() {
+    lab_nft_counter_packets backend inet mptlab_silent dropped_syns
+}
+
+lab_clear_backend_silent() {
+    lab_exec backend nft delete table inet mptlab_silent 2>/dev/null || true
+}
+
 # Starts a packet capture (headers only) inside one of the lab's namespaces and waits until it
 # listens; prints its pid. lab_pcap_start client|backend|... DEV FILE
 lab_pcap_start() {

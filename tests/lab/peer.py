@@ -4,11 +4,15 @@
 Every program the lab runs inside a namespace lives here, so that the lab needs nothing but
 python3's standard library:
 
-  client         the Linux MPTCP (or plain TCP) client: sends and receives at the same time
-  backend        the plain TCP backend: receives until EOF (optionally slowly) while sending
+  client         the Linux MPTCP (or plain TCP) client: sends and receives at the same time, on
+                 one connection or on many opened at the same moment
+  backend        the plain TCP backend: receives until EOF (optionally slowly) while sending, or
+                 resets every connection after a given number of bytes
   standin-proxy  the kernel stand-in appliance: MPTCP listener, plain TCP upstream, relays both
                  ways with half-close
   check          compares a client report with a backend report (length and SHA-256 each way)
+  check-failure  checks connections that must fail: how and when each client learnt of the
+                 backend's failure, and that what did arrive is an exact prefix of what was sent
   counters       snapshots the MPTcpExt counters of the current network namespace, or asserts
                  on the difference between two snapshots
   rss-monitor    samples a process's VmRSS until told to stop
@@ -21,11 +25,13 @@ replayed byte for byte, and no side ever holds a whole transfer in memory.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
 import queue
 import random
+import selectors
 import signal
 import socket
 import struct
@@ -78,47 +84,97 @@ class Digest:
         return {"bytes": self.length, "sha256": self.sha.hexdigest()}
 
 
-def send_seeded(sock: socket.socket, total: int, seed: int, digest: Digest) -> None:
-    """Sends `total` bytes from a generator seeded with `seed`, then shuts the write side."""
+def seeded_chunks(seed: int, total: int):
+    """The chunks of a seeded stream of `total` bytes, exactly as a sender generates them (the
+    chunking is part of the stream: a prefix is only reproducible with the same chunk sizes)."""
     rng = random.Random(seed)
     remaining = total
     while remaining > 0:
         chunk = rng.randbytes(min(CHUNK, remaining))
+        remaining -= len(chunk)
+        yield chunk
+
+
+def seeded_prefix_digest(seed: int, total: int, length: int) -> dict:
+    """Length and SHA-256 of the first `length` bytes of the seeded stream of `total` bytes: what
+    a receiver must hold if the stream was cut after `length` bytes but nothing was lost or
+    changed before that."""
+    digest = Digest()
+    need = min(length, total)
+    for chunk in seeded_chunks(seed, total):
+        if need <= 0:
+            break
+        part = chunk[:need]
+        digest.update(part)
+        need -= len(part)
+    return digest.as_dict()
+
+
+def send_seeded(sock: socket.socket, total: int, seed: int, digest: Digest,
+                go: threading.Event | None = None, deadline: float = 0.0) -> None:
+    """Sends `total` bytes from a generator seeded with `seed`, then shuts the write side. With
+    `go`, waits for it first (bounded by the deadline)."""
+    if go is not None and not go.wait(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError("the condition to start sending never came")
+    for chunk in seeded_chunks(seed, total):
+        # Counted before sendall: on a failure in the middle of a chunk, `sent` is an upper
+        # bound of what the kernel took, which is what the prefix checks need.
         digest.update(chunk)
         sock.sendall(chunk)
-        remaining -= len(chunk)
     sock.shutdown(socket.SHUT_WR)
 
 
 def receive_until_eof(sock: socket.socket, digest: Digest, chunk: int = CHUNK,
-                      delay_s: float = 0.0) -> None:
+                      delay_s: float = 0.0, received_enough: tuple | None = None) -> None:
     """Receives until the peer's FIN. With a delay, sleeps between small reads so that the
-    receive window closes and the sender feels back-pressure."""
+    receive window closes and the sender feels back-pressure. `received_enough` is
+    (BYTES, EVENT): the event is set once BYTES have arrived, or at EOF."""
     buf = bytearray(chunk)
     view = memoryview(buf)
     while True:
         n = sock.recv_into(view, chunk)
         if n == 0:
+            if received_enough is not None:
+                received_enough[1].set()
             return
         digest.update(view[:n])
+        if received_enough is not None and digest.length >= received_enough[0]:
+            received_enough[1].set()
         if delay_s > 0:
             time.sleep(delay_s)
 
 
+def error_kind(exc: BaseException) -> str:
+    """The class of a failure as the application sees it: the errno's name (ECONNRESET, EPIPE,
+    ...), TIMEOUT for our own socket timeout, or the exception's type for anything else."""
+    if isinstance(exc, OSError) and exc.errno:
+        return errno.errorcode.get(exc.errno, f"errno{exc.errno}")
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "TIMEOUT"
+    return type(exc).__name__
+
+
 class Worker(threading.Thread):
-    """A thread that remembers the exception that ended it."""
+    """A thread that remembers the exception that ended it, what kind it was and when (wall
+    clock, comparable across the lab's namespaces) it happened."""
 
     def __init__(self, name: str, target, *args) -> None:
         super().__init__(name=name, daemon=True)
         self._fn = target
         self._args = args
         self.error: str | None = None
+        self.failure: dict | None = None
+        self.ended_at: float | None = None
 
     def run(self) -> None:
         try:
             self._fn(*self._args)
         except Exception as exc:  # reported, not swallowed: it ends up in the JSON report
+            self.failure = {"error_kind": error_kind(exc), "at": time.time(),
+                            "message": f"{type(exc).__name__}: {exc}"}
             self.error = f"{self.name}: {type(exc).__name__}: {exc}"
+        finally:
+            self.ended_at = time.time()
 
 
 def mptcp_info(sock: socket.socket) -> dict | None:
@@ -150,69 +206,199 @@ def is_mptcp(sock: socket.socket) -> bool:
 
 
 def run_transfer(sock: socket.socket, send_bytes: int, seed: int, deadline: float,
-                 recv_chunk: int = CHUNK, read_delay_s: float = 0.0) -> dict:
+                 recv_chunk: int = CHUNK, read_delay_s: float = 0.0,
+                 send_after_received: int = 0) -> dict:
     """Sends and receives at once on one connection until both directions are done or the
-    deadline passes. Returns the per-direction digests and any error."""
+    deadline passes; with `send_after_received`, sending starts only once that many bytes have
+    arrived (or EOF). Returns the per-direction digests, any error, and per direction how it
+    failed (errno class and wall-clock time) or when the receiver saw EOF."""
     sent, received = Digest(), Digest()
-    sender = Worker("sender", send_seeded, sock, send_bytes, seed, sent)
-    receiver = Worker("receiver", receive_until_eof, sock, received, recv_chunk, read_delay_s)
+    go = threading.Event() if send_after_received > 0 else None
+    sender = Worker("sender", send_seeded, sock, send_bytes, seed, sent, go, deadline)
+    receiver = Worker("receiver", receive_until_eof, sock, received, recv_chunk, read_delay_s,
+                      (send_after_received, go) if go is not None else None)
     start = time.monotonic()
     sender.start()
     receiver.start()
     errors = []
-    for worker in (sender, receiver):
+    failures = {}
+    for op, worker in (("send", sender), ("recv", receiver)):
         worker.join(max(0.0, deadline - time.monotonic()))
         if worker.is_alive():
             errors.append(f"{worker.name}: timed out")
+            failures[op] = {"error_kind": "TIMEOUT", "at": time.time(), "message": "timed out"}
         elif worker.error:
             errors.append(worker.error)
+            failures[op] = worker.failure
     elapsed = time.monotonic() - start
-    return {
+    result = {
         "sent": sent.as_dict(),
         "received": received.as_dict(),
         "elapsed_s": round(elapsed, 6),
         "errors": errors,
+        "failures": failures,
     }
+    if "recv" not in failures and receiver.ended_at is not None:
+        result["eof_at"] = receiver.ended_at
+    return result
 
 
-def cmd_client(args) -> int:
-    deadline = time.monotonic() + args.timeout
+def client_connection(args, index: int, start: threading.Barrier, deadline: float) -> dict:
+    """One client connection: connect (at the same moment as its siblings), transfer, report.
+    Never raises: every failure ends up in the report."""
     proto = IPPROTO_MPTCP if args.mptcp else socket.IPPROTO_TCP
-    report: dict = {"role": "client", "mode": "mptcp" if args.mptcp else "tcp",
-                    "connect": f"{args.connect[0]}:{args.connect[1]}", "seed": args.seed}
-    rc = 0
+    seed = args.seed + index
+    report: dict = {"role": "client", "mode": "mptcp" if args.mptcp else "tcp", "index": index,
+                    "connect": f"{args.connect[0]}:{args.connect[1]}", "seed": seed,
+                    "send_bytes": args.send_bytes, "expect_failure": args.expect_failure}
+    errors = report.setdefault("errors", [])
+    sock = None
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
     except OSError as exc:
-        report["errors"] = [f"socket(IPPROTO_MPTCP): {exc} (is net.mptcp.enabled=1?)"]
-        write_json(args.report, report)
-        return 1
+        errors.append(f"socket(IPPROTO_MPTCP): {exc} (is net.mptcp.enabled=1?)")
+    try:
+        start.wait(max(1.0, deadline - time.monotonic()))
+    except threading.BrokenBarrierError:
+        errors.append("the connections could not start together")
+    if sock is None:
+        report["ok"] = False
+        return report
     try:
         sock.settimeout(max(1.0, deadline - time.monotonic()))
+        report["connect_started_at"] = time.time()
         sock.connect(args.connect)
+        report["connect_done_at"] = time.time()
+        report["local"] = "%s:%d" % sock.getsockname()
         report["is_mptcp"] = is_mptcp(sock)
         report["mptcp_info_after_connect"] = mptcp_info(sock)
-        result = run_transfer(sock, args.send_bytes, args.seed, deadline)
+        result = run_transfer(sock, args.send_bytes, seed, deadline)
+        result["errors"] = errors + result["errors"]
         report.update(result)
+        errors = report["errors"]
+        report["is_mptcp_after_transfer"] = is_mptcp(sock)
         report["mptcp_info_after_transfer"] = mptcp_info(sock)
     except OSError as exc:
-        report.setdefault("errors", []).append(f"connect/transfer: {type(exc).__name__}: {exc}")
+        errors.append(f"connect: {type(exc).__name__}: {exc}")
+        report["failures"] = {"connect": {"error_kind": error_kind(exc), "at": time.time(),
+                                          "message": f"{type(exc).__name__}: {exc}"}}
     finally:
-        errors = report.setdefault("errors", [])
-        if args.mptcp and report.get("is_mptcp") is False:
-            errors.append("socket fell back to plain TCP (TCP_IS_MPTCP=0)")
-        if not args.mptcp and report.get("is_mptcp"):
-            errors.append("plain TCP socket reports MPTCP")
+        sock.close()
+    # The errno class of the first failure, so that a scenario can count ECONNRESET and its
+    # kin across many connections.
+    failures = report.get("failures") or {}
+    if failures:
+        first = min(failures.values(), key=lambda f: f["at"])
+        report["error_kind"] = first["error_kind"]
+    if args.mptcp and report.get("is_mptcp") is False:
+        errors.append("socket fell back to plain TCP (TCP_IS_MPTCP=0)")
+    if not args.mptcp and report.get("is_mptcp"):
+        errors.append("plain TCP socket reports MPTCP")
+    if args.expect_failure:
+        # The connection must end in an error; how and when is for check-failure to judge.
+        # Only failures of the lab itself count here.
+        errors[:] = [e for e in errors if not e.startswith(("sender:", "receiver:"))]
+        if not failures:
+            errors.append("the transfer ended without a connection error")
+    else:
         if "received" in report and report["received"]["bytes"] != args.recv_bytes:
             errors.append(f"received {report['received']['bytes']} bytes, expected {args.recv_bytes}")
         if "sent" in report and report["sent"]["bytes"] != args.send_bytes:
             errors.append(f"sent {report['sent']['bytes']} bytes, expected {args.send_bytes}")
-        rc = 1 if errors else 0
-        report["ok"] = rc == 0
-        write_json(args.report, report)
+    report["ok"] = not errors
+    return report
+
+
+def cmd_client(args) -> int:
+    """Opens --connections connections at the same moment (one thread each, released together
+    by a barrier, so that their handshakes really arrive as one burst), and writes one report
+    per connection."""
+    if args.connections > 1 and args.report and "{index}" not in args.report:
+        raise SystemExit("--report must contain {index} with --connections > 1")
+    deadline = time.monotonic() + args.timeout
+    start = threading.Barrier(args.connections)
+    reports: list[dict | None] = [None] * args.connections
+
+    def run(index: int) -> None:
+        try:
+            reports[index] = client_connection(args, index, start, deadline)
+        except Exception as exc:  # a lab bug, reported rather than lost with its thread
+            reports[index] = {"role": "client", "index": index, "ok": False,
+                              "errors": [f"client thread: {type(exc).__name__}: {exc}"]}
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        # Each connection is bounded by the deadline itself; the grace covers the report.
+        thread.join(max(0.0, deadline - time.monotonic()) + 5.0)
+    rc = 0
+    for index, report in enumerate(reports):
+        if report is None:
+            report = {"role": "client", "index": index, "ok": False,
+                      "errors": ["connection thread did not finish"]}
+        rc |= 0 if report["ok"] else 1
+        path = args.report.format(index=index) if args.report else None
+        write_json(path, report)
     # Threads still blocked on a timed-out socket must not keep the process alive.
     sys.stdout.flush()
     os._exit(rc)
+
+
+def serve_then_reset(conn: socket.socket, send_bytes: int, seed: int, reset_after_sent: int,
+                     reset_after_received: int, deadline: float) -> dict:
+    """A backend that fails mid-transfer: sends its seeded stream and reads the client's until it
+    has sent `reset_after_sent` bytes and received `reset_after_received` (or the client's EOF),
+    then aborts the connection with a RST (SO_LINGER on with a zero timeout, so close() discards
+    the unsent data and resets) and records the wall-clock time of the reset.
+
+    One thread with non-blocking I/O, because a close() that another thread's blocked recv()
+    still holds would not reset anything until that recv() returned."""
+    sent, received = Digest(), Digest()
+    chunks = seeded_chunks(seed, send_bytes)
+    pending = memoryview(b"")
+    receive_eof = False
+    buf = bytearray(CHUNK)
+    errors: list[str] = []
+    conn.setblocking(False)
+    selector = selectors.DefaultSelector()
+    start = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            if sent.length >= reset_after_sent and (received.length >= reset_after_received
+                                                    or receive_eof):
+                break
+            want_write = sent.length < min(reset_after_sent, send_bytes)
+            if want_write and not pending:
+                pending = memoryview(next(chunks))
+            events = (0 if receive_eof else selectors.EVENT_READ) | \
+                (selectors.EVENT_WRITE if want_write else 0)
+            if events == 0:
+                break
+            selector.register(conn, events)
+            ready = selector.select(max(0.0, deadline - time.monotonic()))
+            selector.unregister(conn)
+            for _, mask in ready:
+                if mask & selectors.EVENT_READ:
+                    n = conn.recv_into(buf)
+                    if n == 0:
+                        receive_eof = True
+                    received.update(memoryview(buf)[:n])
+                if mask & selectors.EVENT_WRITE:
+                    limit = reset_after_sent - sent.length
+                    n = conn.send(pending[:limit])
+                    sent.update(pending[:n])
+                    pending = pending[n:]
+        else:
+            errors.append("timed out before the reset point")
+    except OSError as exc:
+        errors.append(f"before the reset: {type(exc).__name__}: {exc}")
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    reset_at = time.time()
+    conn.close()
+    return {"sent": sent.as_dict(), "received": received.as_dict(), "seed": seed,
+            "send_bytes": send_bytes, "reset_at": reset_at, "receive_eof": receive_eof,
+            "elapsed_s": round(time.monotonic() - start, 6), "errors": errors}
 
 
 def cmd_backend(args) -> int:
@@ -224,18 +410,27 @@ def cmd_backend(args) -> int:
     if args.ready_file:
         with open(args.ready_file, "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
+    resetting = args.reset_after_sent is not None
     report: dict = {"role": "backend", "listen": f"{args.listen[0]}:{args.listen[1]}",
-                    "seed": args.seed, "connections": [], "errors": []}
+                    "seed": args.seed, "connections": [], "errors": [],
+                    "mode": "reset" if resetting else "transfer"}
     threads = []
     results: list[dict] = []
 
     def serve(conn: socket.socket, peer, index: int) -> None:
-        recv_chunk = args.read_chunk if args.read_delay_ms > 0 else CHUNK
-        result = run_transfer(conn, args.send_bytes, args.seed + index, deadline,
-                              recv_chunk=recv_chunk, read_delay_s=args.read_delay_ms / 1000.0)
+        if resetting:
+            result = serve_then_reset(conn, args.send_bytes, args.seed + index,
+                                      args.reset_after_sent, args.reset_after_received, deadline)
+        else:
+            recv_chunk = args.read_chunk if args.read_delay_ms > 0 else CHUNK
+            result = run_transfer(conn, args.send_bytes, args.seed + index, deadline,
+                                  recv_chunk=recv_chunk, read_delay_s=args.read_delay_ms / 1000.0,
+                                  send_after_received=args.send_after_received)
+            result["seed"] = args.seed + index
+            conn.close()
         result["peer"] = f"{peer[0]}:{peer[1]}"
+        result["index"] = index
         results.append(result)
-        conn.close()
 
     try:
         for index in range(args.count):
@@ -254,8 +449,9 @@ def cmd_backend(args) -> int:
     report["connections"] = results
     for result in results:
         report["errors"].extend(result["errors"])
-        if result["sent"]["bytes"] != args.send_bytes:
-            report["errors"].append(f"sent {result['sent']['bytes']} bytes, expected {args.send_bytes}")
+        want = min(args.send_bytes, args.reset_after_sent) if resetting else args.send_bytes
+        if result["sent"]["bytes"] != want:
+            report["errors"].append(f"sent {result['sent']['bytes']} bytes, expected {want}")
     rc = 1 if report["errors"] else 0
     report["ok"] = rc == 0
     write_json(args.report, report)
@@ -263,9 +459,30 @@ def cmd_backend(args) -> int:
     os._exit(rc)
 
 
+TCP_INFO = 11
+TCP_STATE_CLOSE = 7
+
+
+def was_reset(sock: socket.socket) -> bool:
+    """True if a TCP socket whose recv() just returned 0, and that has not sent its own FIN, was
+    reset rather than sent a FIN: after a FIN it would be in CLOSE-WAIT, after a RST it is in
+    CLOSE. (recv() returns 0 after a RST when another thread's send already consumed the
+    error; once our own FIN is out, CLOSE is also where a FIN leads, but then no other thread
+    sends on the socket any more.)"""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)[0] == TCP_STATE_CLOSE
+    except OSError:
+        return False
+
+
 def relay(src: socket.socket, dst: socket.socket, corrupt_offset: int | None = None,
-          truncate_after: int | None = None) -> None:
-    """Copies src to dst until src's FIN, then passes the FIN on (half-close).
+          truncate_after: int | None = None, aborted: threading.Event | None = None,
+          dst_shut: threading.Event | None = None,
+          src_shut: threading.Event | None = None) -> None:
+    """Copies src to dst until src's FIN, then sets `dst_shut` and passes the FIN on
+    (half-close). A connection being aborted, or a TCP src that was reset (checked only when
+    `src_shut` is given and not set: our side has not sent its FIN to src), raises instead:
+    passing a FIN on would tell the other side that the stream ended well.
 
     The two optional faults exist only for the lab's self-test (selftest.sh), which proves that
     the checks catch a broken appliance: `corrupt_offset` flips one bit of the byte at that
@@ -276,6 +493,13 @@ def relay(src: socket.socket, dst: socket.socket, corrupt_offset: int | None = N
     while True:
         n = src.recv_into(view, CHUNK)
         if n == 0:
+            if (aborted is not None and aborted.is_set()) or (
+                    src_shut is not None and not src_shut.is_set() and was_reset(src)):
+                raise ConnectionAbortedError("source reset or connection aborted; no FIN passed on")
+            # Set before the FIN leaves, not after: the other relay may see the answering FIN
+            # (and src in CLOSE) before this thread runs again.
+            if dst_shut is not None:
+                dst_shut.set()
             dst.shutdown(socket.SHUT_WR)
             return
         if corrupt_offset is not None and position <= corrupt_offset < position + n:
@@ -318,13 +542,29 @@ def relay_unbounded(src: socket.socket, dst: socket.socket) -> None:
 
 def parse_fault(text: str) -> tuple[str, int]:
     kind, _, value = text.partition(":")
-    if kind not in ("corrupt-c2b", "truncate-b2c", "unbounded-c2b"):
+    if kind not in ("corrupt-c2b", "truncate-b2c", "unbounded-c2b", "abort-delay-ms", "reset-nth"):
         raise argparse.ArgumentTypeError(f"unknown fault {kind!r}")
     return kind, int(value or 0)
 
 
+def abort_socket(sock: socket.socket) -> None:
+    """Prepares an abortive close: with SO_LINGER on and a zero timeout, close() resets a TCP
+    socket, and makes Linux end an MPTCP socket with MP_FASTCLOSE (RFC 8684 section 3.5, the
+    connection-level reset). shutdown(SHUT_RD) sends nothing but wakes a thread blocked in
+    recv() on the socket, so that the close() that follows is not held up by it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
 def cmd_standin_proxy(args) -> int:
-    """The kernel stand-in appliance: the Linux kernel terminates MPTCP, this program relays."""
+    """The kernel stand-in appliance: the Linux kernel terminates MPTCP, this program relays.
+
+    Like mpterm, it gives up on a backend that does not complete its handshake within
+    --backend-connect-timeout, and it ends both sides at once when either fails: a backend
+    that resets, or never answers, makes the client's kernel receive MP_FASTCLOSE."""
     proto = socket.IPPROTO_TCP if args.listen_plain_tcp else IPPROTO_MPTCP
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -338,26 +578,60 @@ def cmd_standin_proxy(args) -> int:
     fault_kind, fault_value = args.fault or ("none", 0)
     print(f"standin-proxy: listening ({'TCP' if args.listen_plain_tcp else 'MPTCP'}) on "
           f"{args.listen[0]}:{args.listen[1]}, backend {args.backend[0]}:{args.backend[1]}, "
+          f"backend connect timeout {args.backend_connect_timeout} s, "
           f"fault {fault_kind}:{fault_value}", flush=True)
+    # The self-test's "slow to learn" fault: the abort waits this long, as an appliance would
+    # that let the client find out only from a timer of its own.
+    abort_delay_s = fault_value / 1000.0 if fault_kind == "abort-delay-ms" else 0.0
 
-    def handle(client: socket.socket, peer) -> None:
+    def handle(client: socket.socket, peer, index: int) -> None:
         try:
-            upstream = socket.create_connection(args.backend, timeout=10)
+            upstream = socket.create_connection(args.backend, timeout=args.backend_connect_timeout)
             upstream.settimeout(None)
         except OSError as exc:
             print(f"standin-proxy: {peer}: backend connect failed: {exc}", flush=True)
+            time.sleep(abort_delay_s)
+            abort_socket(client)
             client.close()
             return
         print(f"standin-proxy: {peer[0]}:{peer[1]} accepted, mptcp={is_mptcp(client)}", flush=True)
+        first_failure = threading.Lock()
+        aborted = threading.Event()
+        upstream_shut = threading.Event()
+
+        def abort_both() -> None:
+            # The first failure on either side ends both; the second relay's failure is the
+            # consequence, not news.
+            aborted.set()
+            if not first_failure.acquire(blocking=False):
+                return
+            time.sleep(abort_delay_s)
+            abort_socket(client)
+            abort_socket(upstream)
+
+        def guarded(fn, *fn_args) -> None:
+            try:
+                fn(*fn_args)
+            except OSError:
+                abort_both()
+                raise
+
         if fault_kind == "unbounded-c2b":
-            up = Worker("client->backend", relay_unbounded, client, upstream)
+            up = Worker("client->backend", guarded, relay_unbounded, client, upstream)
         else:
-            up = Worker("client->backend", relay, client, upstream,
-                        fault_value if fault_kind == "corrupt-c2b" else None)
-        down = Worker("backend->client", relay, upstream, client, None,
-                      fault_value if fault_kind == "truncate-b2c" else None)
+            up = Worker("client->backend", guarded, relay, client, upstream,
+                        fault_value if fault_kind == "corrupt-c2b" else None, None, aborted,
+                        upstream_shut)
+        down = Worker("backend->client", guarded, relay, upstream, client, None,
+                      fault_value if fault_kind == "truncate-b2c" else None, aborted, None,
+                      upstream_shut)
         up.start()
         down.start()
+        if fault_kind == "reset-nth" and index == fault_value:
+            # The self-test's "resets a connection" fault: one connection of many is aborted
+            # in the middle of its transfer, so its client gets ECONNRESET.
+            time.sleep(0.05)
+            abort_both()
         up.join()
         down.join()
         for worker in (up, down):
@@ -367,9 +641,11 @@ def cmd_standin_proxy(args) -> int:
         upstream.close()
         print(f"standin-proxy: {peer[0]}:{peer[1]} closed", flush=True)
 
+    index = 0
     while True:
         client, peer = listener.accept()
-        threading.Thread(target=handle, args=(client, peer), daemon=True).start()
+        threading.Thread(target=handle, args=(client, peer, index), daemon=True).start()
+        index += 1
 
 
 def read_proc_groups(path: str) -> dict[str, dict[str, int]]:
@@ -428,7 +704,8 @@ def cmd_counters(args) -> int:
         print(f"counters: all changed MPTcpExt deltas: {nonzero}")
         return 1
     retrans = after.get("Tcp.RetransSegs", 0) - before.get("Tcp.RetransSegs", 0)
-    print("counters: " + " ".join(checked) + f" (client TCP RetransSegs+{retrans})")
+    shown = "".join(f", {name}+{after.get(name, 0) - before.get(name, 0)}" for name in args.show)
+    print("counters: " + " ".join(checked) + f" (client TCP RetransSegs+{retrans}{shown})")
     return 0
 
 
@@ -473,6 +750,21 @@ def cmd_check(args) -> int:
     for index, client in enumerate(clients):
         failures += [f"client {index}: {e}" for e in client.get("errors", [])]
     failures += [f"backend: {e}" for e in backend.get("errors", [])]
+    # The errno class of every failed client connection, counted: a reset (ECONNRESET) is the
+    # failure a broken MPTCP handshake ends in, and the scenarios assert how many there were.
+    kinds: dict[str, int] = {}
+    for client in clients:
+        if client.get("error_kind"):
+            kinds[client["error_kind"]] = kinds.get(client["error_kind"], 0) + 1
+    if kinds:
+        failures.append("client error kinds: " + ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items())))
+    error_counts = []
+    for expectation in args.expect_error_kind:
+        kind, _, value = expectation.partition("=")
+        count = kinds.get(kind, 0)
+        error_counts.append(f"{kind} {count} of {len(clients)}")
+        if count != int(value):
+            failures.append(f"{kind} on {count} of {len(clients)} connections, expected {value}")
     conns = backend.get("connections", [])
     if len(conns) != len(clients):
         failures.append(f"backend saw {len(conns)} connections, expected {len(clients)}")
@@ -488,6 +780,10 @@ def cmd_check(args) -> int:
             want = args.expect_mptcp == "yes"
             if client.get("is_mptcp") != want:
                 failures.append(f"client {index} is_mptcp={client.get('is_mptcp')}, expected {want}")
+            # A fallback during the transfer (RFC 8684 section 3.7) may keep the bytes exact,
+            # but it is still a fallback.
+            if want and client.get("is_mptcp_after_transfer") is False:
+                failures.append(f"client {index} fell back to TCP during the transfer")
         if args.expect_csum is not None:
             info = client.get("mptcp_info_after_connect") or {}
             if info.get("csum_enabled") != args.expect_csum:
@@ -510,10 +806,122 @@ def cmd_check(args) -> int:
     mptcp = sorted({str(c.get("is_mptcp")) for c in clients})
     first = clients[0]
     streams = (f"{len(clients)} connections, each " if len(clients) > 1 else "")
+    extra = "".join(f"; {e}" for e in error_counts)
     print(f"check: {streams}c->b {first['sent']['bytes']} B, b->c {first['received']['bytes']} B, "
           f"length and sha256 equal at both ends (c->b {first['sent']['sha256'][:12]}.., "
           f"b->c {first['received']['sha256'][:12]}..); is_mptcp={','.join(mptcp)} "
-          f"csum_enabled={','.join(csum)}; goodput {moved} B in {elapsed:.3f} s = {mbit:.1f} Mbit/s")
+          f"csum_enabled={','.join(csum)}{extra}; goodput {moved} B in {elapsed:.3f} s = "
+          f"{mbit:.1f} Mbit/s")
+    return 0
+
+
+# Errors by which a client learns that its peer ended the connection abortively: a reset
+# (MP_FASTCLOSE gives ECONNRESET, or EPIPE once the client's side was half-closed; see
+# mptcp_check_fastclose() in Linux's net/mptcp/protocol.c).
+ABORT_ERROR_KINDS = ("ECONNRESET", "EPIPE")
+
+
+def cmd_check_failure(args) -> int:
+    """Checks connections that must fail because their backend did: every client's recv()
+    ended in a connection error (not EOF, not our own timeout), soon enough after the
+    reference moment and not before it, and every byte that did arrive, either way, is an
+    exact prefix of what the other side sent.
+
+    The reference is the backend's reset (--reference reset: each client is paired with the
+    backend connection that holds a prefix of its stream) or the client's connect plus the
+    appliance's backend connect timeout (--reference connect-timeout)."""
+    clients = []
+    for path in args.client:
+        with open(path, encoding="utf-8") as f:
+            clients.append(json.load(f))
+    conns: list[dict] = []
+    failures: list[str] = []
+    if args.backend:
+        with open(args.backend, encoding="utf-8") as f:
+            backend = json.load(f)
+        conns = backend.get("connections", [])
+        failures += [f"backend: {e}" for e in backend.get("errors", [])]
+        if len(conns) != len(clients):
+            failures.append(f"backend saw {len(conns)} connections, expected {len(clients)}")
+    elif args.reference == "reset":
+        failures.append("--reference reset needs --backend")
+    gaps: list[float] = []
+    kinds: dict[str, int] = {}
+    received_total = 0
+    unused = list(range(len(conns)))
+    for index, client in enumerate(clients):
+        failures += [f"client {index}: {e}" for e in client.get("errors", [])]
+        recv_failure = (client.get("failures") or {}).get("recv")
+        if recv_failure is None:
+            how = "saw EOF" if "eof_at" in client else "did not fail"
+            failures.append(f"client {index}: recv() {how} after {client.get('received', {}).get('bytes')} "
+                            f"bytes instead of failing")
+            continue
+        kind = recv_failure["error_kind"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind not in ABORT_ERROR_KINDS:
+            failures.append(f"client {index}: recv() failed with {kind}, expected one of "
+                            f"{'/'.join(ABORT_ERROR_KINDS)} ({recv_failure['message']})")
+        received = client.get("received", {"bytes": 0})
+        received_total += received["bytes"]
+        if args.reference == "connect-timeout":
+            if received["bytes"] != 0:
+                failures.append(f"client {index}: received {received['bytes']} bytes from a backend that never answered")
+            if "connect_started_at" not in client or "connect_done_at" not in client:
+                failures.append(f"client {index}: no connect time in its report")
+                continue
+            earliest = client["connect_started_at"] + args.connect_timeout_s - args.tolerance_s
+            latest = client["connect_done_at"] + args.connect_timeout_s + args.max_gap_s
+            gap = recv_failure["at"] - (client["connect_done_at"] + args.connect_timeout_s)
+            gaps.append(gap)
+            if recv_failure["at"] < earliest:
+                failures.append(f"client {index}: recv() failed {recv_failure['at'] - client['connect_started_at']:.3f} s "
+                                f"after connect, before the {args.connect_timeout_s:g} s backend connect timeout")
+            elif recv_failure["at"] > latest:
+                failures.append(f"client {index}: recv() failed {gap:.3f} s after connect + the "
+                                f"{args.connect_timeout_s:g} s backend connect timeout, bound {args.max_gap_s:g} s")
+            continue
+        # Reset reference: the client's stream identifies its backend connection (every
+        # stream has its own seed, and the backend resets only after it received some).
+        sent_total = client.get("send_bytes", 0)
+        match = next((j for j in unused if conns[j]["received"] == seeded_prefix_digest(
+            client["seed"], sent_total, conns[j]["received"]["bytes"])), None)
+        if match is None:
+            failures.append(f"client {index}: no backend connection received a prefix of its stream "
+                            f"(client sent {client.get('sent')})")
+            continue
+        unused.remove(match)
+        conn = conns[match]
+        if conn["received"]["bytes"] > client.get("sent", {}).get("bytes", 0):
+            failures.append(f"client {index}: backend received {conn['received']['bytes']} bytes, "
+                            f"more than the client sent")
+        if received != seeded_prefix_digest(conn["seed"], conn["send_bytes"], received["bytes"]):
+            failures.append(f"client {index}: its {received['bytes']} received bytes are not a prefix of "
+                            f"the backend's stream (seed {conn['seed']})")
+        if received["bytes"] > conn["sent"]["bytes"]:
+            failures.append(f"client {index}: received {received['bytes']} bytes, the backend sent "
+                            f"only {conn['sent']['bytes']} before its reset")
+        gap = recv_failure["at"] - conn["reset_at"]
+        gaps.append(gap)
+        if gap < -args.tolerance_s:
+            failures.append(f"client {index}: recv() failed {-gap:.3f} s before the backend's reset")
+        elif gap > args.max_gap_s:
+            failures.append(f"client {index}: recv() failed {gap:.3f} s after the backend's reset, "
+                            f"bound {args.max_gap_s:g} s")
+    if failures:
+        for failure in failures:
+            print(f"check-failure: FAIL: {failure}")
+        return 1
+    what = ("the backend's reset" if args.reference == "reset"
+            else f"connect + the {args.connect_timeout_s:g} s backend connect timeout")
+    how = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))
+    line = (f"check-failure: {len(clients)} connections: recv() failed ({how}) "
+            f"{min(gaps):.3f}..{max(gaps):.3f} s after {what} (bound {args.max_gap_s:g} s)")
+    if args.reference == "reset":
+        line += (f"; both ways what arrived is an exact prefix of what was sent (client received "
+                 f"{received_total} B in all, backend "
+                 f"{sum(c['received']['bytes'] for c in conns)} B)")
+    print(line)
     return 0
 
 
@@ -582,9 +990,14 @@ def main() -> int:
     p.add_argument("--connect", type=parse_endpoint, required=True)
     p.add_argument("--send-bytes", type=int, required=True)
     p.add_argument("--recv-bytes", type=int, required=True)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the first connection's stream; connection i uses SEED + i")
+    p.add_argument("--connections", type=int, default=1,
+                   help="connections opened at the same moment, one report each")
+    p.add_argument("--expect-failure", action="store_true",
+                   help="the connection must end in an error (check-failure judges it)")
     p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--report")
+    p.add_argument("--report", help="report path; with --connections > 1 it must contain {index}")
     p.set_defaults(func=cmd_client)
 
     p = sub.add_parser("backend", help="plain TCP backend")
@@ -595,6 +1008,12 @@ def main() -> int:
     p.add_argument("--read-chunk", type=int, default=8192,
                    help="bytes per recv() when --read-delay-ms is set")
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--send-after-received", type=int, default=0,
+                   help="start sending only once this many bytes arrived (or the client's EOF)")
+    p.add_argument("--reset-after-sent", type=int,
+                   help="reset each connection (SO_LINGER 0) once it sent this many bytes ...")
+    p.add_argument("--reset-after-received", type=int, default=1,
+                   help="... and received this many (or the client's EOF)")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--ready-file")
     p.add_argument("--report")
@@ -604,10 +1023,13 @@ def main() -> int:
     p.add_argument("--listen", type=parse_endpoint, required=True)
     p.add_argument("--backend", type=parse_endpoint, required=True)
     p.add_argument("--ready-file")
+    p.add_argument("--backend-connect-timeout", type=float, default=30.0,
+                   help="seconds the backend's handshake may take (mpterm's tcp.connect_timeout_ms)")
     p.add_argument("--listen-plain-tcp", action="store_true",
                    help="self-test only: listen without MPTCP, so MPTCP clients fall back")
     p.add_argument("--fault", type=parse_fault,
-                   help="self-test only: corrupt-c2b:OFFSET | truncate-b2c:BYTES | unbounded-c2b")
+                   help="self-test only: corrupt-c2b:OFFSET | truncate-b2c:BYTES | unbounded-c2b | "
+                        "abort-delay-ms:MS | reset-nth:INDEX")
     p.set_defaults(func=cmd_standin_proxy)
 
     p = sub.add_parser("check", help="compare client and backend reports")
@@ -618,8 +1040,22 @@ def main() -> int:
     p.add_argument("--recv-bytes", type=int, required=True, help="backend->client bytes")
     p.add_argument("--expect-mptcp", choices=["yes", "no"])
     p.add_argument("--expect-csum", type=int, choices=[0, 1])
+    p.add_argument("--expect-error-kind", action="append", default=[], metavar="KIND=COUNT",
+                   help="exactly COUNT client connections failed with KIND (e.g. ECONNRESET=0)")
     p.add_argument("--summary", help="write bytes/seconds/goodput JSON here")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("check-failure", help="check connections that must fail with their backend")
+    p.add_argument("--client", required=True, action="append")
+    p.add_argument("--backend", help="the backend's report (required with --reference reset)")
+    p.add_argument("--reference", choices=["reset", "connect-timeout"], required=True)
+    p.add_argument("--connect-timeout-s", type=float, default=0.0,
+                   help="the appliance's backend connect timeout (--reference connect-timeout)")
+    p.add_argument("--max-gap-s", type=float, default=2.0,
+                   help="the client's recv() must fail at most this long after the reference")
+    p.add_argument("--tolerance-s", type=float, default=0.05,
+                   help="how much earlier than the reference a failure may be seen (clock reads)")
+    p.set_defaults(func=cmd_check_failure)
 
     p = sub.add_parser("counters", help="MPTcpExt counters of this namespace")
     p.add_argument("action", choices=["snapshot", "assert"])
@@ -627,6 +1063,8 @@ def main() -> int:
     p.add_argument("--before")
     p.add_argument("--after")
     p.add_argument("--expect", action="append", default=[], metavar="NAME=DELTA")
+    p.add_argument("--show", action="append", default=[], metavar="NAME",
+                   help="also print this counter's delta, without asserting on it")
     p.set_defaults(func=cmd_counters)
 
     p = sub.add_parser("rss-monitor", help="sample VmRSS of a process until SIGTERM")

@@ -8,6 +8,10 @@
 #   cut b->c after 1 MiB        b (64 MiB b->c)       client received fewer bytes than sent
 #   listen without MPTCP        c (bidir)             client fell back; MPCapableFallbackSYNACK+1
 #   buffer c->b without bound   f (slow backend)      appliance RSS growth above the bound
+#   reset one of 64 connections k (connection burst)  ECONNRESET on 1 of 64 connections
+#   tell the client 3 s late    m (backend reset)     recv() failed more than 2 s after the reset
+#   give up on the backend at   m (never answers,     recv() failed before the 3 s backend
+#     1 s instead of 3 s          3 s expected)         connect timeout
 #
 # Then, in the mpterm-mode topology (a0/b0 without addresses) and without mpterm, it checks that
 # nothing answers for the appliance's address (so no scenario can pass thanks to the app
@@ -26,7 +30,8 @@ source "$SELFTEST_DIR/scenarios.sh"
 SELFTEST_PASSED=0
 SELFTEST_FAILED=0
 
-# expect_failure NAME REASON_REGEX FAULT_ARGS -- SCENARIO_TRANSFER_ARGS...
+# expect_failure NAME REASON_REGEX FAULT_ARGS -- [SCENARIO_FUNCTION] SCENARIO_ARGS...
+# SCENARIO_FUNCTION is scenario_transfer unless given.
 expect_failure() {
     local name="$1" reason="$2"
     shift 2
@@ -36,11 +41,16 @@ expect_failure() {
         shift
     done
     shift
+    local scenario=scenario_transfer
+    if [[ "${1:-}" == scenario_* ]]; then
+        scenario="$1"
+        shift
+    fi
     local transcript="$LAB_OUT/selftest-$name.txt"
     STANDIN_EXTRA_ARGS=("${fault_args[@]}")
     LAST_VERDICT="" LAST_DETAIL=""
     if appliance_start 1 "selftest-$name" >"$transcript" 2>&1; then
-        scenario_transfer "$name" "$@" >>"$transcript" 2>&1
+        "$scenario" "$name" "$@" >>"$transcript" 2>&1
     else
         LAST_VERDICT=FAIL LAST_DETAIL="stand-in did not start"
     fi
@@ -77,6 +87,19 @@ selftest_main() {
     # ignores back-pressure.
     expect_failure unbounded-buffer 'rss: FAIL' \
         --fault unbounded-c2b -- --c2b "$size" --read-delay-ms "$SLOW_READ_DELAY_MS" --rss
+    # The connection burst's reset count: one connection of the burst aborted by the appliance.
+    expect_failure reset-one-of-burst "ECONNRESET on 1 of $BURST_CONNECTIONS connections" \
+        --fault reset-nth:5 -- --c2b "$BURST_BYTES" --b2c "$BURST_BYTES" \
+        --connections "$BURST_CONNECTIONS" --expect-error-kind ECONNRESET=0
+    # The backend failure scenarios' timing, both bounds: an appliance that lets the client
+    # find out 3 s after the backend's reset, and one whose backend connect timeout is 1 s
+    # when the configuration says 3 s.
+    APPLIANCE_CONNECT_TIMEOUT_MS="$FAILURE_CONNECT_TIMEOUT_MS" expect_failure late-fastclose \
+        "recv\\(\\) failed [0-9.]+ s after the backend's reset, bound $FAILURE_MAX_GAP_S s" \
+        --fault abort-delay-ms:3000 -- scenario_backend_failure --reset
+    APPLIANCE_CONNECT_TIMEOUT_MS="$FAILURE_CONNECT_TIMEOUT_MS" expect_failure early-give-up \
+        "before the $((FAILURE_CONNECT_TIMEOUT_MS / 1000)) s backend connect timeout" \
+        --backend-connect-timeout 1 -- scenario_backend_failure --never-answers
 
     # The mpterm-mode topology (no addresses on a0/b0), checked without mpterm.
     lab_down_quiet
