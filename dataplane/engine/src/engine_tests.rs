@@ -343,3 +343,74 @@ fn malformed_frames_are_counted_and_never_answered() {
         good.len() + 1
     );
 }
+
+fn mp_join_syn(receiver_token: u32, src_port: u16) -> TcpRepr<'static> {
+    let mut options = TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
+    options.mptcp[0] = Some(MptcpOption::MpJoin(mpterm_wire::mptcp::MpJoin::Syn {
+        backup: false,
+        address_id: 1,
+        receiver_token,
+        sender_nonce: 0x5555_aaaa,
+    }));
+    TcpRepr {
+        src_port,
+        ..syn(options, 5000)
+    }
+}
+
+/// The RST answering an MP_JOIN SYN, with its MP_TCPRST reason code.
+fn refused_join(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>, join: &TcpRepr<'_>) -> u8 {
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(join, &[]));
+    let output = all_output(engine);
+    assert_eq!(output.len(), 1, "one answer, and no SYN-ACK");
+    let (dst, reset) = parse_tcp(&output[0]);
+    assert_eq!(dst, CLIENT);
+    assert_eq!(reset.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(reset.ack, join.seq + 1, "the RST acknowledges the SYN");
+    let Some(MptcpOption::MpTcpRst(reason)) = reset.options.mptcp[0] else {
+        panic!("the RST carries no MP_TCPRST: {reset:?}")
+    };
+    reason.reason
+}
+
+#[test]
+fn mp_join_syns_are_refused_with_mp_tcprst_and_leave_no_state() {
+    // RFC 8684 section 3.2: until joins exist, every MP_JOIN SYN gets a RST with MP_TCPRST
+    // (section 3.6): "MPTCP-specific error" for a token never issued.
+    let mut engine = engine();
+    let reason = refused_join(&mut engine, &mp_join_syn(0xdead_beef, 40001));
+    assert_eq!(reason, 0x01);
+    assert_eq!(engine.connection_count(), 0);
+    assert_eq!(engine.counters().connections_accepted, 0);
+    assert_eq!(engine.counters().mptcp_joins_refused, 1);
+    assert!(engine.tokens.registered.is_empty());
+
+    // A join naming one of our connections is refused too, as administratively prohibited.
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
+        version: 1,
+        checksum_required: false,
+        extensibility: false,
+        no_new_subflows_to_source: false,
+        hmac_sha256: true,
+        sender_key: None,
+        receiver_key: None,
+        data_level_length: None,
+        checksum: None,
+    }));
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&syn(options, 5000), &[]));
+    all_output(&mut engine);
+    let token = engine.tokens.registered[0];
+    let reason = refused_join(&mut engine, &mp_join_syn(token, 40002));
+    assert_eq!(reason, 0x03);
+    assert_eq!(
+        engine.connection_count(),
+        1,
+        "only the MP_CAPABLE connection"
+    );
+    assert_eq!(engine.counters().connections_accepted, 1);
+    assert_eq!(engine.counters().mptcp_joins_refused, 2);
+}

@@ -472,6 +472,16 @@ impl<P: Payload> Tcb<P> {
         self.iss
     }
 
+    /// SND.MAX: the sequence number after the highest one sent.
+    pub fn send_max(&self) -> SeqNumber {
+        self.snd_max
+    }
+
+    /// RCV.NXT: the next sequence number expected from the peer.
+    pub fn receive_next(&self) -> SeqNumber {
+        self.rcv_nxt
+    }
+
     pub fn irs(&self) -> SeqNumber {
         self.irs
     }

@@ -5,6 +5,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod engine_net;
+
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::ops::Range;
 use core::time::Duration;
@@ -314,8 +316,12 @@ impl App {
         }
     }
 
-    /// Queues what fits (in chunks of at most 16 KiB) and closes after the last byte.
+    /// Queues what fits (in chunks of at most 16 KiB) and closes after the last byte. Like an
+    /// application on a blocking socket, it writes only once the connection is established.
     pub fn write(&mut self, tcb: &mut Tcb<Buf>) {
+        if !tcb.is_synchronized() {
+            return;
+        }
         while self.queued < self.outgoing.len() {
             let len = (self.outgoing.len() - self.queued)
                 .min(16 * 1024)
