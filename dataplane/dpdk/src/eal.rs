@@ -68,9 +68,18 @@ const EAL_SHORT_FLAGS: &[char] = &['h', 'v'];
 
 /// Proof that the EAL is initialised; every other handle in this crate is created from it.
 ///
-/// Hold it for the life of the program (in `main`): dropping it calls `rte_eal_cleanup`, which
-/// releases all DPDK memory, so no [`crate::Mbuf`], [`crate::Mempool`] or [`crate::Port`] may be
-/// used afterwards.
+/// Dropping it calls `rte_eal_cleanup`, which releases all DPDK memory. Every handle derived from
+/// it ([`crate::Mempool`], [`crate::Port`], the queues, [`crate::Mbuf`], [`crate::MbufSlice`],
+/// [`crate::MbufBatch`]) borrows it, so that cannot happen while one of them lives (see the
+/// crate documentation):
+///
+/// ```compile_fail,E0505
+/// # use mpterm_dpdk::{Eal, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// let moved = eal; // refused: `pool` still borrows the EAL
+/// drop(pool);
+/// ```
 #[derive(Debug)]
 pub struct Eal {
     /// Keeps `Eal` from being built outside [`Eal::init`].

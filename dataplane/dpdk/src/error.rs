@@ -48,6 +48,13 @@ pub enum DpdkError {
     /// No ethernet device has this id.
     #[error("no DPDK port with id {0}")]
     InvalidPortId(u16),
+    /// The port was already opened in this process; each port has one handle.
+    #[error("DPDK port {0} is already open (a port has one handle per process)")]
+    PortAlreadyOpen(u16),
+    /// The port cannot be configured again: its queues are handed out, and reconfiguring would
+    /// free the driver's queues under them.
+    #[error("DPDK port {0} cannot be reconfigured once its queues are handed out")]
+    QueuesInUse(u16),
     /// The queue was never configured or its handle was already taken.
     #[error("{kind} queue {queue} of port {port} is not configured or already taken")]
     QueueUnavailable {

@@ -37,11 +37,11 @@ pub enum FrameError {
 }
 
 /// Allocates one mbuf holding `header_len` zeroed header bytes followed by a copy of `payload`.
-pub fn alloc_frame_copied(
-    pool: &Mempool,
+pub fn alloc_frame_copied<'eal>(
+    pool: &Mempool<'eal>,
     header_len: u16,
     payload: &[u8],
-) -> Result<Mbuf, FrameError> {
+) -> Result<Mbuf<'eal>, FrameError> {
     let total = usize::from(header_len) + payload.len();
     let total_u16 = u16::try_from(total).map_err(|_| FrameError::TooLong(total))?;
     let mut frame = Mbuf::alloc(pool).ok_or(FrameError::PoolExhausted)?;
@@ -60,12 +60,12 @@ pub fn alloc_frame_copied(
 ///
 /// `indirect_pool` may be the same as `header_pool`; a separate pool with a data room of 0 avoids
 /// wasting a full buffer per indirect mbuf. An empty payload gives a header-only frame.
-pub fn alloc_frame_chained(
-    header_pool: &Mempool,
-    indirect_pool: &Mempool,
+pub fn alloc_frame_chained<'eal>(
+    header_pool: &Mempool<'eal>,
+    indirect_pool: &Mempool<'eal>,
     header_len: u16,
-    payload: &MbufSlice,
-) -> Result<Mbuf, FrameError> {
+    payload: &MbufSlice<'eal>,
+) -> Result<Mbuf<'eal>, FrameError> {
     let mut frame = Mbuf::alloc(header_pool).ok_or(FrameError::PoolExhausted)?;
     frame
         .append(header_len)

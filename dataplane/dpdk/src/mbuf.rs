@@ -1,12 +1,21 @@
 //! Owned mbufs ([`Mbuf`]), shared read-only views of received data ([`MbufSlice`]) and the
 //! fixed-size burst container ([`MbufBatch`]).
+//!
+//! Each of them carries the lifetime `'eal` of the [`Eal`] borrow its pool was created under, so
+//! none can outlive `rte_eal_cleanup` (see the crate documentation); the marker is zero-sized.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::ptr::NonNull;
 
+use crate::eal::Eal;
 use crate::mempool::Mempool;
+
+/// The marker every per-core mbuf handle carries: it borrows the [`Eal`] for `'eal` (so the
+/// handle cannot outlive DPDK's memory) and holds a raw pointer type (so the handle is neither
+/// `Send` nor `Sync`: mbufs belong to the core that allocated or received them). Zero-sized.
+type PerCoreMarker<'eal> = PhantomData<(&'eal Eal, *mut ())>;
 
 /// The number of mbufs one rx or tx burst moves at most (DPDK's customary burst of 32).
 pub const BURST_SIZE: usize = 32;
@@ -17,16 +26,37 @@ pub const BURST_SIZE: usize = 32;
 /// [`Mbuf::data_mut`] hands out a unique `&mut [u8]`. Later segments may be indirect (attached to
 /// the buffer of an [`MbufSlice`]); they are never written through this handle.
 ///
-/// Mbufs are per-core objects: the type is neither `Send` nor `Sync`.
-pub struct Mbuf {
+/// Mbufs are per-core objects: the type is neither `Send` nor `Sync`. An mbuf borrows the
+/// [`Eal`] (not the [`Mempool`] handle, which frees nothing when dropped), so it cannot outlive
+/// DPDK's memory:
+///
+/// ```compile_fail,E0505
+/// # use mpterm_dpdk::{Eal, Mbuf, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// let mbuf = Mbuf::alloc(&pool).unwrap();
+/// drop(pool); // allowed: the pool's memory lives until the EAL is cleaned up
+/// drop(eal); // refused: `mbuf` still borrows the EAL
+/// drop(mbuf);
+/// ```
+///
+/// Nor can it be made `'static` (leaked, or kept in a static) to escape the borrow:
+///
+/// ```compile_fail,E0597
+/// # use mpterm_dpdk::{Eal, Mbuf, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// let mbuf: &'static mut Mbuf = Box::leak(Box::new(Mbuf::alloc(&pool).unwrap()));
+/// ```
+pub struct Mbuf<'eal> {
     raw: NonNull<dpdk_sys::rte_mbuf>,
-    /// Keeps the handle on the core that owns it.
-    _not_send: PhantomData<*mut ()>,
+    /// Ties the handle to the EAL and keeps it on the core that owns it.
+    _marker: PerCoreMarker<'eal>,
 }
 
-impl Mbuf {
+impl<'eal> Mbuf<'eal> {
     /// Allocates an empty mbuf (no data, default headroom) from `pool`, or `None` if it is empty.
-    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+    pub fn alloc(pool: &Mempool<'eal>) -> Option<Mbuf<'eal>> {
         // SAFETY: pool is a live mempool; the returned mbuf is fresh, direct and has refcnt 1.
         let raw = unsafe { dpdk_sys::shim_rte_pktmbuf_alloc(pool.as_ptr()) };
         // SAFETY: a non-null mbuf from rte_pktmbuf_alloc is owned by nobody else.
@@ -39,10 +69,12 @@ impl Mbuf {
     ///
     /// `raw` must be a valid mbuf that the caller owns (it is freed when the handle drops) and
     /// whose first segment is a direct mbuf no one else references.
-    pub(crate) unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf {
+    /// The mbuf must also come from a pool created under this EAL borrow, `'eal` (every mbuf
+    /// of the process does: there is one EAL).
+    pub(crate) unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf<'eal> {
         Mbuf {
             raw,
-            _not_send: PhantomData,
+            _marker: PhantomData,
         }
     }
 
@@ -193,7 +225,7 @@ impl Mbuf {
 
     /// Appends `tail`'s segments to this packet. On failure (the chain would exceed DPDK's
     /// segment limit) the packet is unchanged and `tail` is handed back.
-    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+    pub fn chain(&mut self, tail: Mbuf<'eal>) -> Result<(), Mbuf<'eal>> {
         // SAFETY: both are valid mbufs; on success the head owns the tail's segments, so the tail
         // handle is forgotten without freeing.
         let code =
@@ -208,7 +240,7 @@ impl Mbuf {
 
     /// Turns a contiguous received packet into a shared read-only [`MbufSlice`] over its data;
     /// a chained packet is handed back unchanged (the worker can only parse contiguous frames).
-    pub fn into_slice(self) -> Result<MbufSlice, Mbuf> {
+    pub fn into_slice(self) -> Result<MbufSlice<'eal>, Mbuf<'eal>> {
         if !self.is_contiguous() {
             return Err(self);
         }
@@ -220,7 +252,7 @@ impl Mbuf {
             mbuf: raw,
             start,
             len,
-            _not_send: PhantomData,
+            _marker: PhantomData,
         })
     }
 
@@ -229,14 +261,14 @@ impl Mbuf {
     }
 }
 
-impl Drop for Mbuf {
+impl Drop for Mbuf<'_> {
     fn drop(&mut self) {
         // SAFETY: the handle owns the mbuf chain; after this nothing refers to it.
         unsafe { dpdk_sys::shim_rte_pktmbuf_free(self.raw.as_ptr()) }
     }
 }
 
-impl fmt::Debug for Mbuf {
+impl fmt::Debug for Mbuf<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mbuf")
             .field("pkt_len", &self.pkt_len())
@@ -250,7 +282,8 @@ impl fmt::Debug for Mbuf {
 #[derive(Debug)]
 pub struct Segments<'a> {
     next: *mut dpdk_sys::rte_mbuf,
-    _packet: PhantomData<&'a Mbuf>,
+    /// The packet's bytes are borrowed for `'a` (which the packet's `'eal` outlives).
+    _packet: PhantomData<&'a [u8]>,
 }
 
 impl<'a> Iterator for Segments<'a> {
@@ -284,14 +317,27 @@ impl<'a> Iterator for Segments<'a> {
 ///
 /// Invariant: once an mbuf backs a slice, its data is never written again (every handle to it is
 /// an `MbufSlice` or an indirect mbuf reading it), so `as_slice` may hand out `&[u8]` freely.
-pub struct MbufSlice {
+///
+/// No method panics on a range: [`MbufSlice::get`] refuses one that does not lie within the
+/// view, [`MbufSlice::slice_clamped`] cuts it to the view. Like [`Mbuf`], a slice borrows the
+/// [`Eal`]:
+///
+/// ```compile_fail,E0505
+/// # use mpterm_dpdk::{Eal, Mbuf, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// let slice = Mbuf::alloc(&pool).unwrap().into_slice().unwrap();
+/// drop(eal); // refused: `slice` still borrows the EAL
+/// drop(slice);
+/// ```
+pub struct MbufSlice<'eal> {
     mbuf: NonNull<dpdk_sys::rte_mbuf>,
     start: *const u8,
     len: u32,
-    _not_send: PhantomData<*mut ()>,
+    _marker: PerCoreMarker<'eal>,
 }
 
-impl MbufSlice {
+impl<'eal> MbufSlice<'eal> {
     /// The viewed bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: start..start+len lies within the data of the mbuf, which stays alive and
@@ -310,14 +356,24 @@ impl MbufSlice {
     }
 
     /// A new view of `range` within this view (taking another reference on the mbuf), or `None`
-    /// if the range does not lie within it.
-    pub fn get(&self, range: impl RangeBounds<usize>) -> Option<MbufSlice> {
+    /// if the range does not lie within it (or is inverted).
+    pub fn get(&self, range: impl RangeBounds<usize>) -> Option<MbufSlice<'eal>> {
         let (start, end) = self.checked_bounds(&range)?;
         Some(self.narrowed(start, end))
     }
 
+    /// A new view of the bytes of `range` that lie within this view (taking another reference
+    /// on the mbuf): a range reaching beyond the end is cut at the end, and an inverted range,
+    /// or one starting at or after the end, gives an empty view. Never panics, so it is safe for
+    /// ranges computed from network input (it is the contract of the engine's
+    /// `Payload::slice`, which the worker implements with it).
+    pub fn slice_clamped(&self, range: impl RangeBounds<usize>) -> MbufSlice<'eal> {
+        let (start, end) = self.clamped_bounds(&range);
+        self.narrowed(start, end)
+    }
+
     /// A new view of `start..end`, which the caller has checked lies within this view.
-    fn narrowed(&self, start: usize, end: usize) -> MbufSlice {
+    fn narrowed(&self, start: usize, end: usize) -> MbufSlice<'eal> {
         debug_assert!(start <= end && end <= self.len());
         let mut view = self.clone();
         // SAFETY: start <= end <= len, so the pointer stays within (or one past) the viewed bytes.
@@ -325,22 +381,6 @@ impl MbufSlice {
         // end - start <= len, which is a u32.
         view.len = (end - start) as u32;
         view
-    }
-
-    /// A new view of `range` within this view.
-    ///
-    /// # Panics
-    ///
-    /// If `range` does not lie within the view, like slice indexing; use [`MbufSlice::get`] for
-    /// ranges computed from network input.
-    pub fn slice(&self, range: impl RangeBounds<usize> + fmt::Debug) -> MbufSlice {
-        match self.checked_bounds(&range) {
-            Some((start, end)) => self.narrowed(start, end),
-            None => panic!(
-                "MbufSlice range {range:?} out of bounds for length {}",
-                self.len()
-            ),
-        }
     }
 
     /// Resolves `range` against this view's length; `None` if it does not lie within it.
@@ -356,6 +396,23 @@ impl MbufSlice {
             Bound::Unbounded => self.len(),
         };
         (start <= end && end <= self.len()).then_some((start, end))
+    }
+
+    /// Resolves `range` against this view's length, cut to it: `start <= end <= len` always.
+    fn clamped_bounds(&self, range: &impl RangeBounds<usize>) -> (usize, usize) {
+        let len = self.len();
+        let start = match range.start_bound() {
+            Bound::Included(&start) => start,
+            Bound::Excluded(&start) => start.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&end) => end.saturating_add(1),
+            Bound::Excluded(&end) => end,
+            Bound::Unbounded => len,
+        };
+        let end = end.min(len);
+        (start.min(end), end)
     }
 
     /// The current reference count of the underlying mbuf (for tests and diagnostics).
@@ -379,7 +436,7 @@ impl MbufSlice {
     }
 }
 
-impl Clone for MbufSlice {
+impl Clone for MbufSlice<'_> {
     /// Takes one more reference on the mbuf.
     ///
     /// # Panics
@@ -399,12 +456,12 @@ impl Clone for MbufSlice {
             mbuf: self.mbuf,
             start: self.start,
             len: self.len,
-            _not_send: PhantomData,
+            _marker: PhantomData,
         }
     }
 }
 
-impl Drop for MbufSlice {
+impl Drop for MbufSlice<'_> {
     fn drop(&mut self) {
         // SAFETY: this view owns one reference; rte_pktmbuf_free releases exactly one and returns
         // the mbuf to its pool when it was the last.
@@ -412,13 +469,13 @@ impl Drop for MbufSlice {
     }
 }
 
-impl AsRef<[u8]> for MbufSlice {
+impl AsRef<[u8]> for MbufSlice<'_> {
     fn as_ref(&self) -> &[u8] {
         self.as_slice()
     }
 }
 
-impl fmt::Debug for MbufSlice {
+impl fmt::Debug for MbufSlice<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MbufSlice").field("len", &self.len).finish()
     }
@@ -428,19 +485,32 @@ impl fmt::Debug for MbufSlice {
 ///
 /// The storage is inline, so filling and draining a batch never allocates. Mbufs left in a batch
 /// are freed when it is dropped or [`MbufBatch::clear`]ed.
-pub struct MbufBatch {
+///
+/// A batch takes the EAL lifetime of the mbufs put into it (or of the queue that fills it), so a
+/// batch holding mbufs cannot outlive the EAL either:
+///
+/// ```compile_fail,E0505
+/// # use mpterm_dpdk::{Eal, Mbuf, MbufBatch, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// let mut batch = MbufBatch::new();
+/// batch.push(Mbuf::alloc(&pool).unwrap()).unwrap();
+/// drop(eal); // refused: `batch` holds an mbuf that borrows the EAL
+/// drop(batch);
+/// ```
+pub struct MbufBatch<'eal> {
     mbufs: [*mut dpdk_sys::rte_mbuf; BURST_SIZE],
     len: usize,
-    _not_send: PhantomData<*mut ()>,
+    _marker: PerCoreMarker<'eal>,
 }
 
-impl MbufBatch {
+impl<'eal> MbufBatch<'eal> {
     /// An empty batch.
-    pub fn new() -> MbufBatch {
+    pub fn new() -> MbufBatch<'eal> {
         MbufBatch {
             mbufs: [std::ptr::null_mut(); BURST_SIZE],
             len: 0,
-            _not_send: PhantomData,
+            _marker: PhantomData,
         }
     }
 
@@ -465,7 +535,7 @@ impl MbufBatch {
     }
 
     /// Adds an mbuf at the end; a full batch hands it back.
-    pub fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {
+    pub fn push(&mut self, mbuf: Mbuf<'eal>) -> Result<(), Mbuf<'eal>> {
         if self.is_full() {
             return Err(mbuf);
         }
@@ -475,7 +545,7 @@ impl MbufBatch {
     }
 
     /// Removes and returns the last mbuf.
-    pub fn pop(&mut self) -> Option<Mbuf> {
+    pub fn pop(&mut self) -> Option<Mbuf<'eal>> {
         if self.len == 0 {
             return None;
         }
@@ -486,7 +556,7 @@ impl MbufBatch {
     }
 
     /// Removes all mbufs in order, as owned handles.
-    pub fn drain(&mut self) -> Drain<'_> {
+    pub fn drain(&mut self) -> Drain<'_, 'eal> {
         Drain {
             batch: self,
             next: 0,
@@ -536,19 +606,19 @@ impl MbufBatch {
     }
 }
 
-impl Default for MbufBatch {
+impl Default for MbufBatch<'_> {
     fn default() -> Self {
         MbufBatch::new()
     }
 }
 
-impl Drop for MbufBatch {
+impl Drop for MbufBatch<'_> {
     fn drop(&mut self) {
         self.clear();
     }
 }
 
-impl fmt::Debug for MbufBatch {
+impl fmt::Debug for MbufBatch<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MbufBatch").field("len", &self.len).finish()
     }
@@ -556,15 +626,15 @@ impl fmt::Debug for MbufBatch {
 
 /// Iterator returned by [`MbufBatch::drain`]; mbufs not taken are freed when it drops.
 #[derive(Debug)]
-pub struct Drain<'a> {
-    batch: &'a mut MbufBatch,
+pub struct Drain<'a, 'eal> {
+    batch: &'a mut MbufBatch<'eal>,
     next: usize,
 }
 
-impl Iterator for Drain<'_> {
-    type Item = Mbuf;
+impl<'eal> Iterator for Drain<'_, 'eal> {
+    type Item = Mbuf<'eal>;
 
-    fn next(&mut self) -> Option<Mbuf> {
+    fn next(&mut self) -> Option<Mbuf<'eal>> {
         if self.next >= self.batch.len {
             return None;
         }
@@ -576,7 +646,7 @@ impl Iterator for Drain<'_> {
     }
 }
 
-impl Drop for Drain<'_> {
+impl Drop for Drain<'_, '_> {
     fn drop(&mut self) {
         // Free what was not taken, then empty the batch.
         for slot in &mut self.batch.mbufs[self.next..self.batch.len] {

@@ -1,6 +1,7 @@
 //! Packet buffer pools (`rte_pktmbuf_pool_create`).
 
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::eal::Eal;
@@ -14,19 +15,40 @@ use crate::error::DpdkError;
 ///
 /// DPDK's default pool (a multi-producer, multi-consumer ring) is safe to use from several
 /// threads at once, so the handle is `Send + Sync`.
+///
+/// The handle borrows the [`Eal`] it was created with, so the EAL cannot be cleaned up while a
+/// pool handle (or any mbuf from it) lives, nor can the handle go to a thread that may outlive
+/// the EAL:
+///
+/// ```compile_fail,E0505
+/// # use mpterm_dpdk::{Eal, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// drop(eal); // refused: `pool` still borrows the EAL
+/// println!("{} free", pool.available());
+/// ```
+///
+/// ```compile_fail,E0597
+/// # use mpterm_dpdk::{Eal, Mempool};
+/// let eal = Eal::init(&[]).unwrap();
+/// let pool = Mempool::new(&eal, "pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM).unwrap();
+/// // Refused: an unscoped thread may outlive `eal` (`std::thread::scope` is the way).
+/// std::thread::spawn(move || println!("{} free", pool.available()));
+/// ```
 #[derive(Debug)]
-pub struct Mempool {
+pub struct Mempool<'eal> {
     raw: NonNull<dpdk_sys::rte_mempool>,
     capacity: u32,
+    _eal: PhantomData<&'eal Eal>,
 }
 
 // SAFETY: rte_mempool get/put operations of the default ring-based pool are multi-thread safe;
 // the handle holds no thread-local state.
-unsafe impl Send for Mempool {}
+unsafe impl Send for Mempool<'_> {}
 // SAFETY: as above; `&Mempool` only allows allocating from and inspecting the pool.
-unsafe impl Sync for Mempool {}
+unsafe impl Sync for Mempool<'_> {}
 
-impl Mempool {
+impl<'eal> Mempool<'eal> {
     /// Creates a pool of `n_mbufs` mbufs with a per-lcore cache of `cache` and `data_room` bytes
     /// of buffer each (headroom included: use [`Mempool::DEFAULT_DATA_ROOM`] for 2048 bytes of
     /// frame after the 128-byte headroom). The pool may live on any NUMA socket, which `--no-huge`
@@ -37,12 +59,12 @@ impl Mempool {
     /// received frames are single-segment. A pool used only for indirect mbufs
     /// ([`crate::alloc_frame_chained`]) can have a data room of 0.
     pub fn new(
-        _eal: &Eal,
+        _eal: &'eal Eal,
         name: &str,
         n_mbufs: u32,
         cache: u32,
         data_room: u16,
-    ) -> Result<Mempool, DpdkError> {
+    ) -> Result<Mempool<'eal>, DpdkError> {
         let c_name = CString::new(name).map_err(|_| DpdkError::NulInArgument(name.to_owned()))?;
         // SAFETY: c_name is a valid NUL-terminated string; the EAL is initialised (`_eal`).
         let raw = unsafe {
@@ -60,6 +82,7 @@ impl Mempool {
         Ok(Mempool {
             raw,
             capacity: n_mbufs,
+            _eal: PhantomData,
         })
     }
 

@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::ffi::CString;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::eal::Eal;
 use crate::error::{check, DpdkError};
@@ -11,6 +12,16 @@ use crate::mempool::Mempool;
 
 /// The most queues of each direction a port can hand out (one per worker core).
 pub const MAX_QUEUES: u16 = 64;
+
+/// One bit per DPDK port id: set once a [`Port`] handle for that id exists. A port is opened at
+/// most once per process, so its handle's record of which queues it handed out is the only one:
+/// two handles could each hand out "queue 0", and two threads bursting on one queue at once
+/// would race inside the driver.
+static OPENED_PORTS: AtomicU64 = AtomicU64::new(0);
+const _: () = assert!(
+    dpdk_sys::RTE_MAX_ETHPORTS <= u64::BITS,
+    "one bit per port id"
+);
 
 /// How a port is set up: queue counts and ring sizes. No offloads are requested: the virtual
 /// devices in the lab (af_packet, ring, null) offer none that matter, so checksums are computed in
@@ -74,19 +85,37 @@ pub struct PortStats {
 ///
 /// The port owns its queues: [`Port::take_rx_queue`] and [`Port::take_tx_queue`] hand out each
 /// queue at most once, which is what makes the lock-free burst functions safe to call from the
-/// queue's owner.
+/// queue's owner. To keep that true, a port can be opened once per process (a second
+/// [`Port::by_name`] for it is refused with [`DpdkError::PortAlreadyOpen`], also after the first
+/// handle was dropped), and it cannot be configured again once a queue was handed out
+/// ([`DpdkError::QueuesInUse`]): reconfiguring frees the driver's queues under the handles.
+/// Stopping is allowed: a stopped port's bursts move nothing.
+///
+/// The port and its queues borrow the [`Eal`]:
+///
+/// ```compile_fail,E0505
+/// # use mpterm_dpdk::{Eal, Port};
+/// let eal = Eal::init(&[]).unwrap();
+/// let port = Port::by_name(&eal, "net_ring0").unwrap();
+/// let rx = port.take_rx_queue(0).unwrap();
+/// drop(port); // allowed: the device lives until the EAL is cleaned up
+/// drop(eal); // refused: `rx` still borrows the EAL
+/// drop(rx);
+/// ```
 #[derive(Debug)]
-pub struct Port {
+pub struct Port<'eal> {
     id: u16,
     configured: Option<PortConfig>,
     rx_taken: Cell<u64>,
     tx_taken: Cell<u64>,
     started: bool,
+    _eal: PhantomData<&'eal Eal>,
 }
 
-impl Port {
-    /// Looks a port up by device name (e.g. `net_ring0`, `net_af_packet1`).
-    pub fn by_name(_eal: &Eal, name: &str) -> Result<Port, DpdkError> {
+impl<'eal> Port<'eal> {
+    /// Looks a port up by device name (e.g. `net_ring0`, `net_af_packet1`) and opens it; a port
+    /// already opened in this process is refused.
+    pub fn by_name(_eal: &'eal Eal, name: &str) -> Result<Port<'eal>, DpdkError> {
         let c_name = CString::new(name).map_err(|_| DpdkError::NulInArgument(name.to_owned()))?;
         let mut id = 0u16;
         // SAFETY: c_name is NUL-terminated; id is a valid out-pointer.
@@ -94,16 +123,16 @@ impl Port {
         if code != 0 {
             return Err(DpdkError::PortNotFound(name.to_owned()));
         }
-        Ok(Port::new(id))
+        Port::open(id)
     }
 
-    /// Looks a port up by id.
-    pub fn by_id(_eal: &Eal, id: u16) -> Result<Port, DpdkError> {
+    /// Looks a port up by id and opens it; a port already opened in this process is refused.
+    pub fn by_id(_eal: &'eal Eal, id: u16) -> Result<Port<'eal>, DpdkError> {
         // SAFETY: rte_eth_dev_is_valid_port accepts any id.
         if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
             return Err(DpdkError::InvalidPortId(id));
         }
-        Ok(Port::new(id))
+        Port::open(id)
     }
 
     /// The number of ports the EAL found.
@@ -112,14 +141,22 @@ impl Port {
         unsafe { dpdk_sys::rte_eth_dev_count_avail() }
     }
 
-    fn new(id: u16) -> Port {
-        Port {
+    /// Claims port `id` (a valid port, so below `RTE_MAX_ETHPORTS`) for this handle.
+    fn open(id: u16) -> Result<Port<'eal>, DpdkError> {
+        let bit = 1u64
+            .checked_shl(u32::from(id))
+            .ok_or(DpdkError::InvalidPortId(id))?;
+        if OPENED_PORTS.fetch_or(bit, Ordering::SeqCst) & bit != 0 {
+            return Err(DpdkError::PortAlreadyOpen(id));
+        }
+        Ok(Port {
             id,
             configured: None,
             rx_taken: Cell::new(0),
             tx_taken: Cell::new(0),
             started: false,
-        }
+            _eal: PhantomData,
+        })
     }
 
     /// The DPDK port id.
@@ -128,8 +165,16 @@ impl Port {
     }
 
     /// Configures the device and sets up every queue; receive queues take their mbufs from
-    /// `rx_pool`. Must happen before [`Port::start`] (or after [`Port::stop`]).
-    pub fn configure(&mut self, config: &PortConfig, rx_pool: &Mempool) -> Result<(), DpdkError> {
+    /// `rx_pool`. Must happen before [`Port::start`] (or after [`Port::stop`]), and before any
+    /// queue is handed out: once one is, this is refused ([`DpdkError::QueuesInUse`]).
+    pub fn configure(
+        &mut self,
+        config: &PortConfig,
+        rx_pool: &Mempool<'eal>,
+    ) -> Result<(), DpdkError> {
+        if self.rx_taken.get() != 0 || self.tx_taken.get() != 0 {
+            return Err(DpdkError::QueuesInUse(self.id));
+        }
         if config.rx_queues > MAX_QUEUES || config.tx_queues > MAX_QUEUES {
             return Err(DpdkError::Call {
                 call: format!("configure port {}", self.id),
@@ -163,8 +208,8 @@ impl Port {
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(port) };
         let socket = u32::try_from(socket).unwrap_or(dpdk_sys::SOCKET_ID_ANY as u32);
         for queue in 0..config.rx_queues {
-            // SAFETY: the pool lives until rte_eal_cleanup (Mempool never frees it); NULL rxconf
-            // means the driver's defaults.
+            // SAFETY: the pool lives until rte_eal_cleanup (Mempool never frees it), which cannot
+            // happen while this port borrows the EAL; NULL rxconf means the driver's defaults.
             let code = unsafe {
                 dpdk_sys::rte_eth_rx_queue_setup(
                     port,
@@ -272,7 +317,7 @@ impl Port {
     }
 
     /// Hands out receive queue `queue`; each queue can be taken once.
-    pub fn take_rx_queue(&self, queue: u16) -> Result<RxQueue, DpdkError> {
+    pub fn take_rx_queue(&self, queue: u16) -> Result<RxQueue<'eal>, DpdkError> {
         let count = self.configured.map_or(0, |config| config.rx_queues);
         take(&self.rx_taken, queue, count).ok_or(DpdkError::QueueUnavailable {
             kind: "rx",
@@ -282,12 +327,12 @@ impl Port {
         Ok(RxQueue {
             port: self.id,
             queue,
-            _not_sync: PhantomData,
+            _marker: PhantomData,
         })
     }
 
     /// Hands out transmit queue `queue`; each queue can be taken once.
-    pub fn take_tx_queue(&self, queue: u16) -> Result<TxQueue, DpdkError> {
+    pub fn take_tx_queue(&self, queue: u16) -> Result<TxQueue<'eal>, DpdkError> {
         let count = self.configured.map_or(0, |config| config.tx_queues);
         take(&self.tx_taken, queue, count).ok_or(DpdkError::QueueUnavailable {
             kind: "tx",
@@ -297,7 +342,7 @@ impl Port {
         Ok(TxQueue {
             port: self.id,
             queue,
-            _not_sync: PhantomData,
+            _marker: PhantomData,
         })
     }
 }
@@ -315,19 +360,24 @@ fn take(taken: &Cell<u64>, queue: u16, count: u16) -> Option<()> {
     Some(())
 }
 
+/// The marker of a queue handle: it borrows the [`Eal`] for `'eal`, may move to another thread
+/// (`&Eal` and `Cell` are `Send`) but cannot be shared between threads (`Cell` is not `Sync`).
+/// Zero-sized.
+type QueueMarker<'eal> = PhantomData<(&'eal Eal, Cell<()>)>;
+
 /// The receiving end of one queue of a port. It may move to the worker thread that polls it
 /// (`Send`), but only one thread can use it (`!Sync`, not `Clone`), as DPDK requires.
 #[derive(Debug)]
-pub struct RxQueue {
+pub struct RxQueue<'eal> {
     port: u16,
     queue: u16,
-    _not_sync: PhantomData<Cell<()>>,
+    _marker: QueueMarker<'eal>,
 }
 
-impl RxQueue {
+impl<'eal> RxQueue<'eal> {
     /// Receives up to the batch's free capacity of frames, appending them to `batch`; returns how
     /// many arrived. Never allocates.
-    pub fn rx_burst(&mut self, batch: &mut MbufBatch) -> usize {
+    pub fn rx_burst(&mut self, batch: &mut MbufBatch<'eal>) -> usize {
         let (slots, room) = batch.spare_slots();
         if room == 0 {
             return 0;
@@ -355,13 +405,13 @@ impl RxQueue {
 
 /// The transmitting end of one queue of a port; see [`RxQueue`] for the ownership rules.
 #[derive(Debug)]
-pub struct TxQueue {
+pub struct TxQueue<'eal> {
     port: u16,
     queue: u16,
-    _not_sync: PhantomData<Cell<()>>,
+    _marker: QueueMarker<'eal>,
 }
 
-impl TxQueue {
+impl<'eal> TxQueue<'eal> {
     /// Hands the batch's mbufs to the driver, front first; returns how many it took.
     ///
     /// Mbufs the driver did not take (its ring was full) stay in `batch`, moved to the front and
@@ -372,7 +422,7 @@ impl TxQueue {
     /// kernel's TX ring and frees it at once, silently drops (and counts as taken) frames longer
     /// than its ring frame (2048 bytes by default), and, when the ring is full, calls `poll()`
     /// once before giving up the rest of the burst. Such drops show in [`PortStats::oerrors`].
-    pub fn tx_burst(&mut self, batch: &mut MbufBatch) -> usize {
+    pub fn tx_burst(&mut self, batch: &mut MbufBatch<'eal>) -> usize {
         let (mbufs, count) = batch.filled_slots();
         if count == 0 {
             return 0;

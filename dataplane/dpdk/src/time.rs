@@ -7,6 +7,10 @@ use crate::eal::Eal;
 /// A monotonic clock read from the TSC (`rte_get_tsc_cycles`), calibrated by the EAL
 /// (`rte_get_tsc_hz`). Reading it is one instruction, no syscall, so the worker can read it once
 /// per loop turn.
+///
+/// Unlike the other handles it does not borrow the [`Eal`]: the EAL is needed only to read the
+/// calibrated frequency, once, in [`TscClock::new`]; after that the clock only reads the CPU's
+/// cycle counter, which stays valid after `rte_eal_cleanup`.
 #[derive(Debug, Clone, Copy)]
 pub struct TscClock {
     hz: u64,

@@ -4,12 +4,13 @@
 //! The EAL can be initialised once per process, so everything runs in one `#[test]`, scenario
 //! after scenario.
 
+use std::ops::Bound;
 use std::process::Command;
 use std::time::Duration;
 
 use mpterm_dpdk::{
-    alloc_frame_chained, alloc_frame_copied, DpdkError, Eal, Mbuf, MbufBatch, Mempool, Port,
-    PortConfig, RxQueue, TscClock, TxQueue, BURST_SIZE,
+    alloc_frame_chained, alloc_frame_copied, DpdkError, Eal, Mbuf, MbufBatch, MbufSlice, Mempool,
+    Port, PortConfig, RxQueue, TscClock, TxQueue, BURST_SIZE,
 };
 
 /// Local experimental ethertype (IEEE 802 "local experimental 1"), so that test frames cannot be
@@ -71,7 +72,7 @@ fn packet_bytes(mbuf: &Mbuf) -> Vec<u8> {
 
 /// Polls `rx` until `count` frames carrying the test ethertype arrived (others are dropped) or
 /// a second passed.
-fn receive_test_frames(rx: &mut RxQueue, count: usize) -> Vec<Mbuf> {
+fn receive_test_frames<'eal>(rx: &mut RxQueue<'eal>, count: usize) -> Vec<Mbuf<'eal>> {
     let mut frames = Vec::new();
     let mut batch = MbufBatch::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
@@ -135,7 +136,7 @@ fn dpdk_scenarios() {
     assert_eq!(pool.in_use(), 0, "every test mbuf went back to the pool");
 }
 
-fn registered_worker_thread(eal: &Eal, pool: &Mempool) {
+fn registered_worker_thread(eal: &Eal, pool: &Mempool<'_>) {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -152,7 +153,7 @@ fn registered_worker_thread(eal: &Eal, pool: &Mempool) {
     });
 }
 
-fn ring_loopback(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool) {
+fn ring_loopback<'eal>(eal: &'eal Eal, pool: &Mempool<'eal>, indirect_pool: &Mempool<'eal>) {
     // Without arguments net_ring creates one ring per queue pair and uses it for both directions,
     // so whatever is sent on queue 0 is received on queue 0.
     let mut port = Port::by_name(eal, "net_ring0").expect("net_ring0");
@@ -165,6 +166,20 @@ fn ring_loopback(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool) {
     let mut rx = port.take_rx_queue(0).expect("rx queue 0");
     let mut tx = port.take_tx_queue(0).expect("tx queue 0");
     assert!(port.take_rx_queue(0).is_err(), "a queue is handed out once");
+    // A second handle on the port could hand out queue 0 again, and reconfiguring would free
+    // the driver's queues under `rx` and `tx`: both are refused.
+    assert!(matches!(
+        Port::by_name(eal, "net_ring0"),
+        Err(DpdkError::PortAlreadyOpen(_))
+    ));
+    assert!(matches!(
+        Port::by_id(eal, port.id()),
+        Err(DpdkError::PortAlreadyOpen(_))
+    ));
+    assert!(matches!(
+        port.configure(&PortConfig::default(), pool),
+        Err(DpdkError::QueuesInUse(_))
+    ));
     port.start().expect("start");
     assert!(port.link_status().expect("link").up);
     let mac = port.mac_address().expect("mac");
@@ -211,7 +226,12 @@ fn ring_loopback(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool) {
 
 /// Fills the ring until a burst is only partly taken, then checks that the untaken frames stay in
 /// the batch, in order, at the front.
-fn full_ring_keeps_unsent(pool: &Mempool, rx: &mut RxQueue, tx: &mut TxQueue, mac: [u8; 6]) {
+fn full_ring_keeps_unsent<'eal>(
+    pool: &Mempool<'eal>,
+    rx: &mut RxQueue<'eal>,
+    tx: &mut TxQueue<'eal>,
+    mac: [u8; 6],
+) {
     let in_use_before = pool.in_use();
     let mut batch = MbufBatch::new();
     let mut sent_total = 0usize;
@@ -303,11 +323,11 @@ fn mbuf_editing(pool: &Mempool) {
     drop(chained);
 }
 
-fn slices_and_chains(
-    pool: &Mempool,
-    indirect_pool: &Mempool,
-    rx: &mut RxQueue,
-    tx: &mut TxQueue,
+fn slices_and_chains<'eal>(
+    pool: &Mempool<'eal>,
+    indirect_pool: &Mempool<'eal>,
+    rx: &mut RxQueue<'eal>,
+    tx: &mut TxQueue<'eal>,
     mac: [u8; 6],
 ) {
     let payload: Vec<u8> = (0..200u8).collect();
@@ -324,11 +344,11 @@ fn slices_and_chains(
     let whole = received.pop().unwrap().into_slice().expect("contiguous");
     assert_eq!(whole.refcount(), 1);
     assert_eq!(whole.len(), 214);
-    let tcp_payload = whole.slice(14..);
+    let tcp_payload = whole.get(14..).expect("within the frame");
     assert_eq!(whole.refcount(), 2);
     assert_eq!(tcp_payload.as_slice(), &payload[..]);
     let copy = tcp_payload.clone();
-    let middle = copy.slice(50..60);
+    let middle = copy.slice_clamped(50..60);
     assert_eq!(whole.refcount(), 4);
     assert_eq!(middle.as_slice(), &payload[50..60]);
     assert!(
@@ -336,9 +356,13 @@ fn slices_and_chains(
         "out-of-range sub-slice is refused"
     );
     assert!(copy.get(200..).is_some_and(|empty| empty.is_empty()));
-    let out_of_range = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| copy.slice(..201)));
-    assert!(out_of_range.is_err(), "slice() panics like slice indexing");
-    assert_eq!(whole.refcount(), 4, "the failed slice took no reference");
+    assert_eq!(whole.refcount(), 4, "a refused get took no reference");
+    clamped_slices_never_panic(&copy, &payload);
+    assert_eq!(
+        whole.refcount(),
+        4,
+        "the clamped views released their references"
+    );
     drop(copy);
     drop(whole);
     assert_eq!(middle.refcount(), 2);
@@ -384,15 +408,49 @@ fn slices_and_chains(
     assert_eq!(empty.pkt_len(), 20);
 }
 
+/// `slice_clamped` on a 200-byte view holding `expected`: the bytes of the range that lie within
+/// the view, cut at its end; inverted ranges and ranges past the end give empty views; bounds at
+/// `usize::MAX` do not overflow. Every view is a reference on the one mbuf.
+fn clamped_slices_never_panic(view: &MbufSlice<'_>, expected: &[u8]) {
+    assert_eq!(view.len(), 200);
+    let refcount = view.refcount();
+    let past_end = view.slice_clamped(150..201);
+    assert_eq!(past_end.as_slice(), &expected[150..200], "cut at the end");
+    assert_eq!(view.slice_clamped(..201).as_slice(), expected);
+    assert_eq!(view.slice_clamped(..=usize::MAX).as_slice(), expected);
+    assert_eq!(view.slice_clamped(190..).as_slice(), &expected[190..]);
+    let (from, to) = (60, 50);
+    let inverted = view.slice_clamped(from..to);
+    assert!(inverted.is_empty(), "an inverted range gives an empty view");
+    assert!(view.slice_clamped(200..200).is_empty());
+    assert!(view.slice_clamped(250..300).is_empty(), "beyond the end");
+    assert!(view.slice_clamped(250..).is_empty());
+    let after_max = (Bound::Excluded(usize::MAX), Bound::Unbounded);
+    assert!(view.slice_clamped(after_max).is_empty(), "no overflow");
+    assert!(view.slice_clamped(from..=to).is_empty());
+    assert_eq!(
+        view.refcount(),
+        refcount + 2,
+        "two views kept, the rest dropped"
+    );
+    drop((past_end, inverted));
+    assert_eq!(view.refcount(), refcount);
+}
+
 /// An empty slice of a fresh mbuf (exercises the header-only path of `alloc_frame_chained`).
-fn received_empty_slice(pool: &Mempool) -> mpterm_dpdk::MbufSlice {
+fn received_empty_slice<'eal>(pool: &Mempool<'eal>) -> MbufSlice<'eal> {
     Mbuf::alloc(pool)
         .expect("alloc")
         .into_slice()
         .expect("contiguous")
 }
 
-fn af_packet_chained_transmit(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool, veth: &VethPair) {
+fn af_packet_chained_transmit<'eal>(
+    eal: &'eal Eal,
+    pool: &Mempool<'eal>,
+    indirect_pool: &Mempool<'eal>,
+    veth: &VethPair,
+) {
     let mut sender = Port::by_name(eal, "net_af_packet0").expect("net_af_packet0");
     let mut receiver = Port::by_name(eal, "net_af_packet1").expect("net_af_packet1");
     for port in [&mut sender, &mut receiver] {
@@ -414,7 +472,11 @@ fn af_packet_chained_transmit(eal: &Eal, pool: &Mempool, indirect_pool: &Mempool
         .enumerate()
         .for_each(|(i, b)| *b = (i * 7) as u8);
     let expected: Vec<u8> = source.data()[100..900].to_vec();
-    let slice = source.into_slice().expect("contiguous").slice(100..900);
+    let slice = source
+        .into_slice()
+        .expect("contiguous")
+        .get(100..900)
+        .expect("within the frame");
     let mut frame =
         alloc_frame_chained(pool, indirect_pool, ETHERNET_HEADER_LEN, &slice).expect("frame");
     test_frame_header(&mut frame, mac);

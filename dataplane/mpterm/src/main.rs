@@ -214,7 +214,9 @@ fn run_dataplane(
             indirect: &indirect_pool,
         };
         // Mbufs (and so the engine holding them) never cross threads: everything that owns one
-        // is built on the worker thread itself.
+        // is built on the worker thread itself. Every DPDK handle borrows `eal`, so the worker
+        // can only run on a scoped thread: the scope ends, and the worker with it, before the
+        // EAL can be cleaned up.
         let worker_thread = thread::Builder::new()
             .name("mpterm-worker".to_owned())
             .spawn_scoped(scope, move || {

@@ -61,7 +61,7 @@ fn frame_building(c: &mut Criterion) {
             let temperature = if cold { "cold" } else { "hot" };
             let payloads: Vec<_> = sources[..if cold { COLD_SOURCES } else { 1 }]
                 .iter()
-                .map(|source| source.slice(payload_range(size)))
+                .map(|source| source.slice_clamped(payload_range(size)))
                 .collect();
             let mut next = 0;
             let mut pick = move || {

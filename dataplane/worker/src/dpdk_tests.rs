@@ -62,7 +62,7 @@ fn run(command: &[&str]) {
 }
 
 /// A contiguous mbuf from `pool` holding `bytes`, as the port would hand it over.
-fn received(pool: &Mempool, bytes: &[u8]) -> MbufSlice {
+fn received<'eal>(pool: &Mempool<'eal>, bytes: &[u8]) -> MbufSlice<'eal> {
     let mut mbuf = Mbuf::alloc(pool).expect("an mbuf");
     mbuf.append(bytes.len() as u16)
         .expect("room")
@@ -113,7 +113,7 @@ fn worker_on_real_dpdk() {
     }
 }
 
-fn payload_is_a_shared_view(pool: &Mempool) {
+fn payload_is_a_shared_view(pool: &Mempool<'_>) {
     let bytes: Vec<u8> = (0..200u8).collect();
     let payload = MbufPayload(received(pool, &bytes));
     assert_eq!(payload.as_ref(), &bytes[..]);
@@ -130,11 +130,36 @@ fn payload_is_a_shared_view(pool: &Mempool) {
     assert_eq!(pool.in_use(), 1);
     drop((copy, middle, inner));
     assert_eq!(payload.0.refcount(), 1);
+
+    // `Payload::slice` is total: what of the range lies within the view, clamped; empty for
+    // an inverted range or one past the end. A panic here would bring the worker down.
+    assert_eq!(payload.slice(150..300).as_ref(), &bytes[150..]);
+    assert_eq!(payload.slice(0..usize::MAX).as_ref(), &bytes[..]);
+    let (from, to) = (150, 100);
+    assert!(payload.slice(from..to).is_empty(), "inverted");
+    assert!(payload.slice(200..200).is_empty());
+    assert!(payload.slice(250..260).is_empty(), "past the end");
+    let middle = payload.slice(10..60);
+    assert_eq!(
+        middle.slice(40..1000).as_ref(),
+        &bytes[50..60],
+        "clamped to the slice"
+    );
+    assert!(middle.slice(60..70).is_empty());
+    drop(middle);
+    assert_eq!(
+        payload.0.refcount(),
+        1,
+        "every clamped view released its reference"
+    );
     drop(payload);
     assert_eq!(pool.in_use(), 0);
 }
 
-fn copied_and_chained_frames_carry_the_same_bytes(pools: TxPools<'_>, rx_pool: &Mempool) {
+fn copied_and_chained_frames_carry_the_same_bytes<'eal>(
+    pools: TxPools<'eal>,
+    rx_pool: &Mempool<'eal>,
+) {
     let header: Vec<u8> = (0..54u8).map(|byte| byte ^ 0xa5).collect();
     for payload_len in [
         0,
@@ -148,7 +173,7 @@ fn copied_and_chained_frames_carry_the_same_bytes(pools: TxPools<'_>, rx_pool: &
         let mut wire = vec![0xeeu8; 54];
         wire.extend((0..payload_len).map(|index| (index * 7 % 251) as u8));
         let received_frame = received(rx_pool, &wire);
-        let payload = received_frame.slice(54..);
+        let payload = received_frame.get(54..).expect("within the frame");
 
         let frame = build_frame(pools, &header, Some(&payload)).expect("a frame");
         let mut expected = header.clone();
@@ -185,7 +210,7 @@ fn copied_and_chained_frames_carry_the_same_bytes(pools: TxPools<'_>, rx_pool: &
 
 /// `net_ring0` loops its transmit ring back to its receive ring; nobody receives, so the ring
 /// fills, and then every frame the worker queues must be counted and freed.
-fn frames_the_port_refuses_are_freed_and_counted(eal: &Eal, pools: TxPools<'_>) {
+fn frames_the_port_refuses_are_freed_and_counted<'eal>(eal: &'eal Eal, pools: TxPools<'eal>) {
     let mut port = Port::by_name(eal, "net_ring0").expect("net_ring0");
     port.configure(&PortConfig::default(), pools.header)
         .expect("configure ring");
@@ -244,10 +269,10 @@ fn frames_the_port_refuses_are_freed_and_counted(eal: &Eal, pools: TxPools<'_>) 
 /// An ARP request for the appliance's address sent from `net_af_packet1` over the veth pair:
 /// the worker on `net_af_packet0` receives it, the engine answers, the worker sends the reply
 /// (RFC 826), and the counters the control thread reads show it.
-fn arp_request_is_answered_and_counters_are_published(
-    eal: &Eal,
-    pools: TxPools<'_>,
-    rx_pool: &Mempool,
+fn arp_request_is_answered_and_counters_are_published<'eal>(
+    eal: &'eal Eal,
+    pools: TxPools<'eal>,
+    rx_pool: &Mempool<'eal>,
 ) {
     let mut appliance_port = Port::by_name(eal, "net_af_packet0").expect("net_af_packet0");
     let mut peer_port = Port::by_name(eal, "net_af_packet1").expect("net_af_packet1");

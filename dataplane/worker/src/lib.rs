@@ -109,19 +109,21 @@ impl IdleBackoff {
 }
 
 /// A received mbuf as the engine's payload handle: slicing and cloning take references on the
-/// same mbuf, so payload received on one side leaves on the other without a copy.
+/// same mbuf, so payload received on one side leaves on the other without a copy. It borrows the
+/// EAL like the slice it wraps, so an engine holding payload cannot outlive DPDK's memory either.
 #[derive(Debug, Clone)]
-pub struct MbufPayload(pub MbufSlice);
+pub struct MbufPayload<'eal>(pub MbufSlice<'eal>);
 
-impl AsRef<[u8]> for MbufPayload {
+impl AsRef<[u8]> for MbufPayload<'_> {
     fn as_ref(&self) -> &[u8] {
         self.0.as_slice()
     }
 }
 
-impl Payload for MbufPayload {
+impl Payload for MbufPayload<'_> {
+    /// The bytes of `range` within the view, clamped, never a panic (the trait's contract).
     fn slice(&self, range: Range<usize>) -> Self {
-        MbufPayload(self.0.slice(range))
+        MbufPayload(self.0.slice_clamped(range))
     }
 }
 
@@ -156,16 +158,16 @@ impl TokenRegistry for SharedTokens {
 
 /// One port's queues as the worker uses them.
 #[derive(Debug)]
-pub struct WorkerPort {
-    rx: RxQueue,
-    tx: TxQueue,
-    rx_batch: MbufBatch,
-    tx_batch: MbufBatch,
+pub struct WorkerPort<'eal> {
+    rx: RxQueue<'eal>,
+    tx: TxQueue<'eal>,
+    rx_batch: MbufBatch<'eal>,
+    tx_batch: MbufBatch<'eal>,
 }
 
-impl WorkerPort {
+impl<'eal> WorkerPort<'eal> {
     /// A port's receive and transmit queue, with empty bursts.
-    pub fn new(rx: RxQueue, tx: TxQueue) -> Self {
+    pub fn new(rx: RxQueue<'eal>, tx: TxQueue<'eal>) -> Self {
         WorkerPort {
             rx,
             tx,
@@ -188,18 +190,20 @@ pub struct WorkerCounters {
 
 /// The pools frames are built from.
 #[derive(Debug, Clone, Copy)]
-pub struct TxPools<'a> {
+pub struct TxPools<'eal> {
     /// Header mbufs, and whole frames when the payload is copied.
-    pub header: &'a Mempool,
+    pub header: &'eal Mempool<'eal>,
     /// Indirect mbufs that attach a received payload behind a header.
-    pub indirect: &'a Mempool,
+    pub indirect: &'eal Mempool<'eal>,
 }
 
-/// A run-to-completion worker.
-pub struct Worker<'a, R: RngCore, T: TokenRegistry> {
-    engine: Engine<MbufPayload, R, T>,
-    ports: Vec<WorkerPort>,
-    pools: TxPools<'a>,
+/// A run-to-completion worker. Everything it holds (queues, mbufs, the engine's payload)
+/// borrows the EAL for `'eal`, so the worker cannot outlive it; `mpterm` runs it on a scoped
+/// thread.
+pub struct Worker<'eal, R: RngCore, T: TokenRegistry> {
+    engine: Engine<MbufPayload<'eal>, R, T>,
+    ports: Vec<WorkerPort<'eal>>,
+    pools: TxPools<'eal>,
     clock: TscClock,
     stats: Arc<WorkerStats>,
     counters: WorkerCounters,
@@ -215,12 +219,12 @@ impl<R: RngCore, T: TokenRegistry> core::fmt::Debug for Worker<'_, R, T> {
     }
 }
 
-impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
+impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
     /// `ports[i]` must be the port of the engine's interface `i`.
     pub fn new(
-        engine: Engine<MbufPayload, R, T>,
-        ports: Vec<WorkerPort>,
-        pools: TxPools<'a>,
+        engine: Engine<MbufPayload<'eal>, R, T>,
+        ports: Vec<WorkerPort<'eal>>,
+        pools: TxPools<'eal>,
         clock: TscClock,
         stats: Arc<WorkerStats>,
     ) -> Self {
@@ -237,7 +241,7 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
     }
 
     /// The engine, for its counters and connection count.
-    pub fn engine(&self) -> &Engine<MbufPayload, R, T> {
+    pub fn engine(&self) -> &Engine<MbufPayload<'eal>, R, T> {
         &self.engine
     }
 
@@ -311,7 +315,7 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
         frames
     }
 
-    fn queue_transmit(&mut self, transmit: Transmit<MbufPayload>) {
+    fn queue_transmit(&mut self, transmit: Transmit<MbufPayload<'eal>>) {
         let Some(port) = self.ports.get_mut(transmit.interface) else {
             return;
         };
@@ -340,7 +344,7 @@ impl<'a, R: RngCore, T: TokenRegistry> Worker<'a, R, T> {
 
 /// Sends a port's queued burst; what the port does not take after a second try is freed and
 /// counted, never leaked (TCP recovers it).
-fn flush(port: &mut WorkerPort, counters: &mut WorkerCounters) {
+fn flush(port: &mut WorkerPort<'_>, counters: &mut WorkerCounters) {
     if port.tx_batch.is_empty() {
         return;
     }
@@ -356,7 +360,11 @@ fn flush(port: &mut WorkerPort, counters: &mut WorkerCounters) {
 /// copy when it is at least [`CHAIN_THRESHOLD`] bytes long, copied behind the header otherwise.
 /// `None` when a pool is empty (or the frame cannot fit an mbuf): the caller counts the drop and
 /// TCP sends the data again.
-pub fn build_frame(pools: TxPools<'_>, header: &[u8], payload: Option<&MbufSlice>) -> Option<Mbuf> {
+pub fn build_frame<'eal>(
+    pools: TxPools<'eal>,
+    header: &[u8],
+    payload: Option<&MbufSlice<'eal>>,
+) -> Option<Mbuf<'eal>> {
     let header_len = u16::try_from(header.len()).ok()?;
     let mut frame = match payload {
         Some(payload) if payload.len() >= CHAIN_THRESHOLD => {
