@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant as WallClock;
 
 use mpterm_control::StatsRegistry;
-use mpterm_dpdk::{Eal, Port, PortConfig};
+use mpterm_dpdk::{Eal, Port, PortConfig, BURST_SIZE};
 use rand_chacha::rand_core::SeedableRng;
 
 use super::*;
@@ -105,7 +105,7 @@ fn worker_on_real_dpdk() {
 
     payload_is_a_shared_view(&rx_pool);
     copied_and_chained_frames_carry_the_same_bytes(pools, &rx_pool);
-    frames_the_port_refuses_are_freed_and_counted(&eal, pools);
+    frames_a_full_ring_refuses_are_held_and_all_delivered(&eal, pools);
     arp_request_is_answered_and_counters_are_published(&eal, pools, &rx_pool);
 
     for pool in [&rx_pool, &tx_pool, &indirect_pool] {
@@ -208,61 +208,71 @@ fn copied_and_chained_frames_carry_the_same_bytes<'eal>(
     assert_eq!(rx_pool.in_use(), 0);
 }
 
-/// `net_ring0` loops its transmit ring back to its receive ring; nobody receives, so the ring
-/// fills, and then every frame the worker queues must be counted and freed.
-fn frames_the_port_refuses_are_freed_and_counted<'eal>(eal: &'eal Eal, pools: TxPools<'eal>) {
+/// `net_ring0` loops its transmit ring back to its receive ring, and nothing drains it but this
+/// test: the ring fills, the transmitter holds what it refuses (one burst and one frame aside)
+/// and says "not ready" (the worker would stop pulling from the engine), and once the test
+/// drains the ring every frame arrives, once and in order, none dropped, no mbuf leaked.
+fn frames_a_full_ring_refuses_are_held_and_all_delivered<'eal>(
+    eal: &'eal Eal,
+    pools: TxPools<'eal>,
+) {
     let mut port = Port::by_name(eal, "net_ring0").expect("net_ring0");
     port.configure(&PortConfig::default(), pools.header)
         .expect("configure ring");
     port.start().expect("start ring");
-    let mut worker_port = WorkerPort::new(
-        port.take_rx_queue(0).expect("rx"),
-        port.take_tx_queue(0).expect("tx"),
-    );
+    let mut rx = port.take_rx_queue(0).expect("rx");
+    let mut transmitter = Transmitter::new(vec![port.take_tx_queue(0).expect("tx")]);
     let baseline = pools.header.in_use();
-
-    let mut in_ring = 0usize;
-    let mut full = false;
-    for _ in 0..1000 {
-        while !worker_port.tx_batch.is_full() {
-            let frame = build_frame(pools, &[0x11; 60], None).expect("a frame");
-            worker_port.tx_batch.push(frame).expect("room");
-        }
-        in_ring += worker_port.tx.tx_burst(&mut worker_port.tx_batch);
-        if !worker_port.tx_batch.is_empty() {
-            worker_port.tx_batch.clear();
-            full = true;
-            break;
+    // Enough for the ring (net_ring's default holds 1023 frames) to fill twice over.
+    const FRAMES: u32 = 3000;
+    let now = Instant::from_nanos(1);
+    let mut received = Vec::with_capacity(FRAMES as usize);
+    fn drain(rx: &mut RxQueue<'_>, received: &mut Vec<u32>) {
+        let mut batch = MbufBatch::new();
+        while rx.rx_burst(&mut batch) > 0 {
+            for frame in batch.drain() {
+                let sequence = frame.data()[14..18].try_into().expect("4 bytes");
+                received.push(u32::from_be_bytes(sequence));
+            }
         }
     }
-    assert!(full, "the ring filled up");
-    assert_eq!(pools.header.in_use() - baseline, in_ring as u32);
-
-    let mut counters = WorkerCounters::default();
-    for _ in 0..5 {
-        let frame = build_frame(pools, &[0x22; 60], None).expect("a frame");
-        worker_port.tx_batch.push(frame).expect("room");
+    let mut refusals = 0;
+    for sequence in 0..FRAMES {
+        while !transmitter.ready(now) {
+            refusals += 1;
+            assert_eq!(
+                transmitter.held_frames(),
+                BURST_SIZE + 1,
+                "one burst pending and one frame aside, no more"
+            );
+            assert!(transmitter.is_holding(now), "the worker would not sleep");
+            drain(&mut rx, &mut received);
+        }
+        // An Ethernet header's worth of filler, then the sequence number.
+        let mut header = [0x11; 18];
+        header[14..].copy_from_slice(&sequence.to_be_bytes());
+        let frame = build_frame(pools, &header, None).expect("a frame");
+        transmitter.queue(now, 0, frame);
     }
-    flush(&mut worker_port, &mut counters);
-    assert_eq!(counters.tx_dropped_full, 5);
-    assert!(worker_port.tx_batch.is_empty());
-    assert_eq!(
-        pools.header.in_use() - baseline,
-        in_ring as u32,
-        "refused frames went back to the pool"
+    while transmitter.held_frames() > 0 {
+        transmitter.ready(now);
+        transmitter.flush(now);
+        drain(&mut rx, &mut received);
+    }
+    drain(&mut rx, &mut received);
+
+    assert!(
+        refusals >= 2,
+        "the ring filled (and was drained) more than once"
     );
-
-    let mut drained = 0;
-    loop {
-        let received = worker_port.rx.rx_burst(&mut worker_port.rx_batch);
-        if received == 0 {
-            break;
-        }
-        drained += received;
-        worker_port.rx_batch.clear();
-    }
-    assert_eq!(drained, in_ring);
-    assert_eq!(pools.header.in_use(), baseline);
+    assert_eq!(
+        received,
+        (0..FRAMES).collect::<Vec<_>>(),
+        "all, once, in order"
+    );
+    assert_eq!(transmitter.dropped(), 0, "tx_dropped_full stays 0");
+    assert_eq!(pools.header.in_use(), baseline, "no mbuf leaked");
+    drop(transmitter);
     port.stop().expect("stop ring");
 }
 

@@ -1,17 +1,21 @@
 //! The per-core worker: a run-to-completion loop over DPDK queues around the sans-IO engine.
 //!
 //! One iteration (the l3fwd shape): receive a burst on every port and hand each frame to the
-//! engine; run the engine's timers when due; pull every frame the engine has to send, build it
+//! engine; run the engine's timers when due; pull the frames the engine has to send, build each
 //! (header copied, payload chained from the received mbuf or copied when small) and queue it on
-//! its port; transmit the queued bursts. Counters are published every
-//! [`STATS_PUBLISH_INTERVAL`], never per packet. Nothing in the loop allocates, locks or makes a
-//! system call, except the sleep of an idle worker (see [`IDLE_SPIN`]).
+//! its port; transmit the queued bursts. A frame a port refuses (its ring is full) is held and
+//! sent on a later iteration, and while it waits the worker pulls nothing more from the engine
+//! (push-back, see [`transmit`]). Counters are published every [`STATS_PUBLISH_INTERVAL`], never
+//! per packet. Nothing in the loop allocates, locks or makes a system call, except the sleep of
+//! an idle worker (see [`IDLE_SPIN`]).
 
 #![deny(unsafe_code)]
 
 mod pools;
+pub mod transmit;
 
 pub use pools::{PoolPlan, MBUF_OVERHEAD, POOL_CACHE, RX_PAYLOAD_MBUFS};
+pub use transmit::{BurstTx, FrameBurst, Transmitter, STUCK_PORT_TIMEOUT};
 
 use core::ops::Range;
 use core::time::Duration;
@@ -23,7 +27,7 @@ use mpterm_dpdk::{
     alloc_frame_chained, alloc_frame_copied, Mbuf, MbufBatch, MbufSlice, Mempool, RxQueue,
     TscClock, TxQueue,
 };
-use mpterm_engine::{Counters, Engine, Instant, Payload, TokenRegistry, Transmit};
+use mpterm_engine::{Counters, Engine, Instant, Payload, TokenRegistry};
 use rand_core::RngCore;
 
 /// Payloads shorter than this are copied behind the header; longer ones are chained (zero copy).
@@ -69,7 +73,8 @@ pub const IDLE_SLEEP_MIN: Duration = Duration::from_micros(20);
 pub const IDLE_SLEEP_MAX: Duration = Duration::from_millis(1);
 
 /// When an idle worker sleeps: after [`IDLE_SPIN`] without a frame, for [`IDLE_SLEEP_MIN`]
-/// doubling up to [`IDLE_SLEEP_MAX`], never past the engine's next timer.
+/// doubling up to [`IDLE_SLEEP_MAX`], never past the engine's next timer, and never while it
+/// holds frames a port could not take yet (a full ring drains in microseconds).
 #[derive(Debug, Clone)]
 struct IdleBackoff {
     spin_cycles: u64,
@@ -87,14 +92,16 @@ impl IdleBackoff {
     }
 
     /// After one loop iteration that moved `frames` frames at `now_cycles`: how long to sleep,
-    /// if at all; `until_timer` is how long until the engine's next timer is due.
+    /// if at all; `until_timer` is how long until the engine's next timer is due, and
+    /// `holding_frames` whether frames wait for a port to take them (which counts as busy).
     fn after_iteration(
         &mut self,
         frames: usize,
+        holding_frames: bool,
         now_cycles: u64,
         until_timer: Option<Duration>,
     ) -> Option<Duration> {
-        if frames > 0 {
+        if frames > 0 || holding_frames {
             self.last_busy_cycles = now_cycles;
             self.next_sleep = IDLE_SLEEP_MIN;
             return None;
@@ -156,31 +163,33 @@ impl TokenRegistry for SharedTokens {
     }
 }
 
-/// One port's queues as the worker uses them.
+/// One port's queues, as the worker is given them.
 #[derive(Debug)]
 pub struct WorkerPort<'eal> {
     rx: RxQueue<'eal>,
     tx: TxQueue<'eal>,
-    rx_batch: MbufBatch<'eal>,
-    tx_batch: MbufBatch<'eal>,
 }
 
 impl<'eal> WorkerPort<'eal> {
-    /// A port's receive and transmit queue, with empty bursts.
+    /// A port's receive and transmit queue.
     pub fn new(rx: RxQueue<'eal>, tx: TxQueue<'eal>) -> Self {
-        WorkerPort {
-            rx,
-            tx,
-            rx_batch: MbufBatch::new(),
-            tx_batch: MbufBatch::new(),
-        }
+        WorkerPort { rx, tx }
     }
+}
+
+/// A receive queue with the burst it fills.
+#[derive(Debug)]
+struct Receiver<'eal> {
+    queue: RxQueue<'eal>,
+    batch: MbufBatch<'eal>,
 }
 
 /// Drops the worker itself counts (the engine counts the rest).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerCounters {
-    /// Frames the port did not take; freed.
+    /// Frames freed unsent because they could not be kept: frames for a port that took nothing
+    /// for [`STUCK_PORT_TIMEOUT`], and frames still held when the worker stopped. Frames a full
+    /// ring refuses are held, not dropped (see [`transmit`]), so with live ports this stays 0.
     pub tx_dropped_full: u64,
     /// Frames that could not be built because a pool was empty.
     pub tx_dropped_no_mbuf: u64,
@@ -202,7 +211,8 @@ pub struct TxPools<'eal> {
 /// thread.
 pub struct Worker<'eal, R: RngCore, T: TokenRegistry> {
     engine: Engine<MbufPayload<'eal>, R, T>,
-    ports: Vec<WorkerPort<'eal>>,
+    receivers: Vec<Receiver<'eal>>,
+    transmitter: Transmitter<TxQueue<'eal>>,
     pools: TxPools<'eal>,
     clock: TscClock,
     stats: Arc<WorkerStats>,
@@ -213,7 +223,8 @@ pub struct Worker<'eal, R: RngCore, T: TokenRegistry> {
 impl<R: RngCore, T: TokenRegistry> core::fmt::Debug for Worker<'_, R, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Worker")
-            .field("ports", &self.ports.len())
+            .field("ports", &self.receivers.len())
+            .field("transmitter", &self.transmitter)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
@@ -229,9 +240,20 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
         stats: Arc<WorkerStats>,
     ) -> Self {
         let publish_every_cycles = clock.duration_to_cycles(STATS_PUBLISH_INTERVAL).max(1);
+        let (receivers, transmitters) = ports
+            .into_iter()
+            .map(|port| {
+                let receiver = Receiver {
+                    queue: port.rx,
+                    batch: MbufBatch::new(),
+                };
+                (receiver, port.tx)
+            })
+            .unzip();
         Worker {
             engine,
-            ports,
+            receivers,
+            transmitter: Transmitter::new(transmitters),
             pools,
             clock,
             stats,
@@ -247,14 +269,18 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
 
     /// The drops the worker counted itself.
     pub fn counters(&self) -> WorkerCounters {
-        self.counters
+        WorkerCounters {
+            tx_dropped_full: self.transmitter.dropped(),
+            ..self.counters
+        }
     }
 
     fn now(&self) -> Instant {
         Instant::from_nanos(self.clock.elapsed().as_nanos() as u64)
     }
 
-    /// Runs until `stop` is set, then publishes the final counters.
+    /// Runs until `stop` is set, then frees the frames it still holds (counted in
+    /// `tx_dropped_full`) and publishes the final counters.
     pub fn run(&mut self, stop: &AtomicBool) {
         let mut next_publish = TscClock::cycles();
         let mut idle =
@@ -274,21 +300,25 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
             } else {
                 None
             };
-            if let Some(sleep) = idle.after_iteration(frames, cycles, until_timer) {
+            let holding = self.transmitter.is_holding(self.now());
+            if let Some(sleep) = idle.after_iteration(frames, holding, cycles, until_timer) {
                 std::thread::sleep(sleep);
             }
         }
+        // One last chance for the ports to take what is held; the rest is freed and counted.
+        self.transmitter.flush(self.now());
+        self.transmitter.discard_held();
         self.publish();
     }
 
-    /// One loop iteration; returns the number of frames received and sent.
+    /// One loop iteration; returns the number of frames received and pulled from the engine.
     pub fn poll_once(&mut self) -> usize {
         let mut frames = 0;
         let now = self.now();
-        for (interface, port) in self.ports.iter_mut().enumerate() {
-            let received = port.rx.rx_burst(&mut port.rx_batch);
+        for (interface, receiver) in self.receivers.iter_mut().enumerate() {
+            let received = receiver.queue.rx_burst(&mut receiver.batch);
             frames += received;
-            for mbuf in port.rx_batch.drain() {
+            for mbuf in receiver.batch.drain() {
                 match mbuf.into_slice() {
                     Ok(slice) => self.engine.handle_frame(now, interface, MbufPayload(slice)),
                     Err(segmented) => {
@@ -305,55 +335,23 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
         {
             self.engine.handle_timeout(now);
         }
-        while let Some(transmit) = self.engine.poll_transmit(now) {
-            frames += 1;
-            self.queue_transmit(transmit);
-        }
-        for port in &mut self.ports {
-            flush(port, &mut self.counters);
-        }
+        let pools = self.pools;
+        let pulled =
+            transmit::pull_from_engine(&mut self.engine, &mut self.transmitter, now, |transmit| {
+                let payload = transmit.payload.as_ref().map(|payload| &payload.0);
+                build_frame(pools, transmit.header.as_slice(), payload)
+            });
+        frames += pulled.frames;
+        self.counters.tx_dropped_no_mbuf += pulled.unbuilt;
+        self.transmitter.flush(now);
         frames
-    }
-
-    fn queue_transmit(&mut self, transmit: Transmit<MbufPayload<'eal>>) {
-        let Some(port) = self.ports.get_mut(transmit.interface) else {
-            return;
-        };
-        let payload = transmit.payload.as_ref().map(|payload| &payload.0);
-        let Some(frame) = build_frame(self.pools, transmit.header.as_slice(), payload) else {
-            self.counters.tx_dropped_no_mbuf += 1;
-            return;
-        };
-        if let Err(frame) = port.tx_batch.push(frame) {
-            flush(port, &mut self.counters);
-            if port.tx_batch.push(frame).is_err() {
-                self.counters.tx_dropped_full += 1;
-            }
-        }
-        if port.tx_batch.is_full() {
-            flush(port, &mut self.counters);
-        }
     }
 
     /// Publishes the engine's and the worker's counters for the control thread.
     pub fn publish(&self) {
-        let snapshot = snapshot(self.engine.counters(), &self.counters);
+        let snapshot = snapshot(self.engine.counters(), &self.counters());
         self.stats.publish(&snapshot);
     }
-}
-
-/// Sends a port's queued burst; what the port does not take after a second try is freed and
-/// counted, never leaked (TCP recovers it).
-fn flush(port: &mut WorkerPort<'_>, counters: &mut WorkerCounters) {
-    if port.tx_batch.is_empty() {
-        return;
-    }
-    port.tx.tx_burst(&mut port.tx_batch);
-    if !port.tx_batch.is_empty() {
-        port.tx.tx_burst(&mut port.tx_batch);
-    }
-    counters.tx_dropped_full += port.tx_batch.len() as u64;
-    port.tx_batch.clear();
 }
 
 /// Builds one frame: `header` (the engine's complete headers), then `payload`, chained without a

@@ -67,11 +67,13 @@ fn engine_config_takes_every_setting_from_the_appliance_config() {
         "198.19.200.3:6000".parse().unwrap()
     );
 
-    assert_eq!(engine.tcp.receive_buffer, 131_072);
-    assert_eq!(engine.tcp.send_buffer, 262_144);
-    assert_eq!(engine.tcp.initial_rto, Duration::from_millis(700));
-    assert_eq!(engine.tcp.min_rto, Duration::from_millis(150));
-    assert_eq!(engine.tcp.time_wait, Duration::from_millis(5000));
+    for tuning in [&engine.client_tcp, &engine.backend_tcp] {
+        assert_eq!(tuning.receive_buffer, 131_072);
+        assert_eq!(tuning.send_buffer, 262_144);
+        assert_eq!(tuning.initial_rto, Duration::from_millis(700));
+        assert_eq!(tuning.min_rto, Duration::from_millis(150));
+        assert_eq!(tuning.time_wait, Duration::from_millis(5000));
+    }
     assert!(!engine.mptcp_checksum_required);
     assert_eq!(engine.max_connections, 1234);
 }
@@ -140,6 +142,8 @@ fn snapshot_maps_every_engine_counter() {
         rx_unknown_options: 27,
         rx_dropped_out_of_window: 28,
         connections_refused: 29,
+        // Counters the engine gained for issue 5 that the published snapshot does not carry yet.
+        ..Counters::default()
     };
     let worker = WorkerCounters {
         tx_dropped_full: 100,
@@ -189,13 +193,16 @@ fn idle_worker_spins_then_sleeps_longer_and_longer_but_never_past_a_timer() {
     let spin = IDLE_SPIN.as_nanos() as u64;
     let mut idle = IdleBackoff::new(spin, 1_000);
     assert_eq!(
-        idle.after_iteration(0, 1_000 + spin - 1, None),
+        idle.after_iteration(0, false, 1_000 + spin - 1, None),
         None,
         "still spinning"
     );
     let mut sleeps = Vec::new();
     for step in 0..10 {
-        sleeps.push(idle.after_iteration(0, 1_000 + spin + step, None).unwrap());
+        sleeps.push(
+            idle.after_iteration(0, false, 1_000 + spin + step, None)
+                .unwrap(),
+        );
     }
     assert_eq!(sleeps[0], IDLE_SLEEP_MIN);
     assert_eq!(sleeps[1], IDLE_SLEEP_MIN * 2);
@@ -205,17 +212,33 @@ fn idle_worker_spins_then_sleeps_longer_and_longer_but_never_past_a_timer() {
 
     // A due timer shortens the sleep; one that is due now means no sleep.
     let timer = Duration::from_micros(30);
-    assert_eq!(idle.after_iteration(0, 2 * spin, Some(timer)), Some(timer));
     assert_eq!(
-        idle.after_iteration(0, 2 * spin, Some(Duration::ZERO)),
+        idle.after_iteration(0, false, 2 * spin, Some(timer)),
+        Some(timer)
+    );
+    assert_eq!(
+        idle.after_iteration(0, false, 2 * spin, Some(Duration::ZERO)),
         None
     );
 
     // A frame ends the idle spell: spinning again, and the next sleep is short again.
-    assert_eq!(idle.after_iteration(1, 3 * spin, None), None);
-    assert_eq!(idle.after_iteration(0, 3 * spin + 10, None), None);
+    assert_eq!(idle.after_iteration(1, false, 3 * spin, None), None);
+    assert_eq!(idle.after_iteration(0, false, 3 * spin + 10, None), None);
     assert_eq!(
-        idle.after_iteration(0, 4 * spin, None),
+        idle.after_iteration(0, false, 4 * spin, None),
+        Some(IDLE_SLEEP_MIN)
+    );
+
+    // Frames a full ring refused are waiting: busy, however long no frame moved.
+    assert_eq!(idle.after_iteration(0, true, 10 * spin, None), None);
+    assert_eq!(idle.after_iteration(0, true, 20 * spin, None), None);
+    assert_eq!(
+        idle.after_iteration(0, false, 20 * spin + 10, None),
+        None,
+        "holding counted as busy: spinning again first"
+    );
+    assert_eq!(
+        idle.after_iteration(0, false, 21 * spin, None),
         Some(IDLE_SLEEP_MIN)
     );
 }
