@@ -142,7 +142,9 @@ appliance_start_kernel_standin() {
     lab_exec app sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
     local timeout_args=()
     if [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" ]]; then
-        timeout_args=(--backend-connect-timeout "$(awk -v ms="$APPLIANCE_CONNECT_TIMEOUT_MS" 'BEGIN { print ms / 1000 }')")
+        local seconds
+        seconds="$(awk -v ms="$APPLIANCE_CONNECT_TIMEOUT_MS" 'BEGIN { print ms / 1000 }')"
+        timeout_args=(--backend-connect-timeout "$seconds")
     fi
     ip netns exec "$(lab_ns_app)" "$LAB_PYTHON" -u "$LAB_DIR/peer.py" standin-proxy \
         --listen "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" \

@@ -118,9 +118,15 @@ lab_disable_offloads() {
 }
 
 # Sets the client's MPTCP sysctls. checksum: 1 (DSS checksums requested) or 0.
+# blackhole_timeout=0 keeps one scenario's losses out of the next: by default, once a connection
+# had to drop MP_CAPABLE from its SYN retransmissions (net.mptcp.syn_retrans_before_tcp_fallback,
+# kept at its default: that connection still falls back, and its scenario fails), the client's
+# kernel stops asking for MPTCP in the whole namespace for an hour (MPCapableSYNTXDisabled),
+# and every later scenario would fail for a loss it did not see.
 lab_set_client_mptcp() {
     local checksum="$1"
-    lab_exec client sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
+    lab_exec client sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum" \
+        net.mptcp.blackhole_timeout=0
 }
 
 # The client path through a middlebox (LAB_MIDDLEBOX=1): c0 ==veth== m0 [br0] m1 ==veth== a0,
@@ -215,39 +221,52 @@ lab_nft_counter_packets() {
     awk '/packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }' <<<"$listing"
 }
 
-# The loss that used to make mpterm reset (issue 5): the end of each MPTCP handshake lost once.
-# In the middlebox, for every client->appliance flow (client address and port), the first two
-# segments that are not SYNs and carry MP_CAPABLE (subtype 0) are dropped, each counted: the
-# client's third ACK and its first data segment, the only two a Linux client sends with
-# MP_CAPABLE when it starts sending at once (it puts the option only on segments at its initial
-# sequence number + 1: mptcp_established_options_mp() in net/mptcp/options.c). Its
-# retransmission of that first data segment carries MP_CAPABLE again and passes, and so does
-# everything after it. Two per-flow dynamic sets remember which flows already lost one and two.
-# Needs LAB_MIDDLEBOX=1.
+# The loss that used to make mpterm reset (issue 5): the end of each MPTCP handshake lost once,
+# so that the appliance sees the client's data before the client's key. In the middlebox, for
+# every client->appliance flow (client address and port), segments that are not SYNs and carry
+# MP_CAPABLE (subtype 0) are dropped once, each counted:
+#   - the third ACK (MP_CAPABLE of length 20: both keys, no data-level length), once per flow;
+#   - the first transmission of every data segment carrying MP_CAPABLE (length 22, or 24 with a
+#     DSS checksum), told apart by sequence number, so that its retransmission passes.
+# Not just the first data segment: the Linux client (6.18 here) repeats MP_CAPABLE on every
+# segment of its first data skb (five of them in a capture), so the key would arrive with the
+# second. The segments after those carry only DSS and arrive first. Per-flow dynamic sets
+# remember which flows lost their third ACK, which sequence numbers were dropped, and which
+# flows lost data. Needs LAB_MIDDLEBOX=1.
 lab_set_mpc_oneshot_drop() {
     lab_ns_exists "$(lab_ns_mbox)" || {
         lab_log "the MP_CAPABLE drop needs the middlebox (LAB_MIDDLEBOX=1)"
         return 1
     }
-    local match="ip daddr $LAB_APP_CLIENT_ADDR tcp dport $LAB_LISTEN_PORT tcp flags & (syn | rst) == 0 tcp option mptcp subtype 0"
+    local mpc="ip daddr $LAB_APP_CLIENT_ADDR tcp dport $LAB_LISTEN_PORT tcp flags & (syn | rst) == 0 tcp option mptcp subtype 0"
+    local flow="ip saddr . tcp sport"
     lab_exec mbox nft -f - <<EOF
 table bridge mptlab_mpc_drop {
-    counter dropped {}
-    set lost_one { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 10m; }
-    set lost_two { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 10m; }
+    counter third_acks_dropped {}
+    counter data_dropped {}
+    set third_ack_lost { typeof $flow; flags dynamic, timeout; timeout 10m; }
+    set data_seen { typeof $flow . tcp sequence; flags dynamic, timeout; timeout 10m; }
+    set data_lost { typeof $flow; flags dynamic, timeout; timeout 10m; }
     chain forward_mpc_drop {
         type filter hook forward priority 0; policy accept;
-        $match ip saddr . tcp sport @lost_two accept
-        $match ip saddr . tcp sport @lost_one add @lost_two { ip saddr . tcp sport } counter name "dropped" drop
-        $match add @lost_one { ip saddr . tcp sport } counter name "dropped" drop
+        $mpc tcp option mptcp length 20 $flow @third_ack_lost accept
+        $mpc tcp option mptcp length 20 add @third_ack_lost { $flow } counter name "third_acks_dropped" drop
+        $mpc tcp option mptcp length != 20 $flow . tcp sequence @data_seen accept
+        $mpc tcp option mptcp length != 20 add @data_seen { $flow . tcp sequence } add @data_lost { $flow } counter name "data_dropped" drop
     }
 }
 EOF
 }
 
-# Prints how many segments the MP_CAPABLE drop dropped.
-lab_mpc_drop_count() {
-    lab_nft_counter_packets mbox bridge mptlab_mpc_drop dropped
+# Prints "THIRD_ACKS DATA_SEGMENTS FLOWS_THAT_LOST_DATA" for the MP_CAPABLE drop.
+lab_mpc_drop_report() {
+    local acks data flows
+    acks="$(lab_nft_counter_packets mbox bridge mptlab_mpc_drop third_acks_dropped)"
+    data="$(lab_nft_counter_packets mbox bridge mptlab_mpc_drop data_dropped)"
+    # Every element of the set is one client address and port.
+    flows="$(lab_exec mbox nft list set bridge mptlab_mpc_drop data_lost 2>/dev/null |
+        grep -o "$LAB_CLIENT_ADDR \. [0-9]*" | sort -u | wc -l)" || true
+    echo "${acks:-?} ${data:-?} ${flows:-?}"
 }
 
 lab_clear_mpc_drop() {
