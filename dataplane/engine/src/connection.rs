@@ -17,7 +17,7 @@ use core::net::SocketAddrV4;
 use mpterm_wire::tcp::TcpRepr;
 
 use crate::mptcp::{MptcpError, MptcpSession, OptionOutcome, ResetReason};
-use crate::tcp::{CloseReason, OutgoingSegment, OwnerVerdict, Tcb, TcbCounters};
+use crate::tcp::{CloseReason, OutgoingSegment, OwnerVerdict, Tcb, TcbCounters, TcpState};
 use crate::{Instant, Payload};
 
 /// Which side of a proxied connection a segment belongs to.
@@ -100,13 +100,11 @@ impl<P: Payload> ProxiedConnection<P> {
         self.backend.is_none() && !self.backend_unavailable && self.client.is_synchronized()
     }
 
-    /// Both sides are closed and nothing remains to send.
+    /// Every side is closed or in TIME-WAIT: the connection needs its slot no more (what
+    /// TIME-WAIT still does is kept in the engine's TIME-WAIT table).
     pub fn is_finished(&self) -> bool {
-        self.client.is_closed()
-            && self
-                .backend
-                .as_ref()
-                .is_none_or(|backend| backend.is_closed())
+        let done = |tcb: &Tcb<P>| tcb.is_closed() || tcb.state() == TcpState::TimeWait;
+        done(&self.client) && self.backend.as_ref().is_none_or(done)
     }
 
     /// The MSS the backend should use so its segments fit the client side without splitting:
@@ -367,7 +365,7 @@ impl<P: Payload> ProxiedConnection<P> {
     }
 
     fn client_is_fast_closing(&self) -> bool {
-        self.client.state() == crate::tcp::TcpState::FastCloseWait
+        self.client.state() == TcpState::FastCloseWait
     }
 
     /// Ends the client side at once: an MPTCP client that has our key is fast-closed (RFC

@@ -64,4 +64,14 @@ pub struct Counters {
     pub fin_wait_2_timeouts: u64,
     /// Connection sides given up after data went unacknowledged for the user timeout.
     pub user_timeouts: u64,
+    /// Connection sides moved to the TIME-WAIT table when their connection was released.
+    pub time_wait_entered: u64,
+    /// Connection sides closed at once because the TIME-WAIT table was full.
+    pub time_wait_overflows: u64,
+    /// Backend source ports taken over from a TIME-WAIT entry (RFC 6191).
+    pub time_wait_reused: u64,
+    /// Retransmitted FINs acknowledged from the TIME-WAIT table.
+    pub time_wait_acks_sent: u64,
+    /// Other segments for a four-tuple in TIME-WAIT, dropped.
+    pub rx_dropped_time_wait: u64,
 }

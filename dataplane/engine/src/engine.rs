@@ -20,6 +20,7 @@ use crate::mptcp::{MptcpSession, ResetReason, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
 use crate::tcp::{CloseReason, OutgoingSegment, Tcb, TcbCounters};
+use crate::time_wait::{FlowKey, TimeWaitEntry, TimeWaitTable};
 use crate::{Counters, EngineConfig, HeaderBytes, Instant, Payload, ProxyRule, Transmit};
 
 /// Where MPTCP tokens are registered so that they stay unique across workers
@@ -36,9 +37,6 @@ pub trait TokenRegistry {
 const KEY_ATTEMPTS: usize = 16;
 const DEFAULT_TTL: u8 = 64;
 const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
-
-/// A TCP flow as seen from the appliance: our address and port, then the peer's.
-type FlowKey = (SocketAddrV4, SocketAddrV4);
 
 #[derive(Debug)]
 struct Slot<P: Payload> {
@@ -66,6 +64,8 @@ pub struct Engine<P: Payload, R: RngCore, T: TokenRegistry> {
     free_slots: Vec<usize>,
     live_connections: usize,
     flows: HashMap<FlowKey, (usize, Side)>,
+    /// Connection sides in TIME-WAIT, apart from the connections (see [`crate::time_wait`]).
+    time_wait: TimeWaitTable,
     /// The MPTCP tokens of this engine's connections, with their slots (RFC 8684 section 3.2:
     /// a token names one connection).
     local_tokens: HashMap<u32, usize>,
@@ -94,6 +94,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .iter()
             .map(|interface| EthernetAddress(interface.mac))
             .collect();
+        let time_wait = TimeWaitTable::new(config.max_time_wait);
         let ports = config.local_ports.clone();
         let span = u32::from(ports.end().saturating_sub(*ports.start())) + 1;
         let next_ephemeral_port = ports.start() + (rng.next_u32() % span) as u16;
@@ -108,6 +109,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             free_slots: Vec::new(),
             live_connections: 0,
             flows: HashMap::new(),
+            time_wait,
             local_tokens: HashMap::new(),
             next_connection_id: 1,
             next_ephemeral_port,
@@ -124,6 +126,11 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     /// Connections currently held (client side plus backend side count as one).
     pub fn connection_count(&self) -> usize {
         self.live_connections
+    }
+
+    /// Connection sides currently in the TIME-WAIT table.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
     }
 
     // ----- input -----
@@ -387,6 +394,10 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         match self.flows.get(&(local, remote)).copied() {
             Some((slot, side)) => self.deliver(now, slot, side, &repr, payload),
+            None if self.time_wait.contains(&(local, remote)) => {
+                let payload_len = payload.as_ref().map_or(0, |p| p.len());
+                self.handle_time_wait(now, interface, local, remote, &repr, payload_len);
+            }
             None => self.handle_unmatched(
                 now,
                 interface,
@@ -414,6 +425,61 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             Side::Backend => entry.connection.handle_backend_segment(now, repr, payload),
         }
         self.after_activity(now, slot);
+    }
+
+    /// A segment for a four-tuple in TIME-WAIT (RFC 9293 section 3.10.7.4, TIME-WAIT): a
+    /// retransmitted FIN is acknowledged again; a RST is ignored (RFC 1337); a SYN to a
+    /// listener that is newer than the old connection, by sequence number or timestamp, starts a
+    /// new one (RFC 6191, as Linux's `tcp_timewait_state_process`); the rest is dropped.
+    fn handle_time_wait(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        repr: &TcpRepr<'_>,
+        payload_len: usize,
+    ) {
+        let Some(entry) = self.time_wait.get(&(local, remote)).copied() else {
+            return;
+        };
+        let flags = repr.flags;
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+            let newer_seq = repr.seq.distance_from(entry.receive_next) > 0;
+            let newer_timestamp = match (entry.ts_recent, repr.options.timestamps) {
+                (Some(recent), Some(timestamps)) => {
+                    (timestamps.value.wrapping_sub(recent) as i32) > 0
+                }
+                _ => false,
+            };
+            if newer_seq || newer_timestamp {
+                self.time_wait.remove(&(local, remote));
+                self.handle_unmatched(now, interface, local, remote, repr, payload_len);
+                return;
+            }
+        }
+        if flags.contains(TcpFlags::FIN) && !flags.contains(TcpFlags::RST) {
+            self.counters.time_wait_acks_sent += 1;
+            let mut options = TcpOptions::default();
+            if let Some(recent) = entry.ts_recent {
+                options.timestamps = Some(mpterm_wire::tcp::Timestamps {
+                    value: now.timestamp_millis().max(1),
+                    echo_reply: recent,
+                });
+            }
+            let ack = TcpRepr {
+                src_port: local.port(),
+                dst_port: remote.port(),
+                seq: entry.send_next,
+                ack: entry.receive_next,
+                flags: TcpFlags::ACK,
+                window: entry.window,
+                options,
+            };
+            self.transmit_tcp(now, entry.interface, *local.ip(), *remote.ip(), &ack, None);
+            return;
+        }
+        self.counters.rx_dropped_time_wait += 1;
     }
 
     /// A segment for no connection: a SYN to a listener opens one; anything else but a RST is
@@ -669,7 +735,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let interface = entry.backend_interface;
         let local_ip = self.config.interfaces[interface].address;
         let mss_hint = entry.connection.backend_mss_hint();
-        let Some(port) = self.allocate_port(local_ip, backend) else {
+        let Some((port, reused)) = self.allocate_port(now, local_ip, backend) else {
             if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
                 entry.connection.backend_unavailable(now);
             }
@@ -678,7 +744,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let local = SocketAddrV4::new(local_ip, port);
         let path_mss = usize::from(self.config.interfaces[interface].mtu.saturating_sub(40));
         let local_mss = path_mss.min(mss_hint) as u16;
-        let iss = SeqNumber(self.rng.next_u32());
+        let iss = match reused {
+            // Linux's `tcp_twsk_unique`: the new connection starts a window beyond the old
+            // one's last sequence number, so no old duplicate falls into the new window.
+            Some(old) => old.send_next + 65_535 + 2,
+            None => SeqNumber(self.rng.next_u32()),
+        };
         let tcb = Tcb::connect(now, local, backend, iss, local_mss, self.config.backend_tcp);
         if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
             entry.connection.attach_backend(tcb);
@@ -687,7 +758,14 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.flows.insert((local, backend), (slot, Side::Backend));
     }
 
-    fn allocate_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
+    /// A source port toward `remote` that no connection uses: a free one, or one whose
+    /// TIME-WAIT may be reused (then its entry is taken out and returned).
+    fn allocate_port(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Option<(u16, Option<TimeWaitEntry>)> {
         let (first, last) = (
             *self.config.local_ports.start(),
             *self.config.local_ports.end(),
@@ -696,11 +774,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         for _ in 0..span {
             let port = self.next_ephemeral_port;
             self.next_ephemeral_port = if port >= last { first } else { port + 1 };
-            if !self
-                .flows
-                .contains_key(&(SocketAddrV4::new(local_ip, port), remote))
-            {
-                return Some(port);
+            let flow = (SocketAddrV4::new(local_ip, port), remote);
+            if self.flows.contains_key(&flow) {
+                continue;
+            }
+            if !self.time_wait.contains(&flow) {
+                return Some((port, None));
+            }
+            if self.config.time_wait_reuse && self.time_wait.reusable(&flow, now) {
+                self.counters.time_wait_reused += 1;
+                return Some((port, self.time_wait.remove(&flow)));
             }
         }
         None
@@ -738,14 +821,19 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .timers
             .peek()
             .map(|Reverse((deadline, _, _))| *deadline);
-        match (connection, self.neighbors.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            connection,
+            self.neighbors.poll_timeout(),
+            self.time_wait.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.time_wait.expire(now);
         while let Some(Reverse((deadline, slot, id))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -943,6 +1031,27 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         entry.counted = now;
     }
 
+    /// Moves what a side in TIME-WAIT still needs into the TIME-WAIT table, if there is room.
+    fn keep_time_wait(&mut self, flow: FlowKey, interface: usize, tcb: &Tcb<P>) {
+        let Some(view) = tcb.time_wait_view() else {
+            return;
+        };
+        let entry = TimeWaitEntry {
+            interface,
+            entered: view.entered,
+            expires: view.expires,
+            send_next: view.send_next,
+            receive_next: view.receive_next,
+            window: view.window,
+            ts_recent: view.ts_recent,
+        };
+        if self.time_wait.insert(flow, entry) {
+            self.counters.time_wait_entered += 1;
+        } else {
+            self.counters.time_wait_overflows += 1;
+        }
+    }
+
     fn release_if_finished(&mut self, slot: usize) {
         let finished = self
             .slots
@@ -956,10 +1065,13 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             return;
         };
         let connection = &entry.connection;
-        self.flows
-            .remove(&(connection.client.local(), connection.client.remote()));
+        let client_flow = (connection.client.local(), connection.client.remote());
+        self.flows.remove(&client_flow);
+        self.keep_time_wait(client_flow, entry.client_interface, &connection.client);
         if let (Some(local), Some(backend)) = (entry.backend_local, connection.backend.as_ref()) {
-            self.flows.remove(&(local, backend.remote()));
+            let backend_flow = (local, backend.remote());
+            self.flows.remove(&backend_flow);
+            self.keep_time_wait(backend_flow, entry.backend_interface, backend);
         }
         if let Some(session) = connection.mptcp.as_ref() {
             self.tokens.release(session.token());

@@ -19,6 +19,7 @@ mod neighbor;
 mod payload;
 pub mod tcp;
 mod time;
+mod time_wait;
 mod transmit;
 
 pub use config::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};

@@ -184,6 +184,22 @@ struct Negotiated {
     sack_permitted: bool,
 }
 
+/// What a TCB in TIME-WAIT hands over to the engine's TIME-WAIT table
+/// ([`crate::time_wait`]) when the connection is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWaitView {
+    pub entered: Instant,
+    pub expires: Instant,
+    /// SND.NXT after our FIN.
+    pub send_next: SeqNumber,
+    /// RCV.NXT after the peer's FIN.
+    pub receive_next: SeqNumber,
+    /// The window field of an ACK sent now.
+    pub window: u16,
+    /// The peer's last timestamp, when timestamps are in use.
+    pub ts_recent: Option<u32>,
+}
+
 /// Counters a connection contributes to the engine totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcbCounters {
@@ -470,6 +486,26 @@ impl<P: Payload> Tcb<P> {
 
     pub fn iss(&self) -> SeqNumber {
         self.iss
+    }
+
+    /// In TIME-WAIT, what the engine's TIME-WAIT table keeps of this TCB.
+    pub fn time_wait_view(&self) -> Option<TimeWaitView> {
+        if self.state != TcpState::TimeWait {
+            return None;
+        }
+        let shift = self.negotiated.receive_window_shift;
+        let expires = self.time_wait_deadline?;
+        let entered = expires
+            .as_nanos()
+            .saturating_sub(self.tuning.time_wait.as_nanos() as u64);
+        Some(TimeWaitView {
+            entered: Instant::from_nanos(entered),
+            expires,
+            send_next: self.snd_max,
+            receive_next: self.rcv_nxt,
+            window: (self.receive_window() >> shift).min(usize::from(u16::MAX)) as u16,
+            ts_recent: self.negotiated.timestamps.then_some(self.ts_recent),
+        })
     }
 
     /// SND.MAX: the sequence number after the highest one sent.
