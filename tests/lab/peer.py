@@ -282,6 +282,12 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
         errors.append(f"connect: {type(exc).__name__}: {exc}")
         report["failures"] = {"connect": {"error_kind": error_kind(exc), "at": time.time(),
                                           "message": f"{type(exc).__name__}: {exc}"}}
+        # The port the kernel picked, if any: a connect that never completes may be one that
+        # reused a port the appliance still remembers.
+        try:
+            report.setdefault("local", "%s:%d" % sock.getsockname())
+        except OSError:
+            pass
     finally:
         sock.close()
     # The errno class of the first failure, so that a scenario can count ECONNRESET and its
