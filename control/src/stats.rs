@@ -143,6 +143,44 @@ define_counters! {
     /// Received frames spread over several mbufs, dropped (the data room is sized so that none
     /// should be).
     rx_dropped_segmented,
+    /// Replies of the engine's own (ARP, ICMP, RST) dropped while the transmit ring was full.
+    tx_dropped_backlog,
+    /// Segments whose ACK acknowledged data never sent or far too old (RFC 5961 section 5.2).
+    rx_dropped_bad_ack,
+    /// In-window RSTs and SYNs answered with a challenge ACK (RFC 5961).
+    challenge_acks_sent,
+    /// Client segments held back until the MP_CAPABLE with the client's key arrived.
+    mptcp_withheld_before_key,
+    /// MPTCP connections ended with MP_FASTCLOSE by us (a backend failed or expired).
+    mptcp_fastcloses_sent,
+    /// MPTCP connections the client ended with MP_FASTCLOSE.
+    mptcp_fastcloses_received,
+    /// MP_FASTCLOSE options ignored because they did not carry our key.
+    mptcp_fastcloses_ignored,
+    /// MP_JOIN SYNs refused with RST and MP_TCPRST (joins are not accepted yet).
+    mptcp_joins_refused,
+    /// Keepalive probes sent on idle connections.
+    keepalive_probes_sent,
+    /// Connection sides given up because the peer answered no keepalive probe.
+    keepalive_timeouts,
+    /// Connection sides given up after the FIN-WAIT-2 timeout.
+    fin_wait_2_timeouts,
+    /// Connection sides given up after the user timeout (data unacknowledged, no progress).
+    user_timeouts,
+    /// Connection sides moved into the TIME-WAIT table.
+    time_wait_entered,
+    /// Connection sides closed at once because the TIME-WAIT table was full.
+    time_wait_overflows,
+    /// Backend source ports reused from TIME-WAIT (RFC 6191).
+    time_wait_reused,
+    /// Retransmitted FINs acknowledged from the TIME-WAIT table.
+    time_wait_acks_sent,
+    /// Other segments for a four-tuple in TIME-WAIT, dropped.
+    rx_dropped_time_wait,
+    /// Gauge: connections held now (client and backend side count as one).
+    connections_open,
+    /// Gauge: connection sides in the TIME-WAIT table now.
+    time_wait_open,
 }
 
 impl Add for StatsSnapshot {
@@ -256,6 +294,25 @@ mod tests {
             tx_dropped_no_neighbor: 30,
             tx_dropped_no_mbuf: 31,
             rx_dropped_segmented: 32,
+            tx_dropped_backlog: 33,
+            rx_dropped_bad_ack: 34,
+            challenge_acks_sent: 35,
+            mptcp_withheld_before_key: 36,
+            mptcp_fastcloses_sent: 37,
+            mptcp_fastcloses_received: 38,
+            mptcp_fastcloses_ignored: 39,
+            mptcp_joins_refused: 40,
+            keepalive_probes_sent: 41,
+            keepalive_timeouts: 42,
+            fin_wait_2_timeouts: 43,
+            user_timeouts: 44,
+            time_wait_entered: 45,
+            time_wait_overflows: 46,
+            time_wait_reused: 47,
+            time_wait_acks_sent: 48,
+            rx_dropped_time_wait: 49,
+            connections_open: 50,
+            time_wait_open: 51,
         }
     }
 
@@ -270,7 +327,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 32);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 51);
     }
 
     #[test]

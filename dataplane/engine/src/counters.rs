@@ -18,6 +18,9 @@ pub struct Counters {
     pub rx_unknown_options: u64,
     /// Transmissions dropped because no next-hop MAC was known and the wait queue was full.
     pub tx_dropped_no_neighbor: u64,
+    /// Replies of the engine's own (ARP, ICMP, RST, TIME-WAIT ACK) dropped because too many
+    /// waited to be polled (the driver's transmit ring was full).
+    pub tx_dropped_backlog: u64,
     pub arp_requests_answered: u64,
     pub arp_replies_received: u64,
     pub icmp_echo_answered: u64,

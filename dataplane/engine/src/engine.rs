@@ -36,6 +36,11 @@ pub trait TokenRegistry {
 /// Keys drawn before giving up on a unique token and serving the client as plain TCP.
 const KEY_ATTEMPTS: usize = 16;
 const DEFAULT_TTL: u8 = 64;
+/// Frames the engine makes up by itself (ARP, ICMP echo replies, RSTs, TIME-WAIT ACKs) that
+/// may wait to be polled at once. A driver whose transmit ring is full stops polling (the
+/// worker's push-back); replies beyond this are dropped and counted rather than queued
+/// without bound. Connection segments are not affected: they are produced only when polled.
+const MAX_UNSOLICITED_BACKLOG: usize = 1024;
 const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 
 #[derive(Debug)]
@@ -193,6 +198,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         match repr.operation {
             ArpOperation::Request => {
+                if self.backlog_full() {
+                    return;
+                }
                 let reply = ArpRepr {
                     operation: ArpOperation::Reply,
                     sender_mac: self.macs[interface],
@@ -205,6 +213,13 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             }
             ArpOperation::Reply => self.counters.arp_replies_received += 1,
         }
+    }
+
+    /// True, with the drop counted, when no more frames of the engine's own may be queued.
+    fn backlog_full(&mut self) -> bool {
+        let full = self.output.len() >= MAX_UNSOLICITED_BACKLOG;
+        self.counters.tx_dropped_backlog += u64::from(full);
+        full
     }
 
     fn queue_arp(&mut self, interface: usize, destination: EthernetAddress, arp: &ArpRepr) {
@@ -315,6 +330,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 return;
             }
         };
+        if self.backlog_full() {
+            return;
+        }
         let data = frame.slice(start + mpterm_wire::icmp::HEADER_LEN..end);
         let reply = IcmpEchoRepr {
             kind: IcmpEchoKind::Reply,
@@ -459,6 +477,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             }
         }
         if flags.contains(TcpFlags::FIN) && !flags.contains(TcpFlags::RST) {
+            if self.backlog_full() {
+                return;
+            }
             self.counters.time_wait_acks_sent += 1;
             let mut options = TcpOptions::default();
             if let Some(recent) = entry.ts_recent {
@@ -568,6 +589,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         payload_len: usize,
         reason: Option<ResetReason>,
     ) {
+        if self.backlog_full() {
+            return;
+        }
         let (seq, ack, flags) = if repr.flags.contains(TcpFlags::ACK) {
             (repr.ack, SeqNumber(0), TcpFlags::RST)
         } else {
@@ -857,6 +881,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         let mut dropped = 0;
         while let Some(request) = self.neighbors.poll_requests(now, &mut dropped) {
+            if self.backlog_full() {
+                continue;
+            }
             let arp = ArpRepr {
                 operation: ArpOperation::Request,
                 sender_mac: self.macs[request.interface],

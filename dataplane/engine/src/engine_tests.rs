@@ -414,3 +414,27 @@ fn mp_join_syns_are_refused_with_mp_tcprst_and_leave_no_state() {
     assert_eq!(engine.counters().connections_accepted, 1);
     assert_eq!(engine.counters().mptcp_joins_refused, 2);
 }
+
+#[test]
+fn replies_wait_in_a_bounded_backlog_while_nobody_polls() {
+    // A driver whose transmit ring is full stops polling; the engine's own replies must not
+    // pile up without bound meanwhile. Each SYN to a closed port asks for a RST.
+    let mut engine = engine();
+    let requests = MAX_UNSOLICITED_BACKLOG as u64 + 500;
+    for index in 0..requests {
+        let probe = TcpRepr {
+            src_port: 1024 + index as u16,
+            ..syn(TcpOptions::default(), 5999)
+        };
+        engine.handle_frame(Instant::ZERO, 0, tcp_frame(&probe, &[]));
+    }
+    assert_eq!(engine.counters().tx_dropped_backlog, 500);
+    assert_eq!(all_output(&mut engine).len(), MAX_UNSOLICITED_BACKLOG);
+    // Once polled, replies flow again.
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&syn(TcpOptions::default(), 5999), &[]),
+    );
+    assert_eq!(all_output(&mut engine).len(), 1);
+}

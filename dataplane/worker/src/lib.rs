@@ -349,7 +349,11 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
 
     /// Publishes the engine's and the worker's counters for the control thread.
     pub fn publish(&self) {
-        let snapshot = snapshot(self.engine.counters(), &self.counters());
+        let gauges = Gauges {
+            connections_open: self.engine.connection_count() as u64,
+            time_wait_open: self.engine.time_wait_count() as u64,
+        };
+        let snapshot = snapshot(self.engine.counters(), &self.counters(), &gauges);
         self.stats.publish(&snapshot);
     }
 }
@@ -375,8 +379,15 @@ pub fn build_frame<'eal>(
     Some(frame)
 }
 
-/// The published view of the engine's and the worker's counters.
-pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
+/// The engine's current state counts, published beside the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub connections_open: u64,
+    pub time_wait_open: u64,
+}
+
+/// The published view of the engine's and the worker's counters and the gauges.
+pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> StatsSnapshot {
     StatsSnapshot {
         rx_packets: engine.rx_frames,
         tx_packets: engine.tx_frames,
@@ -410,6 +421,25 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters) -> StatsSnapshot {
         tx_dropped_no_neighbor: engine.tx_dropped_no_neighbor,
         tx_dropped_no_mbuf: worker.tx_dropped_no_mbuf,
         rx_dropped_segmented: worker.rx_dropped_segmented,
+        tx_dropped_backlog: engine.tx_dropped_backlog,
+        rx_dropped_bad_ack: engine.rx_dropped_bad_ack,
+        challenge_acks_sent: engine.challenge_acks_sent,
+        mptcp_withheld_before_key: engine.mptcp_withheld_before_key,
+        mptcp_fastcloses_sent: engine.mptcp_fastcloses_sent,
+        mptcp_fastcloses_received: engine.mptcp_fastcloses_received,
+        mptcp_fastcloses_ignored: engine.mptcp_fastcloses_ignored,
+        mptcp_joins_refused: engine.mptcp_joins_refused,
+        keepalive_probes_sent: engine.keepalive_probes_sent,
+        keepalive_timeouts: engine.keepalive_timeouts,
+        fin_wait_2_timeouts: engine.fin_wait_2_timeouts,
+        user_timeouts: engine.user_timeouts,
+        time_wait_entered: engine.time_wait_entered,
+        time_wait_overflows: engine.time_wait_overflows,
+        time_wait_reused: engine.time_wait_reused,
+        time_wait_acks_sent: engine.time_wait_acks_sent,
+        rx_dropped_time_wait: engine.rx_dropped_time_wait,
+        connections_open: gauges.connections_open,
+        time_wait_open: gauges.time_wait_open,
     }
 }
 

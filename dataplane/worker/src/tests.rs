@@ -142,8 +142,27 @@ fn snapshot_maps_every_engine_counter() {
         rx_unknown_options: 27,
         rx_dropped_out_of_window: 28,
         connections_refused: 29,
-        // Counters the engine gained for issue 5 that the published snapshot does not carry yet.
-        ..Counters::default()
+        tx_dropped_backlog: 30,
+        rx_dropped_bad_ack: 31,
+        challenge_acks_sent: 32,
+        mptcp_withheld_before_key: 33,
+        mptcp_fastcloses_sent: 34,
+        mptcp_fastcloses_received: 35,
+        mptcp_fastcloses_ignored: 36,
+        mptcp_joins_refused: 37,
+        keepalive_probes_sent: 38,
+        keepalive_timeouts: 39,
+        fin_wait_2_timeouts: 40,
+        user_timeouts: 41,
+        time_wait_entered: 42,
+        time_wait_overflows: 43,
+        time_wait_reused: 44,
+        time_wait_acks_sent: 45,
+        rx_dropped_time_wait: 46,
+    };
+    let gauges = Gauges {
+        connections_open: 47,
+        time_wait_open: 48,
     };
     let worker = WorkerCounters {
         tx_dropped_full: 100,
@@ -183,8 +202,27 @@ fn snapshot_maps_every_engine_counter() {
         tx_dropped_no_neighbor: 8,
         tx_dropped_no_mbuf: 200,
         rx_dropped_segmented: 300,
+        tx_dropped_backlog: 30,
+        rx_dropped_bad_ack: 31,
+        challenge_acks_sent: 32,
+        mptcp_withheld_before_key: 33,
+        mptcp_fastcloses_sent: 34,
+        mptcp_fastcloses_received: 35,
+        mptcp_fastcloses_ignored: 36,
+        mptcp_joins_refused: 37,
+        keepalive_probes_sent: 38,
+        keepalive_timeouts: 39,
+        fin_wait_2_timeouts: 40,
+        user_timeouts: 41,
+        time_wait_entered: 42,
+        time_wait_overflows: 43,
+        time_wait_reused: 44,
+        time_wait_acks_sent: 45,
+        rx_dropped_time_wait: 46,
+        connections_open: 47,
+        time_wait_open: 48,
     };
-    assert_eq!(snapshot(&engine, &worker), expected);
+    assert_eq!(snapshot(&engine, &worker, &gauges), expected);
 }
 
 #[test]
