@@ -408,6 +408,34 @@ fn config_summary(path: &std::path::Path, config: &Config) -> String {
         tcp.time_wait_ms,
         tcp.max_connections
     );
+    let _ = writeln!(
+        out,
+        "tcp: connect_timeout_ms={} max_time_wait={} time_wait_reuse={} local_port_range={}-{}",
+        tcp.connect_timeout_ms,
+        tcp.max_time_wait,
+        tcp.time_wait_reuse,
+        tcp.local_port_range.0,
+        tcp.local_port_range.1
+    );
+    for (name, side) in [("client", &tcp.client), ("backend", &tcp.backend)] {
+        let keepalive = if side.keepalive {
+            format!(
+                "idle {} ms, every {} ms, {} probes",
+                side.keepalive_idle_ms, side.keepalive_interval_ms, side.keepalive_probes
+            )
+        } else {
+            "off".to_owned()
+        };
+        let user_timeout = match side.user_timeout_ms {
+            0 => "off".to_owned(),
+            ms => format!("{ms} ms"),
+        };
+        let _ = writeln!(
+            out,
+            "tcp.{name}: keepalive {keepalive}; fin_wait_2_timeout {} ms; user_timeout {user_timeout}",
+            side.fin_wait_2_timeout_ms
+        );
+    }
     let core = config
         .worker
         .core
