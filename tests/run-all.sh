@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing (tests/setup.sh), builds mpterm, runs cargo's tests
-# for the whole workspace, the lab's self-test, then the namespace lab scenarios against the
-# appliance.
+# for the whole workspace, fuzzes every target briefly (tests/fuzz.sh), the lab's self-test, then
+# the namespace lab scenarios against the appliance.
 #
 #   APPLIANCE=mpterm (default)   the lab runs target/release/mpterm, built here first
 #   APPLIANCE=kernel-standin     the lab runs the Linux-kernel stand-in (no mpterm build needed)
@@ -69,6 +69,10 @@ if [[ "$APPLIANCE" == mpterm ]]; then
 fi
 
 step cargo-test cargo test --workspace --release
+
+# Coverage-guided fuzzing, a bounded time per target (FUZZ_SECONDS); cargo-test above already
+# replayed the committed corpus.
+step fuzz bash tests/fuzz.sh
 
 # The lab's own checks, proven able to fail (faulty kernel stand-in; no mpterm involved).
 step lab-selftest bash tests/lab/selftest.sh
