@@ -122,6 +122,17 @@ impl SackBlocks {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Keeps the first `len` blocks (all of them if there are fewer).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len.min(self.blocks.len()) as u8);
+    }
+
+    /// Removes the last block, if any (the one pushed last is the least important, RFC 2018
+    /// section 4).
+    pub fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
 }
 
 /// RFC 7323 timestamps.

@@ -2,7 +2,7 @@
 
 use mpterm_wire::checksum;
 use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MptcpOption};
-use mpterm_wire::tcp::{SackBlocks, TcpFlags, MAX_OPTIONS_LEN};
+use mpterm_wire::tcp::{TcpFlags, MAX_OPTIONS_LEN};
 
 use super::MptcpSession;
 use crate::tcp::{OutgoingSegment, SegmentKind};
@@ -106,12 +106,7 @@ impl<P: Payload> MptcpSession<P> {
         options.mptcp[0] = Some(MptcpOption::Dss(dss));
         // Keep the option space within 40 bytes: SACK blocks give way to the DSS.
         while options.encoded_len() > MAX_OPTIONS_LEN && !options.sack_blocks.is_empty() {
-            let mut fewer = SackBlocks::default();
-            let keep = options.sack_blocks.len() - 1;
-            for &(left, right) in &options.sack_blocks.as_slice()[..keep] {
-                fewer.push(left, right);
-            }
-            options.sack_blocks = fewer;
+            options.sack_blocks.pop();
         }
     }
 }

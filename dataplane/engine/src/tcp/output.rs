@@ -435,6 +435,13 @@ impl<P: Payload> Tcb<P> {
             // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
             let room = if options.timestamps.is_some() { 3 } else { 4 };
             options.sack_blocks = self.sack_blocks(room);
+            // RFC 9293 section 3.7.1 (RFC 6691): data and options together stay within the
+            // peer's MSS. A unit was cut to leave room for the timestamps only, so a full one
+            // carries as many SACK blocks as still fit, which may be none.
+            let budget = usize::from(self.negotiated.peer_mss).saturating_sub(payload.len());
+            while options.encoded_len() > budget && !options.sack_blocks.is_empty() {
+                options.sack_blocks.pop();
+            }
         }
         let mut flags = TcpFlags::ACK;
         if end == self.data_end_seq() {

@@ -818,6 +818,42 @@ fn out_of_order_segments_are_held_and_sacked() {
 }
 
 #[test]
+fn data_segments_carry_only_the_sack_blocks_that_fit_in_the_mss() {
+    // Found by the engine fuzz target: a full-sized data segment sent while out-of-order data
+    // was held carried timestamps and SACK blocks on top of a full MSS of payload, beyond the
+    // MTU. RFC 9293 section 3.7.1: the data and the options sent together fit the MSS.
+    let mut pair = Pair::new();
+    pair.client.send(Bytes::from(pattern(3 * 988, 3))).unwrap();
+    let segments = drain(&mut pair.client, pair.now);
+    deliver(&mut pair.server, pair.now, &segments[2]);
+    drain(&mut pair.server, pair.now);
+    // The server now holds a gap; its data segments to the client offer SACK blocks.
+    pair.server
+        .send(Bytes::from(pattern(988 + 500, 4)))
+        .unwrap();
+    let out = drain(&mut pair.server, pair.now);
+    let with_data: Vec<_> = out.iter().filter(|s| payload_len(s) > 0).collect();
+    assert_eq!(with_data.len(), 2);
+    for segment in &with_data {
+        let options = segment.repr.options.encoded_len();
+        assert!(
+            payload_len(segment) + options <= usize::from(MSS),
+            "{} bytes of data and {options} of options exceed the MSS",
+            payload_len(segment)
+        );
+    }
+    assert!(
+        with_data[0].repr.options.sack_blocks.is_empty(),
+        "a full segment has no room for a block"
+    );
+    assert_eq!(
+        with_data[1].repr.options.sack_blocks.len(),
+        1,
+        "a short one carries it"
+    );
+}
+
+#[test]
 fn first_sack_block_reports_the_latest_segment() {
     let mut pair = Pair::new();
     pair.client.send(Bytes::from(pattern(6 * 988, 8))).unwrap();
