@@ -123,11 +123,6 @@ impl SackBlocks {
         self.len = 0;
     }
 
-    /// Keeps the first `len` blocks (all of them if there are fewer).
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len.min(self.blocks.len()) as u8);
-    }
-
     /// Removes the last block, if any (the one pushed last is the least important, RFC 2018
     /// section 4).
     pub fn pop(&mut self) {
