@@ -1,13 +1,20 @@
 //! What building and freeing one outgoing frame costs when the payload is copied behind the
 //! header and when it is chained (an indirect mbuf referencing the received one), by payload
-//! size: the measurement behind [`mpterm_worker::CHAIN_THRESHOLD`].
+//! size: the measurement behind [`mpterm_worker::CHAIN_THRESHOLD`]. And what the worker's
+//! transmit path ([`mpterm_worker::Transmitter`], which holds what a full ring refuses) costs
+//! over handing a bare batch to the port, on a `net_ring` loopback port.
 //!
 //! Run with `cargo bench -p mpterm-worker --bench frame_build` (as root, like the tests).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mpterm_dpdk::{alloc_frame_chained, alloc_frame_copied, Eal, Mbuf, Mempool};
+use mpterm_dpdk::{
+    alloc_frame_chained, alloc_frame_copied, Eal, Mbuf, MbufBatch, Mempool, Port, PortConfig,
+    BURST_SIZE,
+};
+use mpterm_engine::Instant;
+use mpterm_worker::Transmitter;
 
 /// Ethernet + IPv4 + TCP with timestamps and a DSS option: a typical MPTCP data header.
 const HEADER_LEN: u16 = 86;
@@ -27,6 +34,7 @@ fn frame_building(c: &mut Criterion) {
         "--no-shconf",
         "-l",
         "0",
+        "--vdev=net_ring0",
     ]
     .iter()
     .map(|arg| (*arg).to_owned())
@@ -96,6 +104,57 @@ fn frame_building(c: &mut Criterion) {
         }
     }
     group.finish();
+
+    transmit_path(c, &eal, &pool);
+}
+
+/// A burst of 32 header-only frames built, sent through `net_ring0` and received back: once as
+/// a bare batch (`push`, `tx_burst`), once through the worker's `Transmitter` (`ready` and
+/// `queue` each, `flush`). The ring never fills here, so the difference is the holding logic's
+/// cost when it holds nothing, the common case.
+fn transmit_path<'eal>(c: &mut Criterion, eal: &'eal Eal, pool: &Mempool<'eal>) {
+    let mut port = Port::by_name(eal, "net_ring0").expect("net_ring0");
+    port.configure(&PortConfig::default(), pool)
+        .expect("configure");
+    let mut rx = port.take_rx_queue(0).expect("rx");
+    let mut tx = port.take_tx_queue(0).expect("tx");
+    port.start().expect("start");
+    let mut incoming = MbufBatch::new();
+
+    let mut group = c.benchmark_group("transmit_burst_of_32");
+    group.throughput(Throughput::Elements(BURST_SIZE as u64));
+    let mut outgoing = MbufBatch::new();
+    group.bench_function("bare_batch", |b| {
+        b.iter(|| {
+            for _ in 0..BURST_SIZE {
+                let frame = alloc_frame_copied(pool, 60, &[]).expect("frame");
+                outgoing.push(frame).expect("room");
+            }
+            black_box(tx.tx_burst(&mut outgoing));
+            outgoing.clear();
+            black_box(rx.rx_burst(&mut incoming));
+            incoming.clear();
+        });
+    });
+    let mut transmitter = Transmitter::new(vec![tx]);
+    let now = Instant::from_nanos(1);
+    group.bench_function("transmitter", |b| {
+        b.iter(|| {
+            for _ in 0..BURST_SIZE {
+                if transmitter.ready(now) {
+                    let frame = alloc_frame_copied(pool, 60, &[]).expect("frame");
+                    transmitter.queue(now, 0, frame);
+                }
+            }
+            transmitter.flush(now);
+            black_box(rx.rx_burst(&mut incoming));
+            incoming.clear();
+        });
+    });
+    group.finish();
+    assert_eq!(transmitter.dropped(), 0);
+    drop(transmitter);
+    port.stop().expect("stop");
 }
 
 criterion_group! {
