@@ -6,7 +6,10 @@
 //! Call order for a driver, once per loop iteration:
 //! 1. [`Engine::handle_frame`] for every received frame;
 //! 2. [`Engine::handle_timeout`] when `now` has reached [`Engine::poll_timeout`];
-//! 3. [`Engine::poll_transmit`] until it returns `None`.
+//! 3. [`Engine::poll_transmit`] until it returns `None`, or until the driver cannot send more
+//!    (a full transmit ring): frames not polled stay in the engine, which builds connection
+//!    segments only when polled, so stopping early is how a driver pushes back. The engine's
+//!    own replies (ARP, ICMP, RSTs) wait in a bounded backlog meanwhile.
 #![forbid(unsafe_code)]
 
 mod config;
