@@ -1,6 +1,7 @@
-//! Inputs with which the engine target found engine bugs that are not fixed yet. Each test is
-//! ignored with the bug's description; once the engine is fixed, remove the `ignore` (the test
-//! then guards the fix) and add the input to the corpus.
+//! Inputs with which the engine target found engine bugs, as readable scripts. A bug not fixed
+//! yet has its test ignored with the bug's description (and a line in
+//! `dataplane/fuzz/known-crashes`); once the engine is fixed the test guards the fix, and the
+//! input is in the corpus too.
 
 use mpterm_fuzz::engine::engine_frames;
 use mpterm_fuzz::engine::script::{encode, SegmentSpec, Step};
