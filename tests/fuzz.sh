@@ -146,7 +146,11 @@ for target in "${targets[@]}"; do
         known_note=", $known_crashes crashing inputs of known bugs (dataplane/fuzz/known-crashes)"
     fi
     if ((${#new_crashes[@]} == 0)); then
-        echo "fuzz: $target: ${executions:-?} executions in $elapsed s, no new crash$known_note"
+        if ((known_crashes > 0)); then
+            echo "fuzz: $target: ${executions:-?} executions in $elapsed s, no new crash$known_note"
+        else
+            echo "fuzz: $target: ${executions:-?} executions in $elapsed s, no crash"
+        fi
         passed=$((passed + 1))
     else
         echo "fuzz: $target: CRASHED, ${executions:-?} executions in $elapsed s$known_note; the fuzzer's last lines:"
