@@ -97,6 +97,33 @@ fn losing_the_third_ack_and_the_first_data_keeps_mptcp_and_the_bytes() {
 }
 
 #[test]
+fn losing_the_first_transmission_of_a_first_mapping_spread_over_segments_keeps_mptcp() {
+    // What the lab saw Linux 6.18 do: its first write is one mapping, and every segment of it
+    // carries MP_CAPABLE with both keys and the whole mapping. The third ACK and the first
+    // transmission of every one of those segments are lost; the retransmissions deliver.
+    let seed = 37;
+    let up = pattern(128 * KIB, seed);
+    let mut net = mptcp_net(seed, up.clone(), pattern(64 * KIB, !seed), 41_014, config());
+    net.mptcp.as_mut().unwrap().first_mapping = Some(up.slice(..16 * KIB));
+    let mut lost = std::collections::HashSet::new();
+    net.drop_from_client = Some(Box::new(move |repr, _, _| {
+        let keyed = !repr.flags.contains(TcpFlags::SYN) && is_mp_capable(repr);
+        keyed && lost.insert(repr.seq)
+    }));
+    net.drive_until(|net| {
+        net.all_data_arrived() && net.client.is_closed() && net.engine.connection_count() == 0
+    });
+    assert!(net.dropped_from_client >= 3, "{}", net.context());
+    net.check_data();
+    assert!(!mptcp(&net).fell_back, "{}", net.context());
+    let counters = *net.engine.counters();
+    assert_eq!(counters.mptcp_fallbacks, 0);
+    assert_eq!(counters.dss_mapping_mismatches, 0);
+    assert_eq!(counters.dss_checksum_failures, 0);
+    assert_eq!(net.resets_to_client, 0);
+}
+
+#[test]
 fn losing_the_third_ack_alone_costs_nothing() {
     // Only the third ACK is lost: the first data segment carries the key again.
     let seed = 24;

@@ -132,6 +132,10 @@ pub struct MptcpClient {
     pub data_level_retransmissions: u64,
     /// Since when the DATA_ACK has lagged behind the subflow's acknowledgements.
     pub data_ack_stalled_since: Option<Instant>,
+    /// The client's first mapping, when it spans several segments: Linux maps its first write
+    /// whole and repeats MP_CAPABLE, with that mapping, on every segment of it until the
+    /// connection is fully established (seen in the lab: five segments of the first 8 KiB).
+    pub first_mapping: Option<Bytes>,
 }
 
 /// Linux's smallest MPTCP-level retransmission timeout (`TCP_RTO_MIN`).
@@ -159,6 +163,7 @@ impl MptcpClient {
             send_fast_close_with: None,
             data_level_retransmissions: 0,
             data_ack_stalled_since: None,
+            first_mapping: None,
         }
     }
 
@@ -221,6 +226,12 @@ impl MptcpClient {
         if segment.payload.is_none() && !flags.contains(TcpFlags::FIN) {
             if let Some(receiver_key) = self.send_fast_close_with.take() {
                 segment.repr.options.mptcp[0] = Some(MptcpOption::MpFastclose { receiver_key });
+                return;
+            }
+        }
+        if let Some(first) = self.first_mapping.clone() {
+            if segment.payload.is_some() && segment.relative_seq < 1 + first.len() as u32 {
+                self.decorate_in_first_mapping(segment, &first, remote_key);
                 return;
             }
         }
@@ -303,6 +314,46 @@ impl MptcpClient {
             assert!(!blocks.is_empty(), "options do not fit: {:?}", segment.repr);
             segment.repr.options.sack_blocks = fewer;
         }
+    }
+
+    /// A data segment inside the first mapping: MP_CAPABLE with both keys and the whole
+    /// mapping while the connection is not fully established, the same mapping in a DSS after.
+    fn decorate_in_first_mapping(
+        &mut self,
+        segment: &mut OutgoingSegment<Buf>,
+        first: &Bytes,
+        remote_key: u64,
+    ) {
+        let length = first.len() as u16;
+        let mut sum = dss_pseudo_header(self.data_seq(1), 1, length, 0);
+        sum.add_bytes(first);
+        let checksum = sum.finish();
+        segment.repr.options.mptcp[0] = Some(if self.confirmed {
+            MptcpOption::Dss(Dss {
+                data_ack: Some(DataSeqWire::Bits64(
+                    self.remote_idsn.wrapping_add(1 + self.received),
+                )),
+                mapping: Some(DssMapping {
+                    data_seq: DataSeqWire::Bits64(self.data_seq(1)),
+                    subflow_seq: 1,
+                    data_level_length: length,
+                    checksum: Some(checksum),
+                }),
+                data_fin: false,
+            })
+        } else {
+            MptcpOption::MpCapable(MpCapable {
+                version: 1,
+                checksum_required: true,
+                extensibility: false,
+                no_new_subflows_to_source: false,
+                hmac_sha256: true,
+                sender_key: Some(CLIENT_KEY),
+                receiver_key: Some(remote_key),
+                data_level_length: Some(length),
+                checksum: Some(checksum),
+            })
+        });
     }
 
     /// Looks at a segment from the engine before the client's TCB takes it; `engine_iss` is
