@@ -57,6 +57,19 @@ struct Slot<P: Payload> {
     counted: TcbCounters,
 }
 
+/// A TCP segment that matched no connection, with where and when it arrived.
+#[derive(Debug, Clone, Copy)]
+struct Arrival<'s, 'r> {
+    now: Instant,
+    interface: usize,
+    /// Our address and port.
+    local: SocketAddrV4,
+    /// The sender's address and port.
+    remote: SocketAddrV4,
+    repr: &'s TcpRepr<'r>,
+    payload_len: usize,
+}
+
 /// One worker's TCP/MPTCP engine. See the crate documentation for the call order.
 pub struct Engine<P: Payload, R: RngCore, T: TokenRegistry> {
     config: EngineConfig,
@@ -410,20 +423,22 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if repr.flags.contains(TcpFlags::RST) {
             self.counters.tcp_rst_received += 1;
         }
-        match self.flows.get(&(local, remote)).copied() {
-            Some((slot, side)) => self.deliver(now, slot, side, &repr, payload),
-            None if self.time_wait.contains(&(local, remote)) => {
-                let payload_len = payload.as_ref().map_or(0, |p| p.len());
-                self.handle_time_wait(now, interface, local, remote, &repr, payload_len);
-            }
-            None => self.handle_unmatched(
-                now,
-                interface,
-                local,
-                remote,
-                &repr,
-                payload.as_ref().map_or(0, |p| p.len()),
-            ),
+        if let Some((slot, side)) = self.flows.get(&(local, remote)).copied() {
+            self.deliver(now, slot, side, &repr, payload);
+            return;
+        }
+        let arrival = Arrival {
+            now,
+            interface,
+            local,
+            remote,
+            repr: &repr,
+            payload_len: payload.as_ref().map_or(0, |p| p.len()),
+        };
+        if self.time_wait.contains(&(local, remote)) {
+            self.handle_time_wait(arrival);
+        } else {
+            self.handle_unmatched(arrival);
         }
     }
 
@@ -449,15 +464,14 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     /// retransmitted FIN is acknowledged again; a RST is ignored (RFC 1337); a SYN to a
     /// listener that is newer than the old connection, by sequence number or timestamp, starts a
     /// new one (RFC 6191, as Linux's `tcp_timewait_state_process`); the rest is dropped.
-    fn handle_time_wait(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        repr: &TcpRepr<'_>,
-        payload_len: usize,
-    ) {
+    fn handle_time_wait(&mut self, arrival: Arrival<'_, '_>) {
+        let Arrival {
+            now,
+            local,
+            remote,
+            repr,
+            ..
+        } = arrival;
         let Some(entry) = self.time_wait.get(&(local, remote)).copied() else {
             return;
         };
@@ -472,7 +486,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             };
             if newer_seq || newer_timestamp {
                 self.time_wait.remove(&(local, remote));
-                self.handle_unmatched(now, interface, local, remote, repr, payload_len);
+                self.handle_unmatched(arrival);
                 return;
             }
         }
@@ -505,19 +519,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
 
     /// A segment for no connection: a SYN to a listener opens one; anything else but a RST is
     /// answered with RST (RFC 9293, section 3.10.7.1).
-    fn handle_unmatched(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        repr: &TcpRepr<'_>,
-        payload_len: usize,
-    ) {
+    fn handle_unmatched(&mut self, arrival: Arrival<'_, '_>) {
+        let repr = arrival.repr;
         let is_syn = repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK);
         if is_syn && !repr.flags.contains(TcpFlags::RST) {
             if let Some(token) = mp_join_token(repr) {
-                self.refuse_join(now, interface, local, remote, repr, token);
+                self.refuse_join(arrival, token);
                 return;
             }
         }
@@ -526,11 +533,11 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .proxies
             .iter()
             .copied()
-            .find(|rule| rule.listen == local);
+            .find(|rule| rule.listen == arrival.local);
         if is_syn && !repr.flags.contains(TcpFlags::RST) {
             if let Some(rule) = rule {
                 if self.live_connections < self.config.max_connections {
-                    self.accept(now, interface, local, remote, repr, rule);
+                    self.accept(arrival, rule);
                     return;
                 }
                 self.counters.connections_refused += 1;
@@ -538,7 +545,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         self.counters.rx_dropped_no_connection += 1;
         if !repr.flags.contains(TcpFlags::RST) {
-            self.send_reset_for(now, interface, local, remote, repr, payload_len);
+            self.send_reset(arrival, None);
         }
     }
 
@@ -546,49 +553,27 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     /// names. Joins are not accepted yet, so every one is answered with a RST carrying
     /// MP_TCPRST (section 3.6) and nothing of it is kept: "MPTCP-specific error" for a token we
     /// never issued, "administratively prohibited" for one of our connections.
-    fn refuse_join(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        syn: &TcpRepr<'_>,
-        token: u32,
-    ) {
+    fn refuse_join(&mut self, syn: Arrival<'_, '_>, token: u32) {
         let reason = if self.local_tokens.contains_key(&token) {
             ResetReason::AdministrativelyProhibited
         } else {
             ResetReason::MptcpError
         };
         self.counters.mptcp_joins_refused += 1;
-        self.send_reset(now, interface, local, remote, syn, 0, Some(reason));
+        self.send_reset(syn, Some(reason));
     }
 
-    fn send_reset_for(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        repr: &TcpRepr<'_>,
-        payload_len: usize,
-    ) {
-        self.send_reset(now, interface, local, remote, repr, payload_len, None);
-    }
-
-    /// RFC 9293 section 3.10.7.1: the RST answering `repr`, which matched no connection;
+    /// RFC 9293 section 3.10.7.1: the RST answering a segment that matched no connection;
     /// with `reason`, it carries MP_TCPRST (RFC 8684 section 3.6).
-    #[allow(clippy::too_many_arguments)]
-    fn send_reset(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        repr: &TcpRepr<'_>,
-        payload_len: usize,
-        reason: Option<ResetReason>,
-    ) {
+    fn send_reset(&mut self, arrival: Arrival<'_, '_>, reason: Option<ResetReason>) {
+        let Arrival {
+            now,
+            interface,
+            local,
+            remote,
+            repr,
+            payload_len,
+        } = arrival;
         if self.backlog_full() {
             return;
         }
@@ -619,18 +604,18 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.transmit_tcp(now, interface, *local.ip(), *remote.ip(), &reset, None);
     }
 
-    fn accept(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        syn: &TcpRepr<'_>,
-        rule: ProxyRule,
-    ) {
+    fn accept(&mut self, arrival: Arrival<'_, '_>, rule: ProxyRule) {
+        let Arrival {
+            now,
+            interface,
+            local,
+            remote,
+            repr: syn,
+            ..
+        } = arrival;
         let Some(backend_route) = self.route(*rule.backend.ip()) else {
             self.counters.backend_connect_failures += 1;
-            self.send_reset_for(now, interface, local, remote, syn, 0);
+            self.send_reset(arrival, None);
             return;
         };
         let id = self.next_connection_id;
