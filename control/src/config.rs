@@ -419,7 +419,7 @@ pub struct TcpSideConfig {
     pub keepalive_interval_ms: u32,
     /// Unanswered probes before the connection is reset.
     pub keepalive_probes: u32,
-    /// The longest FIN-WAIT-2 without a segment from the peer, in milliseconds.
+    /// The longest FIN-WAIT-2 without data from the peer, in milliseconds.
     pub fin_wait_2_timeout_ms: u32,
     /// The longest time sent data may wait for an acknowledgement without progress, in
     /// milliseconds (RFC 5482); 0 turns it off (the retransmission limit remains).

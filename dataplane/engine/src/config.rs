@@ -49,7 +49,9 @@ pub struct Keepalive {
 pub struct Liveness {
     /// Probes an idle connection; `None` leaves an idle connection alone.
     pub keepalive: Option<Keepalive>,
-    /// The longest FIN-WAIT-2 without a segment from the peer (Linux's `tcp_fin_timeout`).
+    /// The longest FIN-WAIT-2 without data from the peer (its zero-window probes count while
+    /// our window is closed; pure ACKs and keepalive answers do not, so a peer that never
+    /// sends its FIN is ended). Linux's `tcp_fin_timeout` bounds orphaned sockets alike.
     pub fin_wait_2_timeout: Duration,
     /// The longest time data (or a FIN) may wait to be acknowledged without any progress,
     /// whether lost, unanswered or behind a zero window (RFC 5482's user timeout, as Linux's

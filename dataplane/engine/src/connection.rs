@@ -357,21 +357,28 @@ impl<P: Payload> ProxiedConnection<P> {
         if client_failed && !backend.is_closed() {
             backend.abort();
         }
-        if backend_failed && !self.client.is_closed() && !self.client_is_fast_closing() {
+        if backend_failed && self.client_still_open() {
             // A backend that never completed its handshake could not be reached.
             self.events.backend_failed |= !self.backend_established;
             self.end_client(now, ResetReason::Unspecified);
         }
     }
 
-    fn client_is_fast_closing(&self) -> bool {
-        self.client.state() == TcpState::FastCloseWait
+    /// The client side has not ended yet, and is not being ended.
+    fn client_still_open(&self) -> bool {
+        !matches!(
+            self.client.state(),
+            TcpState::Closed | TcpState::TimeWait | TcpState::FastCloseWait
+        )
     }
 
     /// Ends the client side at once: an MPTCP client that has our key is fast-closed (RFC
     /// 8684 section 3.5), any other gets a RST (with MP_TCPRST saying `reason`, section 3.6,
     /// while MPTCP is in use).
     fn end_client(&mut self, now: Instant, reason: ResetReason) {
+        if !self.client_still_open() {
+            return;
+        }
         let fast_close = match self.mptcp.as_mut() {
             Some(session) => {
                 session.set_reset_reason(reason);

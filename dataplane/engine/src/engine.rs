@@ -485,8 +485,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 _ => false,
             };
             if newer_seq || newer_timestamp {
-                self.time_wait.remove(&(local, remote));
+                // The entry gives way only if the SYN really starts a connection (it may be
+                // an MP_JOIN, or find no room), so look up after trying.
                 self.handle_unmatched(arrival);
+                if self.flows.contains_key(&(local, remote)) {
+                    self.time_wait.remove(&(local, remote));
+                }
                 return;
             }
         }

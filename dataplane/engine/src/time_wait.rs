@@ -12,7 +12,8 @@
 //! Linux's `tcp_tw_reuse`): the new SYN's sequence number starts beyond the old connection's,
 //! and its timestamps are newer, so the peer tells old duplicates from new segments.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use hashbrown::HashMap;
 use mpterm_wire::SeqNumber;
@@ -50,17 +51,22 @@ pub struct TimeWaitEntry {
 #[derive(Debug)]
 pub struct TimeWaitTable {
     entries: HashMap<FlowKey, TimeWaitEntry>,
-    /// Entries in the order they were made, which is their expiry order (all last as long).
-    /// An entry removed early (reused) leaves a stale key here, skipped on expiry.
-    expiry: VecDeque<(Instant, FlowKey)>,
+    /// Every entry's expiry, earliest first. Sides enter TIME-WAIT before their connection is
+    /// released, so the entries do not arrive in expiry order. An entry removed early (reused)
+    /// leaves a stale key here, skipped on expiry; when stale keys outnumber the live entries
+    /// the heap is rebuilt, so it never holds more than twice the table (plus a little).
+    expiry: BinaryHeap<Reverse<(Instant, FlowKey)>>,
     capacity: usize,
 }
+
+/// Stale expiry keys tolerated beyond the live entries before the heap is rebuilt.
+const STALE_KEY_SLACK: usize = 1024;
 
 impl TimeWaitTable {
     pub fn new(capacity: usize) -> Self {
         TimeWaitTable {
             entries: HashMap::new(),
-            expiry: VecDeque::new(),
+            expiry: BinaryHeap::new(),
             capacity,
         }
     }
@@ -76,7 +82,12 @@ impl TimeWaitTable {
             return false;
         }
         self.entries.insert(flow, entry);
-        self.expiry.push_back((entry.expires, flow));
+        self.expiry.push(Reverse((entry.expires, flow)));
+        if self.expiry.len() > 2 * self.entries.len() + STALE_KEY_SLACK {
+            let entries = &self.entries;
+            self.expiry
+                .retain(|Reverse((expires, flow))| is_live(entries, flow, *expires));
+        }
         true
     }
 
@@ -100,31 +111,40 @@ impl TimeWaitTable {
             .is_some_and(|entry| entry.ts_recent.is_some() && now - entry.entered >= REUSE_AFTER)
     }
 
-    /// When the oldest entry ends.
+    /// When the earliest entry ends (perhaps a stale key: the call then finds nothing).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.expiry.front().map(|(expires, _)| *expires)
+        self.expiry.peek().map(|Reverse((expires, _))| *expires)
     }
 
     /// Removes every entry whose time is up at `now`; returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
         let mut expired = 0;
-        while let Some(&(expires, flow)) = self.expiry.front() {
+        while let Some(&Reverse((expires, flow))) = self.expiry.peek() {
             if expires > now {
                 break;
             }
-            self.expiry.pop_front();
-            // A stale key (the entry was reused or replaced) has a different expiry.
-            if self
-                .entries
-                .get(&flow)
-                .is_some_and(|entry| entry.expires == expires)
-            {
+            self.expiry.pop();
+            if is_live(&self.entries, &flow, expires) {
                 self.entries.remove(&flow);
                 expired += 1;
             }
         }
         expired
     }
+
+    /// Expiry keys held, live and stale (for tests of the bound).
+    #[cfg(test)]
+    pub fn expiry_keys(&self) -> usize {
+        self.expiry.len()
+    }
+}
+
+/// Whether an expiry key still belongs to its entry: a stale one (the entry was reused or
+/// replaced) has another expiry.
+fn is_live(entries: &HashMap<FlowKey, TimeWaitEntry>, flow: &FlowKey, expires: Instant) -> bool {
+    entries
+        .get(flow)
+        .is_some_and(|entry| entry.expires == expires)
 }
 
 #[cfg(test)]
@@ -180,6 +200,33 @@ mod tests {
         assert_eq!(table.expire(Instant::from_nanos(100_000_000_000)), 2);
         assert_eq!(table.len(), 0);
         assert_eq!(table.poll_timeout(), None);
+    }
+
+    #[test]
+    fn entries_expire_by_deadline_even_when_they_arrive_out_of_order() {
+        let mut table = TimeWaitTable::new(8);
+        table.insert(flow(1), entry(20, true));
+        table.insert(flow(2), entry(5, true));
+        assert_eq!(
+            table.poll_timeout(),
+            Some(Instant::from_nanos(65_000_000_000))
+        );
+        assert_eq!(table.expire(Instant::from_nanos(66_000_000_000)), 1);
+        assert!(table.contains(&flow(1)));
+    }
+
+    #[test]
+    fn reuse_churn_keeps_the_expiry_keys_bounded() {
+        // Reviewed: every reuse left a stale key behind, so at 16,384 reuses a second the
+        // heap grew to a million keys with a table of 16,384 entries.
+        let mut table = TimeWaitTable::new(100);
+        for round in 0..10_000u64 {
+            let port = (round % 100) as u16;
+            table.remove(&flow(port));
+            assert!(table.insert(flow(port), entry(round, true)));
+        }
+        assert_eq!(table.len(), 100);
+        assert!(table.expiry_keys() <= 2 * 100 + STALE_KEY_SLACK + 1);
     }
 
     #[test]

@@ -292,6 +292,85 @@ fn an_unanswered_fast_close_is_repeated_then_ends_with_a_reset_carrying_it() {
 }
 
 #[test]
+fn blind_segments_in_fastclose_wait_neither_strip_nor_end_it() {
+    // Found in review: in FASTCLOSE_WAIT the options of a segment with an unacceptable ACK
+    // were read, so a blind infinite mapping made the session fall back and strip
+    // MP_FASTCLOSE from the remaining attempts and from the final RST; and any in-window
+    // RST ended the attempts. The client here receives nothing (its host drops it all), so
+    // every attempt and the final RST are seen.
+    let seed = 38;
+    let mut net = mptcp_net(
+        seed,
+        pattern(256 * KIB, seed),
+        pattern(256 * KIB, !seed),
+        41_015,
+        config(),
+    );
+    net.backend_reset_after = Some(16 * KIB);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let record = seen.clone();
+    net.drop_to_client = Some(Box::new(move |repr, _, _| {
+        let options: Vec<_> = repr.options.mptcp.iter().flatten().copied().collect();
+        let fast_close = options
+            .iter()
+            .any(|option| matches!(option, MptcpOption::MpFastclose { .. }));
+        if fast_close || !record.borrow().is_empty() {
+            let reset = options
+                .iter()
+                .any(|option| matches!(option, MptcpOption::MpTcpRst(_)));
+            record
+                .borrow_mut()
+                .push((repr.flags.contains(TcpFlags::RST), fast_close, reset));
+            return true;
+        }
+        false
+    }));
+    net.drive_until(|net| net.engine.counters().mptcp_fastcloses_sent == 1);
+    let rcv_nxt = net.client.send_max();
+    let snd_max = net.client.receive_next();
+    // An infinite mapping, in the window but with an ACK of data never sent.
+    let mut infinite = forged(&net, rcv_nxt, snd_max + 0x1000_0000, TcpFlags::ACK);
+    infinite.options.mptcp[0] = Some(MptcpOption::Dss(Dss {
+        data_ack: None,
+        mapping: Some(DssMapping {
+            data_seq: DataSeqWire::Bits64(12345),
+            subflow_seq: 1,
+            data_level_length: 0,
+            checksum: Some(0),
+        }),
+        data_fin: false,
+    }));
+    net.inject_from_client(&infinite, b"x");
+    // A RST in the window but not at RCV.NXT.
+    net.inject_from_client(
+        &forged(&net, rcv_nxt + 999, SeqNumber(0), TcpFlags::RST),
+        &[],
+    );
+    net.client_vanished = true;
+    net.drive_until(|net| net.engine.connection_count() == 0);
+    let seen = seen.borrow();
+    assert_eq!(
+        net.engine.counters().mptcp_fallbacks,
+        0,
+        "{}",
+        net.context()
+    );
+    assert!(
+        seen.len() > usize::try_from(mpterm_engine::tcp::FAST_CLOSE_ATTEMPTS).unwrap(),
+        "every attempt, a challenge and the RST: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|&(_, fast_close, _)| fast_close),
+        "every segment carries MP_FASTCLOSE: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&(true, true, true)),
+        "the final RST carries MP_FASTCLOSE and MP_TCPRST"
+    );
+}
+
+#[test]
 fn a_client_fast_close_with_our_key_resets_both_sides_and_a_wrong_key_is_ignored() {
     let seed = 30;
     let mut net = mptcp_net(

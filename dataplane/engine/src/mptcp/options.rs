@@ -56,6 +56,14 @@ impl<P: Payload> MptcpSession<P> {
             // of it any more (`mptcp_incoming_options`).
             return verdict;
         }
+        if self.fast_closing {
+            // Section 3.5: the connection is being torn down. Only the peer's own
+            // MP_FASTCLOSE (a simultaneous close) or its RST still matter; nothing else may
+            // change the session, least of all a fallback that would strip MP_FASTCLOSE from
+            // our remaining segments.
+            self.handle_reset_options(segment, &mut verdict.outcome);
+            return verdict;
+        }
         match accepted {
             Accepted::Reset => self.handle_reset_options(segment, &mut verdict.outcome),
             Accepted::HandshakeAck if self.remote_key.is_none() => {
@@ -72,7 +80,10 @@ impl<P: Payload> MptcpSession<P> {
     fn handle_reset_options(&mut self, segment: &TcpRepr<'_>, outcome: &mut OptionOutcome) {
         for option in segment.options.mptcp.iter().flatten() {
             match option {
-                MptcpOption::MpTcpRst(reset) => outcome.peer_reset = Some(*reset),
+                // Section 3.6 (and Linux's parser): MP_TCPRST means something on a RST only.
+                MptcpOption::MpTcpRst(reset) if segment.flags.contains(TcpFlags::RST) => {
+                    outcome.peer_reset = Some(*reset)
+                }
                 MptcpOption::MpFastclose { receiver_key } => {
                     self.note_fast_close(*receiver_key, outcome)
                 }
@@ -228,7 +239,13 @@ impl<P: Payload> MptcpSession<P> {
             wire => expand_data_seq(wire, self.rcv_data_nxt.max(remote.initial_data_seq)),
         };
         if dss_mapping.data_level_length == 0 {
-            // Section 3.7: an infinite mapping, the peer fell back.
+            // Section 3.7: an infinite mapping, the peer fell back. Bytes of a mapping whose
+            // checksum is still incomplete could then never be verified nor released: rather
+            // than lose them silently, the connection is reset.
+            if self.assembly.held_bytes() > 0 {
+                verdict.outcome.error = Some(MptcpError::MappingMismatch);
+                return;
+            }
             self.fallen_back = true;
             verdict.outcome.fell_back = true;
             return;

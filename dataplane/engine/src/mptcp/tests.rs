@@ -380,3 +380,28 @@ fn data_fin_added_to_a_mapping_in_flight_is_the_same_mapping() {
     assert!(outcome.data_fin_reached);
     assert!(session.peer_finished());
 }
+
+#[test]
+fn an_infinite_mapping_while_a_mapping_is_half_verified_is_an_error_not_a_loss() {
+    // Found in review: with checksums on, the bytes of a mapping not yet complete were kept
+    // unverified forever after a fallback, while later bytes passed: a silent gap.
+    let mut session = established();
+    let options = dss_for(client_data_seq(0), 1, b"0123456789", false);
+    receive(&mut session, &options, 1, b"01234").unwrap();
+    assert_eq!(session.held_bytes(), 5);
+    let mut infinite = TcpOptions::default();
+    infinite.mptcp[0] = Some(MptcpOption::Dss(Dss {
+        data_ack: None,
+        mapping: Some(DssMapping {
+            data_seq: DataSeqWire::Bits64(client_data_seq(5)),
+            subflow_seq: 6,
+            data_level_length: 0,
+            checksum: Some(0),
+        }),
+        data_fin: false,
+    }));
+    let verdict = handle(&mut session, &infinite, 5, Accepted::Synchronized);
+    assert_eq!(verdict.outcome.error, Some(MptcpError::MappingMismatch));
+    assert!(!verdict.outcome.fell_back);
+    assert!(!session.has_fallen_back());
+}

@@ -36,8 +36,10 @@ impl<P: Payload> Tcb<P> {
         // RFC 9293 3.10.7.3, first: the ACK must acknowledge our SYN.
         let ack_acceptable = flags.contains(TcpFlags::ACK) && segment.ack == self.iss + 1;
         if flags.contains(TcpFlags::ACK) && !ack_acceptable {
+            // "<SEQ=SEG.ACK><CTL=RST>": the RST a stale peer (an old incarnation of this
+            // four-tuple, still in LAST-ACK) accepts without a challenge, clearing its state.
             if !flags.contains(TcpFlags::RST) {
-                self.rst_pending = true;
+                self.reset_at = Some(segment.ack);
             }
             return;
         }
@@ -70,17 +72,23 @@ impl<P: Payload> Tcb<P> {
     /// FASTCLOSE_WAIT (RFC 8684 section 3.5): the peer's RST ends it, and so does its own
     /// MP_FASTCLOSE (both ends closing at once: the owner answers it, see
     /// [`Tcb::fast_close_answered`]). Everything else is ignored: the data is given up.
+    ///
+    /// The same acceptability rules hold as in any synchronized state: a RST counts only at
+    /// RCV.NXT (RFC 5961 section 3.2); an in-window one elsewhere gets the MP_FASTCLOSE ACK
+    /// again, as its challenge ACK, which a peer that has already closed answers with a RST at
+    /// exactly RCV.NXT. Only segments in the window with an acceptable ACK reach the owner.
     pub(super) fn handle_in_fast_close_wait(
         &mut self,
         segment: &TcpRepr<'_>,
         owner_options: impl FnOnce(&TcpRepr<'_>, Accepted) -> OwnerVerdict,
     ) {
         if segment.flags.contains(TcpFlags::RST) {
-            // The answer section 3.5 asks of the peer. Any RST within the window is taken:
-            // the connection is being torn down anyway, so a forged one gains nothing.
-            if self.rst_in_window(segment.seq) {
+            if segment.seq == self.rcv_nxt {
                 owner_options(segment, Accepted::Reset);
                 self.enter_closed(CloseReason::Aborted);
+            } else if self.rst_in_window(segment.seq) {
+                self.counters.challenge_acks += 1;
+                self.fast_close_ack_pending = true;
             } else {
                 self.counters.out_of_window += 1;
             }
@@ -88,6 +96,13 @@ impl<P: Payload> Tcb<P> {
         }
         if !self.segment_acceptable(segment.seq, 0) {
             self.counters.out_of_window += 1;
+            return;
+        }
+        if segment.flags.contains(TcpFlags::SYN) || !segment.flags.contains(TcpFlags::ACK) {
+            return;
+        }
+        if !self.ack_value_acceptable(segment.ack) {
+            self.counters.unacceptable_acks += 1;
             return;
         }
         owner_options(segment, Accepted::Synchronized);
@@ -122,6 +137,11 @@ impl<P: Payload> Tcb<P> {
             self.counters.out_of_window += 1;
             if !flags.contains(TcpFlags::RST) {
                 self.ack_pending = true;
+                if self.state == TcpState::FinWait2 && self.receive_window() == 0 {
+                    // A zero-window probe: the peer would send, our own closed window holds
+                    // it back; FIN-WAIT-2 is not stuck on the peer's side.
+                    self.fin_wait_2_deadline = Some(now + self.tuning.liveness.fin_wait_2_timeout);
+                }
             }
             return;
         }

@@ -87,7 +87,7 @@ pub enum CloseReason {
     TimedOut,
     /// An idle peer answered none of the keepalive probes.
     KeepaliveTimeout,
-    /// FIN-WAIT-2 lasted longer than the configured timeout without a segment from the peer.
+    /// FIN-WAIT-2 lasted longer than the configured timeout without data from the peer.
     FinWait2Timeout,
     /// Data or a FIN went unacknowledged, without progress, for longer than the user timeout.
     UserTimeout,
@@ -291,6 +291,10 @@ pub struct Tcb<P: Payload> {
     immediate_acks: u8,
     syn_pending: bool,
     rst_pending: bool,
+    /// A RST to send at this sequence number without the ACK bit, answering a segment that
+    /// acknowledged nothing of ours in SYN-SENT (RFC 9293 section 3.10.7.3); the connection
+    /// itself goes on.
+    reset_at: Option<SeqNumber>,
     time_wait_deadline: Option<Instant>,
     handshake_deadline: Option<Instant>,
     /// FIN-WAIT-2 ends here unless the peer sends data or its FIN first.
@@ -436,6 +440,7 @@ impl<P: Payload> Tcb<P> {
             immediate_acks: 0,
             syn_pending: true,
             rst_pending: false,
+            reset_at: None,
             time_wait_deadline: None,
             handshake_deadline: Some(now + tuning.connect_timeout),
             fin_wait_2_deadline: None,

@@ -123,6 +123,24 @@ impl<P: Payload> Tcb<P> {
 
     /// The next segment to send, if any. Call until it returns `None`.
     pub fn poll_segment(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        if let Some(seq) = self.reset_at.take() {
+            let repr = TcpRepr {
+                src_port: self.local.port(),
+                dst_port: self.remote.port(),
+                seq,
+                ack: SeqNumber(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+            };
+            return Some(OutgoingSegment {
+                repr,
+                payload: None,
+                relative_seq: 0,
+                is_retransmission: false,
+                kind: SegmentKind::Regular,
+            });
+        }
         if self.rst_pending {
             self.rst_pending = false;
             let repr = TcpRepr {

@@ -402,7 +402,10 @@ fn syn_ack_with_a_wrong_ack_gets_a_reset_and_leaves_syn_sent() {
     client.handle_segment(now, &bogus, None);
     assert_eq!(client.state(), TcpState::SynSent);
     let rst = client.poll_segment(now).expect("RST");
-    assert!(rst.repr.flags.contains(TcpFlags::RST));
+    // RFC 9293 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>, which the sender accepts without a
+    // challenge (before, the RST went out at ISS + 1 with the ACK bit).
+    assert_eq!(rst.repr.flags, TcpFlags::RST);
+    assert_eq!(rst.repr.seq, bogus.ack);
 }
 
 #[test]
@@ -1481,4 +1484,35 @@ fn receiver_does_not_advertise_a_small_window_opening() {
     let update = drain(&mut pair.server, pair.now);
     assert_eq!(update.len(), 1);
     assert_eq!(update[0].repr.window, 2 * 988);
+}
+
+#[test]
+fn fin_wait_2_behind_our_own_zero_window_is_not_cut() {
+    // Found in review: a peer that answers a half-close with a large response, read slowly on
+    // our side, can only probe our zero window; those probes did not count as life, and
+    // FIN-WAIT-2 ended after its timeout with the peer alive and the response cut short.
+    let mut ours = tuning();
+    ours.liveness.fin_wait_2_timeout = Duration::from_secs(60);
+    let mut pair = Pair::with_tunings(ours, tuning());
+    pair.client.close();
+    pair.pump(|_, _| true);
+    assert_eq!(pair.client.state(), TcpState::FinWait2);
+    let response = Bytes::from(pattern(64 * 1024, 3));
+    let mut sent = 0;
+    let start = pair.now;
+    while pair.now - start < Duration::from_secs(90) {
+        feed(&mut pair.server, &response, &mut sent);
+        pair.pump(|_, _| true);
+        // Our side reads nothing: its buffer fills and its window stays closed.
+        if !pair.advance_to_next_timeout() {
+            break;
+        }
+    }
+    assert_eq!(
+        pair.client.state(),
+        TcpState::FinWait2,
+        "{:?}",
+        pair.client.close_reason()
+    );
+    assert!(pair.client.received_buffered() > 0);
 }
