@@ -18,14 +18,14 @@ use std::collections::{BinaryHeap, HashMap};
 
 use bytes::Bytes;
 use common::engine_net::{
-    client_iss, config, MptcpClient, Tokens, APPLIANCE_BACKEND_SIDE, APPLIANCE_CLIENT_SIDE,
-    BACKEND, BACKEND_MAC, BACKEND_SIDE_MAC, CLIENT_IP, CLIENT_MAC, CLIENT_SIDE_MAC, LISTEN,
+    arp_reply_for, client_iss, config, MptcpClient, Tokens, APPLIANCE_BACKEND_SIDE,
+    APPLIANCE_CLIENT_SIDE, BACKEND, BACKEND_MAC, BACKEND_SIDE_MAC, CLIENT_IP, CLIENT_MAC,
+    CLIENT_SIDE_MAC, LISTEN,
 };
 use common::{decode_segment, encode_segment, parse_frame, tcp_frame, tuning, Buf, Parsed};
 use mpterm_engine::tcp::Tcb;
 use mpterm_engine::{Engine, EngineConfig, Instant};
-use mpterm_wire::arp::{ArpOperation, ArpRepr};
-use mpterm_wire::ethernet::{self, EthernetAddress, EthernetRepr};
+use mpterm_wire::arp::ArpRepr;
 use mpterm_wire::tcp::TcpFlags;
 use mpterm_wire::SeqNumber;
 use rand_chacha::rand_core::SeedableRng;
@@ -225,31 +225,10 @@ impl Churn {
     }
 
     fn answer_arp(&mut self, interface: usize, request: &ArpRepr) {
-        let (mac, ip) = match interface {
-            0 => (CLIENT_MAC, CLIENT_IP),
-            _ => (BACKEND_MAC, *BACKEND.ip()),
-        };
-        if request.operation != ArpOperation::Request || request.target_ip != ip {
-            return;
+        if let Some(frame) = arp_reply_for(interface, request) {
+            self.engine
+                .handle_frame(self.now, interface, Buf(Bytes::from(frame)));
         }
-        let reply = ArpRepr {
-            operation: ArpOperation::Reply,
-            sender_mac: EthernetAddress(mac),
-            sender_ip: ip,
-            target_mac: request.sender_mac,
-            target_ip: request.sender_ip,
-        };
-        let mut frame = vec![0u8; 60];
-        let len = EthernetRepr {
-            src: EthernetAddress(mac),
-            dst: request.sender_mac,
-            ethertype: ethernet::ETHERTYPE_ARP,
-        }
-        .emit(&mut frame)
-        .unwrap();
-        reply.emit(&mut frame[len..]).unwrap();
-        self.engine
-            .handle_frame(self.now, interface, Buf(Bytes::from(frame)));
     }
 
     fn deliver(&mut self, hop: Hop, frame: Vec<u8>) {

@@ -20,7 +20,7 @@
 //! blind segment cannot change MPTCP state.
 //! Not implemented: SACK-based loss recovery (RFC 6675), PAWS, simultaneous open.
 //!
-//! Tests: `tests.rs` runs two blocks back to back; `tests/sim.rs` runs them over seeded lossy
+//! Tests: `tests/` runs two blocks back to back (grouped by topic); `tests/sim.rs` runs them over seeded lossy
 //! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
 
 mod congestion;

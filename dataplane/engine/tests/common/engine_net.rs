@@ -456,6 +456,35 @@ impl MptcpClient {
     }
 }
 
+/// The ARP reply of the host the harness plays on `interface` (the client on 0, the backend
+/// on 1) to the engine's `request`, if it asks for that host.
+pub fn arp_reply_for(interface: usize, request: &ArpRepr) -> Option<Vec<u8>> {
+    let (host_mac, host_ip) = match interface {
+        0 => (CLIENT_MAC, CLIENT_IP),
+        _ => (BACKEND_MAC, *BACKEND.ip()),
+    };
+    if request.operation != ArpOperation::Request || request.target_ip != host_ip {
+        return None;
+    }
+    let reply = ArpRepr {
+        operation: ArpOperation::Reply,
+        sender_mac: EthernetAddress(host_mac),
+        sender_ip: host_ip,
+        target_mac: request.sender_mac,
+        target_ip: request.sender_ip,
+    };
+    let mut frame = vec![0u8; 60];
+    let len = EthernetRepr {
+        src: EthernetAddress(host_mac),
+        dst: request.sender_mac,
+        ethertype: ethernet::ETHERTYPE_ARP,
+    }
+    .emit(&mut frame)
+    .unwrap();
+    reply.emit(&mut frame[len..]).unwrap();
+    Some(frame)
+}
+
 pub struct Net {
     pub now: Instant,
     pub seed: u64,
@@ -593,32 +622,11 @@ impl Net {
 
     /// Answers an ARP request the engine sent on `interface` for a host the harness plays.
     pub fn answer_arp(&mut self, interface: usize, request: &ArpRepr) {
-        let (host_mac, host_ip) = match interface {
-            0 => (CLIENT_MAC, CLIENT_IP),
-            _ => (BACKEND_MAC, *BACKEND.ip()),
-        };
-        if request.operation != ArpOperation::Request || request.target_ip != host_ip {
-            return;
+        if let Some(frame) = arp_reply_for(interface, request) {
+            self.arp_answered += 1;
+            self.engine
+                .handle_frame(self.now, interface, Buf(Bytes::from(frame)));
         }
-        let reply = ArpRepr {
-            operation: ArpOperation::Reply,
-            sender_mac: EthernetAddress(host_mac),
-            sender_ip: host_ip,
-            target_mac: request.sender_mac,
-            target_ip: request.sender_ip,
-        };
-        let mut frame = vec![0u8; 60];
-        let len = EthernetRepr {
-            src: EthernetAddress(host_mac),
-            dst: request.sender_mac,
-            ethertype: ethernet::ETHERTYPE_ARP,
-        }
-        .emit(&mut frame)
-        .unwrap();
-        reply.emit(&mut frame[len..]).unwrap();
-        self.arp_answered += 1;
-        self.engine
-            .handle_frame(self.now, interface, Buf(Bytes::from(frame)));
     }
 
     pub fn scripted_drop_to_client(&mut self, frame: &[u8]) -> bool {
