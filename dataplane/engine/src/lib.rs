@@ -12,6 +12,7 @@
 //!    own replies (ARP, ICMP, RSTs) wait in a bounded backlog meanwhile.
 #![forbid(unsafe_code)]
 
+pub mod client;
 mod config;
 mod connection;
 mod counters;
@@ -25,6 +26,7 @@ mod time;
 mod time_wait;
 mod transmit;
 
+pub use client::{ClientConfig, ClientEngine, ClientEvent, ConnectionId};
 pub use config::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
 pub use counters::Counters;
 pub use engine::{Engine, TokenRegistry};
