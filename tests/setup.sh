@@ -20,6 +20,9 @@ PACKAGES=(
     tcpdump
     # The lab's peers, proxy stand-in and checkers (standard library only).
     python3
+    # The side-by-side benchmark's anchor (perf/lab/side-by-side.sh): HAProxy in TCP mode with
+    # its sockets made MPTCP by mptcpize (a package of its own, only recommended by mptcpd).
+    haproxy mptcpd mptcpize
 )
 
 if [[ $EUID -ne 0 ]]; then

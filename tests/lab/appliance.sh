@@ -8,6 +8,8 @@
 #
 #   LAB_APPLIANCE=mpterm          ip netns exec APP $MPTERM_BIN --config $LAB_OUT/mpterm-LABEL.toml
 #   LAB_APPLIANCE=kernel-standin  ip netns exec APP python3 peer.py standin-proxy ...
+#   LAB_APPLIANCE=haproxy         ip netns exec APP mptcpize run haproxy -db -f $LAB_OUT/haproxy-LABEL.cfg
+#                                 (the side-by-side benchmark's anchor, perf/lab/side-by-side.sh)
 #
 # Interface used by the scenarios (the only thing that differs between appliances):
 #   appliance_start CHECKSUM [LABEL]
@@ -36,6 +38,19 @@ STANDIN_EXTRA_ARGS=()
 # The appliance's backend connect (handshake) timeout in milliseconds; empty keeps the
 # appliance's default (mpterm's tcp.connect_timeout_ms, 30000; the stand-in's 30 s likewise).
 APPLIANCE_CONNECT_TIMEOUT_MS="${APPLIANCE_CONNECT_TIMEOUT_MS:-}"
+# HAProxy threads for LAB_APPLIANCE=haproxy: 1 by default, like mpterm's one worker core.
+HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
+
+# The DPDK virtual device that opens the veth ends mpterm owns (LAB_DPDK_DEVICE):
+#   af_packet  net_af_packetN,iface=IF (default): a TPACKET_V2 mmap'ed ring pair per port.
+#   af_xdp     net_af_xdpN,iface=IF,start_queue=0,queue_count=1: an AF_XDP socket on the veth's
+#              only queue (libxdp attaches its program in native XDP mode on veth; the PMD has no
+#              devarg for the generic mode).
+# DEVICE_CHOICE_PLACEHOLDER
+LAB_DPDK_DEVICE="${LAB_DPDK_DEVICE:-af_packet}"
+# Extra devargs appended to every af_packet device, e.g. "framecnt=4096" (blocksz, framesz,
+# framecnt, qdisc_bypass; DPDK's af_packet guide); empty keeps DPDK's defaults.
+LAB_AF_PACKET_DEVARGS="${LAB_AF_PACKET_DEVARGS:-}"
 
 # Writes the mpterm configuration for this lab. This is the one place that knows mpterm's config
 # format (the format the binary reads; README.md "Configuration" documents it).
@@ -57,12 +72,12 @@ args = $(appliance_mpterm_eal_args)
 
 [[interface]]
 name = "client-side"
-port = "net_af_packet0"
+port = "$(appliance_mpterm_port 0)"
 address = "$LAB_APP_CLIENT_ADDR/24"
 
 [[interface]]
 name = "backend-side"
-port = "net_af_packet1"
+port = "$(appliance_mpterm_port 1)"
 address = "$LAB_APP_BACKEND_ADDR/24"$(appliance_mpterm_second_path_interface)
 
 [mptcp]
@@ -89,18 +104,35 @@ appliance_mpterm_second_path_interface() {
     cat <<EOF
 [[interface]]
 name = "client-side-2"
-port = "net_af_packet2"
+port = "$(appliance_mpterm_port 2)"
 address = "$LAB_APP_CLIENT_ADDR_2/24"
 EOF
 }
 
-# The EAL arguments: one net_af_packet device per veth end the appliance owns.
+# The DPDK device name of mpterm's port N (0 client side, 1 backend side, 2 second path).
+appliance_mpterm_port() {
+    case "$LAB_DPDK_DEVICE" in
+        af_xdp) echo "net_af_xdp$1" ;;
+        *) echo "net_af_packet$1" ;;
+    esac
+}
+
+# The --vdev argument of port N on interface IF, for LAB_DPDK_DEVICE.
+appliance_mpterm_vdev() {
+    local index="$1" iface="$2"
+    case "$LAB_DPDK_DEVICE" in
+        af_xdp) echo "--vdev=net_af_xdp$index,iface=$iface,start_queue=0,queue_count=1" ;;
+        *) echo "--vdev=net_af_packet$index,iface=$iface${LAB_AF_PACKET_DEVARGS:+,$LAB_AF_PACKET_DEVARGS}" ;;
+    esac
+}
+
+# The EAL arguments: one virtual device (LAB_DPDK_DEVICE) per veth end the appliance owns.
 appliance_mpterm_eal_args() {
     local args='"--no-huge", "-m", "512", "--no-pci", "--no-shconf"'
-    args+=", \"--vdev=net_af_packet0,iface=$LAB_IF_APP_CLIENT\""
-    args+=", \"--vdev=net_af_packet1,iface=$LAB_IF_APP_BACKEND\""
+    args+=", \"$(appliance_mpterm_vdev 0 "$LAB_IF_APP_CLIENT")\""
+    args+=", \"$(appliance_mpterm_vdev 1 "$LAB_IF_APP_BACKEND")\""
     if [[ "$LAB_PATHS" == 2 ]]; then
-        args+=", \"--vdev=net_af_packet2,iface=$LAB_IF_APP_CLIENT_2\""
+        args+=", \"$(appliance_mpterm_vdev 2 "$LAB_IF_APP_CLIENT_2")\""
     fi
     echo "[$args]"
 }
@@ -158,6 +190,76 @@ appliance_start_kernel_standin() {
     fi
 }
 
+# The anchor of the side-by-side benchmark: what a user would deploy without mpterm. The app
+# namespace's Linux kernel terminates MPTCP (DSS checksums as CHECKSUM says, like the stand-in),
+# and HAProxy 2.6 in TCP mode relays to the backend. HAProxy has no MPTCP of its own before 3.1;
+# `mptcpize run` (LD_PRELOAD of libmptcpwrap) turns its TCP sockets into MPTCP ones, so its
+# listener is MPTCP. Its backend connection is MPTCP too and falls back to TCP at the
+# handshake, because the backend is plain TCP.
+appliance_haproxy_config() {
+    local timeout_ms="${APPLIANCE_CONNECT_TIMEOUT_MS:-30000}"
+    cat <<EOF
+# Written by tests/lab/appliance.sh for lab prefix $LAB_PREFIX.
+global
+    nbthread $HAPROXY_THREADS
+    maxconn 4096
+
+defaults
+    mode tcp
+    timeout connect ${timeout_ms}ms
+    timeout client 300s
+    timeout server 300s
+
+frontend mptcp_in
+    bind $LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT
+    default_backend plain_tcp
+
+backend plain_tcp
+    server backend $LAB_BACKEND_ADDR:$LAB_BACKEND_PORT
+EOF
+}
+
+# Waits until an MPTCP socket listens on the appliance's address in the app namespace.
+appliance_wait_mptcp_listener() {
+    local deadline=$((SECONDS + APPLIANCE_READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        appliance_alive || return 1
+        if lab_exec app ss -MlnH | grep -q "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+appliance_start_haproxy() {
+    local checksum="$1" label="$2"
+    local config="$LAB_OUT/haproxy-$label.cfg"
+    local tool
+    for tool in haproxy mptcpize; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            lab_log "$tool not found (bash tests/setup.sh installs haproxy and mptcpize)"
+            return 1
+        fi
+    done
+    appliance_haproxy_config >"$config"
+    if ! haproxy -c -q -f "$config" >"$APPLIANCE_LOG" 2>&1; then
+        lab_log "haproxy rejected $config: $(tail -n 1 "$APPLIANCE_LOG")"
+        return 1
+    fi
+    # The server side of MPTCP negotiates DSS checksums from its own namespace's sysctl; the
+    # path manager's limits let the client's extra subflow (LAB_PATHS=2) join.
+    lab_exec app sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
+    lab_exec app ip mptcp limits set subflows 8 add_addr_accepted 8
+    # Both `ip netns exec` and `mptcpize run` exec, so $! is HAProxy itself (-db: foreground).
+    ip netns exec "$(lab_ns_app)" mptcpize run haproxy -db -f "$config" >"$APPLIANCE_LOG" 2>&1 &
+    APPLIANCE_PID=$!
+    if ! appliance_wait_mptcp_listener; then
+        lab_log "haproxy did not listen (MPTCP) on $LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
+        return 1
+    fi
+}
+
 appliance_start_mpterm() {
     local checksum="$1" label="$2"
     local config="$LAB_OUT/mpterm-$label.toml"
@@ -184,6 +286,7 @@ appliance_start() {
     case "$LAB_APPLIANCE" in
         kernel-standin) appliance_start_kernel_standin "$checksum" || return 1 ;;
         mpterm) appliance_start_mpterm "$checksum" "$label" || return 1 ;;
+        haproxy) appliance_start_haproxy "$checksum" "$label" || return 1 ;;
         *)
             lab_log "unknown LAB_APPLIANCE=$LAB_APPLIANCE"
             return 1

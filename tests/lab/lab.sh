@@ -15,6 +15,8 @@
 #                   for them, and DPDK's net_af_packet PMD opens them.
 #   kernel-standin  the Linux kernel itself: a0 198.18.0.2/24, b0 198.19.0.1/24, and a small
 #                   MPTCP-listening proxy (peer.py standin-proxy) relays to the backend.
+#   haproxy         the side-by-side benchmark's anchor (perf/lab/): addressed like the
+#                   stand-in, with HAProxy in TCP mode under mptcpize relaying.
 #
 # Usable two ways:
 #   source tests/lab/lab.sh; lab_up; ...; lab_down     (library; lab_install_trap cleans up on exit)
@@ -84,6 +86,12 @@ lab_ns_backend() { echo "${LAB_PREFIX}-backend"; }
 lab_ns_mbox() { echo "${LAB_PREFIX}-mbox"; }
 
 lab_log() { echo "[lab] $*" >&2; }
+
+# True for the appliances whose kernel terminates MPTCP (the app namespace's ends carry
+# addresses), false for mpterm (DPDK owns the ends).
+lab_appliance_is_kernel() {
+    [[ "$LAB_APPLIANCE" == kernel-standin || "$LAB_APPLIANCE" == haproxy ]]
+}
 
 lab_ns_exists() { [[ -e "/run/netns/$1" ]]; }
 
@@ -162,7 +170,7 @@ lab_add_second_path() {
     ip -n "$client" addr add "$LAB_CLIENT_ADDR_2/24" dev "$LAB_IF_CLIENT_2"
     ip -n "$client" link set "$LAB_IF_CLIENT_2" up
     ip -n "$app" link set "$LAB_IF_APP_CLIENT_2" up
-    if [[ "$LAB_APPLIANCE" == kernel-standin ]]; then
+    if lab_appliance_is_kernel; then
         ip -n "$app" addr add "$LAB_APP_CLIENT_ADDR_2/24" dev "$LAB_IF_APP_CLIENT_2"
     fi
     # Packets from the second address leave through c1, whatever their destination.
@@ -380,13 +388,13 @@ lab_up() {
     ip netns exec "$app" sysctl -qw net.ipv4.ip_forward=0
     ip netns exec "$app" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     case "$LAB_APPLIANCE" in
-        kernel-standin)
+        kernel-standin | haproxy)
             ip -n "$app" addr add "$LAB_APP_CLIENT_ADDR/24" dev "$LAB_IF_APP_CLIENT"
             ip -n "$app" addr add "$LAB_APP_BACKEND_ADDR/24" dev "$LAB_IF_APP_BACKEND"
             ;;
         mpterm) ;;
         *)
-            lab_log "unknown LAB_APPLIANCE=$LAB_APPLIANCE (kernel-standin|mpterm)"
+            lab_log "unknown LAB_APPLIANCE=$LAB_APPLIANCE (kernel-standin|haproxy|mpterm)"
             return 1
             ;;
     esac
@@ -500,7 +508,7 @@ lab_main() {
             ;;
         status) lab_status ;;
         *)
-            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1|2] $0 up|down|status" >&2
+            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin|haproxy] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1|2] $0 up|down|status" >&2
             return 2
             ;;
     esac

@@ -124,11 +124,34 @@ def send_seeded(sock: socket.socket, total: int, seed: int, digest: Digest,
     sock.shutdown(socket.SHUT_WR)
 
 
+class IntervalCounter:
+    """Bytes per fixed interval since it was created: the goodput over time of one direction of
+    one connection, for the side-by-side benchmark's time series (perf/lab/)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.start = time.monotonic()
+        self.start_wall = time.time()
+        self.buckets: list[int] = []
+
+    def add(self, n: int) -> None:
+        index = int((time.monotonic() - self.start) / self.interval_s)
+        if index >= len(self.buckets):
+            self.buckets.extend([0] * (index + 1 - len(self.buckets)))
+        self.buckets[index] += n
+
+    def as_dict(self) -> dict:
+        return {"interval_ms": round(self.interval_s * 1000, 3), "start_at": self.start_wall,
+                "bytes": self.buckets}
+
+
 def receive_until_eof(sock: socket.socket, digest: Digest, chunk: int = CHUNK,
-                      delay_s: float = 0.0, received_enough: tuple | None = None) -> None:
+                      delay_s: float = 0.0, received_enough: tuple | None = None,
+                      counter: IntervalCounter | None = None) -> None:
     """Receives until the peer's FIN. With a delay, sleeps between small reads so that the
     receive window closes and the sender feels back-pressure. `received_enough` is
-    (BYTES, EVENT): the event is set once BYTES have arrived, or at EOF."""
+    (BYTES, EVENT): the event is set once BYTES have arrived, or at EOF. `counter`, if given,
+    counts the received bytes per interval."""
     buf = bytearray(chunk)
     view = memoryview(buf)
     while True:
@@ -138,6 +161,8 @@ def receive_until_eof(sock: socket.socket, digest: Digest, chunk: int = CHUNK,
                 received_enough[1].set()
             return
         digest.update(view[:n])
+        if counter is not None:
+            counter.add(n)
         if received_enough is not None and digest.length >= received_enough[0]:
             received_enough[1].set()
         if delay_s > 0:
@@ -207,16 +232,18 @@ def is_mptcp(sock: socket.socket) -> bool:
 
 def run_transfer(sock: socket.socket, send_bytes: int, seed: int, deadline: float,
                  recv_chunk: int = CHUNK, read_delay_s: float = 0.0,
-                 send_after_received: int = 0) -> dict:
+                 send_after_received: int = 0, sample_interval_s: float = 0.0) -> dict:
     """Sends and receives at once on one connection until both directions are done or the
     deadline passes; with `send_after_received`, sending starts only once that many bytes have
     arrived (or EOF). Returns the per-direction digests, any error, and per direction how it
-    failed (errno class and wall-clock time) or when the receiver saw EOF."""
+    failed (errno class and wall-clock time) or when the receiver saw EOF. With
+    `sample_interval_s`, also the received bytes per interval ("received_per_interval")."""
     sent, received = Digest(), Digest()
     go = threading.Event() if send_after_received > 0 else None
+    counter = IntervalCounter(sample_interval_s) if sample_interval_s > 0 else None
     sender = Worker("sender", send_seeded, sock, send_bytes, seed, sent, go, deadline)
     receiver = Worker("receiver", receive_until_eof, sock, received, recv_chunk, read_delay_s,
-                      (send_after_received, go) if go is not None else None)
+                      (send_after_received, go) if go is not None else None, counter)
     start = time.monotonic()
     sender.start()
     receiver.start()
@@ -240,6 +267,8 @@ def run_transfer(sock: socket.socket, send_bytes: int, seed: int, deadline: floa
     }
     if "recv" not in failures and receiver.ended_at is not None:
         result["eof_at"] = receiver.ended_at
+    if counter is not None:
+        result["received_per_interval"] = counter.as_dict()
     return result
 
 
@@ -272,7 +301,9 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
         report["local"] = "%s:%d" % sock.getsockname()
         report["is_mptcp"] = is_mptcp(sock)
         report["mptcp_info_after_connect"] = mptcp_info(sock)
-        result = run_transfer(sock, args.send_bytes, seed, deadline)
+        result = run_transfer(sock, args.send_bytes, seed, deadline,
+                              send_after_received=args.send_after_received,
+                              sample_interval_s=args.sample_interval_ms / 1000.0)
         result["errors"] = errors + result["errors"]
         report.update(result)
         errors = report["errors"]
@@ -431,7 +462,8 @@ def cmd_backend(args) -> int:
             recv_chunk = args.read_chunk if args.read_delay_ms > 0 else CHUNK
             result = run_transfer(conn, args.send_bytes, args.seed + index, deadline,
                                   recv_chunk=recv_chunk, read_delay_s=args.read_delay_ms / 1000.0,
-                                  send_after_received=args.send_after_received)
+                                  send_after_received=args.send_after_received,
+                                  sample_interval_s=args.sample_interval_ms / 1000.0)
             result["seed"] = args.seed + index
             conn.close()
         result["peer"] = f"{peer[0]}:{peer[1]}"
@@ -1010,6 +1042,11 @@ def main() -> int:
                    help="the connection must end in an error (check-failure judges it)")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--report", help="report path; with --connections > 1 it must contain {index}")
+    p.add_argument("--sample-interval-ms", type=float, default=0.0,
+                   help="also report the received bytes per interval of this length (0: off)")
+    p.add_argument("--send-after-received", type=int, default=0,
+                   help="start sending (and, with nothing to send, half-close) only once this "
+                        "many bytes arrived or the backend's EOF")
     p.set_defaults(func=cmd_client)
 
     p = sub.add_parser("backend", help="plain TCP backend")
@@ -1029,6 +1066,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--ready-file")
     p.add_argument("--report")
+    p.add_argument("--sample-interval-ms", type=float, default=0.0,
+                   help="also report the received bytes per interval of this length (0: off)")
     p.set_defaults(func=cmd_backend)
 
     p = sub.add_parser("standin-proxy", help="kernel stand-in appliance")
