@@ -146,8 +146,14 @@ impl<P: Payload> ClientConnection<P> {
 
     // ----- the network's side -----
 
-    /// A segment from the server for this connection.
-    pub(crate) fn handle_segment(&mut self, now: Instant, repr: &TcpRepr<'_>, payload: Option<P>) {
+    /// A segment from the server for this connection. Returns true when it was the SYN-ACK
+    /// that completed the handshake.
+    pub(crate) fn handle_segment(
+        &mut self,
+        now: Instant,
+        repr: &TcpRepr<'_>,
+        payload: Option<P>,
+    ) -> bool {
         let was_connecting = self.tcb.state() == TcpState::SynSent;
         let payload_len = payload.as_ref().map_or(0, |p| p.len());
         let mut outcome = OptionOutcome::default();
@@ -165,7 +171,8 @@ impl<P: Payload> ClientConnection<P> {
             }
             None => self.tcb.handle_segment(now, repr, payload),
         }
-        if was_connecting && self.tcb.is_synchronized() {
+        let established = was_connecting && self.tcb.is_synchronized();
+        if established {
             self.on_established(repr);
         }
         self.take_outcome(outcome);
@@ -176,6 +183,7 @@ impl<P: Payload> ClientConnection<P> {
             }));
         }
         self.take_subflow_data();
+        established
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {

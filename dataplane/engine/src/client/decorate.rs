@@ -52,9 +52,14 @@ impl<P: Payload> ClientSession<P> {
         }
         // Linux's `mptcp_established_options_mp`: MP_CAPABLE only on segments at our ISN + 1
         // (the third ACK, the first data and their retransmissions) and only until the server
-        // showed it has our key; a FIN takes the DSS with the DATA_FIN instead.
+        // showed it has our key. Deviation, recorded: Linux gives a FIN there the DSS with the
+        // DATA_FIN instead; a server that never got the third ACK cannot place a DSS without
+        // our key (mpterm withholds it, waiting for the keys), so a FIN before any data would
+        // be sent again without them for ever. With the keys on it, the subflow FIN ends the
+        // stream of a single-subflow connection (section 3.3.3, as both mpterm and Linux read
+        // a FIN without DATA_FIN when every subflow is closed).
         let at_first_seq = segment.repr.seq == self.first_seq;
-        if !self.fully_established && at_first_seq && !flags.contains(TcpFlags::FIN) {
+        if !self.fully_established && at_first_seq {
             self.decorate_with_capable(segment, remote_key, payload_sum);
             return;
         }

@@ -452,7 +452,12 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
                 let Some(entry) = self.slots[index as usize].entry.as_mut() else {
                     return;
                 };
-                entry.connection.handle_segment(now, &repr, payload);
+                if entry.connection.handle_segment(now, &repr, payload) {
+                    // Like Linux (tcp_rcv_synsent_state_process), the third ACK leaves as soon
+                    // as the SYN-ACK is in, whatever the application does next: it carries
+                    // our key to the server even if no data follows for a while.
+                    self.send_at_once(now, index);
+                }
                 self.after_activity(index);
             }
             PortUse::TimeWait(entry) => self.handle_time_wait(now, &repr, entry),
@@ -463,6 +468,27 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
                     self.send_reset(now, &repr, payload_len);
                 }
             }
+        }
+    }
+
+    /// Polls one segment of a connection into the queue of frames ready to leave.
+    fn send_at_once(&mut self, now: Instant, index: u32) {
+        if self.output.len() >= MAX_OWN_FRAMES {
+            // It stays in the connection, polled as usual.
+            return;
+        }
+        let Some(entry) = self.slots[index as usize].entry.as_mut() else {
+            return;
+        };
+        let Some((segment, payload_sum)) = entry.connection.poll_segment(now) else {
+            return;
+        };
+        if segment.repr.flags.contains(TcpFlags::RST) {
+            self.counters.tcp_rst_sent += 1;
+        }
+        if let Some(frame) = self.addressed_frame(now, &segment.repr, segment.payload, payload_sum)
+        {
+            self.output.push_back(frame);
         }
     }
 
