@@ -839,12 +839,13 @@ impl BackendPeer {
             self.counters.retransmission_timeouts += 1;
             if connection.state == State::SynReceived {
                 connection.syn_ack_owed = true;
-            } else if connection.snd_una < connection.snd_max {
-                // RFC 6298 section 5.4: retransmit from the oldest unacknowledged byte.
+            } else {
+                // RFC 6298 section 5.4: retransmit from the oldest unacknowledged byte; at
+                // least one byte goes even into a closed window (RFC 9293 section 3.8.6.1:
+                // the probe), so that the timer is armed again whatever the window.
                 connection.snd_nxt = connection.snd_una;
                 connection.retransmit_head = false;
                 connection.duplicate_acks = 0;
-            } else if connection.snd_nxt < connection.download_total {
                 connection.probe_pending = true;
             }
             self.enqueue(slot);

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::{
     ConnectionRateResult, Direction, PipelineResult, Report, ReportError, ReportKind,
@@ -167,14 +168,33 @@ fn colour(index: usize) -> RGBColor {
     }
 }
 
-/// The top of a value axis: 15 % above the largest value, for the labels over the bars.
-fn axis_top(values: impl Iterator<Item = f64>) -> f64 {
+/// The top of a value axis: room above the largest value for the labels over the bars and
+/// for a legend of `legend_entries` lines in the upper corner.
+fn axis_top(values: impl Iterator<Item = f64>, legend_entries: usize) -> f64 {
     let max = values.filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let headroom = 1.15 + 0.06 * legend_entries.min(MAX_NAMED_LINES) as f64;
     if max > 0.0 {
-        max * 1.15
+        max * headroom
     } else {
         1.0
     }
+}
+
+/// Minor grid lines: barely there, so that the bars and lines stand out.
+const LIGHT_GRID: RGBColor = RGBColor(245, 245, 245);
+
+/// Axis numbers without decimals once they are large.
+fn axis_number(value: &f64) -> String {
+    if value.abs() >= 10.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// The style of a value written centred over the top of its bar.
+fn value_label_style() -> TextStyle<'static> {
+    TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom))
 }
 
 /// An axis of `slots` categories, each one unit wide, with one tick (and label) at the centre
@@ -239,7 +259,15 @@ fn draw_grouped_bars(bars: &GroupedBars<'_>) -> Result<String, PlotError> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE)?;
-        let top = axis_top(bars.values.iter().flatten().flatten().copied());
+        let legend_entries = if bars.series.len() > 1 {
+            bars.series.len()
+        } else {
+            0
+        };
+        let top = axis_top(
+            bars.values.iter().flatten().flatten().copied(),
+            legend_entries,
+        );
         let slots = bars.groups.len();
         let mut chart = ChartBuilder::on(&root)
             .caption(bars.caption, (FONT, 22))
@@ -252,6 +280,8 @@ fn draw_grouped_bars(bars: &GroupedBars<'_>) -> Result<String, PlotError> {
             .configure_mesh()
             .disable_x_mesh()
             .x_label_formatter(&label_of)
+            .y_label_formatter(&axis_number)
+            .light_line_style(LIGHT_GRID)
             .x_desc(bars.x_desc)
             .y_desc(bars.y_desc)
             .label_style((FONT, 14))
@@ -276,18 +306,20 @@ fn draw_grouped_bars(bars: &GroupedBars<'_>) -> Result<String, PlotError> {
             chart.draw_series(placed.iter().map(|&(left, value)| {
                 Text::new(
                     (bars.value_format)(value),
-                    (left, value + top * 0.01),
-                    (FONT, 12),
+                    (left + width / 2.0, value + top * 0.005),
+                    value_label_style(),
                 )
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()?;
+        if legend_entries > 0 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font((FONT, 14))
+                .draw()?;
+        }
         root.present()?;
     }
     Ok(svg)
@@ -400,7 +432,8 @@ fn pipeline_cycles(results: &[PipelineResult]) -> Result<String, PlotError> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let right = axis_top(totals.iter().copied());
+        // The legend sits lower right, beside the bars' ends.
+        let right = axis_top(totals.iter().copied(), 3);
         let mut chart = ChartBuilder::on(&root)
             .caption("Pipeline TSC cycles per packet, by stage", (FONT, 22))
             .margin(16)
@@ -412,6 +445,8 @@ fn pipeline_cycles(results: &[PipelineResult]) -> Result<String, PlotError> {
             .configure_mesh()
             .disable_y_mesh()
             .y_label_formatter(&label_of)
+            .x_label_formatter(&axis_number)
+            .light_line_style(LIGHT_GRID)
             .x_desc("cycles per packet")
             .label_style((FONT, 14))
             .draw()?;
@@ -539,7 +574,7 @@ fn timeseries(series: &[TimeSeries]) -> Result<String, PlotError> {
         .map(|(t, _)| *t)
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
-    let top = axis_top(points.iter().flatten().map(|(_, mbps)| *mbps));
+    let top = axis_top(points.iter().flatten().map(|(_, mbps)| *mbps), series.len());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -567,6 +602,8 @@ fn draw_lines(
         .configure_mesh()
         .x_desc("seconds")
         .y_desc("Mbit/s")
+        .y_label_formatter(&axis_number)
+        .light_line_style(LIGHT_GRID)
         .label_style((FONT, 14))
         .draw()?;
     for (index, (one, line)) in series.iter().zip(points).enumerate() {
