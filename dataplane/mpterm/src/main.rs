@@ -144,7 +144,7 @@ fn run_dataplane(
     stats_interval: Duration,
 ) -> Result<(), DataplaneError> {
     use mpterm_dpdk::{Eal, Mempool, Port, PortConfig, TscClock};
-    use mpterm_worker::{MbufPayload, SharedTokens, TxPools, Worker, WorkerPort};
+    use mpterm_worker::{Dpdk, DpdkRx, MbufPayload, SharedTokens, TxPools, Worker, WorkerPort};
     use rand_chacha::rand_core::SeedableRng;
 
     let eal = Eal::init(&config.eal_args).map_err(Box::new)?;
@@ -232,7 +232,7 @@ fn run_dataplane(
                 }
                 let ports = queues
                     .into_iter()
-                    .map(|(rx, tx)| WorkerPort::new(rx, tx))
+                    .map(|(rx, tx)| WorkerPort::<Dpdk>::new(DpdkRx::new(rx), tx))
                     .collect();
                 let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(
                     engine_config,

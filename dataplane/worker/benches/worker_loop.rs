@@ -21,7 +21,7 @@ use mpterm_dpdk::{
     alloc_frame_copied, Eal, MbufBatch, Mempool, Port, PortConfig, TscClock, BURST_SIZE,
 };
 use mpterm_engine::{Engine, EngineConfig, InterfaceConfig, TcpTuning};
-use mpterm_worker::{SharedTokens, TxPools, Worker, WorkerPort};
+use mpterm_worker::{Dpdk, DpdkRx, SharedTokens, TxPools, Worker, WorkerPort};
 use rand_chacha::rand_core::SeedableRng;
 
 const APPLIANCE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -139,7 +139,10 @@ fn worker_loop(c: &mut Criterion) {
     let registry = StatsRegistry::new(1);
     let mut worker = Worker::new(
         engine,
-        vec![WorkerPort::new(appliance_rx, appliance_tx)],
+        vec![WorkerPort::<Dpdk>::new(
+            DpdkRx::new(appliance_rx),
+            appliance_tx,
+        )],
         TxPools {
             header: &tx_pool,
             indirect: &indirect_pool,

@@ -9,7 +9,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant as WallClock;
 
 use mpterm_control::StatsRegistry;
-use mpterm_dpdk::{Eal, Port, PortConfig, BURST_SIZE};
+use mpterm_dpdk::{
+    alloc_frame_copied, Eal, Mbuf, MbufBatch, MbufSlice, Mempool, Port, PortConfig, RxQueue,
+    TscClock, BURST_SIZE,
+};
+use mpterm_engine::Payload;
 use rand_chacha::rand_core::SeedableRng;
 
 use super::*;
@@ -316,8 +320,8 @@ fn arp_request_is_answered_and_counters_are_published<'eal>(
     let registry = StatsRegistry::new(1);
     let mut worker = Worker::new(
         engine,
-        vec![WorkerPort::new(
-            appliance_port.take_rx_queue(0).expect("rx"),
+        vec![WorkerPort::<Dpdk>::new(
+            DpdkRx::new(appliance_port.take_rx_queue(0).expect("rx")),
             appliance_port.take_tx_queue(0).expect("tx"),
         )],
         pools,

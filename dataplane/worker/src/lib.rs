@@ -1,9 +1,11 @@
-//! The per-core worker: a run-to-completion loop over DPDK queues around the sans-IO engine.
+//! The per-core worker: a run-to-completion loop over packet I/O around the sans-IO engine.
 //!
 //! One iteration (the l3fwd shape): receive a burst on every port and hand each frame to the
 //! engine; run the engine's timers when due; pull the frames the engine has to send, build each
-//! (header copied, payload chained from the received mbuf or copied when small) and queue it on
-//! its port; transmit the queued bursts. A frame a port refuses (its ring is full) is held and
+//! (header copied, payload chained from the received buffer or copied when small) and queue it
+//! on its port; transmit the queued bursts. The loop is generic over its [`io::PacketIo`]: DPDK
+//! ports ([`io::Dpdk`]) in the appliance, an in-memory link ([`io::memory`]) in the pipeline
+//! benchmark and the hot-path tests. A frame a port refuses (its ring is full) is held and
 //! sent on a later iteration, and while it waits the worker pulls nothing more from the engine
 //! (push-back, see [`transmit`]). Counters are published every [`STATS_PUBLISH_INTERVAL`], never
 //! per packet. Nothing in the loop allocates, locks or makes a system call, except the sleep of
@@ -11,43 +13,23 @@
 
 #![deny(unsafe_code)]
 
+pub mod io;
 mod pools;
 pub mod transmit;
 
+pub use io::dpdk::CHAIN_THRESHOLD;
+pub use io::{build_frame, BurstRx, Dpdk, DpdkRx, FrameBuilder, MbufPayload, PacketIo, TxPools};
 pub use pools::{PoolPlan, MBUF_OVERHEAD, POOL_CACHE, RX_PAYLOAD_MBUFS};
 pub use transmit::{BurstTx, FrameBurst, Transmitter, STUCK_PORT_TIMEOUT};
 
-use core::ops::Range;
 use core::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use mpterm_control::{ConnectionOwner, StatsSnapshot, TokenTable, WorkerStats};
-use mpterm_dpdk::{
-    alloc_frame_chained, alloc_frame_copied, Mbuf, MbufBatch, MbufSlice, Mempool, RxQueue,
-    TscClock, TxQueue,
-};
-use mpterm_engine::{Counters, Engine, Instant, Payload, TokenRegistry};
+use mpterm_dpdk::TscClock;
+use mpterm_engine::{Counters, Engine, Instant, TokenRegistry};
 use rand_core::RngCore;
-
-/// Payloads shorter than this are copied behind the header; longer ones are chained (zero copy).
-///
-/// Measured with `cargo bench -p mpterm-worker --bench frame_build` (build and free one frame,
-/// 86-byte header, median ns on the 2-core lab machine; "cold" payloads are spread over 39 MB of
-/// mbufs, beyond the 32 MiB L3, like data that waited in a send buffer or is retransmitted):
-///
-/// | payload bytes | 64 | 128 | 256 | 512 | 1024 | 1448 |
-/// | --- | --- | --- | --- | --- | --- | --- |
-/// | copied, hot  | 57 | 49 | 60 | 63 | 72 | 73 |
-/// | chained, hot | 90 | 86 | 89 | 74 | 85 | 73 |
-/// | copied, cold | 75 | 174 | 195 | 280 | 274 | 274 |
-/// | chained, cold | 87 | 96 | 93 | 92 | 92 | 82 |
-///
-/// Chaining costs a flat 75-95 ns (an indirect mbuf and a reference on the received one);
-/// copying costs less when the payload is still in cache but grows to three times that when it
-/// is not. Below 128 bytes copying wins either way (one or two cache lines); from 128 bytes on,
-/// chaining loses at most about 35 ns on hot payload and saves 80-200 ns on cold payload.
-pub const CHAIN_THRESHOLD: usize = 128;
 
 /// How often the engine's counters are published for the control thread.
 pub const STATS_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
@@ -115,25 +97,6 @@ impl IdleBackoff {
     }
 }
 
-/// A received mbuf as the engine's payload handle: slicing and cloning take references on the
-/// same mbuf, so payload received on one side leaves on the other without a copy. It borrows the
-/// EAL like the slice it wraps, so an engine holding payload cannot outlive DPDK's memory either.
-#[derive(Debug, Clone)]
-pub struct MbufPayload<'eal>(pub MbufSlice<'eal>);
-
-impl AsRef<[u8]> for MbufPayload<'_> {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_slice()
-    }
-}
-
-impl Payload for MbufPayload<'_> {
-    /// The bytes of `range` within the view, clamped, never a panic (the trait's contract).
-    fn slice(&self, range: Range<usize>) -> Self {
-        MbufPayload(self.0.slice_clamped(range))
-    }
-}
-
 /// The shared token table as the engine's [`TokenRegistry`]: a lock per connection set-up and
 /// tear-down, never per packet.
 #[derive(Debug, Clone)]
@@ -163,25 +126,49 @@ impl TokenRegistry for SharedTokens {
     }
 }
 
-/// One port's queues, as the worker is given them.
-#[derive(Debug)]
-pub struct WorkerPort<'eal> {
-    rx: RxQueue<'eal>,
-    tx: TxQueue<'eal>,
+/// One port's receiving and transmitting ends, as the worker is given them.
+pub struct WorkerPort<Io: PacketIo> {
+    rx: Io::Rx,
+    tx: Io::Tx,
 }
 
-impl<'eal> WorkerPort<'eal> {
-    /// A port's receive and transmit queue.
-    pub fn new(rx: RxQueue<'eal>, tx: TxQueue<'eal>) -> Self {
+impl<Io: PacketIo> WorkerPort<Io> {
+    /// A port's receiving and transmitting end.
+    pub fn new(rx: Io::Rx, tx: Io::Tx) -> Self {
         WorkerPort { rx, tx }
     }
 }
 
-/// A receive queue with the burst it fills.
-#[derive(Debug)]
-struct Receiver<'eal> {
-    queue: RxQueue<'eal>,
-    batch: MbufBatch<'eal>,
+impl<Io: PacketIo> core::fmt::Debug for WorkerPort<Io> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WorkerPort").finish_non_exhaustive()
+    }
+}
+
+/// TSC cycles the worker spent in each stage of its loop, summed over its iterations (read
+/// with the TSC four times per iteration, never per packet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageCycles {
+    /// Receiving bursts from the ports (the driver's rx burst).
+    pub rx: u64,
+    /// The engine's frame path: parsing, TCP and MPTCP, checksum verification, the relay.
+    pub engine: u64,
+    /// The engine's timers.
+    pub timers: u64,
+    /// Pulling frames from the engine (segment production and checksums of what is sent),
+    /// building them and transmitting the bursts.
+    pub tx: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames pulled from the engine.
+    pub tx_frames: u64,
+}
+
+impl StageCycles {
+    /// All cycles of the loop's work.
+    pub fn total(&self) -> u64 {
+        self.rx + self.engine + self.timers + self.tx
+    }
 }
 
 /// Drops the worker itself counts (the engine counts the rest).
@@ -197,30 +184,25 @@ pub struct WorkerCounters {
     pub rx_dropped_segmented: u64,
 }
 
-/// The pools frames are built from.
-#[derive(Debug, Clone, Copy)]
-pub struct TxPools<'eal> {
-    /// Header mbufs, and whole frames when the payload is copied.
-    pub header: &'eal Mempool<'eal>,
-    /// Indirect mbufs that attach a received payload behind a header.
-    pub indirect: &'eal Mempool<'eal>,
-}
-
-/// A run-to-completion worker. Everything it holds (queues, mbufs, the engine's payload)
-/// borrows the EAL for `'eal`, so the worker cannot outlive it; `mpterm` runs it on a scoped
-/// thread.
-pub struct Worker<'eal, R: RngCore, T: TokenRegistry> {
-    engine: Engine<MbufPayload<'eal>, R, T>,
-    receivers: Vec<Receiver<'eal>>,
-    transmitter: Transmitter<TxQueue<'eal>>,
-    pools: TxPools<'eal>,
+/// A run-to-completion worker over the packet I/O `Io`. On DPDK everything it holds (queues,
+/// mbufs, the engine's payload) borrows the EAL for `'eal` (through [`Dpdk`]), so the worker
+/// cannot outlive it; `mpterm` runs it on a scoped thread.
+pub struct Worker<Io: PacketIo, R: RngCore, T: TokenRegistry> {
+    engine: Engine<Io::Payload, R, T>,
+    receivers: Vec<Io::Rx>,
+    transmitter: Transmitter<Io::Tx>,
+    builder: Io::Builder,
     clock: TscClock,
     stats: Arc<WorkerStats>,
     counters: WorkerCounters,
+    stages: StageCycles,
     publish_every_cycles: u64,
 }
 
-impl<R: RngCore, T: TokenRegistry> core::fmt::Debug for Worker<'_, R, T> {
+/// The worker of the appliance: DPDK ports and mbufs.
+pub type DpdkWorker<'eal, R, T> = Worker<Dpdk<'eal>, R, T>;
+
+impl<Io: PacketIo, R: RngCore, T: TokenRegistry> core::fmt::Debug for Worker<Io, R, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Worker")
             .field("ports", &self.receivers.len())
@@ -230,41 +212,44 @@ impl<R: RngCore, T: TokenRegistry> core::fmt::Debug for Worker<'_, R, T> {
     }
 }
 
-impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
-    /// `ports[i]` must be the port of the engine's interface `i`.
+impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
+    /// `ports[i]` must be the port of the engine's interface `i`; `builder` builds every frame
+    /// the worker sends.
     pub fn new(
-        engine: Engine<MbufPayload<'eal>, R, T>,
-        ports: Vec<WorkerPort<'eal>>,
-        pools: TxPools<'eal>,
+        engine: Engine<Io::Payload, R, T>,
+        ports: Vec<WorkerPort<Io>>,
+        builder: Io::Builder,
         clock: TscClock,
         stats: Arc<WorkerStats>,
     ) -> Self {
         let publish_every_cycles = clock.duration_to_cycles(STATS_PUBLISH_INTERVAL).max(1);
-        let (receivers, transmitters) = ports
-            .into_iter()
-            .map(|port| {
-                let receiver = Receiver {
-                    queue: port.rx,
-                    batch: MbufBatch::new(),
-                };
-                (receiver, port.tx)
-            })
-            .unzip();
+        let (receivers, transmitters) = ports.into_iter().map(|port| (port.rx, port.tx)).unzip();
         Worker {
             engine,
             receivers,
             transmitter: Transmitter::new(transmitters),
-            pools,
+            builder,
             clock,
             stats,
             counters: WorkerCounters::default(),
+            stages: StageCycles::default(),
             publish_every_cycles,
         }
     }
 
     /// The engine, for its counters and connection count.
-    pub fn engine(&self) -> &Engine<MbufPayload<'eal>, R, T> {
+    pub fn engine(&self) -> &Engine<Io::Payload, R, T> {
         &self.engine
+    }
+
+    /// The engine, for a driver that plays the application (the pipeline benchmark).
+    pub fn engine_mut(&mut self) -> &mut Engine<Io::Payload, R, T> {
+        &mut self.engine
+    }
+
+    /// The cycles spent per stage so far.
+    pub fn stage_cycles(&self) -> StageCycles {
+        self.stages
     }
 
     /// The drops the worker counted itself.
@@ -313,21 +298,23 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
 
     /// One loop iteration; returns the number of frames received and pulled from the engine.
     pub fn poll_once(&mut self) -> usize {
-        let mut frames = 0;
         let now = self.now();
+        let started = TscClock::cycles();
+        let mut rx_cycles = 0;
+        let mut received = 0;
         for (interface, receiver) in self.receivers.iter_mut().enumerate() {
-            let received = receiver.queue.rx_burst(&mut receiver.batch);
-            frames += received;
-            for mbuf in receiver.batch.drain() {
-                match mbuf.into_slice() {
-                    Ok(slice) => self.engine.handle_frame(now, interface, MbufPayload(slice)),
-                    Err(segmented) => {
-                        self.counters.rx_dropped_segmented += 1;
-                        drop(segmented);
-                    }
-                }
+            let before = TscClock::cycles();
+            let frames = receiver.rx_burst();
+            rx_cycles += TscClock::cycles() - before;
+            if frames == 0 {
+                continue;
             }
+            received += frames;
+            let engine = &mut self.engine;
+            self.counters.rx_dropped_segmented +=
+                receiver.drain(|frame| engine.handle_frame(now, interface, frame));
         }
+        let received_done = TscClock::cycles();
         if self
             .engine
             .poll_timeout()
@@ -335,16 +322,22 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
         {
             self.engine.handle_timeout(now);
         }
-        let pools = self.pools;
+        let timers_done = TscClock::cycles();
+        let builder = &mut self.builder;
         let pulled =
             transmit::pull_from_engine(&mut self.engine, &mut self.transmitter, now, |transmit| {
-                let payload = transmit.payload.as_ref().map(|payload| &payload.0);
-                build_frame(pools, transmit.header.as_slice(), payload)
+                builder.build(transmit.header.as_slice(), transmit.payload.as_ref())
             });
-        frames += pulled.frames;
         self.counters.tx_dropped_no_mbuf += pulled.unbuilt;
         self.transmitter.flush(now);
-        frames
+        let done = TscClock::cycles();
+        self.stages.rx += rx_cycles;
+        self.stages.engine += (received_done - started) - rx_cycles;
+        self.stages.timers += timers_done - received_done;
+        self.stages.tx += done - timers_done;
+        self.stages.rx_frames += received as u64;
+        self.stages.tx_frames += pulled.frames as u64;
+        received + pulled.frames
     }
 
     /// Publishes the engine's and the worker's counters for the control thread.
@@ -356,27 +349,6 @@ impl<'eal, R: RngCore, T: TokenRegistry> Worker<'eal, R, T> {
         let snapshot = snapshot(self.engine.counters(), &self.counters(), &gauges);
         self.stats.publish(&snapshot);
     }
-}
-
-/// Builds one frame: `header` (the engine's complete headers), then `payload`, chained without a
-/// copy when it is at least [`CHAIN_THRESHOLD`] bytes long, copied behind the header otherwise.
-/// `None` when a pool is empty (or the frame cannot fit an mbuf): the caller counts the drop and
-/// TCP sends the data again.
-pub fn build_frame<'eal>(
-    pools: TxPools<'eal>,
-    header: &[u8],
-    payload: Option<&MbufSlice<'eal>>,
-) -> Option<Mbuf<'eal>> {
-    let header_len = u16::try_from(header.len()).ok()?;
-    let mut frame = match payload {
-        Some(payload) if payload.len() >= CHAIN_THRESHOLD => {
-            alloc_frame_chained(pools.header, pools.indirect, header_len, payload).ok()?
-        }
-        Some(payload) => alloc_frame_copied(pools.header, header_len, payload.as_slice()).ok()?,
-        None => alloc_frame_copied(pools.header, header_len, &[]).ok()?,
-    };
-    frame.data_mut()[..header.len()].copy_from_slice(header);
-    Some(frame)
 }
 
 /// The engine's current state counts, published beside the counters.

@@ -19,12 +19,12 @@
 //! cannot stall the others for good. Its pending burst is still offered on every flush, and the
 //! first frame it takes ends the stuck state.
 //!
-//! The seam is the burst-shaped [`BurstTx`] trait: DPDK's [`TxQueue`] implements it with
-//! [`MbufBatch`] bursts, and the unit tests with an in-memory ring that refuses frames.
+//! The seam is the burst-shaped [`BurstTx`] trait: DPDK's `TxQueue` implements it with
+//! `MbufBatch` bursts (`crate::io::dpdk`), the in-memory link with its own bursts
+//! (`crate::io::memory`), and the unit tests with an in-memory ring that refuses frames.
 
 use core::time::Duration;
 
-use mpterm_dpdk::{Mbuf, MbufBatch, TxQueue};
 use mpterm_engine::{Engine, Instant, Payload, TokenRegistry, Transmit};
 use rand_core::RngCore;
 
@@ -289,37 +289,6 @@ where
         }
     }
     pulled
-}
-
-// ----- DPDK -----
-
-impl<'eal> FrameBurst for MbufBatch<'eal> {
-    type Frame = Mbuf<'eal>;
-
-    fn push(&mut self, frame: Mbuf<'eal>) -> Result<(), Mbuf<'eal>> {
-        MbufBatch::push(self, frame)
-    }
-
-    fn len(&self) -> usize {
-        MbufBatch::len(self)
-    }
-
-    fn is_full(&self) -> bool {
-        MbufBatch::is_full(self)
-    }
-
-    fn clear(&mut self) {
-        MbufBatch::clear(self);
-    }
-}
-
-impl<'eal> BurstTx for TxQueue<'eal> {
-    type Burst = MbufBatch<'eal>;
-
-    /// `rte_eth_tx_burst`: the mbufs the driver did not take stay in the batch, in order.
-    fn tx_burst(&mut self, burst: &mut MbufBatch<'eal>) -> usize {
-        TxQueue::tx_burst(self, burst)
-    }
 }
 
 #[cfg(test)]
