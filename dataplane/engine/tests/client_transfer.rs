@@ -197,6 +197,9 @@ fn plain_tcp_client_through_the_server() {
     }
 }
 
+/// A segment of the client's: its flags, payload length and MPTCP options.
+type SegmentSeen = (TcpFlags, usize, Vec<MptcpOption<'static>>);
+
 /// The client's side of the handshake as Linux writes it: MP_CAPABLE v1 without a key and
 /// with A and H in the SYN; both keys in the third ACK; both keys with the data-level length
 /// and checksum on the first data; after the server's DATA_ACK, DSS mappings (64-bit, the
@@ -209,7 +212,7 @@ fn the_handshake_options_on_the_wire() {
         server_config(true),
         BackendBehaviour::Bulk { download: 64 * KIB },
     );
-    let segments: Rc<RefCell<Vec<(TcpFlags, usize, Vec<MptcpOption<'static>>)>>> = Rc::default();
+    let segments: Rc<RefCell<Vec<SegmentSeen>>> = Rc::default();
     let log = segments.clone();
     lab.to_server = Some(Box::new(move |frame| {
         let (repr, payload) = tcp_of(frame).expect("the client sends TCP (ARP aside)");

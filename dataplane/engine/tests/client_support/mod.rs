@@ -8,7 +8,9 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use bytes::Bytes;
 use mpterm_engine::client::{ClientConfig, ClientEngine, ClientEvent, ConnectionId};
@@ -36,19 +38,42 @@ pub const LISTEN: SocketAddrV4 = SocketAddrV4::new(SERVER_IP, 5000);
 pub const BACKEND: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000);
 pub const VIRTUAL_TIME_LIMIT: Duration = Duration::from_secs(600);
 
-/// The server engine's token registry: a plain set.
-#[derive(Debug, Default)]
+thread_local! {
+    /// True while the harness is inside a call of the client engine: a counting allocator
+    /// (tests/client_allocations.rs) counts only there.
+    pub static IN_CLIENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `call` marked as the client engine's work.
+pub fn in_client<T>(call: impl FnOnce() -> T) -> T {
+    IN_CLIENT.with(|flag| flag.set(true));
+    let result = call();
+    IN_CLIENT.with(|flag| flag.set(false));
+    result
+}
+
+/// `Bytes` from a vector, already in its shared form: a `Bytes` made from a `Vec` allocates
+/// its reference count on the first clone or slice, which would be counted against whoever
+/// slices it first (the engine slicing a frame's payload).
+pub fn shared(data: Vec<u8>) -> Bytes {
+    let bytes = Bytes::from(data);
+    drop(bytes.clone());
+    bytes
+}
+
+/// The server engine's token registry: a set the test can look into.
+#[derive(Debug, Default, Clone)]
 pub struct Tokens {
-    pub registered: std::collections::HashSet<u32>,
+    pub registered: Rc<RefCell<HashSet<u32>>>,
 }
 
 impl TokenRegistry for Tokens {
     fn try_register(&mut self, token: u32, _connection_id: u64) -> bool {
-        self.registered.insert(token)
+        self.registered.borrow_mut().insert(token)
     }
 
     fn release(&mut self, token: u32) {
-        self.registered.remove(&token);
+        self.registered.borrow_mut().remove(&token);
     }
 }
 
@@ -114,7 +139,7 @@ pub fn pattern(len: usize, salt: u64) -> Bytes {
     let mut rng = ChaCha8Rng::seed_from_u64(salt);
     let mut data = vec![0u8; len];
     rng.fill_bytes(&mut data);
-    Bytes::from(data)
+    shared(data)
 }
 
 pub fn sha256(data: &[u8]) -> String {
@@ -170,6 +195,30 @@ pub fn corrupt_payload(frame: &mut [u8], offset: usize) {
         .unwrap()
         .header_len();
     frame[start + header_len + offset] ^= 0x5a;
+    let (header, payload) = frame[start..end].split_at_mut(header_len);
+    tcp::fill_checksum_v4(header, src, dst, payload);
+}
+
+/// Flips byte `offset` of a TCP frame's segment (header, options or payload) and fixes the
+/// TCP checksum, so that the change gets past it. An offset beyond the segment is taken
+/// modulo its length.
+pub fn corrupt_segment(frame: &mut [u8], offset: usize, mask: u8) {
+    let (src, dst, start, end) = {
+        let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]).unwrap();
+        let start = ethernet::HEADER_LEN + ip.header_len();
+        let end = ethernet::HEADER_LEN + usize::from(ip.total_len());
+        (ip.src_addr(), ip.dst_addr(), start, end)
+    };
+    let at = start + offset % (end - start);
+    // Not the checksum itself: it is recomputed.
+    if (at - start) / 2 == 8 {
+        return;
+    }
+    frame[at] ^= mask.max(1);
+    let Ok(segment) = TcpSegment::new_checked(&frame[start..end]) else {
+        return;
+    };
+    let header_len = segment.header_len();
     let (header, payload) = frame[start..end].split_at_mut(header_len);
     tcp::fill_checksum_v4(header, src, dst, payload);
 }
@@ -260,10 +309,10 @@ impl ClientApp {
                 break;
             }
             let chunk = self.upload.slice(self.queued..self.queued + len);
-            client.send(self.id, chunk).expect("send within capacity");
+            in_client(|| client.send(self.id, chunk)).expect("send within capacity");
             self.queued += len;
         }
-        while let Some(data) = client.recv(self.id) {
+        while let Some(data) = in_client(|| client.recv(self.id)) {
             self.received.extend_from_slice(&data);
         }
         let all_queued = self.queued == self.upload.len();
@@ -504,9 +553,13 @@ pub struct Lab {
     pub client: ClientEngine<Bytes, ChaCha8Rng>,
     pub server: Engine<Bytes, ChaCha8Rng, Tokens>,
     pub backend: Backend,
+    /// The tokens the server holds.
+    pub server_tokens: Tokens,
     pub apps: HashMap<ConnectionId, ClientApp>,
     /// Connections in the order they were opened.
     pub opened: Vec<ConnectionId>,
+    /// The connections whose application still acts.
+    live: Vec<ConnectionId>,
     pub to_server: Option<FrameFilter>,
     pub to_client: Option<FrameFilter>,
     pub dropped_to_server: u64,
@@ -522,14 +575,21 @@ impl Lab {
         server: EngineConfig,
         behaviour: BackendBehaviour,
     ) -> Lab {
+        let server_tokens = Tokens::default();
         Lab {
             now: Instant::from_nanos(1_000_000_000),
             client: ClientEngine::new(client, ChaCha8Rng::seed_from_u64(seed))
                 .expect("a valid client configuration"),
-            server: Engine::new(server, ChaCha8Rng::seed_from_u64(!seed), Tokens::default()),
+            server: Engine::new(
+                server,
+                ChaCha8Rng::seed_from_u64(!seed),
+                server_tokens.clone(),
+            ),
             backend: Backend::new(behaviour, seed),
+            server_tokens,
             apps: HashMap::new(),
             opened: Vec::new(),
+            live: Vec::new(),
             to_server: None,
             to_client: None,
             dropped_to_server: 0,
@@ -543,6 +603,7 @@ impl Lab {
     pub fn open(&mut self, upload: Bytes, policy: ClosePolicy) -> ConnectionId {
         let id = self.client.connect(self.now).expect("a free slot and port");
         self.opened.push(id);
+        self.live.push(id);
         self.apps.insert(
             id,
             ClientApp {
@@ -592,18 +653,22 @@ impl Lab {
         let mut moved = false;
         let now = self.now;
         if self.client.poll_timeout().is_some_and(|due| due <= now) {
-            self.client.handle_timeout(now);
+            in_client(|| self.client.handle_timeout(now));
         }
         if self.server.poll_timeout().is_some_and(|due| due <= now) {
             self.server.handle_timeout(now);
         }
         self.backend.handle_timeout(now);
         self.take_events();
-        for app in self.apps.values_mut() {
-            app.act(&mut self.client);
+        for id in &self.live {
+            if let Some(app) = self.apps.get_mut(id) {
+                app.act(&mut self.client);
+            }
         }
         self.take_events();
-        while let Some(transmit) = self.client.poll_transmit(now) {
+        let apps = &self.apps;
+        self.live.retain(|id| apps[id].ended.is_none());
+        while let Some(transmit) = in_client(|| self.client.poll_transmit(now)) {
             moved = true;
             assert_eq!(transmit.interface, 0);
             let mut frame = frame_bytes(&transmit);
@@ -630,7 +695,8 @@ impl Lab {
                 }
             }
             self.frames_to_client += 1;
-            self.client.handle_frame(now, 0, Bytes::from(frame));
+            let frame = shared(frame);
+            in_client(|| self.client.handle_frame(now, 0, frame));
         }
         for frame in self.backend.poll(now) {
             moved = true;
@@ -717,6 +783,13 @@ impl Lab {
             self.server,
             self.backend.connections.len(),
         )
+    }
+
+    /// `data` is the start of what one backend connection sent (finished or not).
+    pub fn backend_sent_prefix(&self, data: &[u8]) -> bool {
+        let finished = self.backend.done.iter().map(|exchange| &exchange.sent);
+        let live = self.backend.connections.values().map(|c| &c.download);
+        data.is_empty() || finished.chain(live).any(|sent| sent.starts_with(data))
     }
 
     /// Every byte each side sent arrived at the other, connection by connection (matched by
