@@ -15,5 +15,6 @@
 
 pub mod backend_peer;
 pub mod pattern;
+pub mod pipeline;
 pub mod plot;
 pub mod report;

@@ -107,6 +107,19 @@ impl Pattern {
         &self.buffer[start..start + len.min(MAX_CHUNK_LEN)]
     }
 
+    /// The whole buffer: [`PERIOD`] bytes and the slack. A sender that hands out payload by
+    /// reference (the pipeline's client) keeps one copy of it and slices it at
+    /// [`Pattern::position`].
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    /// Where in [`Pattern::as_bytes`] the bytes of `stream` from `offset` on start; the next
+    /// [`MAX_CHUNK_LEN`] bytes from there are the stream's.
+    pub fn position(&self, stream: u64, offset: u64) -> usize {
+        phase(stream, offset)
+    }
+
     /// True when `bytes` are exactly the bytes of `stream` from `offset` on (any length).
     pub fn verify(&self, stream: u64, offset: u64, bytes: &[u8]) -> bool {
         let mut at = offset;
