@@ -295,3 +295,67 @@ fn the_handshake_options_on_the_wire() {
     }
     assert!(dss_data > 10, "{dss_data} DSS data segments");
 }
+
+/// A download only: the client's acknowledgements are all at its ISN + 1, so only the server's
+/// DATA_ACK tells it to stop sending MP_CAPABLE (Linux's `check_fully_established`). After
+/// that every segment carries a DSS whose DATA_ACK (64 bits, as the server's mappings are)
+/// never goes back and finally covers every byte and the DATA_FIN (RFC 8684 section 3.3.2).
+#[test]
+fn the_data_ack_covers_every_byte_and_the_data_fin() {
+    const DOWNLOAD: usize = 256 * KIB;
+    let mut lab = Lab::new(
+        10,
+        client_config(true, true, 4),
+        server_config(true),
+        BackendBehaviour::Bulk { download: DOWNLOAD },
+    );
+    let server_key: Rc<RefCell<Option<u64>>> = Rc::default();
+    let key = server_key.clone();
+    lab.to_client = Some(Box::new(move |frame| {
+        if let Some((repr, _)) = tcp_of(frame) {
+            for option in repr.options.mptcp.iter().flatten() {
+                if let MptcpOption::MpCapable(capable) = option {
+                    *key.borrow_mut() = capable.sender_key;
+                }
+            }
+        }
+        true
+    }));
+    let acks: Rc<RefCell<Vec<Option<DataSeqWire>>>> = Rc::default();
+    let capable_segments = Rc::new(RefCell::new(0));
+    let (log, capable_count) = (acks.clone(), capable_segments.clone());
+    lab.to_server = Some(Box::new(move |frame| {
+        if let Some((repr, _)) = tcp_of(frame) {
+            for option in repr.options.mptcp.iter().flatten() {
+                match option {
+                    MptcpOption::MpCapable(_) => *capable_count.borrow_mut() += 1,
+                    MptcpOption::Dss(dss) => log.borrow_mut().push(dss.data_ack),
+                    _ => {}
+                }
+            }
+        }
+        true
+    }));
+    lab.open(bytes::Bytes::new(), ClosePolicy::AfterPeerFinished);
+    lab.run_until(|lab| lab.all_ended() && lab.backend.done.len() == 1);
+    lab.check_data();
+    assert_eq!(
+        *capable_segments.borrow(),
+        2,
+        "the SYN and the third ACK only"
+    );
+    let idsn =
+        mpterm_engine::mptcp_keys::derive_from_key(server_key.borrow().unwrap()).initial_data_seq;
+    let acks = acks.borrow();
+    assert!(acks.len() > 5, "{} DSS segments", acks.len());
+    let mut previous = 0u64;
+    for ack in acks.iter() {
+        let Some(DataSeqWire::Bits64(ack)) = *ack else {
+            panic!("a 64-bit DATA_ACK on every segment: {ack:?}");
+        };
+        let acked = ack.wrapping_sub(idsn.wrapping_add(1));
+        assert!(acked >= previous && acked <= DOWNLOAD as u64 + 1, "{acked}");
+        previous = acked;
+    }
+    assert_eq!(previous, DOWNLOAD as u64 + 1, "every byte and the DATA_FIN");
+}
