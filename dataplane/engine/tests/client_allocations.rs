@@ -77,3 +77,39 @@ fn the_client_allocates_nothing_per_packet_in_steady_state() {
         lab.check_data();
     }
 }
+
+/// Short connections one after another: what a connection costs in allocations on the
+/// client (the TCB's queues, the data level's, the application buffer: each grows once per
+/// connection), bounded so that a regression to allocating per packet shows.
+#[test]
+fn a_short_connection_allocates_a_bounded_few_times() {
+    const CONNECTIONS: u64 = 200;
+    let mut client = client_config(true, true, 16);
+    client.local_ports = 40_000..=40_999;
+    let mut lab = Lab::new(
+        42,
+        client,
+        server_config(true),
+        BackendBehaviour::Answer {
+            request: 100,
+            answer: 300,
+        },
+    );
+    let mut run_one = |lab: &mut Lab, index: u64| {
+        let id = lab.open(pattern(100, index), ClosePolicy::AfterSending);
+        lab.run_until(|lab| lab.apps[&id].ended.is_some() && lab.server.connection_count() == 0);
+        lab.advance(core::time::Duration::from_millis(1));
+    };
+    run_one(&mut lab, 0);
+    let before = CLIENT_ALLOCATIONS.load(Ordering::Relaxed);
+    for index in 1..=CONNECTIONS {
+        run_one(&mut lab, index);
+    }
+    let per_connection = (CLIENT_ALLOCATIONS.load(Ordering::Relaxed) - before) / CONNECTIONS;
+    eprintln!("{per_connection} allocations per short connection in the client");
+    assert!(
+        per_connection <= 12,
+        "{per_connection} allocations per connection"
+    );
+    lab.check_data();
+}

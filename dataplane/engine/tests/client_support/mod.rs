@@ -44,12 +44,36 @@ thread_local! {
     pub static IN_CLIENT: Cell<bool> = const { Cell::new(false) };
 }
 
+thread_local! {
+    /// Time the client and the server engine spent in their calls, when timing is on
+    /// (tests/client_cost.rs).
+    pub static TIMING: Cell<bool> = const { Cell::new(false) };
+    pub static CLIENT_NANOS: Cell<u64> = const { Cell::new(0) };
+    pub static SERVER_NANOS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn timed<T>(total: &'static std::thread::LocalKey<Cell<u64>>, call: impl FnOnce() -> T) -> T {
+    if !TIMING.with(Cell::get) {
+        return call();
+    }
+    let start = std::time::Instant::now();
+    let result = call();
+    let nanos = start.elapsed().as_nanos() as u64;
+    total.with(|total| total.set(total.get() + nanos));
+    result
+}
+
 /// Runs `call` marked as the client engine's work.
 pub fn in_client<T>(call: impl FnOnce() -> T) -> T {
     IN_CLIENT.with(|flag| flag.set(true));
-    let result = call();
+    let result = timed(&CLIENT_NANOS, call);
     IN_CLIENT.with(|flag| flag.set(false));
     result
+}
+
+/// Runs `call` as the server engine's work (timed only).
+pub fn in_server<T>(call: impl FnOnce() -> T) -> T {
+    timed(&SERVER_NANOS, call)
 }
 
 /// `Bytes` from a vector, already in its shared form: a `Bytes` made from a `Vec` allocates
@@ -656,7 +680,7 @@ impl Lab {
             in_client(|| self.client.handle_timeout(now));
         }
         if self.server.poll_timeout().is_some_and(|due| due <= now) {
-            self.server.handle_timeout(now);
+            in_server(|| self.server.handle_timeout(now));
         }
         self.backend.handle_timeout(now);
         self.take_events();
@@ -679,9 +703,10 @@ impl Lab {
                 }
             }
             self.frames_to_server += 1;
-            self.server.handle_frame(now, 0, Bytes::from(frame));
+            let frame = shared(frame);
+            in_server(|| self.server.handle_frame(now, 0, frame));
         }
-        while let Some(transmit) = self.server.poll_transmit(now) {
+        while let Some(transmit) = in_server(|| self.server.poll_transmit(now)) {
             moved = true;
             let mut frame = frame_bytes(&transmit);
             if transmit.interface == 1 {
@@ -700,7 +725,8 @@ impl Lab {
         }
         for frame in self.backend.poll(now) {
             moved = true;
-            self.server.handle_frame(now, 1, Bytes::from(frame));
+            let frame = shared(frame);
+            in_server(|| self.server.handle_frame(now, 1, frame));
         }
         self.take_events();
         moved
