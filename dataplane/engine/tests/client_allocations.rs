@@ -95,7 +95,7 @@ fn a_short_connection_allocates_a_bounded_few_times() {
             answer: 300,
         },
     );
-    let mut run_one = |lab: &mut Lab, index: u64| {
+    let run_one = |lab: &mut Lab, index: u64| {
         let id = lab.open(pattern(100, index), ClosePolicy::AfterSending);
         lab.run_until(|lab| lab.apps[&id].ended.is_some() && lab.server.connection_count() == 0);
         lab.advance(core::time::Duration::from_millis(1));
