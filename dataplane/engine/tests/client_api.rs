@@ -261,3 +261,19 @@ fn bad_frames_are_counted_never_a_panic() {
         "a frame on an interface the client does not have"
     );
 }
+
+/// A server beyond the prefix is reached through the gateway: its MAC is the one asked for.
+#[test]
+fn an_off_link_server_is_reached_through_the_gateway() {
+    let mut config = client_config(true, true, 1);
+    let gateway = Ipv4Addr::new(198, 18, 0, 254);
+    config.server.set_ip(Ipv4Addr::new(10, 1, 2, 3));
+    config.interface.gateway = Some(gateway);
+    let mut client: ClientEngine<Bytes, _> =
+        ClientEngine::new(config, ChaCha8Rng::seed_from_u64(4)).unwrap();
+    client.connect(T0).unwrap();
+    let request = frame_bytes(&client.poll_transmit(T0).expect("an ARP request"));
+    let arp =
+        ArpRepr::parse(&ArpPacket::new_checked(&request[ethernet::HEADER_LEN..]).unwrap()).unwrap();
+    assert_eq!(arp.target_ip, gateway);
+}

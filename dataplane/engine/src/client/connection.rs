@@ -75,12 +75,20 @@ impl<P: Payload> ClientConnection<P> {
     pub(crate) fn counters(&self) -> ConnectionCounters {
         let bytes_acked = match self.session.as_ref().filter(|s| !s.has_fallen_back()) {
             Some(session) => session.bytes_acked(),
-            None => self.counters.bytes_sent - self.tcb.send_queued() as u64,
+            None => self.counters.bytes_acked,
         };
         ConnectionCounters {
             bytes_acked,
             retransmissions: self.tcb.counters().retransmissions,
             ..self.counters
+        }
+    }
+
+    /// Plain TCP: what the subflow has acknowledged is what left its send queue. Taken only
+    /// while the TCB is open: a reset or an abort empties the queue without any ACK.
+    fn note_subflow_acked(&mut self) {
+        if !self.tcb.is_closed() {
+            self.counters.bytes_acked = self.counters.bytes_sent - self.tcb.send_queued() as u64;
         }
     }
 
@@ -183,6 +191,7 @@ impl<P: Payload> ClientConnection<P> {
             }));
         }
         self.take_subflow_data();
+        self.note_subflow_acked();
         established
     }
 

@@ -23,7 +23,7 @@ use super::frame;
 use super::ports::{PortTable, PortUse};
 use super::session::ClientSession;
 use crate::mptcp::DSS_OPTION_RESERVE;
-use crate::mptcp_keys::derive_from_key;
+use crate::mptcp_keys::{derive_from_key, KeyDerivation};
 use crate::neighbor::NeighborCache;
 use crate::tcp::{CloseReason, Tcb, TcbCounters, TcpState};
 use crate::time_wait::TimeWaitEntry;
@@ -42,6 +42,12 @@ const TIMERS_PER_CONNECTION: usize = 2;
 /// How far the ISS of a connection that takes over a port in TIME-WAIT starts beyond the old
 /// connection's last sequence number: a window beyond (Linux's `tcp_twsk_unique`).
 const REUSED_ISS_OFFSET: u32 = 65_535 + 2;
+
+/// A connection's MPTCP key with its token and IDSN (RFC 8684 section 3.1).
+struct LocalKey {
+    key: u64,
+    derived: KeyDerivation,
+}
 
 #[derive(Debug)]
 struct Entry<P: Payload> {
@@ -198,10 +204,10 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
             self.local_mss,
             self.config.tcp,
         );
-        let session = key.map(|key| {
+        let session = key.map(|LocalKey { key, derived }| {
             tcb.set_owner_option_reserve(DSS_OPTION_RESERVE);
-            self.tokens.insert(key.1.token);
-            ClientSession::new(key.0, key.1, self.config.dss_checksums, iss + 1)
+            self.tokens.insert(derived.token);
+            ClientSession::new(key, derived, self.config.dss_checksums, iss + 1)
         });
         let slot = &mut self.slots[index as usize];
         slot.entry = Some(Entry {
@@ -222,12 +228,12 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
     }
 
     /// A key whose token no other connection of this endpoint holds (RFC 8684 section 3.2).
-    fn draw_key(&mut self) -> Result<(u64, crate::mptcp_keys::KeyDerivation), ClientError> {
+    fn draw_key(&mut self) -> Result<LocalKey, ClientError> {
         for _ in 0..KEY_ATTEMPTS {
             let key = self.rng.next_u64();
             let derived = derive_from_key(key);
             if !self.tokens.contains(&derived.token) {
-                return Ok((key, derived));
+                return Ok(LocalKey { key, derived });
             }
             self.counters.token_collisions += 1;
         }
@@ -450,6 +456,8 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
         match self.ports.get(repr.dst_port) {
             PortUse::Connection(index) => {
                 let Some(entry) = self.slots[index as usize].entry.as_mut() else {
+                    // The port table and the slots change together; counted should they not.
+                    self.counters.rx_dropped_no_connection += 1;
                     return;
                 };
                 if entry.connection.handle_segment(now, &repr, payload) {
