@@ -145,7 +145,8 @@ const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
 const FONT: &str = "sans-serif";
 
-/// Okabe and Ito's eight colours, told apart also by readers with a colour vision deficiency.
+/// Okabe and Ito's colours, told apart also by readers with a colour vision deficiency (their
+/// yellow, too faint for a line on white, replaced by a dark wine).
 const COLOURS: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
@@ -153,7 +154,7 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(213, 94, 0),
     RGBColor(86, 180, 233),
     RGBColor(204, 121, 167),
-    RGBColor(240, 228, 66),
+    RGBColor(136, 34, 85),
     RGBColor(0, 0, 0),
 ];
 
@@ -526,35 +527,69 @@ fn side_by_side(
     results: &[SideBySideResult],
     metric: SideBySideMetric,
 ) -> Result<String, PlotError> {
-    let groups = results
-        .iter()
-        .map(|r| match metric {
-            SideBySideMetric::Goodput => format!("{} (x{:.2})", r.label(), r.ratio),
-            SideBySideMetric::CpuPerGib => r.label(),
-        })
-        .collect();
-    let (mpterm, anchor): (Vec<_>, Vec<_>) = results
-        .iter()
-        .map(|r| match metric {
-            SideBySideMetric::Goodput => (Some(r.mpterm_gbps), Some(r.anchor_gbps)),
-            SideBySideMetric::CpuPerGib => {
-                (Some(r.mpterm_cpu_s_per_gib), Some(r.anchor_cpu_s_per_gib))
+    // Repeated runs of one transfer are drawn as their mean, in the order first seen.
+    let mut pairs: Vec<(String, Vec<&SideBySideResult>)> = Vec::new();
+    for result in results {
+        let label = result.label();
+        match pairs.iter_mut().find(|(seen, _)| *seen == label) {
+            Some((_, runs)) => runs.push(result),
+            None => pairs.push((label, vec![result])),
+        }
+    }
+    let mean = |values: Vec<Option<f64>>| -> Option<f64> {
+        let present: Vec<f64> = values.into_iter().flatten().collect();
+        (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
+    };
+    let mut groups = Vec::with_capacity(pairs.len());
+    let mut mpterm = Vec::with_capacity(pairs.len());
+    let mut anchor = Vec::with_capacity(pairs.len());
+    for (label, runs) in &pairs {
+        let (ours, theirs) = match metric {
+            SideBySideMetric::Goodput => (
+                mean(runs.iter().map(|r| Some(r.mpterm_gbps)).collect()),
+                mean(runs.iter().map(|r| Some(r.anchor_gbps)).collect()),
+            ),
+            SideBySideMetric::CpuPerGib => (
+                mean(runs.iter().map(|r| r.mpterm_cpu_s_per_gib).collect()),
+                mean(runs.iter().map(|r| r.anchor_cpu_s_per_gib).collect()),
+            ),
+        };
+        let label = match (metric, ours, theirs) {
+            (SideBySideMetric::Goodput, Some(ours), Some(theirs)) if theirs > 0.0 => {
+                format!("{label} (x{:.2})", ours / theirs)
             }
-        })
-        .unzip();
-    let (caption, y_desc) = match metric {
-        SideBySideMetric::Goodput => (
+            _ => label.clone(),
+        };
+        groups.push(label);
+        mpterm.push(ours);
+        anchor.push(theirs);
+    }
+    let repeated = pairs.iter().any(|(_, runs)| runs.len() > 1);
+    let (caption, y_desc) = match (metric, repeated) {
+        (SideBySideMetric::Goodput, false) => (
             "Lab goodput: mpterm and the anchor (Linux MPTCP + HAProxy)",
             "goodput (Gbit/s)",
         ),
-        SideBySideMetric::CpuPerGib => (
+        (SideBySideMetric::Goodput, true) => (
+            "Lab goodput, mean of the runs: mpterm and the anchor (Linux MPTCP + HAProxy)",
+            "goodput (Gbit/s)",
+        ),
+        (SideBySideMetric::CpuPerGib, false) => (
             "Lab CPU per GiB moved: mpterm and the anchor",
             "CPU seconds per GiB",
         ),
+        (SideBySideMetric::CpuPerGib, true) => (
+            "Lab CPU per GiB moved, mean of the runs: mpterm and the anchor",
+            "CPU seconds per GiB",
+        ),
+    };
+    let x_desc = match metric {
+        SideBySideMetric::Goodput => "transfer (mpterm/anchor goodput ratio)",
+        SideBySideMetric::CpuPerGib => "transfer",
     };
     draw_grouped_bars(&GroupedBars {
         caption,
-        x_desc: "transfer (mpterm/anchor goodput ratio)",
+        x_desc,
         y_desc,
         groups,
         series: vec!["mpterm".to_string(), "anchor".to_string()],

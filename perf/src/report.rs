@@ -445,7 +445,9 @@ pub struct ConnectionRateResult {
 }
 
 /// One transfer of the side-by-side lab run (kind `lab-side-by-side`): the same transfer
-/// through mpterm and through the anchor (Linux MPTCP with HAProxy under mptcpize).
+/// through mpterm and through the anchor (Linux MPTCP with HAProxy under mptcpize). The lab
+/// writes more fields than these (per-run CPU accounting, subflows); they are kept in the
+/// report and ignored here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SideBySideResult {
     /// What was moved, e.g. `1000 MiB`.
@@ -453,21 +455,32 @@ pub struct SideBySideResult {
     /// Client paths (subflows).
     pub paths: u32,
     pub direction: Direction,
+    /// Connections at once, when the run says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+    /// Which repetition of the transfer, when it was measured more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u32>,
     pub mpterm_gbps: f64,
     pub anchor_gbps: f64,
-    /// `mpterm_gbps / anchor_gbps`.
-    pub ratio: f64,
-    /// CPU seconds (user plus system) of the appliance per GiB moved.
-    pub mpterm_cpu_s_per_gib: f64,
-    pub anchor_cpu_s_per_gib: f64,
+    /// `mpterm_gbps / anchor_gbps`; null when the anchor moved nothing.
+    pub ratio: Option<f64>,
+    /// CPU seconds of the appliance per GiB moved; null when it could not be counted.
+    pub mpterm_cpu_s_per_gib: Option<f64>,
+    pub anchor_cpu_s_per_gib: Option<f64>,
 }
 
 impl SideBySideResult {
-    /// A short name of the pair, e.g. `1000 MiB upload, 2 paths`.
+    /// A short name of the pair without its run, e.g. `1000 MiB upload, 2 paths` (with
+    /// `, 8 conn` when more than one connection ran at once).
     pub fn label(&self) -> String {
         let paths = if self.paths == 1 { "path" } else { "paths" };
+        let connections = match self.connections {
+            Some(n) if n > 1 => format!(", {n} conn"),
+            _ => String::new(),
+        };
         format!(
-            "{} {}, {} {paths}",
+            "{} {}, {} {paths}{connections}",
             self.transfer,
             self.direction.name(),
             self.paths

@@ -136,19 +136,23 @@ fn a_connection_rate_report_gives_bars() {
 #[test]
 fn a_side_by_side_report_gives_pairs_of_bars() {
     let mut report = Report::new(ReportKind::LabSideBySide, json!({}));
-    for paths in [1, 2] {
-        report
-            .push(&SideBySideResult {
-                transfer: "1000 MiB".to_string(),
-                paths,
-                direction: Direction::Upload,
-                mpterm_gbps: 1.3 * f64::from(paths),
-                anchor_gbps: 1.0,
-                ratio: 1.3 * f64::from(paths),
-                mpterm_cpu_s_per_gib: 6.0,
-                anchor_cpu_s_per_gib: 8.0,
-            })
-            .unwrap();
+    for run in [1, 2] {
+        for paths in [1, 2] {
+            report
+                .push(&SideBySideResult {
+                    transfer: "1000 MiB".to_string(),
+                    paths,
+                    direction: Direction::Upload,
+                    connections: Some(1),
+                    run: Some(run),
+                    mpterm_gbps: 1.3 * f64::from(paths) + 0.1 * f64::from(run),
+                    anchor_gbps: 1.0,
+                    ratio: Some(1.3 * f64::from(paths)),
+                    mpterm_cpu_s_per_gib: Some(6.0),
+                    anchor_cpu_s_per_gib: if run == 1 { Some(8.0) } else { None },
+                })
+                .unwrap();
+        }
     }
     let figures = render(&report).unwrap();
     let names: Vec<&str> = figures.iter().map(|f| f.name).collect();
@@ -156,12 +160,26 @@ fn a_side_by_side_report_gives_pairs_of_bars() {
     for figure in &figures {
         assert_svg(&figure.svg);
         assert!(has_text(&figure.svg, "mpterm") && has_text(&figure.svg, "anchor"));
+        assert!(
+            figure.svg.contains("mean of the runs"),
+            "two runs of each pair"
+        );
     }
-    assert!(has_text(
-        &figures[0].svg,
-        "1000 MiB upload, 2 paths (x2.60)"
-    ));
-    assert!(has_text(&figures[1].svg, "1000 MiB upload, 2 paths"));
+    // Two runs of 2.7 and 2.8 Gbit/s against 1.0: one pair, their mean.
+    let goodput = &figures[0].svg;
+    assert!(has_text(goodput, "1000 MiB upload, 2 paths (x2.75)"));
+    assert!(has_text(goodput, "2.75"));
+    assert_eq!(
+        texts(goodput)
+            .iter()
+            .filter(|t| t.starts_with("1000 MiB"))
+            .count(),
+        2
+    );
+    // A figure missing in one run (null) leaves the mean of the others.
+    let cpu = &figures[1].svg;
+    assert!(has_text(cpu, "1000 MiB upload, 2 paths"));
+    assert!(has_text(cpu, "8.00") && has_text(cpu, "6.00"));
 }
 
 #[test]

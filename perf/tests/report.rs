@@ -109,14 +109,26 @@ fn every_typed_result_round_trips() {
         transfer: "1000 MiB".to_string(),
         paths: 2,
         direction: Direction::Bidirectional,
+        connections: None,
+        run: Some(2),
         mpterm_gbps: 1.4,
         anchor_gbps: 1.0,
-        ratio: 1.4,
-        mpterm_cpu_s_per_gib: 5.0,
-        anchor_cpu_s_per_gib: 7.0,
+        ratio: Some(1.4),
+        mpterm_cpu_s_per_gib: Some(5.0),
+        anchor_cpu_s_per_gib: None,
     };
     report.push(&pair).unwrap();
     assert_eq!(report.results_as::<SideBySideResult>().unwrap(), vec![pair]);
+    // What the lab writes: more fields, nulls where a figure could not be had.
+    let lab: SideBySideResult = serde_json::from_value(json!({
+        "transfer": "1000 MiB", "paths": 1, "direction": "download", "run": 1,
+        "connections": 8, "mpterm_gbps": 1.2, "anchor_gbps": 0.0, "ratio": null,
+        "mpterm_cpu_s_per_gib": 4.5, "anchor_cpu_s_per_gib": null,
+        "mpterm_subflows": 0, "ok": true
+    }))
+    .unwrap();
+    assert_eq!((lab.ratio, lab.anchor_cpu_s_per_gib), (None, None));
+    assert_eq!(lab.label(), "1000 MiB download, 1 path, 8 conn");
     let series = TimeSeries {
         label: "mpterm conn 3 download".to_string(),
         interval_ms: 100,
