@@ -157,6 +157,8 @@ pub struct TransferOutcome {
     /// Wall time of the window.
     pub wall: Duration,
     pub replay: ReplaySplit,
+    /// Data segments that reached the worker in the window (the rest of its frames are ACKs).
+    pub data_frames: u64,
     /// Heap allocations inside the worker's turns in the window, when a probe was given.
     pub worker_allocations: Option<u64>,
     pub backend: BackendPeerCounters,
@@ -184,13 +186,15 @@ impl TransferOutcome {
     }
 
     /// Cycles per received frame by stage, parse and checksum taken out of the engine and tx
-    /// stages by the replay.
+    /// stages by the replay. The replay times data segments; their share of the frames
+    /// received scales it (ACKs' own parsing stays in `engine`).
     pub fn cycles_per_packet(&self) -> crate::report::StageCycles {
         let packets = self.packets().max(1) as f64;
         let per = |cycles: u64| cycles as f64 / packets;
-        let parse = self.replay.parse;
-        let rx_checksum = self.replay.rx_checksum;
-        let tx_checksum = self.replay.tx_checksum;
+        let data_share = (self.data_frames as f64 / packets).min(1.0);
+        let parse = self.replay.parse * data_share;
+        let rx_checksum = self.replay.rx_checksum * data_share;
+        let tx_checksum = self.replay.tx_checksum * data_share;
         let engine = per(self.worker.engine + self.worker.timers) - parse - rx_checksum;
         let tx = per(self.worker.tx) - tx_checksum;
         crate::report::StageCycles {
@@ -246,6 +250,9 @@ struct Pipeline {
     /// Frames kept for the replay while `recording`.
     sample: Vec<Vec<u8>>,
     recording: bool,
+    /// Data segments sent to the worker while `recording` (the replay's frames are a sample
+    /// of these).
+    data_frames_in_window: u64,
     cycles: PartyCycles,
     allocation_probe: Option<AllocationProbe>,
     worker_allocations: u64,
@@ -405,6 +412,7 @@ impl Pipeline {
             download_bytes,
             sample,
             recording: false,
+            data_frames_in_window: 0,
             cycles: PartyCycles::default(),
             allocation_probe,
             worker_allocations: 0,
@@ -496,6 +504,7 @@ impl Pipeline {
                 break;
             };
             if self.recording && transmit.payload.is_some() {
+                self.data_frames_in_window += 1;
                 let header = transmit.header.as_slice();
                 let payload = transmit.payload.as_ref().map_or(&[][..], |p| p.as_ref());
                 record(&mut self.sample, &[header, payload]);
@@ -539,14 +548,16 @@ impl Pipeline {
             let verified = connection
                 .stream
                 .is_some_and(|stream| self.pattern.verify(stream, connection.received, bytes));
+            let offset = connection.received;
+            let stream = connection.stream;
+            connection.received += bytes.len() as u64;
             if !verified && self.corrupted.is_none() {
                 self.corrupted = Some(format!(
-                    "connection {index}: {} bytes at offset {} differ from the pattern",
+                    "connection {index} (stream {stream:?}): {} bytes at offset {offset} differ from the pattern; {}",
                     bytes.len(),
-                    connection.received
+                    self.describe_counters()
                 ));
             }
-            connection.received += bytes.len() as u64;
         }
     }
 
@@ -558,12 +569,24 @@ impl Pipeline {
             ClientEvent::Closed { id, reason, .. } => (id, Some(format!("closed: {reason:?}"))),
             ClientEvent::Reset { id, reset, .. } => (id, Some(format!("reset: {reset:?}"))),
         };
-        let Some(&index) = self.by_slot.get(id.index()) else {
-            return;
+        // A slot freed in this turn may already serve a newer connection (its event waits in
+        // the queue while the slot is reused), so the handle decides, not the slot alone.
+        let by_slot = self.by_slot.get(id.index()).map(|&index| index as usize);
+        let index = match by_slot {
+            Some(index)
+                if self
+                    .connections
+                    .get(index)
+                    .is_some_and(|c| c.id == Some(id)) =>
+            {
+                index
+            }
+            _ => match self.connections.iter().position(|c| c.id == Some(id)) {
+                Some(index) => index,
+                None => return,
+            },
         };
-        let Some(connection) = self.connections.get_mut(index as usize) else {
-            return;
-        };
+        let connection = &mut self.connections[index];
         match event {
             ClientEvent::Established { .. } => connection.established = true,
             ClientEvent::Closed { .. } | ClientEvent::Reset { .. } => {
@@ -587,8 +610,6 @@ impl Pipeline {
         let now_ns = now.as_nanos();
         self.backend_rx.rx_burst();
         let backend = &mut self.backend;
-        let recording = self.recording;
-        let sample = &mut self.sample;
         self.backend_rx.drain(|frame| {
             backend.handle_frame(now_ns, frame.as_ref());
         });
@@ -602,8 +623,9 @@ impl Pipeline {
             };
             // Data segments (longer than an ACK) from the backend are what the worker parses
             // and verifies in a download.
-            if recording && frame.as_ref().len() > 128 {
-                record(sample, &[frame.as_ref()]);
+            if self.recording && frame.as_ref().len() > 128 {
+                self.data_frames_in_window += 1;
+                record(&mut self.sample, &[frame.as_ref()]);
             }
             self.backend_tx.queue(now, 0, MemoryFrame::new(frame, None));
         }
@@ -652,6 +674,15 @@ impl Pipeline {
         format!(
             "{established} established, {closed} closed of {}; worker {:?}; client {:?}; backend {:?}",
             self.connections.len(),
+            self.worker.engine().counters(),
+            self.client.counters(),
+            self.backend.counters()
+        )
+    }
+
+    fn describe_counters(&self) -> String {
+        format!(
+            "worker {:?}; client {:?}; backend {:?}",
             self.worker.engine().counters(),
             self.client.counters(),
             self.backend.counters()
@@ -745,6 +776,7 @@ pub fn run_transfer(
         link_cycles: parties.link - start_parties.link,
         wall,
         replay,
+        data_frames: pipeline.data_frames_in_window,
         worker_allocations,
         backend: pipeline.backend.counters(),
     })
@@ -999,7 +1031,20 @@ pub fn run_connection_rate(config: RateConfig) -> Result<RateOutcome, PipelineEr
         } else if last_change.elapsed() > STALL_LIMIT {
             return Err(PipelineError::Stalled {
                 phase: "the connection-rate run",
-                detail: format!("{completed} completed; {}", pipeline.describe()),
+                detail: format!(
+                    "{completed} completed; {}; open: {:?}",
+                    pipeline.describe(),
+                    pipeline
+                        .connections
+                        .iter()
+                        .filter_map(|c| c.id.map(|id| (
+                            c.sent,
+                            c.received,
+                            pipeline.client.connection_info(id)
+                        )))
+                        .take(3)
+                        .collect::<Vec<_>>()
+                ),
             });
         }
     }
