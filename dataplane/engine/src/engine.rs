@@ -41,6 +41,9 @@ const DEFAULT_TTL: u8 = 64;
 /// worker's push-back); replies beyond this are dropped and counted rather than queued
 /// without bound. Connection segments are not affected: they are produced only when polled.
 const MAX_UNSOLICITED_BACKLOG: usize = 1024;
+/// Timer heap entries reserved per connection: one armed deadline, and room for superseded
+/// ones (a deadline moved earlier leaves the later entry until it expires).
+const TIMER_ENTRIES_PER_CONNECTION: usize = 4;
 const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 
 #[derive(Debug)]
@@ -116,24 +119,28 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let ports = config.local_ports.clone();
         let span = u32::from(ports.end().saturating_sub(*ports.start())) + 1;
         let next_ephemeral_port = ports.start() + (rng.next_u32() % span) as u16;
+        // Every table is sized here for `max_connections`, so that none grows or rehashes
+        // under load (a rehash of a large table stalls the worker for milliseconds).
+        let connections = config.max_connections;
         Engine {
-            config,
             macs,
             rng,
             tokens,
             counters: Counters::default(),
             neighbors: NeighborCache::default(),
-            slots: Vec::new(),
-            free_slots: Vec::new(),
+            slots: Vec::with_capacity(connections),
+            free_slots: Vec::with_capacity(connections),
             live_connections: 0,
-            flows: HashMap::new(),
+            // Each connection has a client-side and a backend-side flow.
+            flows: HashMap::with_capacity(2 * connections),
             time_wait,
-            local_tokens: HashMap::new(),
+            local_tokens: HashMap::with_capacity(connections),
             next_connection_id: 1,
             next_ephemeral_port,
-            output: VecDeque::new(),
-            dirty: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            output: VecDeque::with_capacity(MAX_UNSOLICITED_BACKLOG),
+            dirty: VecDeque::with_capacity(connections),
+            timers: BinaryHeap::with_capacity(TIMER_ENTRIES_PER_CONNECTION * connections),
+            config,
         }
     }
 

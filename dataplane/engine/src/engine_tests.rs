@@ -438,3 +438,51 @@ fn replies_wait_in_a_bounded_backlog_while_nobody_polls() {
     );
     assert_eq!(all_output(&mut engine).len(), 1);
 }
+
+#[test]
+fn tables_are_sized_at_start_up_and_never_grow_under_load() {
+    let mut config = engine().config.clone();
+    config.max_connections = 2000;
+    let mut engine: Engine<Bytes, ChaCha8Rng, Tokens> =
+        Engine::new(config, ChaCha8Rng::seed_from_u64(9), Tokens::default());
+    let capacities = |engine: &Engine<Bytes, ChaCha8Rng, Tokens>| {
+        (
+            engine.slots.capacity(),
+            engine.flows.capacity(),
+            engine.local_tokens.capacity(),
+            engine.dirty.capacity(),
+            engine.timers.capacity(),
+        )
+    };
+    let before = capacities(&engine);
+    for port in 0..2000u16 {
+        let capable = TcpOptions {
+            mptcp: [
+                Some(MptcpOption::MpCapable(MpCapable {
+                    version: 1,
+                    checksum_required: false,
+                    extensibility: false,
+                    no_new_subflows_to_source: false,
+                    hmac_sha256: true,
+                    sender_key: None,
+                    receiver_key: None,
+                    data_level_length: None,
+                    checksum: None,
+                })),
+                None,
+            ],
+            ..TcpOptions::default()
+        };
+        let mut request = syn(capable, 5000);
+        request.src_port = 10_000 + port;
+        engine.handle_frame(Instant::from_nanos(1), 0, tcp_frame(&request, &[]));
+        let _ = all_output(&mut engine);
+    }
+    assert_eq!(engine.connection_count(), 2000, "every SYN was accepted");
+    assert_eq!(engine.local_tokens.len(), 2000);
+    assert_eq!(
+        capacities(&engine),
+        before,
+        "2,000 connections fit the tables sized at start-up"
+    );
+}

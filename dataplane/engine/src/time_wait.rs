@@ -63,10 +63,12 @@ pub struct TimeWaitTable {
 const STALE_KEY_SLACK: usize = 1024;
 
 impl TimeWaitTable {
+    /// A table of at most `capacity` entries, sized for them now so that it never rehashes
+    /// under load (the expiry heap holds at most twice the table plus the slack).
     pub fn new(capacity: usize) -> Self {
         TimeWaitTable {
-            entries: HashMap::new(),
-            expiry: BinaryHeap::new(),
+            entries: HashMap::with_capacity(capacity),
+            expiry: BinaryHeap::with_capacity(2 * capacity + STALE_KEY_SLACK),
             capacity,
         }
     }
