@@ -23,6 +23,8 @@ PACKAGES=(
     # The side-by-side benchmark's anchor (perf/lab/side-by-side.sh): HAProxy in TCP mode with
     # its sockets made MPTCP by mptcpize (a package of its own, only recommended by mptcpd).
     haproxy mptcpd mptcpize
+    # The hot-path test counts the pipeline benchmark's system calls (perf/tests/hot_path.rs).
+    strace
 )
 
 if [[ $EUID -ne 0 ]]; then

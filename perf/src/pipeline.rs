@@ -28,15 +28,17 @@
 //! checksum, the DSS checksum) are timed over them; that share is taken out of the engine's and
 //! the transmit stage's cycles. See [`ReplaySplit`].
 
+use core::cell::Cell;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use mpterm_control::{StatsRegistry, TokenTable};
 use mpterm_dpdk::TscClock;
 use mpterm_engine::client::{ClientConfig, ClientEngine, ClientEvent, ConnectionId};
 use mpterm_engine::{
-    Engine, EngineConfig, Instant, InterfaceConfig, Payload, ProxyRule, TcpTuning,
+    Engine, EngineConfig, Instant, InterfaceConfig, Payload, ProxyRule, TcpTuning, TokenRegistry,
 };
 use mpterm_wire::checksum::{dss_pseudo_header, Checksum};
 use mpterm_wire::ethernet::{EthernetAddress, EthernetFrame};
@@ -159,8 +161,13 @@ pub struct TransferOutcome {
     pub replay: ReplaySplit,
     /// Data segments that reached the worker in the window (the rest of its frames are ACKs).
     pub data_frames: u64,
-    /// Heap allocations inside the worker's turns in the window, when a probe was given.
+    /// Heap allocations inside the worker's turns in the second half of the window (steady
+    /// state: every queue has reached its working size), when a probe was given.
     pub worker_allocations: Option<u64>,
+    /// Frames the worker received in that second half.
+    pub frames_counted_for_allocations: u64,
+    /// Calls into the shared token table (its lock) over the whole run, close included.
+    pub token_table_calls: u64,
     pub backend: BackendPeerCounters,
 }
 
@@ -224,7 +231,27 @@ struct AppConnection {
     closed: bool,
 }
 
-type PipelineWorker = Worker<Memory, ChaCha8Rng, SharedTokens>;
+/// The shared token table (the one lock the engine takes), with its calls counted: the
+/// hot-path test checks it is taken per connection, never per packet.
+#[derive(Debug)]
+pub struct CountedTokens {
+    inner: SharedTokens,
+    calls: Rc<Cell<u64>>,
+}
+
+impl TokenRegistry for CountedTokens {
+    fn try_register(&mut self, token: u32, connection_id: u64) -> bool {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.try_register(token, connection_id)
+    }
+
+    fn release(&mut self, token: u32) {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.release(token);
+    }
+}
+
+type PipelineWorker = Worker<Memory, ChaCha8Rng, CountedTokens>;
 
 /// The three parties and the two links.
 struct Pipeline {
@@ -255,7 +282,11 @@ struct Pipeline {
     data_frames_in_window: u64,
     cycles: PartyCycles,
     allocation_probe: Option<AllocationProbe>,
+    /// Whether allocations in the worker's turns are being counted (the second half of the
+    /// transfer, once every queue has grown to its working size).
+    counting_allocations: bool,
     worker_allocations: u64,
+    token_calls: Rc<Cell<u64>>,
     ended_early: Option<String>,
     corrupted: Option<String>,
 }
@@ -319,10 +350,14 @@ impl Pipeline {
             time_wait_reuse: true,
             local_ports: 1024..=65535,
         };
+        let token_calls = Rc::new(Cell::new(0));
         let engine = Engine::new(
             engine_config,
             ChaCha8Rng::seed_from_u64(config.seed),
-            SharedTokens::new(Arc::new(TokenTable::new()), 0),
+            CountedTokens {
+                inner: SharedTokens::new(Arc::new(TokenTable::new()), 0),
+                calls: Rc::clone(&token_calls),
+            },
         );
 
         // Buffers: the worker holds received payload until the other side has it acknowledged.
@@ -415,7 +450,9 @@ impl Pipeline {
             data_frames_in_window: 0,
             cycles: PartyCycles::default(),
             allocation_probe,
+            counting_allocations: false,
             worker_allocations: 0,
+            token_calls,
             ended_early: None,
             corrupted: None,
         })
@@ -451,9 +488,10 @@ impl Pipeline {
         self.client_link.carry();
         self.backend_link.carry();
         let carried = TscClock::cycles();
-        let before = self.allocation_probe.map(|probe| probe());
+        let probe = self.allocation_probe.filter(|_| self.counting_allocations);
+        let before = probe.map(|probe| probe());
         self.worker.poll_once();
-        if let (Some(probe), Some(before)) = (self.allocation_probe, before) {
+        if let (Some(probe), Some(before)) = (probe, before) {
             self.worker_allocations += probe() - before;
         }
         let worker_done = TscClock::cycles();
@@ -737,12 +775,23 @@ pub fn run_transfer(
     pipeline.worker_allocations = 0;
     pipeline.recording = true;
     let wall = std::time::Instant::now();
+    let half = start_bytes + (total - start_bytes) / 2;
+    pipeline.run_until(
+        "the first half of the transfer",
+        upload,
+        |p| p.delivered() >= half,
+        Pipeline::delivered,
+    )?;
+    pipeline.counting_allocations = true;
+    let counted_from = pipeline.worker.stage_cycles().rx_frames;
     pipeline.run_until(
         "the transfer",
         upload,
         |p| p.delivered() >= total,
         Pipeline::delivered,
     )?;
+    pipeline.counting_allocations = false;
+    let frames_counted_for_allocations = pipeline.worker.stage_cycles().rx_frames - counted_from;
     let wall = wall.elapsed();
     pipeline.recording = false;
     let end_worker = pipeline.worker.stage_cycles();
@@ -778,6 +827,8 @@ pub fn run_transfer(
         replay,
         data_frames: pipeline.data_frames_in_window,
         worker_allocations,
+        frames_counted_for_allocations,
+        token_table_calls: pipeline.token_calls.get(),
         backend: pipeline.backend.counters(),
     })
 }
