@@ -5,6 +5,7 @@
              (or over the reference link, with nothing in between): starts the backend, snapshots
              the CPU counters, runs the client, waits for both, snapshots again, checks every byte
              (tests/lab/peer.py check) and the client's MPTCP counters, writes transfer.json
+  table      prints every transfer of a directory, one line each (device-compare.sh)
   report     pairs the transfers of one benchmark run (mpterm with the anchor, the same
              transfer, paths, direction and run), prints the table and writes the two result
              files: kind "lab-side-by-side" and kind "lab-timeseries" (schema mpterm-perf/1)
@@ -269,9 +270,6 @@ def cmd_transfer(args) -> int:
         os.path.join(out, "summary.json")) else {}
     moved = summary.get("bytes", 0)
     seconds = summary.get("seconds", 0.0)
-    reports = [read_json(c) for c in clients if os.path.exists(c)]
-    subflows = sorted({(r.get("mptcp_info_after_transfer") or {}).get("additional_subflows")
-                       for r in reports}, key=str)
     result = {
         "name": args.name,
         "appliance": args.appliance,
@@ -290,7 +288,6 @@ def cmd_transfer(args) -> int:
         "bytes": moved,
         "seconds": seconds,
         "gbps": round(moved * 8 / seconds / 1e9, 4) if seconds else 0.0,
-        "additional_subflows": subflows,
         "path_bytes": dict(zip(path_devices, path_bytes)),
         "cpu": {
             "window_s": round(window_s, 3),
@@ -310,8 +307,8 @@ def cmd_transfer(args) -> int:
     cpu = result["cpu"]
     print(f"{verdict} {args.name}: {result['gbps']:.3f} Gbit/s ({moved} B in {seconds} s), "
           f"cpu appliance {cpu['appliance_process_s']} s, lab {cpu['lab_s']} s, "
-          f"machine busy {cpu['machine_busy_s']} s of {window_s:.2f} s x {os.cpu_count()}, "
-          f"subflows {subflows}, path bytes {result['path_bytes']}")
+          f"machine busy {cpu['machine_busy_s']} s of {window_s:.2f} s x {os.cpu_count()}"
+          + (f", path bytes {result['path_bytes']}" if path_devices else ""))
     for problem in problems:
         print(f"    problem: {problem}")
     return 0 if result["ok"] else 1
@@ -392,8 +389,6 @@ def cmd_report(args) -> int:
             "mpterm_whole_cpu_s_per_gib": whole(mpterm),
             "anchor_process_cpu_s_per_gib": per_gib(anchor["cpu"]["appliance_process_s"],
                                                     anchor["bytes"]),
-            "mpterm_subflows": mpterm["additional_subflows"],
-            "anchor_subflows": anchor["additional_subflows"],
             "mpterm_path_bytes": mpterm["path_bytes"],
             "anchor_path_bytes": anchor["path_bytes"],
             "mpterm_cpu": mpterm["cpu"],
@@ -404,8 +399,10 @@ def cmd_report(args) -> int:
             "load_average": [mpterm["load_average"], anchor["load_average"]],
         }
         if paths == 2:
-            entry["note"] = ("mpterm refuses MP_JOIN (issue 7): its two-path run carries one "
-                             "subflow; the anchor's carries two")
+            entry["note"] = ("mpterm does not accept MP_JOIN yet (issue 7): its two-path run "
+                             "carries one subflow; the anchor's carries two")
+            entry["mpterm_second_path_share"] = second_path_share(mpterm["path_bytes"])
+            entry["anchor_second_path_share"] = second_path_share(anchor["path_bytes"])
         results.append(entry)
 
     parameters = {
@@ -476,13 +473,20 @@ def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def second_path_share(path_bytes: dict) -> str:
+    """How much of the client's traffic (tx+rx bytes of c0 and c1) went over the second path."""
+    total = sum(path_bytes.values())
+    second = path_bytes.get("c1", 0)
+    return f"{100.0 * second / total:.1f} %" if total else "-"
+
+
 def print_table(results: list[dict], failures: list[dict]) -> None:
     print()
     print("side by side (goodput in Gbit/s; CPU in seconds per GiB moved; whole = lab minus "
           "the reference transfer, process = the appliance's own utime+stime)")
     header = (f"{'transfer':<18} {'paths':>5} {'direction':<9} {'run':>3} {'mpterm':>7} "
               f"{'anchor':>7} {'ratio':>6}   {'mpterm cpu':>10} {'anchor cpu':>10}   "
-              f"{'mpterm whole':>12} {'anchor proc':>11}")
+              f"{'mpterm whole':>12} {'anchor proc':>11}   {'other s':>9}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -490,16 +494,34 @@ def print_table(results: list[dict], failures: list[dict]) -> None:
               f"{r['mpterm_gbps']:>7.3f} {r['anchor_gbps']:>7.3f} {fmt(r['ratio'], '>6.3f')}   "
               f"{fmt(r['mpterm_cpu_s_per_gib'], '>10.2f')} {fmt(r['anchor_cpu_s_per_gib'], '>10.2f')}   "
               f"{fmt(r['mpterm_whole_cpu_s_per_gib'], '>12.2f')} "
-              f"{fmt(r['anchor_process_cpu_s_per_gib'], '>11.2f')}"
+              f"{fmt(r['anchor_process_cpu_s_per_gib'], '>11.2f')}   "
+              f"{r['mpterm_cpu']['other_s']:>4.1f}/{r['anchor_cpu']['other_s']:<4.1f}"
               + ("" if r["ok"] else "  FAILED"))
         if r["paths"] == 2:
-            print(f"{'':<18} {'':>5} subflows beyond the first: mpterm {r['mpterm_subflows']} "
-                  f"(MP_JOIN refused, issue 7), anchor {r['anchor_subflows']}; path bytes "
-                  f"mpterm {r['mpterm_path_bytes']}, anchor {r['anchor_path_bytes']}")
+            print(f"{'':<18} {'':>5} second path's share of the client's bytes: mpterm "
+                  f"{second_path_share(r['mpterm_path_bytes'])} (one subflow: mpterm does not "
+                  f"accept MP_JOIN yet, issue 7), anchor {second_path_share(r['anchor_path_bytes'])}")
     print("(mpterm cpu: mpterm's process time. anchor cpu: HAProxy plus the kernel work done for "
-          "it, whole-machine method.)")
+          "it, whole-machine method. other s: CPU seconds the rest of the machine used during "
+          "the mpterm/anchor transfer; near 0 is a quiet machine.)")
     for t in failures:
         print(f"FAILED transfer {t['name']}: {'; '.join(t['problems'])}")
+
+
+def cmd_table(args) -> int:
+    transfers = [read_json(p) for p in sorted(glob.glob(os.path.join(args.runs_dir, "*",
+                                                                      "transfer.json")))]
+    print()
+    print(f"{'transfer':<40} {'Gbit/s':>7} {'proc cpu/GiB':>12} {'lab cpu/GiB':>11} "
+          f"{'other s':>7}  load")
+    for t in sorted(transfers, key=lambda t: (t["direction"], t["name"])):
+        cpu = t["cpu"]
+        print(f"{t['name']:<40} {t['gbps']:>7.3f} "
+              f"{per_gib(cpu['appliance_process_s'], t['bytes']):>12.2f} "
+              f"{per_gib(cpu['lab_s'], t['bytes']):>11.2f} {cpu['other_s']:>7.1f}  "
+              f"{' '.join(t['load_average'])}" + ("" if t["ok"] else "  FAILED: "
+                                                   + "; ".join(t["problems"])[:300]))
+    return 0 if all(t["ok"] for t in transfers) else 1
 
 
 def main() -> int:
@@ -535,6 +557,10 @@ def main() -> int:
     p.add_argument("--peer", required=True, help="tests/lab/peer.py")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("table", help="one line per transfer of a directory")
+    p.add_argument("--runs-dir", required=True)
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("report", help="pair the transfers, print, write the result files")
     p.add_argument("--runs-dir", required=True)

@@ -42,15 +42,31 @@ APPLIANCE_CONNECT_TIMEOUT_MS="${APPLIANCE_CONNECT_TIMEOUT_MS:-}"
 HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
 
 # The DPDK virtual device that opens the veth ends mpterm owns (LAB_DPDK_DEVICE):
-#   af_packet  net_af_packetN,iface=IF (default): a TPACKET_V2 mmap'ed ring pair per port.
+#   af_packet  net_af_packetN,iface=IF,framecnt=4096 (default): a TPACKET_V2 mmap'ed ring pair
+#              per port, 4096 frames of 2 KiB each way instead of DPDK's 512.
 #   af_xdp     net_af_xdpN,iface=IF,start_queue=0,queue_count=1: an AF_XDP socket on the veth's
 #              only queue (libxdp attaches its program in native XDP mode on veth; the PMD has no
 #              devarg for the generic mode).
-# DEVICE_CHOICE_PLACEHOLDER
+# Why af_packet with 4096 frames (perf/lab/device-compare.sh, figures in README.md "Side-by-side
+# lab"): on this 2-core machine mpterm shares its core with the peers and everyone else, and a
+# 512-frame ring overflows while mpterm waits for the CPU; the client then retransmits what was
+# lost. 4096 frames cut the lab's CPU per GiB by 4-7 %, and mpterm's out-of-window drops of
+# those retransmissions from up to 17,000 per 1000 MiB transfer under load to at most 150; the
+# whole scenario suite passed twice with them. af_xdp does not carry mpterm's data: DPDK 22.11's af_xdp transmit
+# copies only the first segment of a chained mbuf and mpterm chains every payload of 128 bytes
+# or more, so every data segment arrives with a bad TCP checksum; even a build that copies
+# every payload stalled after about 45,000 frames each way (both runs, busy polling on or off).
 LAB_DPDK_DEVICE="${LAB_DPDK_DEVICE:-af_packet}"
-# Extra devargs appended to every af_packet device, e.g. "framecnt=4096" (blocksz, framesz,
-# framecnt, qdisc_bypass; DPDK's af_packet guide); empty keeps DPDK's defaults.
-LAB_AF_PACKET_DEVARGS="${LAB_AF_PACKET_DEVARGS:-}"
+# Extra devargs appended to every device of LAB_DPDK_DEVICE, e.g. "framecnt=2048" for af_packet
+# (blocksz, framesz, framecnt, qdisc_bypass) or "busy_budget=0" for af_xdp (DPDK's guides to
+# both PMDs). Unset: the lab's choice above (af_packet: framecnt=4096); empty: DPDK's defaults.
+appliance_dpdk_devargs() {
+    if [[ -n "${LAB_DPDK_DEVARGS+set}" ]]; then
+        echo "$LAB_DPDK_DEVARGS"
+    elif [[ "$LAB_DPDK_DEVICE" == af_packet ]]; then
+        echo "framecnt=4096"
+    fi
+}
 
 # Writes the mpterm configuration for this lab. This is the one place that knows mpterm's config
 # format (the format the binary reads; README.md "Configuration" documents it).
@@ -119,15 +135,23 @@ appliance_mpterm_port() {
 
 # The --vdev argument of port N on interface IF, for LAB_DPDK_DEVICE.
 appliance_mpterm_vdev() {
-    local index="$1" iface="$2"
+    local index="$1" iface="$2" devargs
+    devargs="$(appliance_dpdk_devargs)"
     case "$LAB_DPDK_DEVICE" in
-        af_xdp) echo "--vdev=net_af_xdp$index,iface=$iface,start_queue=0,queue_count=1" ;;
-        *) echo "--vdev=net_af_packet$index,iface=$iface${LAB_AF_PACKET_DEVARGS:+,$LAB_AF_PACKET_DEVARGS}" ;;
+        af_xdp) echo "--vdev=net_af_xdp$index,iface=$iface,start_queue=0,queue_count=1${devargs:+,$devargs}" ;;
+        *) echo "--vdev=net_af_packet$index,iface=$iface${devargs:+,$devargs}" ;;
     esac
 }
 
 # The EAL arguments: one virtual device (LAB_DPDK_DEVICE) per veth end the appliance owns.
 appliance_mpterm_eal_args() {
+    case "$LAB_DPDK_DEVICE" in
+        af_packet | af_xdp) ;;
+        *)
+            lab_log "unknown LAB_DPDK_DEVICE=$LAB_DPDK_DEVICE (af_packet|af_xdp)"
+            return 1
+            ;;
+    esac
     local args='"--no-huge", "-m", "512", "--no-pci", "--no-shconf"'
     args+=", \"$(appliance_mpterm_vdev 0 "$LAB_IF_APP_CLIENT")\""
     args+=", \"$(appliance_mpterm_vdev 1 "$LAB_IF_APP_BACKEND")\""
