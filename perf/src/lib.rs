@@ -4,7 +4,8 @@
 //! - [`pattern`]: seeded stream data that costs a slice to produce and a `memcmp` to check;
 //! - [`backend_peer`]: a cheap acknowledging sink and source standing in for the backend
 //!   server, as a sans-IO state machine over Ethernet frames;
-//! - [`plot`]: SVG figures of reports (the `mpterm-plot` binary).
+//! - [`plot`]: SVG figures of reports (the `mpterm-plot` binary);
+//! - [`gen`]: the MPTCP load generator over DPDK ports (the `mpterm-gen` binary).
 //!
 //! The criterion benches live in `benches/`:
 //! - `checksum`: the Internet checksum and the DSS checksum, 64 to 9000 bytes, in bytes/s;
@@ -14,6 +15,7 @@
 //! figure is reproduced.
 
 pub mod backend_peer;
+pub mod gen;
 pub mod pattern;
 pub mod pipeline;
 pub mod plot;
