@@ -275,7 +275,7 @@ struct Pipeline {
     by_slot: Vec<u32>,
     download_bytes: u64,
     /// Frames kept for the replay while `recording`.
-    sample: Vec<Vec<u8>>,
+    sample: Sample,
     recording: bool,
     /// Data segments sent to the worker while `recording` (the replay's frames are a sample
     /// of these).
@@ -424,9 +424,7 @@ impl Pipeline {
         let pattern_buffer = pattern_pool
             .alloc_copy(pattern.as_bytes())
             .expect("the pattern pool holds the pattern");
-        let sample = (0..REPLAY_SAMPLE)
-            .map(|_| Vec::with_capacity(buffer_size))
-            .collect::<Vec<_>>();
+        let sample = Sample::new(REPLAY_SAMPLE, buffer_size);
         Ok(Pipeline {
             clock,
             worker,
@@ -545,7 +543,7 @@ impl Pipeline {
                 self.data_frames_in_window += 1;
                 let header = transmit.header.as_slice();
                 let payload = transmit.payload.as_ref().map_or(&[][..], |p| p.as_ref());
-                record(&mut self.sample, &[header, payload]);
+                self.sample.record(&[header, payload]);
             }
             if let Some(frame) = self
                 .client_frames
@@ -663,7 +661,7 @@ impl Pipeline {
             // and verifies in a download.
             if self.recording && frame.as_ref().len() > 128 {
                 self.data_frames_in_window += 1;
-                record(&mut self.sample, &[frame.as_ref()]);
+                self.sample.record(&[frame.as_ref()]);
             }
             self.backend_tx.queue(now, 0, MemoryFrame::new(frame, None));
         }
@@ -736,15 +734,36 @@ impl Pipeline {
     }
 }
 
-/// Copies the pieces of one frame into the next free sample slot (whose capacity was reserved
-/// up front, so nothing allocates).
-fn record(sample: &mut [Vec<u8>], pieces: &[&[u8]]) {
-    let Some(slot) = sample.iter_mut().find(|slot| slot.is_empty()) else {
-        return;
-    };
-    for piece in pieces {
-        let room = slot.capacity() - slot.len();
-        slot.extend_from_slice(&piece[..piece.len().min(room)]);
+/// The frames kept for the replay: slots whose capacity is reserved up front, filled in
+/// order until full, so recording a frame is one copy and never allocates.
+#[derive(Debug)]
+struct Sample {
+    frames: Vec<Vec<u8>>,
+    filled: usize,
+}
+
+impl Sample {
+    fn new(frames: usize, frame_len: usize) -> Self {
+        Sample {
+            frames: (0..frames).map(|_| Vec::with_capacity(frame_len)).collect(),
+            filled: 0,
+        }
+    }
+
+    /// Copies the pieces of one frame into the next free slot, if any is left.
+    fn record(&mut self, pieces: &[&[u8]]) {
+        let Some(slot) = self.frames.get_mut(self.filled) else {
+            return;
+        };
+        self.filled += 1;
+        for piece in pieces {
+            let room = slot.capacity() - slot.len();
+            slot.extend_from_slice(&piece[..piece.len().min(room)]);
+        }
+    }
+
+    fn recorded(&self) -> &[Vec<u8>] {
+        &self.frames[..self.filled]
     }
 }
 
@@ -814,7 +833,11 @@ pub fn run_transfer(
         )));
     }
     close_all(&mut pipeline)?;
-    let replay = replay(&pipeline.sample, config.checksums, config.direction);
+    let replay = replay(
+        pipeline.sample.recorded(),
+        config.checksums,
+        config.direction,
+    );
     Ok(TransferOutcome {
         config,
         bytes,

@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashMap;
 use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use mpterm_wire::checksum::Checksum;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
@@ -405,7 +406,10 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 return;
             }
         };
-        if !segment.verify_checksum_v4(ip.src, ip.dst) {
+        // The payload is read once: its sum verifies the TCP checksum here and stays with the
+        // payload handle for the DSS checksum and for the segment that relays it.
+        let payload_sum = Checksum::of(segment.payload());
+        if !segment.verify_checksum_v4_with_payload_sum(ip.src, ip.dst, payload_sum) {
             self.counters.rx_dropped_malformed += 1;
             return;
         }
@@ -424,7 +428,11 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             }
         }
         let payload_start = start + segment.header_len();
-        let payload = (payload_start < end).then(|| frame.slice(payload_start..end));
+        let payload = (payload_start < end).then(|| {
+            let mut payload = frame.slice(payload_start..end);
+            payload.set_payload_sum(payload_sum);
+            payload
+        });
         let local = SocketAddrV4::new(ip.dst, repr.dst_port);
         let remote = SocketAddrV4::new(ip.src, repr.src_port);
         if repr.flags.contains(TcpFlags::RST) {
@@ -989,11 +997,17 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             debug_assert!(false, "segment headers do not fit");
             return;
         }
-        tcp::fill_checksum_v4(
+        // A payload relayed whole (or sent again) carries the sum taken when it arrived.
+        let payload_sum = payload
+            .as_ref()
+            .and_then(Payload::payload_sum)
+            .unwrap_or_else(|| Checksum::of(payload_bytes));
+        tcp::fill_checksum_v4_with_payload_sum(
             &mut buffer[IPV4_HEADER_END..IPV4_HEADER_END + tcp_len],
             src,
             dst,
-            payload_bytes,
+            payload_bytes.len(),
+            payload_sum,
         );
         header.set_len(IPV4_HEADER_END + tcp_len);
         let payload = payload.filter(|p| !p.is_empty());

@@ -2,6 +2,8 @@
 
 use core::ops::Range;
 
+use mpterm_wire::checksum::Checksum;
+
 /// A read-only, contiguous byte buffer that is cheap to clone (a reference count) and to slice.
 ///
 /// The DPDK worker implements it for its mbuf slices, so the payload of a segment received on
@@ -16,6 +18,24 @@ pub trait Payload: Clone + AsRef<[u8]> {
     /// never be able to bring the worker down (`slice(2..9)` of 5 bytes is bytes 2..5;
     /// `slice(4..1)` and `slice(7..9)` are empty).
     fn slice(&self, range: Range<usize>) -> Self;
+
+    /// The ones'-complement sum (RFC 1071) of exactly this buffer's bytes, when one was
+    /// computed and kept with the handle. The engine sums a received payload once, for its TCP
+    /// checksum, and keeps the sum here: the DSS checksum of its mapping, the TCP checksum of
+    /// the segment that relays it and of every retransmission add it instead of reading the
+    /// bytes again (sums compose, RFC 1071 section 2).
+    ///
+    /// A handle that keeps one must drop it from every slice that does not cover the whole
+    /// buffer (the sum would be wrong for it). The default keeps none: every checksum then
+    /// reads the bytes.
+    fn payload_sum(&self) -> Option<Checksum> {
+        None
+    }
+
+    /// Keeps `sum`, which the caller computed over exactly this buffer's bytes.
+    fn set_payload_sum(&mut self, sum: Checksum) {
+        let _ = sum;
+    }
 
     fn len(&self) -> usize {
         self.as_ref().len()

@@ -34,6 +34,15 @@ impl Checksum {
         Checksum::default()
     }
 
+    /// The sum of `bytes` alone: computed once over a payload, it serves every checksum that
+    /// covers the payload (the TCP checksum of each segment that carries it, the DSS checksum
+    /// of its mapping) through [`Checksum::add_checksum`], without another pass.
+    pub fn of(bytes: &[u8]) -> Checksum {
+        let mut sum = Checksum::new();
+        sum.add_bytes(bytes);
+        sum
+    }
+
     /// Adds bytes as if they were appended to every byte added before, whatever the parity of
     /// the length so far.
     pub fn add_bytes(&mut self, bytes: &[u8]) {
@@ -397,5 +406,28 @@ mod tests {
         }
         assert_eq!(total, 3003);
         assert_eq!(sum.finish(), 0);
+    }
+}
+
+#[cfg(test)]
+mod payload_sum_tests {
+    use super::*;
+
+    #[test]
+    fn a_sum_taken_once_serves_any_later_position() {
+        let payload: Vec<u8> = (0..1449u32).map(|i| (i * 7 + 3) as u8).collect();
+        let once = Checksum::of(&payload);
+        for prefix_len in [0usize, 1, 2, 3, 16, 17] {
+            let prefix = vec![0xa5u8; prefix_len];
+            let mut direct = Checksum::of(&prefix);
+            direct.add_bytes(&payload);
+            let mut composed = Checksum::of(&prefix);
+            composed.add_checksum(once);
+            assert_eq!(
+                composed.finish(),
+                direct.finish(),
+                "after {prefix_len} bytes"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use core::net::Ipv4Addr;
 
-use crate::checksum::pseudo_header_v4;
+use crate::checksum::{pseudo_header_v4, Checksum};
 use crate::ipv4::PROTOCOL_TCP;
 use crate::mptcp::MptcpOption;
 use crate::seq::SeqNumber;
@@ -463,6 +463,27 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         sum.add_bytes(bytes);
         sum.finish() == 0
     }
+
+    /// [`TcpSegment::verify_checksum_v4`] with the payload's sum computed by the caller
+    /// ([`Checksum::of`] over [`TcpSegment::payload`]), so that the same sum can serve the DSS
+    /// checksum too: the payload is read once. Only the header is summed here.
+    pub fn verify_checksum_v4_with_payload_sum(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload_sum: Checksum,
+    ) -> bool {
+        let bytes = self.buffer.as_ref();
+        let Ok(length) = u16::try_from(bytes.len()) else {
+            return false;
+        };
+        let mut sum = pseudo_header_v4(src, dst, PROTOCOL_TCP, length);
+        // The header is a whole number of 32-bit words, so the payload's sum follows it at an
+        // even position.
+        sum.add_bytes(&bytes[..self.header_len()]);
+        sum.add_checksum(payload_sum);
+        sum.finish() == 0
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
@@ -590,14 +611,27 @@ impl<'a> TcpRepr<'a> {
 /// section 3.1). The header and payload may live in different buffers, as they do when the
 /// payload is a separate mbuf segment. A `header` shorter than 20 bytes is left unchanged.
 pub fn fill_checksum_v4(header: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) {
+    fill_checksum_v4_with_payload_sum(header, src, dst, payload.len(), Checksum::of(payload));
+}
+
+/// [`fill_checksum_v4`] with the payload's sum known already (cached with the payload when it
+/// was received or first sent): only the header is summed. `header` holds the whole TCP
+/// header, an even number of bytes.
+pub fn fill_checksum_v4_with_payload_sum(
+    header: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    payload_len: usize,
+    payload_sum: Checksum,
+) {
     if header.len() < HEADER_LEN {
         return;
     }
     header[field::CHECKSUM].copy_from_slice(&[0, 0]);
-    let length = (header.len() + payload.len()) as u16;
+    let length = (header.len() + payload_len) as u16;
     let mut sum = pseudo_header_v4(src, dst, PROTOCOL_TCP, length);
     sum.add_bytes(header);
-    sum.add_bytes(payload);
+    sum.add_checksum(payload_sum);
     header[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
 }
 
@@ -612,6 +646,26 @@ mod tests {
         let frame = capture::bytes(fixture);
         let (src, dst, segment) = capture::ipv4_payload(&frame);
         (src, dst, segment.to_vec())
+    }
+
+    #[test]
+    fn checksums_with_a_cached_payload_sum_equal_the_direct_ones() {
+        let (src, dst, bytes) = segment(capture::MP_CAPABLE_SYN);
+        let mut segment_bytes = bytes.clone();
+        segment_bytes.extend((0..1001u32).map(|i| (i * 13) as u8));
+        let header_len = TcpSegment::new_checked(&bytes[..]).unwrap().header_len();
+        let (header, payload) = segment_bytes.split_at_mut(header_len);
+        let mut direct = header.to_vec();
+        fill_checksum_v4(&mut direct, src, dst, payload);
+        fill_checksum_v4_with_payload_sum(header, src, dst, payload.len(), Checksum::of(payload));
+        assert_eq!(&direct[..], &header[..], "the same checksum field");
+        let segment = TcpSegment::new_checked(&segment_bytes[..]).unwrap();
+        let sum = Checksum::of(segment.payload());
+        assert!(segment.verify_checksum_v4(src, dst));
+        assert!(segment.verify_checksum_v4_with_payload_sum(src, dst, sum));
+        let mut wrong = sum;
+        wrong.add_u16(1);
+        assert!(!segment.verify_checksum_v4_with_payload_sum(src, dst, wrong));
     }
 
     fn linux_capable(sender_key: Option<u64>, receiver_key: Option<u64>) -> MptcpOption<'static> {

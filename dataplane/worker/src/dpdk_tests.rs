@@ -119,7 +119,7 @@ fn worker_on_real_dpdk() {
 
 fn payload_is_a_shared_view(pool: &Mempool<'_>) {
     let bytes: Vec<u8> = (0..200u8).collect();
-    let payload = MbufPayload(received(pool, &bytes));
+    let payload = MbufPayload::new(received(pool, &bytes));
     assert_eq!(payload.as_ref(), &bytes[..]);
     assert_eq!(payload.len(), 200);
 
@@ -128,12 +128,12 @@ fn payload_is_a_shared_view(pool: &Mempool<'_>) {
     let inner = middle.slice(5..7);
     assert_eq!(inner.as_ref(), &[15, 16]);
     // Slices and clones are references on the one mbuf, not copies.
-    assert_eq!(payload.0.refcount(), 3);
+    assert_eq!(payload.as_mbuf_slice().refcount(), 3);
     let copy = payload.clone();
-    assert_eq!(payload.0.refcount(), 4);
+    assert_eq!(payload.as_mbuf_slice().refcount(), 4);
     assert_eq!(pool.in_use(), 1);
     drop((copy, middle, inner));
-    assert_eq!(payload.0.refcount(), 1);
+    assert_eq!(payload.as_mbuf_slice().refcount(), 1);
 
     // `Payload::slice` is total: what of the range lies within the view, clamped; empty for
     // an inverted range or one past the end. A panic here would bring the worker down.
@@ -152,7 +152,7 @@ fn payload_is_a_shared_view(pool: &Mempool<'_>) {
     assert!(middle.slice(60..70).is_empty());
     drop(middle);
     assert_eq!(
-        payload.0.refcount(),
+        payload.as_mbuf_slice().refcount(),
         1,
         "every clamped view released its reference"
     );

@@ -84,7 +84,11 @@ impl<P: Payload> MptcpSession<P> {
                     // Section 3.3.1: pseudo-header with the checksum field zero, then the data.
                     let mut sum =
                         checksum::dss_pseudo_header(data_seq, segment.relative_seq, length, 0);
-                    sum.add_bytes(payload.as_ref());
+                    // The payload's sum from its arrival, when it is relayed whole.
+                    match payload.payload_sum() {
+                        Some(payload_sum) => sum.add_checksum(payload_sum),
+                        None => sum.add_bytes(payload.as_ref()),
+                    }
                     sum.finish()
                 }),
             });

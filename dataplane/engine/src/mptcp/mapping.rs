@@ -113,7 +113,12 @@ impl<P: Payload> MappingAssembly<P> {
             }
             return Ok(());
         }
-        current.sum.add_bytes(chunk.payload.as_ref());
+        // The sum taken when the segment arrived, when the chunk is that segment's payload
+        // whole: the bytes are not read again.
+        match chunk.payload.payload_sum() {
+            Some(sum) => current.sum.add_checksum(sum),
+            None => current.sum.add_bytes(chunk.payload.as_ref()),
+        }
         self.held_bytes += chunk.payload.len();
         self.held.push_back((data_seq, chunk.payload));
         if current.is_complete() {

@@ -7,6 +7,7 @@ use mpterm_dpdk::{
     alloc_frame_chained, alloc_frame_copied, Mbuf, MbufBatch, MbufSlice, Mempool, RxQueue, TxQueue,
 };
 use mpterm_engine::Payload;
+use mpterm_wire::checksum::Checksum;
 
 use super::{BurstRx, FrameBuilder, PacketIo};
 use crate::transmit::{BurstTx, FrameBurst};
@@ -45,19 +46,54 @@ impl<'eal> PacketIo for Dpdk<'eal> {
 /// A received mbuf as the engine's payload handle: slicing and cloning take references on the
 /// same mbuf, so payload received on one side leaves on the other without a copy. It borrows the
 /// EAL like the slice it wraps, so an engine holding payload cannot outlive DPDK's memory either.
+/// It keeps the sum of its bytes once the engine has taken it ([`Payload::payload_sum`]).
 #[derive(Debug, Clone)]
-pub struct MbufPayload<'eal>(pub MbufSlice<'eal>);
+pub struct MbufPayload<'eal> {
+    slice: MbufSlice<'eal>,
+    sum: Option<Checksum>,
+}
+
+impl<'eal> MbufPayload<'eal> {
+    /// The whole of `slice`, with no sum yet.
+    pub fn new(slice: MbufSlice<'eal>) -> Self {
+        MbufPayload { slice, sum: None }
+    }
+
+    /// The mbuf view.
+    pub fn as_mbuf_slice(&self) -> &MbufSlice<'eal> {
+        &self.slice
+    }
+}
+
+impl<'eal> From<MbufSlice<'eal>> for MbufPayload<'eal> {
+    fn from(slice: MbufSlice<'eal>) -> Self {
+        MbufPayload::new(slice)
+    }
+}
 
 impl AsRef<[u8]> for MbufPayload<'_> {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_slice()
+        self.slice.as_slice()
     }
 }
 
 impl Payload for MbufPayload<'_> {
-    /// The bytes of `range` within the view, clamped, never a panic (the trait's contract).
+    /// The bytes of `range` within the view, clamped, never a panic (the trait's contract); the
+    /// sum stays only with a slice of the whole view.
     fn slice(&self, range: Range<usize>) -> Self {
-        MbufPayload(self.0.slice_clamped(range))
+        let whole = range.start == 0 && range.end >= self.slice.len();
+        MbufPayload {
+            slice: self.slice.slice_clamped(range),
+            sum: self.sum.filter(|_| whole),
+        }
+    }
+
+    fn payload_sum(&self) -> Option<Checksum> {
+        self.sum
+    }
+
+    fn set_payload_sum(&mut self, sum: Checksum) {
+        self.sum = Some(sum);
     }
 }
 
@@ -92,7 +128,7 @@ impl<'eal> BurstRx for DpdkRx<'eal> {
         let mut segmented = 0;
         for mbuf in self.batch.drain() {
             match mbuf.into_slice() {
-                Ok(slice) => deliver(MbufPayload(slice)),
+                Ok(slice) => deliver(MbufPayload::new(slice)),
                 Err(frame) => {
                     segmented += 1;
                     drop(frame);
@@ -117,7 +153,7 @@ impl<'eal> FrameBuilder for TxPools<'eal> {
     type Frame = Mbuf<'eal>;
 
     fn build(&mut self, header: &[u8], payload: Option<&MbufPayload<'eal>>) -> Option<Mbuf<'eal>> {
-        build_frame(*self, header, payload.map(|payload| &payload.0))
+        build_frame(*self, header, payload.map(MbufPayload::as_mbuf_slice))
     }
 }
 

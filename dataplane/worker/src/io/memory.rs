@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use mpterm_engine::Payload;
+use mpterm_wire::checksum::Checksum;
 
 use super::{BurstRx, FrameBuilder, PacketIo};
 use crate::io::dpdk::CHAIN_THRESHOLD;
@@ -101,6 +102,7 @@ impl BufferPool {
             start: 0,
             end: 0,
             pool: Rc::clone(&self.shared),
+            sum: None,
         };
         // Dropping `buffer` on the way out of a failed fill returns it to the pool.
         let written = written.filter(|&written| written <= self.shared.buffer_size)?;
@@ -127,6 +129,8 @@ pub struct PoolBuffer {
     start: u32,
     end: u32,
     pool: Rc<PoolShared>,
+    /// The sum of exactly `start..end`, once the engine has computed it.
+    sum: Option<Checksum>,
 }
 
 impl AsRef<[u8]> for PoolBuffer {
@@ -144,12 +148,22 @@ impl Payload for PoolBuffer {
         let len = (self.end - self.start) as usize;
         let end = range.end.min(len);
         let start = range.start.min(end);
+        let whole = start == 0 && end == len;
         PoolBuffer {
             bytes: self.bytes.clone(),
             start: self.start + start as u32,
             end: self.start + end as u32,
             pool: Rc::clone(&self.pool),
+            sum: self.sum.filter(|_| whole),
         }
+    }
+
+    fn payload_sum(&self) -> Option<Checksum> {
+        self.sum
+    }
+
+    fn set_payload_sum(&mut self, sum: Checksum) {
+        self.sum = Some(sum);
     }
 }
 
