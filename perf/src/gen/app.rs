@@ -9,7 +9,8 @@
 //!   opened, in chunks of at most [`MAX_CHUNK_LEN`] bytes that are slices of one window
 //!   ([`PatternWindows`]); a chunk is queued only when the send buffer takes at least a
 //!   segment's worth (or the rest), so that the references a connection holds stay bounded
-//!   (see [`references_per_slot`]). Our stream is closed (FIN, DATA_FIN) once it is all queued.
+//!   (see [`references_per_slot`]). Our stream is closed (FIN, DATA_FIN) once it is all queued
+//!   (and the handshake has completed), whatever the download still has to bring.
 //! - download: the server's stream is identified from its first 8 bytes
 //!   ([`Pattern::identify`]), and every byte after them is compared with it
 //!   ([`Pattern::verify`]); a difference aborts the connection and fails it. A download-only
@@ -117,8 +118,9 @@ pub struct LoadApp<P: WindowBuffer> {
     open: usize,
     records: Vec<ConnectionRecord>,
     series: GoodputSeries,
-    /// The instant the run started: time 0 of the schedule, the records and the series.
-    start: Instant,
+    /// The instant of the first turn, when the run started: time 0 of the schedule, the
+    /// records and the series.
+    start: Option<Instant>,
     /// Upload bytes acknowledged on connections that have ended.
     acknowledged_closed: u64,
     /// Download bytes verified, all connections.
@@ -129,13 +131,13 @@ pub struct LoadApp<P: WindowBuffer> {
 }
 
 impl<P: WindowBuffer> LoadApp<P> {
-    /// An application whose run starts at `start`, for a client with `slots` connection slots.
+    /// An application for a client with `slots` connection slots; its run starts with its
+    /// first turn.
     pub fn new(
         config: LoadConfig,
         pattern: Pattern,
         windows: PatternWindows<P>,
         slots: usize,
-        start: Instant,
     ) -> Self {
         LoadApp {
             config,
@@ -146,7 +148,7 @@ impl<P: WindowBuffer> LoadApp<P> {
             open: 0,
             records: Vec::with_capacity(config.plan.total.map_or(1024, |t| t.min(1 << 20)) as usize),
             series: GoodputSeries::new(config.interval_ns),
-            start,
+            start: None,
             acknowledged_closed: 0,
             verified: 0,
             counters: AppCounters::default(),
@@ -155,8 +157,10 @@ impl<P: WindowBuffer> LoadApp<P> {
         }
     }
 
+    /// Nanoseconds since the run started (0 before its first turn).
     fn elapsed_ns(&self, now: Instant) -> u64 {
-        now.as_nanos().saturating_sub(self.start.as_nanos())
+        self.start
+            .map_or(0, |start| now.as_nanos().saturating_sub(start.as_nanos()))
     }
 
     fn ms(ns: u64) -> f64 {
@@ -203,12 +207,15 @@ impl<P: WindowBuffer> LoadApp<P> {
 
     /// Every connection has been opened and has ended.
     pub fn is_finished(&self, now: Instant) -> bool {
-        self.open == 0 && self.schedule.is_exhausted(self.elapsed_ns(now))
+        self.start.is_some() && self.open == 0 && self.schedule.is_exhausted(self.elapsed_ns(now))
     }
 
     /// The latest instant the driver may sleep until: the next connection due, the next
     /// interval boundary, the end of endless transfers.
     pub fn next_wakeup(&self, now: Instant) -> Instant {
+        let Some(start) = self.start else {
+            return now;
+        };
         let now_ns = self.elapsed_ns(now);
         let mut wake = self.series.next_boundary_ns();
         if let Some(due) = self.schedule.next_due_ns(now_ns, self.open) {
@@ -220,12 +227,13 @@ impl<P: WindowBuffer> LoadApp<P> {
                 wake = wake.min(end);
             }
         }
-        Instant::from_nanos(self.start.as_nanos() + wake)
+        Instant::from_nanos(start.as_nanos() + wake)
     }
 
     /// One turn of the application, after the driver handed the client its frames and timers:
     /// events, new connections, then every open connection's data.
     pub fn turn<R: RngCore>(&mut self, now: Instant, client: &mut ClientEngine<P, R>) {
+        self.start.get_or_insert(now);
         let now_ns = self.elapsed_ns(now);
         self.take_events(now_ns, client);
         while self.schedule.take_due(now_ns, self.open) {
@@ -374,14 +382,20 @@ impl<P: WindowBuffer> LoadApp<P> {
             } else {
                 true
             };
-            let download_done = !self.config.downloads()
-                || active.peer_finished
-                || stopping
-                || self
-                    .config
-                    .size
-                    .is_some_and(|size| active.download.received() >= size);
-            if active.established && upload_done && download_done && client.close(id).is_ok() {
+            // An uploading connection ends its stream once its upload is queued and reads the
+            // download to the server's end; a download-only one ends it once the download is
+            // all there (or the server ended first).
+            let done = if self.config.uploads() {
+                upload_done
+            } else {
+                active.peer_finished
+                    || stopping
+                    || self
+                        .config
+                        .size
+                        .is_some_and(|size| active.download.received() >= size)
+            };
+            if active.established && done && client.close(id).is_ok() {
                 active.closing = true;
             }
         }

@@ -168,13 +168,7 @@ pub fn run(config: &GenerateConfig) -> Result<RunOutput, RunError> {
     let clock = TscClock::new(&eal);
     let now = || Instant::from_nanos(clock.elapsed().as_nanos() as u64);
     let client = ClientEngine::new(client_config(config, mac), engine_rng()?)?;
-    let app = LoadApp::new(
-        load_config(config),
-        pattern,
-        windows,
-        config.concurrency,
-        now(),
-    );
+    let app = LoadApp::new(load_config(config), pattern, windows, config.concurrency);
     let pools = TxPools {
         header: &tx_pool,
         indirect: &indirect_pool,
