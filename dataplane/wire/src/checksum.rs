@@ -64,17 +64,32 @@ impl Checksum {
     /// Adds a 16-bit value as one big-endian word. It is placed at the current byte position,
     /// exactly as `add_bytes(&value.to_be_bytes())` would.
     pub fn add_u16(&mut self, value: u16) {
-        self.add_bytes(&value.to_be_bytes());
+        if self.odd {
+            self.add_bytes(&value.to_be_bytes());
+        } else {
+            // At a word boundary the value is one word: no pass over bytes (the pseudo-headers
+            // add several of these to every segment).
+            self.sum = fold_to_32(self.sum + u64::from(value));
+        }
     }
 
     /// Adds a 32-bit value in network byte order.
     pub fn add_u32(&mut self, value: u32) {
-        self.add_bytes(&value.to_be_bytes());
+        if self.odd {
+            self.add_bytes(&value.to_be_bytes());
+        } else {
+            self.sum = fold_to_32(self.sum + u64::from(value >> 16) + u64::from(value & 0xffff));
+        }
     }
 
     /// Adds a 64-bit value in network byte order.
     pub fn add_u64(&mut self, value: u64) {
-        self.add_bytes(&value.to_be_bytes());
+        if self.odd {
+            self.add_bytes(&value.to_be_bytes());
+        } else {
+            self.add_u32((value >> 32) as u32);
+            self.add_u32(value as u32);
+        }
     }
 
     /// Merges a sum computed separately over the bytes that follow the ones in `self`, as if
@@ -169,8 +184,8 @@ pub fn internet_checksum(data: &[u8]) -> u16 {
 /// destination, zero, protocol, and the length of the TCP header plus payload.
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> Checksum {
     let mut sum = Checksum::new();
-    sum.add_bytes(&src.octets());
-    sum.add_bytes(&dst.octets());
+    sum.add_u32(u32::from(src));
+    sum.add_u32(u32::from(dst));
     sum.add_u16(u16::from(protocol));
     sum.add_u16(length);
     sum
@@ -191,13 +206,11 @@ pub fn dss_pseudo_header(
     data_level_length: u16,
     checksum_field: u16,
 ) -> Checksum {
-    let mut header = [0u8; 16];
-    header[..8].copy_from_slice(&data_seq.to_be_bytes());
-    header[8..12].copy_from_slice(&subflow_seq.to_be_bytes());
-    header[12..14].copy_from_slice(&data_level_length.to_be_bytes());
-    header[14..].copy_from_slice(&checksum_field.to_be_bytes());
     let mut sum = Checksum::new();
-    sum.add_bytes(&header);
+    sum.add_u64(data_seq);
+    sum.add_u32(subflow_seq);
+    sum.add_u16(data_level_length);
+    sum.add_u16(checksum_field);
     sum
 }
 
@@ -314,6 +327,24 @@ mod tests {
             0x66,
         ];
         assert_eq!(by_value.folded(), reference_sum(&bytes));
+
+        // At a word boundary the integers are added as words, without a pass over bytes.
+        let mut aligned = Checksum::new();
+        aligned.add_u16(0xffff);
+        aligned.add_u32(0xffff_fffe);
+        aligned.add_u64(0xffff_ffff_ffff_fffd);
+        aligned.add_u16(0x0102);
+        let bytes = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfd,
+            0x01, 0x02,
+        ];
+        assert_eq!(aligned.folded(), reference_sum(&bytes));
+        assert_eq!(
+            dss_pseudo_header(0x0102_0304_0506_0708, 0x1112_1314, 0x2122, 0x3132).folded(),
+            reference_sum(&[
+                1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x21, 0x22, 0x31, 0x32
+            ])
+        );
     }
 
     #[test]
