@@ -143,10 +143,6 @@ fn handle(
             scope.spawn(|| send_pattern(writer, number % STREAMS, pattern, answer, &reader_done));
         let read = receive_pattern(&stream, pattern);
         reader_done.store(true, Ordering::Relaxed);
-        if read.is_err() {
-            // Nothing more is wanted from a peer that sent wrong data.
-            let _ = stream.shutdown(Shutdown::Both);
-        }
         let write = writing
             .join()
             .unwrap_or_else(|_| Err((0, "the writer panicked".to_string())));
@@ -179,23 +175,35 @@ fn handle(
     served
 }
 
-/// Reads to the end of the client's stream, checking every byte.
+/// Reads to the end of the client's stream, checking every byte. After a difference the rest
+/// is read and dropped, so that the connection still ends in order (a client that is reset
+/// instead may take a long time to notice) and only the verdict fails.
 fn receive_pattern(
     mut stream: &TcpStream,
     pattern: &Pattern,
 ) -> Result<StreamCheck, (StreamCheck, String)> {
     let mut check = StreamCheck::default();
+    let mut failure = None;
     let mut buffer = vec![0u8; READ_BUFFER];
     loop {
         let read = match stream.read(&mut buffer) {
-            Ok(0) => return Ok(check),
+            Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err((check, format!("receive: {error}"))),
+            Err(error) => {
+                failure.get_or_insert(format!("receive: {error}"));
+                break;
+            }
         };
-        if let Err(failure) = check.take(pattern, &buffer[..read]) {
-            return Err((check, failure.to_string()));
+        if failure.is_none() {
+            if let Err(mismatch) = check.take(pattern, &buffer[..read]) {
+                failure = Some(mismatch.to_string());
+            }
         }
+    }
+    match failure {
+        None => Ok(check),
+        Some(failure) => Err((check, failure)),
     }
 }
 
@@ -304,12 +312,17 @@ mod tests {
         pattern.copy_to(9, 0, &mut upload);
         upload[77_777] ^= 0x40;
         let mut stream = connect(address);
-        // The server may stop reading at the bad byte; what it did not read does not matter.
-        let _ = stream.write_all(&upload);
-        let _ = stream.shutdown(Shutdown::Write);
+        // The server reads on to the end, so the whole upload goes and the connection ends in
+        // order.
+        stream.write_all(&upload).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
         let mut rest = Vec::new();
-        let _ = stream.read_to_end(&mut rest);
+        stream.read_to_end(&mut rest).unwrap();
         let served = server.join().unwrap();
+        assert!(
+            served[0].received <= 77_777,
+            "verified up to the changed byte's read at most"
+        );
         let failure = served[0].failure.as_deref().unwrap_or("");
         assert!(
             failure.contains("differs from pattern stream 9"),
