@@ -338,7 +338,9 @@ pub struct MbufSlice<'eal> {
 }
 
 impl<'eal> MbufSlice<'eal> {
-    /// The viewed bytes.
+    /// The viewed bytes. Inlined across crates: the engine reads payload through it per
+    /// segment.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: start..start+len lies within the data of the mbuf, which stays alive and
         // unmodified while this slice holds a reference to it.
@@ -346,6 +348,7 @@ impl<'eal> MbufSlice<'eal> {
     }
 
     /// The number of viewed bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
     }

@@ -72,6 +72,7 @@ impl<'eal> From<MbufSlice<'eal>> for MbufPayload<'eal> {
 }
 
 impl AsRef<[u8]> for MbufPayload<'_> {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.slice.as_slice()
     }

@@ -46,7 +46,7 @@ impl PacketIo for Memory {
 /// What the pool's buffers share: the free list, presized to hold them all.
 #[derive(Debug)]
 struct PoolShared {
-    free: RefCell<Vec<Rc<Vec<u8>>>>,
+    free: RefCell<Vec<Rc<[u8]>>>,
     buffer_size: usize,
     buffers: usize,
 }
@@ -61,7 +61,7 @@ impl BufferPool {
     /// `buffers` buffers of `buffer_size` bytes each, allocated here and never again.
     pub fn new(buffers: usize, buffer_size: usize) -> Self {
         let free = (0..buffers)
-            .map(|_| Rc::new(vec![0; buffer_size]))
+            .map(|_| Rc::<[u8]>::from(vec![0u8; buffer_size]))
             .collect();
         BufferPool {
             shared: Rc::new(PoolShared {
@@ -125,7 +125,7 @@ impl BufferPool {
 #[derive(Debug, Clone)]
 pub struct PoolBuffer {
     /// Always `Some` until dropped (taken in `drop` to return it to the pool).
-    bytes: Option<Rc<Vec<u8>>>,
+    bytes: Option<Rc<[u8]>>,
     start: u32,
     end: u32,
     pool: Rc<PoolShared>,
@@ -134,6 +134,7 @@ pub struct PoolBuffer {
 }
 
 impl AsRef<[u8]> for PoolBuffer {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         match &self.bytes {
             Some(bytes) => &bytes[self.start as usize..self.end as usize],
@@ -144,6 +145,7 @@ impl AsRef<[u8]> for PoolBuffer {
 
 impl Payload for PoolBuffer {
     /// The bytes of `range` within the view, clamped to it (the trait's contract: never a panic).
+    #[inline]
     fn slice(&self, range: Range<usize>) -> Self {
         let len = (self.end - self.start) as usize;
         let end = range.end.min(len);
