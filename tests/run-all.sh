@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing (tests/setup.sh), builds mpterm, runs cargo's tests
-# for the whole workspace, fuzzes every target briefly (tests/fuzz.sh), the lab's self-test, then
-# the namespace lab scenarios against the appliance.
+# for the whole workspace, fuzzes every target briefly (tests/fuzz.sh), the lab's self-test, the
+# namespace lab scenarios against the appliance, then the load generator's lab test.
 #
 #   APPLIANCE=mpterm (default)   the lab runs target/release/mpterm, built here first
 #   APPLIANCE=kernel-standin     the lab runs the Linux-kernel stand-in (no mpterm build needed)
@@ -83,6 +83,14 @@ else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
     failed_steps+=(lab-scenarios)
     total_failed=$((total_failed + 1))
+fi
+
+# The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was
+# built (perf/lab/gen-test.sh; about 20 s).
+if [[ "$APPLIANCE" == mpterm && "$build_ok" == yes ]]; then
+    step gen-test bash perf/lab/gen-test.sh linux mpterm
+else
+    step gen-test bash perf/lab/gen-test.sh linux
 fi
 
 if ((${#failed_steps[@]} > 0)); then
