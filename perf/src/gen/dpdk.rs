@@ -211,3 +211,75 @@ pub fn describe_target(config: &GenerateConfig) -> String {
         config.server, config.address.address, config.address.prefix_len, config.port_name
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::cli::{Cli, GenerateArgs};
+    use crate::report::Direction;
+    use clap::Parser;
+
+    fn generate(args: &[&str]) -> GenerateConfig {
+        generate_to("198.18.0.2:5000", args)
+    }
+
+    fn generate_to(server: &str, args: &[&str]) -> GenerateConfig {
+        let base = [
+            "mpterm-gen",
+            "--vdev",
+            "net_af_packet0,iface=g0",
+            "--address",
+            "198.18.0.1/24",
+            "--server",
+            server,
+        ];
+        let cli = Cli::try_parse_from(base.iter().chain(args).copied()).unwrap();
+        let generate: GenerateArgs = cli.generate;
+        generate.validate().unwrap()
+    }
+
+    #[test]
+    fn the_engine_and_the_app_get_what_the_command_line_says() {
+        let config = generate(&[
+            "--connections",
+            "64",
+            "--mptcp",
+            "on",
+            "--dss-checksum",
+            "off",
+            "--mtu",
+            "9000",
+            "--buffer",
+            "256KiB",
+            "--direction",
+            "download",
+            "--rate",
+            "100",
+            "--duration",
+            "3",
+        ]);
+        let client = client_config(&config, [2, 0, 0, 0, 0, 1]);
+        assert!(client.validate().is_ok());
+        assert_eq!(client.max_connections, 64);
+        assert!(client.mptcp && !client.dss_checksums);
+        assert_eq!(client.interface.mtu, 9000);
+        assert_eq!(client.interface.mac, [2, 0, 0, 0, 0, 1]);
+        assert_eq!(client.tcp.send_buffer, 256 << 10);
+        assert_eq!(client.tcp.receive_buffer, 256 << 10);
+        let load = load_config(&config);
+        assert_eq!(load.direction, Direction::Download);
+        assert_eq!(load.mss, 8960);
+        assert_eq!(load.plan.concurrency, 64);
+        assert_eq!(load.plan.rate, Some(100.0));
+        assert_eq!(load.plan.total, None);
+        assert_eq!(load.interval_ns, 100_000_000);
+    }
+
+    #[test]
+    fn a_server_behind_a_gateway_is_accepted_and_one_without_is_refused() {
+        let routed = generate_to("198.19.5.7:80", &["--gateway", "198.18.0.254"]);
+        assert!(client_config(&routed, [2; 6]).validate().is_ok());
+        let unrouted = generate_to("198.19.5.7:80", &[]);
+        assert!(client_config(&unrouted, [2; 6]).validate().is_err());
+    }
+}
