@@ -61,7 +61,7 @@ OUT="$REPO/tests/lab/out/$GEN_PREFIX"
 EAL=(--no-huge -m 512 --no-pci --no-shconf)
 
 # Only lab_disable_offloads is used; sourcing defines functions and variables, nothing runs.
-# shellcheck source=../../tests/lab/lab.sh
+# shellcheck source=tests/lab/lab.sh
 source "$REPO/tests/lab/lab.sh"
 
 NS_CLIENT="$GEN_PREFIX-client"
@@ -147,8 +147,8 @@ dpdk_ns() {
 
 # Waits until something listens on $2 (addr:port) in namespace $1, 10 s at most.
 wait_listening() {
-    local ns="$1" address="$2" tries
-    for tries in $(seq 100); do
+    local ns="$1" address="$2"
+    for _ in $(seq 100); do
         ip netns exec "$ns" ss -Hltn "src $address" | grep -q . && return 0
         sleep 0.1
     done
@@ -241,8 +241,8 @@ start_server() {
 
 # Waits for the server (10 s at most after the generator ended); returns its exit status.
 wait_server() {
-    local pid="$1" tries
-    for tries in $(seq 100); do
+    local pid="$1"
+    for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -325,8 +325,8 @@ EOF
 # Waits until mpterm answers ARP for $SERVER_ADDR: the backend namespace cannot reach it, so
 # the check is that its log says the worker runs (30 s at most).
 wait_mpterm() {
-    local log="$1" tries
-    for tries in $(seq 300); do
+    local log="$1"
+    for _ in $(seq 300); do
         grep -q "worker running" "$log" 2>/dev/null && return 0
         kill -0 "$mpterm_pid" 2>/dev/null || return 1
         sleep 0.1
