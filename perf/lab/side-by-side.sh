@@ -74,7 +74,8 @@ PATH_COUNTS="1 2"
 CHECKSUM=1
 OUT="$REPO_ROOT/perf/results/lab-side-by-side.json"
 TIMESERIES_OUT=""
-COMMAND_LINE="bash perf/lab/side-by-side.sh $*"
+COMMAND_LINE="bash perf/lab/side-by-side.sh${*:+ $(printf '%q ' "$@")}"
+COMMAND_LINE="${COMMAND_LINE% }"
 
 usage() {
     sed -n '2,/^# Environment/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
