@@ -7,8 +7,7 @@
 //! the TCB), so the queued bytes are dropped, and `ClosedReason::Graceful` ("both streams
 //! ended and were acknowledged") is reported with nothing acknowledged. A client keeps the
 //! close pending until it is established instead (as a Linux socket's `shutdown` after a
-//! non-blocking `connect` sends its data and FIN once connected). Ignored until the client
-//! is fixed; mpterm-gen works around it by closing only after `Established`.
+//! non-blocking `connect` sends its data and FIN once connected), which the client now does.
 
 mod client_support;
 
@@ -20,7 +19,6 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 #[test]
-#[ignore = "client engine bug: close in SYN-SENT drops the queued data and reports Graceful"]
 fn a_close_before_the_handshake_completes_keeps_the_queued_data() {
     let mut client: ClientEngine<Bytes, ChaCha8Rng> =
         ClientEngine::new(client_config(true, true, 4), ChaCha8Rng::seed_from_u64(1)).unwrap();
@@ -46,4 +44,43 @@ fn a_close_before_the_handshake_completes_keeps_the_queued_data() {
         client.connection_info(id).is_ok(),
         "the connection waits for its handshake, then sends its data and its FIN"
     );
+}
+
+#[test]
+fn data_queued_and_closed_before_the_handshake_reaches_the_backend_then_the_fin() {
+    let mut lab = Lab::new(
+        3,
+        client_config(true, true, 4),
+        server_config(true),
+        BackendBehaviour::Bulk { download: 0 },
+    );
+    let upload = pattern(100_000, 3);
+    let id = lab.open(upload.clone(), ClosePolicy::AfterSending);
+    // The application hands everything over and closes while the SYN is still unanswered.
+    let mut queued = 0;
+    while queued < upload.len() {
+        let len = (upload.len() - queued).min(lab.client.send_capacity(id));
+        assert!(
+            len > 0,
+            "the send buffer takes the upload before the handshake"
+        );
+        lab.client
+            .send(id, upload.slice(queued..queued + len))
+            .unwrap();
+        queued += len;
+    }
+    lab.client.close(id).unwrap();
+    let app = lab.apps.get_mut(&id).expect("the app of the connection");
+    app.queued = upload.len();
+    app.closed = true;
+    lab.run_until(|lab| lab.all_ended() && lab.backend.done.len() == 1);
+    lab.check_data();
+    match lab.apps[&id].ended {
+        Some(ClientEvent::Closed {
+            reason: ClosedReason::Graceful,
+            counters,
+            ..
+        }) => assert_eq!(counters.bytes_acked, upload.len() as u64),
+        ref other => panic!("ended with {other:?}: {}", lab.context()),
+    }
 }

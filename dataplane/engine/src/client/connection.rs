@@ -44,6 +44,11 @@ pub(crate) struct ClientConnection<P: Payload> {
     /// the server reset or fast-closed, or its data failed verification.
     cause: Option<Ending>,
     peer_finished_noticed: bool,
+    /// The application closed before the handshake completed: the FIN (and DATA_FIN) follow
+    /// the queued data once the connection is established, as after a Linux socket's
+    /// `shutdown` following a non-blocking `connect` (RFC 9293 3.10.4 would delete the TCB in
+    /// SYN-SENT and lose the data the application already handed over).
+    close_pending: bool,
 }
 
 impl<P: Payload> ClientConnection<P> {
@@ -56,6 +61,7 @@ impl<P: Payload> ClientConnection<P> {
             notices: Notices::default(),
             cause: None,
             peer_finished_noticed: false,
+            close_pending: false,
         }
     }
 
@@ -131,6 +137,10 @@ impl<P: Payload> ClientConnection<P> {
 
     /// FIN after the queued data, and the DATA_FIN with it (RFC 8684 section 3.3.3).
     pub(crate) fn close(&mut self) {
+        if self.tcb.state() == TcpState::SynSent {
+            self.close_pending = true;
+            return;
+        }
         if let Some(session) = self.session.as_mut() {
             session.close();
         }
@@ -182,6 +192,9 @@ impl<P: Payload> ClientConnection<P> {
         let established = was_connecting && self.tcb.is_synchronized();
         if established {
             self.on_established(repr);
+            if core::mem::take(&mut self.close_pending) {
+                self.close();
+            }
         }
         self.take_outcome(outcome);
         if self.tcb.close_reason() == Some(CloseReason::ResetByPeer) {
