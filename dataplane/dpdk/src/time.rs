@@ -58,6 +58,13 @@ impl TscClock {
         self.hz
     }
 
+    /// Time from the clock's creation to the raw cycle count `cycles` (read with
+    /// [`TscClock::cycles`]), so that one read serves both as a time and as a cycle stamp.
+    #[inline]
+    pub fn elapsed_at(&self, cycles: u64) -> Duration {
+        self.cycles_to_duration(cycles.saturating_sub(self.origin))
+    }
+
     /// Time since the clock was created.
     pub fn elapsed(&self) -> Duration {
         self.cycles_to_duration(Self::cycles().saturating_sub(self.origin))

@@ -905,20 +905,20 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     /// The next frame to send, if any.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<P>> {
         loop {
-            if let Some(frame) = self.output.pop_front() {
+            if let Some(frame) = crate::queue::pop_front_reusing(&mut self.output) {
                 self.counters.tx_frames += 1;
                 self.counters.tx_bytes += frame.len() as u64;
                 return Some(frame);
             }
             let slot = *self.dirty.front()?;
             let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-                self.dirty.pop_front();
+                crate::queue::pop_front_reusing(&mut self.dirty);
                 continue;
             };
             match entry.connection.poll_segment(now) {
                 Some((side, segment)) => self.transmit_segment(now, slot, side, segment),
                 None => {
-                    self.dirty.pop_front();
+                    crate::queue::pop_front_reusing(&mut self.dirty);
                     entry.dirty = false;
                     self.account_counters(slot);
                     self.arm_timer(slot);

@@ -21,6 +21,7 @@ pub mod mptcp;
 pub mod mptcp_keys;
 mod neighbor;
 mod payload;
+mod queue;
 pub mod tcp;
 mod time;
 mod time_wait;

@@ -145,11 +145,12 @@ impl<Io: PacketIo> core::fmt::Debug for WorkerPort<Io> {
     }
 }
 
-/// TSC cycles the worker spent in each stage of its loop, summed over its iterations (read
-/// with the TSC four times per iteration, never per packet).
+/// TSC cycles the worker spent in each stage of its loop, summed over its iterations (the TSC
+/// is read four times per iteration, five when timers ran, never per packet), on packet I/O
+/// that asks for it ([`PacketIo::STAGE_CYCLES`]); all zero elsewhere but the frame counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageCycles {
-    /// Receiving bursts from the ports (the driver's rx burst).
+    /// Receiving bursts from the ports (the driver's rx burst; on DPDK the PMD's own work).
     pub rx: u64,
     /// The engine's frame path: parsing, TCP and MPTCP, checksum verification, the relay.
     pub engine: u64,
@@ -301,31 +302,41 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
     /// under its own name.
     #[inline(never)]
     pub fn poll_once(&mut self) -> usize {
-        let now = self.now();
-        let started = TscClock::cycles();
-        let mut rx_cycles = 0;
-        let mut received = 0;
-        for (interface, receiver) in self.receivers.iter_mut().enumerate() {
-            let before = TscClock::cycles();
-            let frames = receiver.rx_burst();
-            rx_cycles += TscClock::cycles() - before;
-            if frames == 0 {
-                continue;
+        // One TSC read a turn, the turn's `now`; three more where stages are counted
+        // (`PacketIo::STAGE_CYCLES`), never one per packet.
+        let stamp = || {
+            if Io::STAGE_CYCLES {
+                TscClock::cycles()
+            } else {
+                0
             }
-            received += frames;
-            let engine = &mut self.engine;
-            self.counters.rx_dropped_segmented +=
-                receiver.drain(|frame| engine.handle_frame(now, interface, frame));
+        };
+        let started = TscClock::cycles();
+        let now = Instant::from_nanos(self.clock.elapsed_at(started).as_nanos() as u64);
+        let mut received = 0;
+        for receiver in &mut self.receivers {
+            received += receiver.rx_burst();
         }
-        let received_done = TscClock::cycles();
+        let received_at = stamp().max(started);
+        if received > 0 {
+            for (interface, receiver) in self.receivers.iter_mut().enumerate() {
+                let engine = &mut self.engine;
+                self.counters.rx_dropped_segmented +=
+                    receiver.drain(|frame| engine.handle_frame(now, interface, frame));
+            }
+        }
+        let mut engine_done = stamp().max(received_at);
+        let mut timer_cycles = 0;
         if self
             .engine
             .poll_timeout()
             .is_some_and(|deadline| deadline <= now)
         {
             self.engine.handle_timeout(now);
+            let timers_done = stamp().max(engine_done);
+            timer_cycles = timers_done - engine_done;
+            engine_done = timers_done;
         }
-        let timers_done = TscClock::cycles();
         let builder = &mut self.builder;
         let pulled =
             transmit::pull_from_engine(&mut self.engine, &mut self.transmitter, now, |transmit| {
@@ -333,11 +344,11 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
             });
         self.counters.tx_dropped_no_mbuf += pulled.unbuilt;
         self.transmitter.flush(now);
-        let done = TscClock::cycles();
-        self.stages.rx += rx_cycles;
-        self.stages.engine += (received_done - started) - rx_cycles;
-        self.stages.timers += timers_done - received_done;
-        self.stages.tx += done - timers_done;
+        let done = stamp().max(engine_done);
+        self.stages.rx += received_at - started;
+        self.stages.engine += (engine_done - received_at) - timer_cycles;
+        self.stages.timers += timer_cycles;
+        self.stages.tx += done - engine_done;
         self.stages.rx_frames += received as u64;
         self.stages.tx_frames += pulled.frames as u64;
         received + pulled.frames

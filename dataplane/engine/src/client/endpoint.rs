@@ -305,7 +305,7 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        crate::queue::pop_front_reusing(&mut self.events)
     }
 
     fn push_event(&mut self, event: ClientEvent) {
@@ -640,12 +640,12 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
     /// polling (a full transmit ring) pushes back: segments are made only when polled.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<P>> {
         loop {
-            if let Some(frame) = self.output.pop_front() {
+            if let Some(frame) = crate::queue::pop_front_reusing(&mut self.output) {
                 return Some(self.count_transmit(frame));
             }
             let &index = self.dirty.front()?;
             let Some(entry) = self.slots[index as usize].entry.as_mut() else {
-                self.dirty.pop_front();
+                crate::queue::pop_front_reusing(&mut self.dirty);
                 continue;
             };
             match entry.connection.poll_segment(now) {
@@ -662,7 +662,7 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
                     self.send_arp_requests(now);
                 }
                 None => {
-                    self.dirty.pop_front();
+                    crate::queue::pop_front_reusing(&mut self.dirty);
                     entry.dirty = false;
                     let now_counted = entry.connection.tcb.counters();
                     self.counters.add_tcb(now_counted, entry.counted);

@@ -41,6 +41,7 @@ impl PacketIo for Memory {
     type Rx = MemoryRx;
     type Tx = MemoryTx;
     type Builder = MemoryFrames;
+    const STAGE_CYCLES: bool = true;
 }
 
 /// What the pool's buffers share: the free list, presized to hold them all.

@@ -33,6 +33,11 @@ pub trait PacketIo {
     type Tx: BurstTx;
     /// Builds the frames the ports send.
     type Builder: FrameBuilder<Payload = Self::Payload, Frame = FrameOf<Self::Tx>>;
+
+    /// Whether the loop counts its cycles by stage ([`crate::StageCycles`]): three more TSC
+    /// reads a turn. Off for the appliance's DPDK ports, so that its loop is the loop it was
+    /// before the seam; on for the benchmark's in-memory link.
+    const STAGE_CYCLES: bool = false;
 }
 
 /// The receiving end of one port: a burst at a time, into a batch it owns.
