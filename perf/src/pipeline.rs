@@ -72,6 +72,8 @@ const BACKEND_PORT: u16 = 6000;
 const RING_SIZE: usize = 1024;
 /// Frames kept for the parse and checksum replay.
 const REPLAY_SAMPLE: usize = 4096;
+/// Connections the client application serves per turn, round robin.
+const APP_CONNECTIONS_PER_TURN: usize = 256;
 /// A run that makes no progress for this long (wall time) is stuck: an error.
 const STALL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -272,6 +274,8 @@ struct Pipeline {
     /// The pattern's bytes in a pool buffer, which the client slices for what it sends.
     pattern_buffer: PoolBuffer,
     connections: Vec<AppConnection>,
+    /// The connection the application serves first in the next turn.
+    next_app_connection: usize,
     /// By client slot index: which entry of `connections` it is.
     by_slot: Vec<u32>,
     download_bytes: u64,
@@ -442,6 +446,7 @@ impl Pipeline {
             pattern,
             pattern_buffer,
             connections: vec![AppConnection::default(); connections as usize],
+            next_app_connection: 0,
             by_slot: vec![u32::MAX; slots],
             download_bytes,
             sample,
@@ -516,7 +521,14 @@ impl Pipeline {
         while let Some(event) = self.client.poll_event() {
             self.handle_event(event);
         }
-        for index in 0..self.connections.len() {
+        // The application serves at most APP_CONNECTIONS_PER_TURN connections a turn, in
+        // turn: with 10,000 connections, visiting every one every turn made the client cost
+        // more than the worker it feeds. A connection's buffers hold several turns of data.
+        let count = self.connections.len();
+        let visits = count.min(APP_CONNECTIONS_PER_TURN);
+        for _ in 0..visits {
+            let index = self.next_app_connection;
+            self.next_app_connection = (index + 1) % count;
             let connection = self.connections[index];
             let Some(id) = connection.id else { continue };
             if connection.closed {
@@ -815,14 +827,7 @@ pub fn run_transfer(
     let wall = wall.elapsed();
     pipeline.recording = false;
     let end_worker = pipeline.worker.stage_cycles();
-    let worker = StageCycles {
-        rx: end_worker.rx - start_worker.rx,
-        engine: end_worker.engine - start_worker.engine,
-        timers: end_worker.timers - start_worker.timers,
-        tx: end_worker.tx - start_worker.tx,
-        rx_frames: end_worker.rx_frames - start_worker.rx_frames,
-        tx_frames: end_worker.tx_frames - start_worker.tx_frames,
-    };
+    let worker = end_worker.since(&start_worker);
     let parties = pipeline.cycles;
     let bytes = pipeline.delivered() - start_bytes;
     let worker_allocations = allocation_probe.map(|_| pipeline.worker_allocations);
@@ -1138,14 +1143,7 @@ pub fn run_connection_rate(config: RateConfig) -> Result<RateOutcome, PipelineEr
     }
     let wall = wall.elapsed();
     let end_worker = pipeline.worker.stage_cycles();
-    let worker = StageCycles {
-        rx: end_worker.rx - start_worker.rx,
-        engine: end_worker.engine - start_worker.engine,
-        timers: end_worker.timers - start_worker.timers,
-        tx: end_worker.tx - start_worker.tx,
-        rx_frames: end_worker.rx_frames - start_worker.rx_frames,
-        tx_frames: end_worker.tx_frames - start_worker.tx_frames,
-    };
+    let worker = end_worker.since(&start_worker);
     let backend = pipeline.backend.counters();
     if backend.mismatches > 0 {
         return Err(PipelineError::Corrupted(format!(

@@ -170,6 +170,18 @@ impl StageCycles {
     pub fn total(&self) -> u64 {
         self.rx + self.engine + self.timers + self.tx
     }
+
+    /// What was counted between `earlier` (a snapshot of the same worker) and `self`.
+    pub fn since(&self, earlier: &StageCycles) -> StageCycles {
+        StageCycles {
+            rx: self.rx - earlier.rx,
+            engine: self.engine - earlier.engine,
+            timers: self.timers - earlier.timers,
+            tx: self.tx - earlier.tx,
+            rx_frames: self.rx_frames - earlier.rx_frames,
+            tx_frames: self.tx_frames - earlier.tx_frames,
+        }
+    }
 }
 
 /// Drops the worker itself counts (the engine counts the rest).
