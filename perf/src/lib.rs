@@ -5,7 +5,8 @@
 //! - [`backend_peer`]: a cheap acknowledging sink and source standing in for the backend
 //!   server, as a sans-IO state machine over Ethernet frames;
 //! - [`plot`]: SVG figures of reports (the `mpterm-plot` binary);
-//! - [`gen`]: the MPTCP load generator over DPDK ports (the `mpterm-gen` binary).
+//! - [`gen`]: the MPTCP load generator over DPDK ports (the `mpterm-gen` binary);
+//! - [`linkem`]: the lab's link emulator between two DPDK ports (the `mpterm-linkem` binary).
 //!
 //! The criterion benches live in `benches/`:
 //! - `checksum`: the Internet checksum and the DSS checksum, 64 to 9000 bytes, in bytes/s;
@@ -16,6 +17,7 @@
 
 pub mod backend_peer;
 pub mod gen;
+pub mod linkem;
 pub mod pattern;
 pub mod pipeline;
 pub mod plot;
