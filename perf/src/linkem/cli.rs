@@ -39,6 +39,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 1)]
     pub stats_interval: u64,
 
+    /// Sleep this long when the loop is idle (nothing arrived, nothing due within it); 0 polls
+    /// without pause. Adds up to the sleep plus the kernel's timer slack to a frame's delay.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, default_value = "0")]
+    pub idle_sleep: Duration,
+
     /// Stop after this many seconds (0: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub duration: u64,
@@ -167,6 +172,7 @@ pub struct LinkemConfig {
     pub seed: u64,
     pub frames: u32,
     pub stats_interval: Duration,
+    pub idle_sleep: Duration,
     pub duration: Option<Duration>,
     /// Every argument for `rte_eal_init`, the `--vdev`s included.
     pub eal_args: Vec<String>,
@@ -197,6 +203,7 @@ impl Cli {
             seed: self.seed,
             frames: self.frames,
             stats_interval: Duration::from_secs(self.stats_interval),
+            idle_sleep: self.idle_sleep,
             duration: (self.duration > 0).then(|| Duration::from_secs(self.duration)),
             eal_args,
         })
@@ -354,6 +361,7 @@ mod tests {
             ]
         );
         assert_eq!(config.duration, None);
+        assert_eq!(config.idle_sleep, Duration::ZERO);
     }
 
     #[test]
@@ -383,6 +391,8 @@ mod tests {
             "3ms",
             "--seed",
             "42",
+            "--idle-sleep",
+            "50us",
             "--",
             "--no-huge",
             "-m",
@@ -411,6 +421,7 @@ mod tests {
         assert_eq!(b_to_a.delay_ns, 10_000_000);
         assert_eq!(b_to_a.reorder_delay_ns, 1_000_000);
         assert_eq!(config.seed, 42);
+        assert_eq!(config.idle_sleep, Duration::from_micros(50));
         assert_eq!(&config.eal_args[..3], ["--no-huge", "-m", "256"]);
     }
 
