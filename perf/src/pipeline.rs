@@ -346,12 +346,14 @@ impl Pipeline {
             proxies: vec![ProxyRule {
                 listen: SocketAddrV4::new(WORKER_CLIENT_SIDE, LISTEN_PORT),
                 backend: SocketAddrV4::new(BACKEND_ADDRESS, BACKEND_PORT),
+                scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
             }],
             client_tcp: tuning,
             backend_tcp: tuning,
             mptcp_checksum_required: config.checksums,
             max_connections: slots,
             max_time_wait: 2 * slots + 65_536,
+            mptcp_max_subflows: 8,
             time_wait_reuse: true,
             local_ports: 1024..=65535,
         };

@@ -1,5 +1,6 @@
 //! What the engine needs to know about its interfaces, services and TCP tuning.
 
+use crate::scheduler::SchedulerKind;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
@@ -31,6 +32,8 @@ impl InterfaceConfig {
 pub struct ProxyRule {
     pub listen: SocketAddrV4,
     pub backend: SocketAddrV4,
+    /// How data toward the client is spread over its subflows.
+    pub scheduler: SchedulerKind,
 }
 
 /// Keepalive probing of an idle connection (RFC 9293 section 3.8.4, RFC 1122 4.2.3.6): after
@@ -131,6 +134,9 @@ pub struct EngineConfig {
     pub max_connections: usize,
     /// Connection sides in TIME-WAIT held at once, apart from the connections.
     pub max_time_wait: usize,
+    /// Subflows one MPTCP connection may hold, the initial one included (RFC 8684 section
+    /// 3.2; at most [`crate::mptcp::MAX_SUBFLOWS`]). Joins beyond it are refused.
+    pub mptcp_max_subflows: usize,
     /// A backend source port in TIME-WAIT may be reused for a new connection, when the old one
     /// used timestamps (RFC 6191; Linux's `tcp_tw_reuse`).
     pub time_wait_reuse: bool,

@@ -1,29 +1,47 @@
-//! One proxied connection: the client side (a subflow, MPTCP or fallen back to plain TCP) and
-//! the backend side (plain TCP), with the relay that moves payload handles between them.
+//! One proxied connection: the client side (an MPTCP connection of one or more subflows, or
+//! plain TCP) and the backend side (plain TCP), with the relay that moves payload handles
+//! between them.
+//!
+//! The client side is shaped as RFC 8684 section 2 describes it. Each subflow is a TCB of its
+//! own, with its own path, congestion control and RTT, and its MPTCP state beside it
+//! ([`SubflowMptcp`]); the connection-level data state is the [`MptcpSession`]: the data-level
+//! send buffer that holds payload until DATA_ACK, the reassembly across subflows, one
+//! receive window (section 3.3.4) that every subflow advertises, and the [`Scheduler`] that
+//! maps data onto subflows. A subflow's TCB knows nothing of the connection; the connection
+//! finds it by its index.
 //!
 //! Flow control crosses the appliance through bounded buffers: the relay moves data from one
-//! side's receive queue into the other side's send queue only while that send queue has room,
-//! so a slow reader on one side closes the window on the other. The client's data enters the
+//! side's receive queue into the other side's send buffer only while that buffer has room, so
+//! a slow reader on one side closes the window on the other. The client's data enters the
 //! MPTCP data level as soon as it arrives, whatever the backend does: data held here for the
 //! connection is data received at the connection level, so the DATA_ACK moves (RFC 8684
 //! section 3.3.2) while the backend is still being connected.
 //!
-//! Failures cross too: a backend that resets, times out or cannot be reached ends the client's
-//! MPTCP connection with MP_FASTCLOSE (RFC 8684 section 3.5), which a Linux client acts on at
-//! once, where it ignores a plain RST on its only subflow until `net.mptcp.close_timeout`.
+//! Failures cross too. A subflow that dies or stalls hands its data not yet DATA_ACKed to the
+//! others (reinjection, section 3.3.6); the connection lives while any subflow lives. A backend
+//! that resets, times out or cannot be reached ends the client's MPTCP connection with
+//! MP_FASTCLOSE (section 3.5), which a Linux client acts on at once, where it ignores a plain
+//! RST on its only subflow until `net.mptcp.close_timeout`.
 
 use core::net::SocketAddrV4;
 
 use mpterm_wire::tcp::TcpRepr;
 
-use crate::mptcp::{MptcpError, MptcpSession, OptionOutcome, ResetReason};
+use crate::mptcp::{MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
+use crate::scheduler::{Candidate, ConnectionScheduler, Scheduler, SchedulerKind};
 use crate::tcp::{CloseReason, OutgoingSegment, OwnerVerdict, Tcb, TcbCounters, TcpState};
 use crate::{Instant, Payload};
+
+/// Retransmission timeouts in a row after which a subflow is stale: the scheduler leaves it
+/// alone and its data goes to the other subflows, until it is acknowledged again (Linux's
+/// `stale_loss_cnt` is 4 retransmissions; a timeout here already means a whole window lost).
+const STALE_AFTER_TIMEOUTS: u32 = 2;
 
 /// Which side of a proxied connection a segment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
-    Client,
+    /// The client side: the subflow with this index in its connection.
+    Subflow(u8),
     Backend,
 }
 
@@ -41,51 +59,164 @@ pub struct ConnectionEvents {
     pub fast_close_received: bool,
     /// An MP_FASTCLOSE with another key was ignored.
     pub fast_close_ignored: bool,
+    /// Joins whose third ACK verified.
+    pub joins_established: u32,
+    /// Joins whose third ACK carried a wrong HMAC.
+    pub join_hmac_failures: u32,
+    /// DATA_ACKs for data never sent.
+    pub data_acks_beyond_sent: u32,
+    /// MP_PRIO options received.
+    pub priorities_received: u32,
+    /// Bytes sent again on another subflow than the one that first carried them.
+    pub reinjected_bytes: u64,
+    /// Subflows that died or went stale while another could take over their data.
+    pub failovers: u32,
+    /// Verified data pieces received twice (a reinjection by the peer).
+    pub data_duplicates: u32,
+    /// Verified data dropped for lack of room in the connection's receive window.
+    pub data_overflows: u32,
+}
+
+/// One subflow of the client side: its TCB, the interface it came in on and its MPTCP state.
+#[derive(Debug)]
+pub struct Subflow<P: Payload> {
+    pub tcb: Tcb<P>,
+    pub interface: usize,
+    pub mptcp: SubflowMptcp<P>,
+    /// The scheduler leaves it alone: its retransmissions time out.
+    stale: bool,
+    /// Its data not yet acknowledged was handed to the other subflows.
+    reinjected: bool,
+    /// The subflow's bytes sent and received, for the connection's view.
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl<P: Payload> Subflow<P> {
+    pub fn new(tcb: Tcb<P>, interface: usize, mptcp: SubflowMptcp<P>) -> Self {
+        Subflow {
+            tcb,
+            interface,
+            mptcp,
+            stale: false,
+            reinjected: false,
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
+
+    /// Closed, or in TIME-WAIT: the subflow needs its place in the connection no more.
+    pub fn is_finished(&self) -> bool {
+        self.tcb.is_closed() || self.tcb.state() == TcpState::TimeWait
+    }
+
+    fn is_open(&self) -> bool {
+        !matches!(
+            self.tcb.state(),
+            TcpState::Closed | TcpState::TimeWait | TcpState::FastCloseWait
+        )
+    }
+}
+
+/// What an operator sees of one subflow (issue: visibility per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubflowView {
+    pub index: u8,
+    pub interface: usize,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub state: TcpState,
+    pub backup: bool,
+    pub stale: bool,
+    /// The join's HMAC has not verified yet.
+    pub joining: bool,
+    pub remote_address_id: u8,
+    pub local_address_id: u8,
+    pub smoothed_rtt: Option<core::time::Duration>,
+    pub congestion_window: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl<P: Payload> Subflow<P> {
+    fn view(&self, index: u8) -> SubflowView {
+        SubflowView {
+            index,
+            interface: self.interface,
+            local: self.tcb.local(),
+            remote: self.tcb.remote(),
+            state: self.tcb.state(),
+            backup: self.mptcp.backup,
+            stale: self.stale,
+            joining: !self.mptcp.is_usable(),
+            remote_address_id: self.mptcp.remote_address_id,
+            local_address_id: self.mptcp.local_address_id(),
+            smoothed_rtt: self.tcb.smoothed_rtt(),
+            congestion_window: self.tcb.congestion_window(),
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+        }
+    }
 }
 
 /// A client connection relayed to a backend.
 #[derive(Debug)]
 pub struct ProxiedConnection<P: Payload> {
     pub id: u64,
-    pub client: Tcb<P>,
+    /// The client side's subflows by index; a finished one leaves its place empty for a join
+    /// to reuse. Index 0 is the initial subflow.
+    subflows: Vec<Option<Subflow<P>>>,
     pub mptcp: Option<MptcpSession<P>>,
+    scheduler: ConnectionScheduler,
+    /// The scheduler's view of the subflows, rebuilt for each segment (capacity kept).
+    candidates: Vec<Candidate>,
     pub backend: Option<Tcb<P>>,
     pub backend_address: SocketAddrV4,
     /// Data from the backend not yet taken by the client side.
     backend_leftover: Option<P>,
     /// Data from the client not yet taken by the backend side (plain TCP path).
     client_leftover: Option<P>,
-    /// Payload bytes queued toward the client, for the DATA_FIN's data sequence number.
-    bytes_to_client: u64,
+    /// The initial subflow completed its handshake.
+    client_synchronized: bool,
     client_closed_toward: bool,
+    /// The subflows were told to close after the data level's last byte.
+    subflows_closed: bool,
     /// The backend connection completed its handshake at some point.
     backend_established: bool,
     /// No backend connection could be opened (no route, no port): none is tried again.
     backend_unavailable: bool,
     backend_closed_toward: bool,
+    /// The counters of subflows already taken out.
+    retired_counters: TcbCounters,
     events: ConnectionEvents,
 }
 
 impl<P: Payload> ProxiedConnection<P> {
     pub fn new(
         id: u64,
-        client: Tcb<P>,
+        initial: Subflow<P>,
         mptcp: Option<MptcpSession<P>>,
         backend_address: SocketAddrV4,
+        scheduler: SchedulerKind,
     ) -> Self {
+        let subflows = vec![Some(initial)];
         ProxiedConnection {
             id,
-            client,
+            subflows,
             mptcp,
+            scheduler: ConnectionScheduler::new(scheduler),
+            candidates: Vec::new(),
             backend: None,
             backend_address,
             backend_leftover: None,
             client_leftover: None,
-            bytes_to_client: 0,
+            client_synchronized: false,
             client_closed_toward: false,
-            backend_closed_toward: false,
+            subflows_closed: false,
             backend_established: false,
             backend_unavailable: false,
+            backend_closed_toward: false,
+            retired_counters: TcbCounters::default(),
             events: ConnectionEvents::default(),
         }
     }
@@ -95,85 +226,224 @@ impl<P: Payload> ProxiedConnection<P> {
         core::mem::take(&mut self.events)
     }
 
+    pub fn subflow(&self, index: u8) -> Option<&Subflow<P>> {
+        self.subflows.get(usize::from(index))?.as_ref()
+    }
+
+    /// The subflows with their indices.
+    pub fn subflows(&self) -> impl Iterator<Item = (u8, &Subflow<P>)> + '_ {
+        self.subflows
+            .iter()
+            .enumerate()
+            .filter_map(|(index, subflow)| Some((index as u8, subflow.as_ref()?)))
+    }
+
+    /// The subflows as an operator sees them.
+    pub fn subflow_views(&self) -> impl Iterator<Item = SubflowView> + '_ {
+        self.subflows().map(|(index, subflow)| subflow.view(index))
+    }
+
+    /// Subflows held (open, or closing but not finished).
+    pub fn subflow_count(&self) -> usize {
+        self.subflows.iter().flatten().count()
+    }
+
+    /// Adds a subflow that arrived with MP_JOIN (RFC 8684 section 3.2); its index.
+    pub fn add_subflow(&mut self, subflow: Subflow<P>) -> Option<u8> {
+        if let Some(index) = self.subflows.iter().position(Option::is_none) {
+            self.subflows[index] = Some(subflow);
+            return Some(index as u8);
+        }
+        if self.subflows.len() >= crate::mptcp::MAX_SUBFLOWS {
+            return None;
+        }
+        self.subflows.push(Some(subflow));
+        Some((self.subflows.len() - 1) as u8)
+    }
+
+    /// Takes out a finished subflow (for the engine's flow table and TIME-WAIT) while another
+    /// goes on; its data was reinjected when it died. The last subflow stays until the
+    /// connection ends.
+    pub fn take_finished_subflow(&mut self) -> Option<(u8, Subflow<P>)> {
+        if self.subflow_count() < 2 {
+            return None;
+        }
+        let index = self
+            .subflows
+            .iter()
+            .position(|subflow| subflow.as_ref().is_some_and(Subflow::is_finished))?;
+        let subflow = self.subflows[index].take()?;
+        add_counters(&mut self.retired_counters, &subflow.tcb.counters());
+        Some((index as u8, subflow))
+    }
+
     /// The client side finished its handshake and no backend connection exists or was tried.
     pub fn needs_backend(&self) -> bool {
-        self.backend.is_none() && !self.backend_unavailable && self.client.is_synchronized()
+        self.backend.is_none() && !self.backend_unavailable && self.client_synchronized
     }
 
     /// Every side is closed or in TIME-WAIT: the connection needs its slot no more (what
     /// TIME-WAIT still does is kept in the engine's TIME-WAIT table).
     pub fn is_finished(&self) -> bool {
         let done = |tcb: &Tcb<P>| tcb.is_closed() || tcb.state() == TcpState::TimeWait;
-        done(&self.client) && self.backend.as_ref().is_none_or(done)
+        self.subflows.iter().flatten().all(Subflow::is_finished)
+            && self.backend.as_ref().is_none_or(done)
+    }
+
+    /// Accepts a join only while the connection is fully established, has not fallen back and
+    /// is not ending (RFC 8684 section 3.2: a join needs both keys).
+    pub fn accepts_joins(&self) -> bool {
+        self.mptcp.as_ref().is_some_and(|session| {
+            session.is_fully_established()
+                && !session.has_fallen_back()
+                && !session.is_fast_closing()
+        }) && !self.client_closed_toward
+            && self.client_still_open()
     }
 
     /// The MSS the backend should use so its segments fit the client side without splitting:
-    /// the client's payload per segment plus the timestamp option the backend will add.
+    /// the initial subflow's payload per segment plus the timestamp option the backend adds.
     pub fn backend_mss_hint(&self) -> usize {
-        self.client.max_payload_per_segment() + 12
+        self.subflows
+            .iter()
+            .flatten()
+            .map(|subflow| subflow.tcb.max_payload_per_segment())
+            .min()
+            .unwrap_or(536)
+            + 12
     }
 
     pub fn counters(&self) -> TcbCounters {
-        let client = self.client.counters();
-        let backend = self
+        let mut total = self
             .backend
             .as_ref()
             .map(|b| b.counters())
             .unwrap_or_default();
-        TcbCounters {
-            retransmissions: client.retransmissions + backend.retransmissions,
-            rto_expirations: client.rto_expirations + backend.rto_expirations,
-            fast_retransmits: client.fast_retransmits + backend.fast_retransmits,
-            out_of_window: client.out_of_window + backend.out_of_window,
-            unacceptable_acks: client.unacceptable_acks + backend.unacceptable_acks,
-            challenge_acks: client.challenge_acks + backend.challenge_acks,
-            withheld: client.withheld + backend.withheld,
-            keepalive_probes: client.keepalive_probes + backend.keepalive_probes,
+        add_counters(&mut total, &self.retired_counters);
+        for subflow in self.subflows.iter().flatten() {
+            add_counters(&mut total, &subflow.tcb.counters());
         }
+        total
     }
 
-    /// A segment for the client side. Its MPTCP options are read only if the subflow accepts
+    /// A segment for subflow `index`. Its MPTCP options are read only if the subflow accepts
     /// the segment (see [`Tcb::handle_segment_with`]).
-    pub fn handle_client_segment(&mut self, now: Instant, repr: &TcpRepr<'_>, payload: Option<P>) {
-        let was_synchronized = self.client.is_synchronized();
+    pub fn handle_subflow_segment(
+        &mut self,
+        now: Instant,
+        index: u8,
+        repr: &TcpRepr<'_>,
+        payload: Option<P>,
+    ) {
+        let Some(subflow) = self
+            .subflows
+            .get_mut(usize::from(index))
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
         let payload_len = payload.as_ref().map_or(0, |p| p.len());
         let mut outcome = OptionOutcome::default();
         let session = &mut self.mptcp;
-        self.client
+        let subflow_mptcp = &mut subflow.mptcp;
+        subflow
+            .tcb
             .handle_segment_with(now, repr, payload, |segment, accepted| {
                 let Some(session) = session.as_mut() else {
                     return OwnerVerdict::default();
                 };
-                let verdict = session.handle_options(segment, payload_len, accepted);
+                let verdict = session.handle_options(subflow_mptcp, segment, payload_len, accepted);
                 outcome = verdict.outcome;
                 OwnerVerdict {
                     mapping: verdict.mapping,
                     withhold: verdict.withhold,
                 }
             });
-        self.take_option_outcome(outcome);
-        if !was_synchronized && self.client.is_synchronized() {
+        subflow
+            .mptcp
+            .sent
+            .acknowledge(subflow.tcb.unacknowledged_relative_seq());
+        subflow.bytes_received += payload_len as u64;
+        self.take_option_outcome(index, outcome);
+        if !self.client_synchronized
+            && index == 0
+            && self
+                .subflow(0)
+                .is_some_and(|subflow| subflow.tcb.is_synchronized())
+        {
+            self.client_synchronized = true;
             self.events.client_established = true;
         }
         self.relay(now);
     }
 
-    fn take_option_outcome(&mut self, outcome: OptionOutcome) {
+    fn take_option_outcome(&mut self, index: u8, outcome: OptionOutcome) {
+        let Some(subflow) = self
+            .subflows
+            .get_mut(usize::from(index))
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
         if outcome.fell_back {
             self.events.fell_back = true;
-            self.client.set_owner_option_reserve(0);
+            subflow.tcb.set_owner_option_reserve(0);
         }
         if outcome.data_fin_reached {
-            self.client.request_ack();
+            subflow.tcb.request_ack();
         }
+        if outcome.join_verified {
+            // Section 3.2: the fourth ACK tells the initiator its third ACK arrived; only then
+            // does it send data on the subflow.
+            self.events.joins_established += 1;
+            subflow.tcb.request_ack();
+        }
+        if outcome.join_hmac_failed {
+            self.events.join_hmac_failures += 1;
+            subflow.mptcp.reset_reason = Some(ResetReason::AdministrativelyProhibited);
+            subflow.tcb.abort();
+        }
+        if let Some((backup, address_id)) = outcome.priority {
+            self.events.priorities_received += 1;
+            self.set_backup(index, backup, address_id);
+        }
+        self.events.data_acks_beyond_sent += u32::from(outcome.data_ack_beyond_sent);
+        self.events.data_duplicates += outcome.data_duplicates;
+        self.events.data_overflows += outcome.data_overflows;
         self.events.fast_close_ignored |= outcome.fast_close_ignored;
         if outcome.fast_close_received {
-            // RFC 8684 section 3.5: answer with a RST, and the backend is reset in turn.
+            // RFC 8684 section 3.5: answer with a RST on every subflow, and the backend is
+            // reset in turn.
             self.events.fast_close_received = true;
-            self.client.fast_close_answered();
+            for (position, subflow) in self.subflows.iter_mut().enumerate() {
+                if let Some(subflow) = subflow.as_mut() {
+                    if position == usize::from(index) {
+                        subflow.tcb.fast_close_answered();
+                    } else {
+                        subflow.tcb.abort();
+                    }
+                }
+            }
         }
         if let Some(error) = outcome.error {
             self.fail_mptcp(error);
+        }
+    }
+
+    /// Section 3.3.8: MP_PRIO changes the backup flag of the subflow it arrived on, or, with
+    /// an address ID, of every subflow from that address.
+    fn set_backup(&mut self, index: u8, backup: bool, address_id: Option<u8>) {
+        for (position, subflow) in self.subflows.iter_mut().enumerate() {
+            let Some(subflow) = subflow.as_mut() else {
+                continue;
+            };
+            let applies = match address_id {
+                Some(id) => subflow.mptcp.remote_address_id == id,
+                None => position == usize::from(index),
+            };
+            if applies {
+                subflow.mptcp.backup = backup;
+            }
         }
     }
 
@@ -197,16 +467,19 @@ impl<P: Payload> ProxiedConnection<P> {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let client = self.client.poll_timeout();
         let backend = self.backend.as_ref().and_then(|b| b.poll_timeout());
-        match (client, backend) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.subflows
+            .iter()
+            .flatten()
+            .filter_map(|subflow| subflow.tcb.poll_timeout())
+            .chain(backend)
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.client.handle_timeout(now);
+        for subflow in self.subflows.iter_mut().flatten() {
+            subflow.tcb.handle_timeout(now);
+        }
         if let Some(backend) = self.backend.as_mut() {
             backend.handle_timeout(now);
         }
@@ -215,11 +488,17 @@ impl<P: Payload> ProxiedConnection<P> {
 
     /// The next segment to send on either side, client side first.
     pub fn poll_segment(&mut self, now: Instant) -> Option<(Side, OutgoingSegment<P>)> {
-        if let Some(mut segment) = self.client.poll_segment(now) {
-            if let Some(session) = self.mptcp.as_ref() {
-                session.decorate(&mut segment);
+        for (index, subflow) in self.subflows.iter_mut().enumerate() {
+            let Some(subflow) = subflow.as_mut() else {
+                continue;
+            };
+            if let Some(mut segment) = subflow.tcb.poll_segment(now) {
+                if let Some(session) = self.mptcp.as_ref() {
+                    session.decorate(&subflow.mptcp, &mut segment);
+                }
+                subflow.bytes_sent += segment.payload.as_ref().map_or(0, |p| p.len() as u64);
+                return Some((Side::Subflow(index as u8), segment));
             }
-            return Some((Side::Client, segment));
         }
         let backend = self.backend.as_mut()?;
         backend
@@ -239,26 +518,50 @@ impl<P: Payload> ProxiedConnection<P> {
         self.take_client_data();
         self.relay_client_to_backend();
         self.relay_backend_to_client();
+        self.watch_subflows();
+        self.schedule();
+        self.close_subflows_when_done();
         self.propagate_failures(now);
-        if let Some(session) = self.mptcp.as_ref() {
-            self.client.set_owner_held_bytes(session.held_bytes());
+        self.update_receive_windows();
+    }
+
+    /// Every subflow advertises the connection's one receive window (section 3.3.4): what the
+    /// data level holds counts against each of them.
+    fn update_receive_windows(&mut self) {
+        let Some(session) = self.mptcp.as_ref() else {
+            return;
+        };
+        let assembling: usize = self
+            .subflows
+            .iter()
+            .flatten()
+            .map(|subflow| subflow.mptcp.assembly.held_bytes())
+            .sum();
+        let held = session.held_bytes() + assembling;
+        for subflow in self.subflows.iter_mut().flatten() {
+            subflow.tcb.set_owner_held_bytes(held);
         }
     }
 
-    /// Takes the client subflow's in-order data into the MPTCP data level, whether or not a
+    /// Takes every subflow's in-order data into the MPTCP data level, whether or not a
     /// backend is there to take it: the mappings are verified and the DATA_ACK moves now.
-    /// The bytes stay accounted in the subflow's receive window until the backend has them.
+    /// The bytes stay accounted in the receive window until the backend has them.
     fn take_client_data(&mut self) {
         let Some(session) = self.mptcp.as_mut() else {
             return;
         };
-        while let Some(chunk) = self.client.recv() {
-            match session.handle_subflow_data(chunk) {
-                Ok(outcome) if outcome.data_fin_reached => self.client.request_ack(),
-                Ok(_) => {}
-                Err(error) => {
-                    self.fail_mptcp(error);
-                    return;
+        for subflow in self.subflows.iter_mut().flatten() {
+            while let Some(chunk) = subflow.tcb.recv() {
+                match session.handle_subflow_data(&mut subflow.mptcp, chunk) {
+                    Ok(outcome) if outcome.data_fin_reached => subflow.tcb.request_ack(),
+                    Ok(outcome) => {
+                        self.events.data_duplicates += outcome.data_duplicates;
+                        self.events.data_overflows += outcome.data_overflows;
+                    }
+                    Err(error) => {
+                        self.fail_mptcp(error);
+                        return;
+                    }
                 }
             }
         }
@@ -275,10 +578,12 @@ impl<P: Payload> ProxiedConnection<P> {
             // Pass on what is ready, as far as the backend's send buffer allows.
             let ready = match self.mptcp.as_mut() {
                 Some(session) => session.pop_ready(),
-                None => self
-                    .client_leftover
-                    .take()
-                    .or_else(|| self.client.recv().map(|chunk| chunk.payload)),
+                None => self.client_leftover.take().or_else(|| {
+                    self.subflows[0]
+                        .as_mut()
+                        .and_then(|initial| initial.tcb.recv())
+                        .map(|chunk| chunk.payload)
+                }),
             };
             let Some(payload) = ready else {
                 break;
@@ -292,15 +597,21 @@ impl<P: Payload> ProxiedConnection<P> {
             }
         }
         // The client finished sending: close toward the backend once everything is passed on.
-        let client_done = match self.mptcp.as_mut() {
-            Some(session) if !session.has_fallen_back() => {
-                if self.client.peer_finished() && session.peer_closed_subflow() {
-                    self.client.request_ack();
+        let only_subflow = self.subflows.iter().flatten().count() == 1;
+        let initial = self.subflows[0].as_mut();
+        let initial_finished = initial.as_ref().is_some_and(|s| s.tcb.peer_finished());
+        let client_done = match (self.mptcp.as_mut(), initial) {
+            (Some(session), Some(initial)) if !session.has_fallen_back() => {
+                let assembling = initial.mptcp.assembly.held_bytes();
+                if only_subflow && initial_finished && session.peer_closed_only_subflow(assembling)
+                {
+                    initial.tcb.request_ack();
                 }
                 session.peer_finished()
             }
-            Some(session) => self.client.peer_finished() && !session.has_ready(),
-            None => self.client.peer_finished() && self.client_leftover.is_none(),
+            (Some(session), _) if !session.has_fallen_back() => session.peer_finished(),
+            (Some(session), _) => initial_finished && !session.has_ready(),
+            (None, _) => initial_finished && self.client_leftover.is_none(),
         };
         if client_done {
             self.backend_closed_toward = true;
@@ -312,7 +623,7 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
-        if self.client_closed_toward || !self.client.is_synchronized() {
+        if self.client_closed_toward || !self.client_synchronized {
             return;
         }
         loop {
@@ -323,33 +634,183 @@ impl<P: Payload> ProxiedConnection<P> {
                     None => break,
                 },
             };
-            let len = payload.len();
-            match push_bounded(&mut self.client, payload) {
-                None => self.bytes_to_client += len as u64,
-                Some(rest) => {
-                    self.bytes_to_client += (len - rest.len()) as u64;
-                    self.backend_leftover = Some(rest);
-                    break;
+            let rest = match self.mptcp.as_mut() {
+                Some(session) => push_bounded_data(session, payload),
+                None => match self.subflows[0].as_mut() {
+                    Some(initial) => push_bounded(&mut initial.tcb, payload),
+                    None => Some(payload),
+                },
+            };
+            if let Some(rest) = rest {
+                self.backend_leftover = Some(rest);
+                break;
+            }
+        }
+        if backend.peer_finished() && self.backend_leftover.is_none() {
+            self.client_closed_toward = true;
+            match self.mptcp.as_mut() {
+                // RFC 8684 section 3.3.3: the DATA_FIN follows the last data byte; the
+                // subflows close once it is scheduled (`close_subflows_when_done`).
+                Some(session) => session.close(),
+                None => {
+                    if let Some(initial) = self.subflows[0].as_mut() {
+                        initial.tcb.close();
+                    }
                 }
             }
         }
-        if backend.peer_finished() && self.backend_leftover.is_none() && !self.client_closed_toward
-        {
-            self.client_closed_toward = true;
-            if let Some(session) = self.mptcp.as_mut() {
-                // RFC 8684 section 3.3.3: the DATA_FIN rides on the subflow FIN.
-                session.close(self.bytes_to_client);
+    }
+
+    /// Gives the data-level send buffer's next ranges to the subflows the scheduler picks, one
+    /// segment at a time, while any has room: reinjections first, then new data.
+    fn schedule(&mut self) {
+        let Some(session) = self.mptcp.as_mut() else {
+            return;
+        };
+        let usable = session.is_fully_established() || session.has_fallen_back();
+        loop {
+            if !usable || session.send_buffer().all_scheduled() {
+                break;
             }
-            self.client.close();
+            self.candidates.clear();
+            for (index, subflow) in self.subflows.iter().enumerate() {
+                let Some(subflow) = subflow.as_ref() else {
+                    continue;
+                };
+                let tcb = &subflow.tcb;
+                if subflow.stale || !subflow.mptcp.is_usable() || !tcb.is_synchronized() {
+                    continue;
+                }
+                let room = tcb.send_room();
+                if room == 0 {
+                    continue;
+                }
+                self.candidates.push(Candidate {
+                    index,
+                    backup: subflow.mptcp.backup,
+                    rtt: tcb.smoothed_rtt(),
+                    congestion_window: tcb.congestion_window(),
+                    queued: tcb.send_queued(),
+                    room,
+                });
+            }
+            let Some(choice) = self.scheduler.pick(&self.candidates) else {
+                break;
+            };
+            let Some(&candidate) = self.candidates.get(choice) else {
+                break;
+            };
+            let Some(subflow) = self.subflows[candidate.index].as_mut() else {
+                break;
+            };
+            let limit = candidate.room.min(subflow.tcb.max_payload_per_segment());
+            let Some((data_seq, payload, reinjection)) = session.send_buffer().peek_next(limit)
+            else {
+                break;
+            };
+            let len = payload.len();
+            let subflow_seq = subflow.tcb.next_queued_relative_seq();
+            if subflow.tcb.send(payload).is_err() {
+                break;
+            }
+            subflow.mptcp.sent.record(subflow_seq, data_seq, len as u32);
+            session
+                .send_buffer_mut()
+                .consume(data_seq, len, reinjection);
+            if reinjection {
+                self.events.reinjected_bytes += len as u64;
+            }
+        }
+        if session.has_fallen_back() {
+            session.send_buffer_mut().release_scheduled();
         }
     }
 
-    /// A side that ended abortively (reset, timed out, aborted) takes the other side down.
+    /// Marks stalled subflows stale and hands the data of stale or dead ones to the others.
+    fn watch_subflows(&mut self) {
+        let Some(session) = self.mptcp.as_mut() else {
+            return;
+        };
+        let others_open = |this: usize, subflows: &[Option<Subflow<P>>]| {
+            subflows.iter().enumerate().any(|(index, subflow)| {
+                index != this
+                    && subflow.as_ref().is_some_and(|subflow| {
+                        subflow.is_open() && !subflow.stale && subflow.mptcp.is_usable()
+                    })
+            })
+        };
+        for index in 0..self.subflows.len() {
+            let Some(subflow) = self.subflows[index].as_ref() else {
+                continue;
+            };
+            let timeouts = subflow.tcb.consecutive_timeouts();
+            let died = !subflow.is_open();
+            let stalled = timeouts >= STALE_AFTER_TIMEOUTS;
+            let alternative = others_open(index, &self.subflows);
+            let Some(subflow) = self.subflows[index].as_mut() else {
+                continue;
+            };
+            if timeouts == 0 && subflow.stale {
+                // It answered again: back in service.
+                subflow.stale = false;
+                subflow.reinjected = false;
+            }
+            if stalled && subflow.is_open() {
+                subflow.stale = true;
+            }
+            if (died || stalled) && !subflow.reinjected && alternative {
+                subflow.reinjected = true;
+                let mut any = false;
+                for range in subflow.mptcp.sent.outstanding() {
+                    session.send_buffer_mut().reinject(range);
+                    any = true;
+                }
+                if died {
+                    subflow.mptcp.sent.clear();
+                }
+                if any || died {
+                    self.events.failovers += 1;
+                }
+            }
+        }
+    }
+
+    /// Closes the subflows after our DATA_FIN: each FIN carries it (section 3.3.3). With
+    /// several subflows, only once the peer DATA_ACKed everything, so that a subflow that dies
+    /// meanwhile can still have its data reinjected on another.
+    fn close_subflows_when_done(&mut self) {
+        let Some(session) = self.mptcp.as_ref() else {
+            return;
+        };
+        if self.subflows_closed || !session.is_closing() {
+            return;
+        }
+        let buffer = session.send_buffer();
+        let open = self
+            .subflows
+            .iter()
+            .flatten()
+            .filter(|subflow| subflow.is_open())
+            .count();
+        if !buffer.all_scheduled() || (open > 1 && !buffer.all_acknowledged()) {
+            return;
+        }
+        self.subflows_closed = true;
+        for subflow in self.subflows.iter_mut().flatten() {
+            subflow.tcb.close();
+        }
+    }
+
+    /// The client side ended abortively (every subflow is gone, the last one abortively) and
+    /// takes the backend down; a backend that failed takes the client side down.
     fn propagate_failures(&mut self, now: Instant) {
-        let client_failed = self
-            .client
-            .close_reason()
-            .is_some_and(CloseReason::is_abortive);
+        let client_failed = !self.client_still_open()
+            && self.subflows.iter().flatten().any(|subflow| {
+                subflow
+                    .tcb
+                    .close_reason()
+                    .is_some_and(CloseReason::is_abortive)
+            });
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
@@ -364,17 +825,14 @@ impl<P: Payload> ProxiedConnection<P> {
         }
     }
 
-    /// The client side has not ended yet, and is not being ended.
+    /// Some subflow of the client side has not ended yet, and is not being ended.
     fn client_still_open(&self) -> bool {
-        !matches!(
-            self.client.state(),
-            TcpState::Closed | TcpState::TimeWait | TcpState::FastCloseWait
-        )
+        self.subflows.iter().flatten().any(Subflow::is_open)
     }
 
     /// Ends the client side at once: an MPTCP client that has our key is fast-closed (RFC
-    /// 8684 section 3.5), any other gets a RST (with MP_TCPRST saying `reason`, section 3.6,
-    /// while MPTCP is in use).
+    /// 8684 section 3.5) on one subflow and the others reset; any other gets a RST (with
+    /// MP_TCPRST saying `reason`, section 3.6, while MPTCP is in use).
     fn end_client(&mut self, now: Instant, reason: ResetReason) {
         if !self.client_still_open() {
             return;
@@ -386,11 +844,18 @@ impl<P: Payload> ProxiedConnection<P> {
             }
             None => false,
         };
-        if fast_close && self.client.is_synchronized() {
-            self.events.fast_close_sent = true;
-            self.client.fast_close(now);
-        } else {
-            self.client.abort();
+        let mut fast_closed = false;
+        for subflow in self.subflows.iter_mut().flatten() {
+            if !subflow.is_open() {
+                continue;
+            }
+            if fast_close && !fast_closed && subflow.tcb.is_synchronized() {
+                fast_closed = true;
+                self.events.fast_close_sent = true;
+                subflow.tcb.fast_close(now);
+            } else {
+                subflow.tcb.abort();
+            }
         }
     }
 
@@ -413,11 +878,39 @@ impl<P: Payload> ProxiedConnection<P> {
         if let Some(session) = self.mptcp.as_mut() {
             session.set_reset_reason(reason);
         }
-        self.client.abort();
+        for subflow in self.subflows.iter_mut().flatten() {
+            subflow.tcb.abort();
+        }
         if let Some(backend) = self.backend.as_mut() {
             backend.abort();
         }
     }
+}
+
+fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
+    total.retransmissions += more.retransmissions;
+    total.rto_expirations += more.rto_expirations;
+    total.fast_retransmits += more.fast_retransmits;
+    total.out_of_window += more.out_of_window;
+    total.unacceptable_acks += more.unacceptable_acks;
+    total.challenge_acks += more.challenge_acks;
+    total.withheld += more.withheld;
+    total.keepalive_probes += more.keepalive_probes;
+}
+
+/// Queues as much of `payload` as the data-level send buffer takes; returns the rest.
+fn push_bounded_data<P: Payload>(session: &mut MptcpSession<P>, payload: P) -> Option<P> {
+    let buffer = session.send_buffer_mut();
+    let capacity = buffer.free_space();
+    if capacity >= payload.len() {
+        buffer.push(payload);
+        return None;
+    }
+    if capacity == 0 {
+        return Some(payload);
+    }
+    buffer.push(payload.slice(0..capacity));
+    Some(payload.slice(capacity..payload.len()))
 }
 
 /// Queues as much of `payload` as `tcb` takes; returns the rest.

@@ -58,8 +58,32 @@ pub struct Counters {
     pub mptcp_fastcloses_received: u64,
     /// MP_FASTCLOSE options ignored because they did not carry our key.
     pub mptcp_fastcloses_ignored: u64,
-    /// MP_JOIN SYNs answered with RST and MP_TCPRST (joins are not accepted yet).
+    /// MP_JOIN SYNs answered with RST and MP_TCPRST, for any of the reasons below.
     pub mptcp_joins_refused: u64,
+    /// MP_JOIN SYNs received (RFC 8684 section 3.2).
+    pub mptcp_join_syns_received: u64,
+    /// Joins whose third ACK carried the right HMAC: subflows added to a connection.
+    pub mptcp_joins_established: u64,
+    /// Join SYNs for a token no connection of ours has.
+    pub mptcp_join_unknown_token: u64,
+    /// Join SYNs beyond a connection's subflow limit (`mptcp.max_subflows`).
+    pub mptcp_join_over_limit: u64,
+    /// Join SYNs for a connection that takes none (not fully established, fallen back, closing).
+    pub mptcp_join_not_accepted: u64,
+    /// Joins whose third ACK carried a wrong HMAC, reset.
+    pub mptcp_join_hmac_failures: u64,
+    /// DATA_ACKs for data never sent, ignored (RFC 8684 section 3.3.2).
+    pub mptcp_data_acks_beyond_sent: u64,
+    /// MP_PRIO options received (section 3.3.8).
+    pub mptcp_prio_received: u64,
+    /// Bytes sent again on another subflow than the one that first carried them.
+    pub mptcp_reinjected_bytes: u64,
+    /// Subflows that died or stalled while another took over their data.
+    pub mptcp_subflow_failovers: u64,
+    /// Verified data pieces the client sent twice (its reinjections), trimmed.
+    pub mptcp_data_duplicates: u64,
+    /// Verified data dropped for lack of room in the connection-level receive window.
+    pub mptcp_data_overflows: u64,
     pub keepalive_probes_sent: u64,
     /// Connection sides given up because an idle peer answered no keepalive probe.
     pub keepalive_timeouts: u64,

@@ -16,8 +16,9 @@ use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 use mpterm_wire::SeqNumber;
 use rand_core::RngCore;
 
-use crate::connection::{ProxiedConnection, Side};
-use crate::mptcp::{MptcpSession, ResetReason, DSS_OPTION_RESERVE};
+use crate::connection::{ConnectionEvents, ProxiedConnection, Side, Subflow, SubflowView};
+use crate::mptcp::join::JoinHandshake;
+use crate::mptcp::{MptcpSession, ResetReason, SubflowMptcp, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
 use crate::tcp::{CloseReason, OutgoingSegment, Tcb, TcbCounters};
@@ -50,7 +51,6 @@ const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 #[derive(Debug)]
 struct Slot<P: Payload> {
     connection: ProxiedConnection<P>,
-    client_interface: usize,
     backend_interface: usize,
     backend_local: Option<SocketAddrV4>,
     /// The deadline for which a timer entry is queued, if any.
@@ -152,6 +152,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     /// Connections currently held (client side plus backend side count as one).
     pub fn connection_count(&self) -> usize {
         self.live_connections
+    }
+
+    /// Calls `visit` with each connection's id and its subflows as an operator sees them.
+    pub fn visit_connections(
+        &self,
+        mut visit: impl FnMut(u64, &mut dyn Iterator<Item = SubflowView>),
+    ) {
+        for entry in self.slots.iter().flatten() {
+            visit(entry.connection.id, &mut entry.connection.subflow_views());
+        }
     }
 
     /// Connection sides currently in the TIME-WAIT table.
@@ -292,11 +302,19 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 return;
             }
         };
-        let interface_config = &self.config.interfaces[interface];
-        if repr.dst != interface_config.address {
+        // The weak host model (RFC 1122 section 3.3.4.2), as Linux: a packet for any of our
+        // addresses is ours on any port, so that a client's subflow toward our first address
+        // may arrive over its second access link. Answers leave by the port it arrived on.
+        if !self
+            .config
+            .interfaces
+            .iter()
+            .any(|interface| interface.address == repr.dst)
+        {
             self.counters.rx_dropped_not_for_us += 1;
             return;
         }
+        let interface_config = &self.config.interfaces[interface];
         // A peer on the link answers from its own MAC: learn it, sparing an ARP round trip.
         if interface_config.is_on_link(repr.src)
             && self.neighbors.lookup(now, interface, repr.src) != Some(source_mac)
@@ -469,7 +487,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             return;
         };
         match side {
-            Side::Client => entry.connection.handle_client_segment(now, repr, payload),
+            Side::Subflow(index) => entry
+                .connection
+                .handle_subflow_segment(now, index, repr, payload),
             Side::Backend => entry.connection.handle_backend_segment(now, repr, payload),
         }
         self.after_activity(now, slot);
@@ -542,8 +562,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let repr = arrival.repr;
         let is_syn = repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK);
         if is_syn && !repr.flags.contains(TcpFlags::RST) {
-            if let Some(token) = mp_join_token(repr) {
-                self.refuse_join(arrival, token);
+            if let Some(join) = mp_join_syn(repr) {
+                self.handle_join(arrival, join);
                 return;
             }
         }
@@ -569,15 +589,86 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     }
 
     /// RFC 8684 section 3.2: an MP_JOIN SYN asks to add a subflow to the connection its token
-    /// names. Joins are not accepted yet, so every one is answered with a RST carrying
-    /// MP_TCPRST (section 3.6) and nothing of it is kept: "MPTCP-specific error" for a token we
-    /// never issued, "administratively prohibited" for one of our connections.
-    fn refuse_join(&mut self, syn: Arrival<'_, '_>, token: u32) {
-        let reason = if self.local_tokens.contains_key(&token) {
-            ResetReason::AdministrativelyProhibited
-        } else {
-            ResetReason::MptcpError
+    /// names. A join for a token we never issued, for a connection that takes no subflow now,
+    /// or beyond the subflow limit is answered with a RST carrying MP_TCPRST (section 3.6) and
+    /// nothing of it is kept, as Linux answers (`subflow_check_req`): "MPTCP-specific error"
+    /// for an unknown token, "administratively prohibited" for the rest. An accepted join is a
+    /// subflow in SYN-RECEIVED whose SYN-ACK carries our HMAC; it carries data once the third
+    /// ACK's HMAC verified.
+    fn handle_join(&mut self, syn: Arrival<'_, '_>, join: JoinSyn) {
+        self.counters.mptcp_join_syns_received += 1;
+        let Some(slot) = self.local_tokens.get(&join.token).copied() else {
+            self.counters.mptcp_join_unknown_token += 1;
+            self.refuse_join(syn, ResetReason::MptcpError);
+            return;
         };
+        let Some(entry) = self.slots.get(slot).and_then(Option::as_ref) else {
+            self.counters.mptcp_join_unknown_token += 1;
+            self.refuse_join(syn, ResetReason::MptcpError);
+            return;
+        };
+        let connection = &entry.connection;
+        if !connection.accepts_joins() {
+            self.counters.mptcp_join_not_accepted += 1;
+            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
+            return;
+        }
+        if connection.subflow_count() >= self.config.mptcp_max_subflows {
+            self.counters.mptcp_join_over_limit += 1;
+            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
+            return;
+        }
+        let initial_local = connection.subflow(0).map(|initial| initial.tcb.local());
+        let local_address_id = self.address_id(*syn.local.ip(), initial_local);
+        let handshake = JoinHandshake {
+            local_nonce: self.rng.next_u32(),
+            remote_nonce: join.nonce,
+            local_address_id,
+        };
+        let iss = SeqNumber(self.rng.next_u32());
+        let local_mss = self.config.interfaces[syn.interface].mtu.saturating_sub(40);
+        let mut tcb = Tcb::accept(
+            syn.now,
+            syn.local,
+            syn.remote,
+            syn.repr,
+            iss,
+            local_mss,
+            self.config.client_tcp,
+        );
+        tcb.set_owner_option_reserve(DSS_OPTION_RESERVE);
+        let subflow = Subflow::new(
+            tcb,
+            syn.interface,
+            SubflowMptcp::joining(handshake, join.address_id, join.backup),
+        );
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(index) = entry.connection.add_subflow(subflow) else {
+            self.counters.mptcp_join_over_limit += 1;
+            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
+            return;
+        };
+        self.flows
+            .insert((syn.local, syn.remote), (slot, Side::Subflow(index)));
+        self.after_activity(syn.now, slot);
+    }
+
+    /// Section 3.4: our address ID for `local`: 0 for the initial subflow's address, else
+    /// the address's place among our interfaces plus one.
+    fn address_id(&self, local: Ipv4Addr, initial_local: Option<SocketAddrV4>) -> u8 {
+        if initial_local.is_some_and(|initial| *initial.ip() == local) {
+            return 0;
+        }
+        self.config
+            .interfaces
+            .iter()
+            .position(|interface| interface.address == local)
+            .map_or(0, |position| (position + 1).min(usize::from(u8::MAX)) as u8)
+    }
+
+    fn refuse_join(&mut self, syn: Arrival<'_, '_>, reason: ResetReason) {
         self.counters.mptcp_joins_refused += 1;
         self.send_reset(syn, Some(reason));
     }
@@ -655,10 +746,10 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             client.set_owner_option_reserve(DSS_OPTION_RESERVE);
             self.counters.mptcp_connections += 1;
         }
-        let connection = ProxiedConnection::new(id, client, session, rule.backend);
+        let initial = Subflow::new(client, interface, SubflowMptcp::initial());
+        let connection = ProxiedConnection::new(id, initial, session, rule.backend, rule.scheduler);
         let slot = Slot {
             connection,
-            client_interface: interface,
             backend_interface: backend_route.0,
             backend_local: None,
             armed: None,
@@ -682,7 +773,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         {
             self.local_tokens.insert(session.token(), index);
         }
-        self.flows.insert((local, remote), (index, Side::Client));
+        self.flows
+            .insert((local, remote), (index, Side::Subflow(0)));
         self.counters.connections_accepted += 1;
         self.after_activity(now, index);
     }
@@ -716,6 +808,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                     key,
                     self.config.mptcp_checksum_required,
                     capable.checksum_required,
+                    self.config.client_tcp.send_buffer as usize,
+                    self.config.client_tcp.receive_buffer as usize,
                 ));
             }
         }
@@ -748,6 +842,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.mptcp_fastcloses_sent += u64::from(events.fast_close_sent);
         self.counters.mptcp_fastcloses_received += u64::from(events.fast_close_received);
         self.counters.mptcp_fastcloses_ignored += u64::from(events.fast_close_ignored);
+        count_multipath_events(&mut self.counters, &events);
         if entry.connection.needs_backend() {
             self.open_backend(now, slot);
         }
@@ -922,6 +1017,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                     entry.dirty = false;
                     self.account_counters(slot);
                     self.arm_timer(slot);
+                    self.release_finished_subflows(slot);
                     self.release_if_finished(slot);
                 }
             }
@@ -939,11 +1035,10 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             return;
         };
         let (interface, local, remote) = match side {
-            Side::Client => (
-                entry.client_interface,
-                entry.connection.client.local(),
-                entry.connection.client.remote(),
-            ),
+            Side::Subflow(index) => match entry.connection.subflow(index) {
+                Some(subflow) => (subflow.interface, subflow.tcb.local(), subflow.tcb.remote()),
+                None => return,
+            },
             Side::Backend => match (entry.backend_local, entry.connection.backend.as_ref()) {
                 (Some(local), Some(backend)) => (entry.backend_interface, local, backend.remote()),
                 _ => return,
@@ -1089,6 +1184,43 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
     }
 
+    fn count_close_reason(&mut self, reason: CloseReason) {
+        match reason {
+            CloseReason::TimedOut => self.counters.tcp_timeouts += 1,
+            CloseReason::ResetByPeer => self.counters.tcp_resets_by_peer += 1,
+            CloseReason::KeepaliveTimeout => self.counters.keepalive_timeouts += 1,
+            CloseReason::FinWait2Timeout => self.counters.fin_wait_2_timeouts += 1,
+            CloseReason::UserTimeout => self.counters.user_timeouts += 1,
+            CloseReason::Graceful | CloseReason::Aborted => {}
+        }
+    }
+
+    /// A subflow leaves the flow table, into TIME-WAIT if it is there.
+    fn release_subflow(&mut self, subflow: &Subflow<P>) {
+        let flow = (subflow.tcb.local(), subflow.tcb.remote());
+        self.flows.remove(&flow);
+        self.keep_time_wait(flow, subflow.interface, &subflow.tcb);
+        if let Some(reason) = subflow.tcb.close_reason() {
+            self.count_close_reason(reason);
+        }
+    }
+
+    /// Subflows that finished while their connection goes on give back their place.
+    fn release_finished_subflows(&mut self, slot: usize) {
+        loop {
+            let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
+            if entry.connection.is_finished() {
+                return;
+            }
+            let Some((_, subflow)) = entry.connection.take_finished_subflow() else {
+                return;
+            };
+            self.release_subflow(&subflow);
+        }
+    }
+
     fn release_if_finished(&mut self, slot: usize) {
         let finished = self
             .slots
@@ -1102,9 +1234,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             return;
         };
         let connection = &entry.connection;
-        let client_flow = (connection.client.local(), connection.client.remote());
-        self.flows.remove(&client_flow);
-        self.keep_time_wait(client_flow, entry.client_interface, &connection.client);
+        for (_, subflow) in connection.subflows() {
+            self.release_subflow(subflow);
+        }
         if let (Some(local), Some(backend)) = (entry.backend_local, connection.backend.as_ref()) {
             let backend_flow = (local, backend.remote());
             self.flows.remove(&backend_flow);
@@ -1118,18 +1250,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .backend
             .as_ref()
             .and_then(|backend| backend.close_reason());
-        for reason in [connection.client.close_reason(), backend_reason]
-            .into_iter()
-            .flatten()
-        {
-            match reason {
-                CloseReason::TimedOut => self.counters.tcp_timeouts += 1,
-                CloseReason::ResetByPeer => self.counters.tcp_resets_by_peer += 1,
-                CloseReason::KeepaliveTimeout => self.counters.keepalive_timeouts += 1,
-                CloseReason::FinWait2Timeout => self.counters.fin_wait_2_timeouts += 1,
-                CloseReason::UserTimeout => self.counters.user_timeouts += 1,
-                CloseReason::Graceful | CloseReason::Aborted => {}
-            }
+        if let Some(reason) = backend_reason {
+            self.count_close_reason(reason);
         }
         self.free_slots.push(slot);
         self.live_connections -= 1;
@@ -1137,16 +1259,46 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     }
 }
 
-/// The token of an MP_JOIN SYN (RFC 8684 section 3.2), if the segment carries one.
-fn mp_join_token(syn: &TcpRepr<'_>) -> Option<u32> {
+/// What an MP_JOIN SYN (RFC 8684 section 3.2) asks for.
+#[derive(Debug, Clone, Copy)]
+struct JoinSyn {
+    token: u32,
+    nonce: u32,
+    address_id: u8,
+    backup: bool,
+}
+
+fn mp_join_syn(syn: &TcpRepr<'_>) -> Option<JoinSyn> {
     syn.options
         .mptcp
         .iter()
         .flatten()
         .find_map(|option| match option {
-            MptcpOption::MpJoin(MpJoin::Syn { receiver_token, .. }) => Some(*receiver_token),
+            MptcpOption::MpJoin(MpJoin::Syn {
+                receiver_token,
+                sender_nonce,
+                address_id,
+                backup,
+            }) => Some(JoinSyn {
+                token: *receiver_token,
+                nonce: *sender_nonce,
+                address_id: *address_id,
+                backup: *backup,
+            }),
             _ => None,
         })
+}
+
+/// The multipath events of one connection into the engine's totals.
+fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
+    counters.mptcp_joins_established += u64::from(events.joins_established);
+    counters.mptcp_join_hmac_failures += u64::from(events.join_hmac_failures);
+    counters.mptcp_data_acks_beyond_sent += u64::from(events.data_acks_beyond_sent);
+    counters.mptcp_prio_received += u64::from(events.priorities_received);
+    counters.mptcp_reinjected_bytes += events.reinjected_bytes;
+    counters.mptcp_subflow_failovers += u64::from(events.failovers);
+    counters.mptcp_data_duplicates += u64::from(events.data_duplicates);
+    counters.mptcp_data_overflows += u64::from(events.data_overflows);
 }
 
 #[cfg(test)]

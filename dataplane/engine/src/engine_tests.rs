@@ -63,12 +63,14 @@ fn engine() -> Engine<Bytes, ChaCha8Rng, Tokens> {
         proxies: vec![ProxyRule {
             listen: SocketAddrV4::new(APPLIANCE, 5000),
             backend: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000),
+            scheduler: crate::scheduler::SchedulerKind::default(),
         }],
         client_tcp: TcpTuning::default(),
         backend_tcp: TcpTuning::default(),
         mptcp_checksum_required: true,
         max_connections: 4,
         max_time_wait: 1024,
+        mptcp_max_subflows: 8,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     };

@@ -22,6 +22,7 @@ pub mod mptcp_keys;
 mod neighbor;
 mod payload;
 mod queue;
+pub mod scheduler;
 pub mod tcp;
 mod time;
 mod time_wait;
@@ -29,6 +30,7 @@ mod transmit;
 
 pub use client::{ClientConfig, ClientEngine, ClientEvent, ConnectionId};
 pub use config::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
+pub use connection::SubflowView;
 pub use counters::Counters;
 pub use engine::{Engine, TokenRegistry};
 pub use payload::Payload;

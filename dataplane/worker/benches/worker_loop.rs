@@ -128,6 +128,7 @@ fn worker_loop(c: &mut Criterion) {
         mptcp_checksum_required: true,
         max_connections: 16,
         max_time_wait: 16,
+        mptcp_max_subflows: 8,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     };

@@ -466,6 +466,7 @@ pub fn engine_config(
         .map(|proxy| ProxyRule {
             listen: proxy.listen,
             backend: proxy.backend,
+            scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         })
         .collect();
     let tcp = &config.tcp;
@@ -496,6 +497,7 @@ pub fn engine_config(
         mptcp_checksum_required: config.mptcp.checksum_required,
         max_connections: tcp.max_connections as usize,
         max_time_wait: tcp.max_time_wait as usize,
+        mptcp_max_subflows: 8,
         time_wait_reuse: tcp.time_wait_reuse,
         local_ports: tcp.local_port_range.0..=tcp.local_port_range.1,
     }

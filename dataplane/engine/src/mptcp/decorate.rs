@@ -1,26 +1,32 @@
 //! Our MPTCP options on the segments the subflow sends (RFC 8684 section 3).
 
 use mpterm_wire::checksum;
-use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MptcpOption};
+use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MpJoin, MptcpOption};
 use mpterm_wire::tcp::{TcpFlags, MAX_OPTIONS_LEN};
 
+use super::join::syn_ack_hmac;
+use super::subflow::{JoinState, SubflowMptcp};
 use super::MptcpSession;
 use crate::tcp::{OutgoingSegment, SegmentKind};
 use crate::Payload;
 
 impl<P: Payload> MptcpSession<P> {
-    /// Adds our MPTCP options to a segment about to leave on the subflow.
-    pub fn decorate(&self, segment: &mut OutgoingSegment<P>) {
+    /// Adds our MPTCP options to a segment about to leave on `subflow`.
+    pub fn decorate(&self, subflow: &SubflowMptcp<P>, segment: &mut OutgoingSegment<P>) {
         if self.fallen_back {
             // Section 3.7: a fallen-back subflow is plain TCP.
             return;
         }
         let flags = segment.repr.flags;
         if flags.contains(TcpFlags::RST) {
-            self.decorate_reset(segment);
+            self.decorate_reset(subflow, segment);
             return;
         }
         if flags.contains(TcpFlags::SYN) {
+            if let JoinState::Pending(handshake) = subflow.join {
+                self.decorate_join_syn_ack(handshake, segment);
+                return;
+            }
             // Section 3.1: the SYN/ACK carries our key; A if either side wants checksums.
             segment.repr.options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
                 version: 1,
@@ -47,14 +53,38 @@ impl<P: Payload> MptcpSession<P> {
             });
             return;
         }
-        self.decorate_with_dss(segment);
+        self.decorate_with_dss(subflow, segment);
+    }
+
+    /// Section 3.2: the SYN-ACK of a join carries our nonce, our address ID and the leftmost
+    /// 64 bits of our HMAC. The backup flag is the peer's to set: we do not ask for one.
+    fn decorate_join_syn_ack(
+        &self,
+        handshake: super::join::JoinHandshake,
+        segment: &mut OutgoingSegment<P>,
+    ) {
+        let Some(remote_key) = self.remote_key else {
+            return;
+        };
+        segment.repr.options.mptcp[0] = Some(MptcpOption::MpJoin(MpJoin::SynAck {
+            backup: false,
+            address_id: handshake.local_address_id,
+            truncated_hmac: syn_ack_hmac(
+                self.local_key,
+                remote_key,
+                handshake.local_nonce,
+                handshake.remote_nonce,
+            ),
+            sender_nonce: handshake.local_nonce,
+        }));
     }
 
     /// Section 3.6: our RSTs say why in MP_TCPRST; the one that ends a fast close also
     /// carries MP_FASTCLOSE (as Linux sends them, `mptcp_established_options`).
-    fn decorate_reset(&self, segment: &mut OutgoingSegment<P>) {
+    fn decorate_reset(&self, subflow: &SubflowMptcp<P>, segment: &mut OutgoingSegment<P>) {
         let options = &mut segment.repr.options;
-        let reset = Some(MptcpOption::MpTcpRst(self.reset_reason.option()));
+        let reason = subflow.reset_reason.unwrap_or(self.reset_reason);
+        let reset = Some(MptcpOption::MpTcpRst(reason.option()));
         match self.remote_key {
             Some(receiver_key) if segment.kind == SegmentKind::FastClose || self.fast_closing => {
                 options.mptcp = [Some(MptcpOption::MpFastclose { receiver_key }), reset];
@@ -63,18 +93,20 @@ impl<P: Payload> MptcpSession<P> {
         }
     }
 
-    fn decorate_with_dss(&self, segment: &mut OutgoingSegment<P>) {
+    fn decorate_with_dss(&self, subflow: &SubflowMptcp<P>, segment: &mut OutgoingSegment<P>) {
         let flags = segment.repr.flags;
-        let data_ack = Some(DataSeqWire::Bits64(self.rcv_data_nxt));
+        let data_ack = Some(DataSeqWire::Bits64(self.data_ack()));
         let mut dss = Dss {
             data_ack,
             mapping: None,
             data_fin: false,
         };
-        if let Some(payload) = segment.payload.as_ref() {
-            let data_seq = self
-                .send_data_base
-                .wrapping_add(u64::from(segment.relative_seq.wrapping_sub(1)));
+        let mapped = segment.payload.as_ref().and_then(|payload| {
+            // Every byte queued on a subflow was recorded with its data sequence number.
+            let data_seq = subflow.sent.data_seq_of(segment.relative_seq)?;
+            Some((payload, data_seq))
+        });
+        if let Some((payload, data_seq)) = mapped {
             let length = payload.len() as u16;
             dss.mapping = Some(DssMapping {
                 data_seq: DataSeqWire::Bits64(data_seq),

@@ -3,13 +3,23 @@
 //! The TCP layer ([`crate::tcp::Tcb`]) runs each subflow; this module reads the MPTCP options
 //! of the segments the subflow accepted (`options.rs`), assembles received DSS mappings and
 //! verifies their checksums (`mapping.rs`), delivers data in data-sequence order, and
-//! decorates outgoing subflow segments with MP_CAPABLE, DSS, MP_FASTCLOSE or MP_TCPRST options
-//! (`decorate.rs`). A connection owns a set of subflows ([`SubflowSet`]); it holds exactly
-//! one so far, the seam for joins is the set.
+//! decorates outgoing subflow segments with MP_CAPABLE, MP_JOIN, DSS, MP_FASTCLOSE or
+//! MP_TCPRST options (`decorate.rs`).
+//!
+//! The session is the connection level of section 2: the keys, the data-level send buffer
+//! (`send_buffer.rs`, freed by DATA_ACK only), the reassembly across subflows
+//! (`reassembly.rs`) and the DATA_FINs. What belongs to one subflow (its mapping being
+//! received, the data sequence numbers of what it carries, its join handshake) is in
+//! [`SubflowMptcp`] (`subflow.rs`), which the connection keeps beside the subflow's TCB and
+//! hands in with every call; `join.rs` holds the MP_JOIN HMACs.
 
 mod decorate;
+pub mod join;
 mod mapping;
 mod options;
+pub mod reassembly;
+pub mod send_buffer;
+pub mod subflow;
 
 use std::collections::VecDeque;
 
@@ -17,6 +27,9 @@ use mpterm_wire::mptcp::{DataSeqWire, MpTcpRst};
 
 pub use mapping::{MappingAssembly, MappingError};
 pub use options::{OptionOutcome, OptionsVerdict};
+pub use reassembly::{DataReassembly, Placement};
+pub use send_buffer::{DataRange, DataSendBuffer};
+pub use subflow::{JoinState, SentMappings, SubflowMptcp};
 
 use crate::mptcp_keys::{derive_from_key, KeyDerivation};
 use crate::tcp::ReceivedChunk;
@@ -26,40 +39,8 @@ use crate::Payload;
 /// checksum (RFC 8684 section 3.3, figure 5): 4 + 8 + 8 + 4 + 2 + 2.
 pub const DSS_OPTION_RESERVE: usize = 28;
 
-/// The most subflows one connection may hold. Only the initial subflow exists until MP_JOIN
-/// is implemented.
+/// The most subflows one connection may hold, whatever the configuration says.
 pub const MAX_SUBFLOWS: usize = 8;
-
-/// Identifies a subflow within its connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubflowId(pub u8);
-
-/// The subflows of one connection (RFC 8684 section 2). Holds one today.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubflowSet {
-    ids: [Option<SubflowId>; MAX_SUBFLOWS],
-}
-
-impl SubflowSet {
-    /// A set with the initial subflow (id 0, address ID 0 per RFC 8684 section 3.4).
-    pub fn with_initial() -> Self {
-        let mut ids = [None; MAX_SUBFLOWS];
-        ids[0] = Some(SubflowId(0));
-        SubflowSet { ids }
-    }
-
-    pub fn len(&self) -> usize {
-        self.ids.iter().flatten().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = SubflowId> + '_ {
-        self.ids.iter().flatten().copied()
-    }
-}
 
 /// Why an MPTCP connection must be reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +107,6 @@ impl ResetReason {
 /// Data-level state of one MPTCP connection.
 #[derive(Debug)]
 pub struct MptcpSession<P: Payload> {
-    subflows: SubflowSet,
     local_key: u64,
     local: KeyDerivation,
     /// Known once the third ACK (or the first data) arrived (section 3.1).
@@ -136,13 +116,11 @@ pub struct MptcpSession<P: Payload> {
     checksums: bool,
     /// The connection fell back to plain TCP (section 3.7).
     fallen_back: bool,
-    /// A DSS from the peer has been seen, so its first data carries one.
-    data_seen: bool,
 
     // Receive direction (client to us).
-    /// Next data sequence number we expect (our DATA_ACK).
-    rcv_data_nxt: u64,
-    assembly: MappingAssembly<P>,
+    /// Data across subflows, put in data-sequence order; its next expected byte is our
+    /// DATA_ACK.
+    reassembly: DataReassembly<P>,
     /// Data verified and in data-sequence order, waiting for the relay.
     ready: VecDeque<P>,
     ready_bytes: usize,
@@ -151,12 +129,12 @@ pub struct MptcpSession<P: Payload> {
     peer_data_fin_reached: bool,
 
     // Send direction (us to client).
-    /// Data sequence number of relative subflow sequence 1 on the initial subflow.
-    send_data_base: u64,
-    /// Highest DATA_ACK received.
-    snd_data_una: u64,
+    /// Data toward the peer until DATA_ACKed (section 3.3.2).
+    send: DataSendBuffer<P>,
     /// Data sequence number of our DATA_FIN once we close.
     local_data_fin: Option<u64>,
+    /// A DATA_ACK covered our DATA_FIN.
+    local_data_fin_acked: bool,
 
     /// The connection is being fast-closed (section 3.5): our RST carries MP_FASTCLOSE.
     fast_closing: bool,
@@ -167,11 +145,19 @@ pub struct MptcpSession<P: Payload> {
 impl<P: Payload> MptcpSession<P> {
     /// A server-side session for a client SYN that asked for MPTCP v1 (section 3.1): our key is
     /// `local_key` (its token already registered), `client_wants_checksums` is the SYN's A bit.
-    pub fn new(local_key: u64, checksum_required: bool, client_wants_checksums: bool) -> Self {
+    /// The data-level buffers hold `send_buffer` bytes toward the client and `receive_buffer`
+    /// bytes ahead of a gap from it.
+    pub fn new(
+        local_key: u64,
+        checksum_required: bool,
+        client_wants_checksums: bool,
+        send_buffer: usize,
+        receive_buffer: usize,
+    ) -> Self {
         let local = derive_from_key(local_key);
+        // Section 3.3: our first data byte is our IDSN + 1.
         let send_data_base = local.initial_data_seq.wrapping_add(1);
         MptcpSession {
-            subflows: SubflowSet::with_initial(),
             local_key,
             local,
             remote_key: None,
@@ -179,16 +165,14 @@ impl<P: Payload> MptcpSession<P> {
             // RFC 8684 section 3.1: checksums are used if either host sets A.
             checksums: checksum_required || client_wants_checksums,
             fallen_back: false,
-            data_seen: false,
-            rcv_data_nxt: 0,
-            assembly: MappingAssembly::new(),
+            reassembly: DataReassembly::new(receive_buffer),
             ready: VecDeque::new(),
             ready_bytes: 0,
             peer_data_fin: None,
             peer_data_fin_reached: false,
-            send_data_base,
-            snd_data_una: send_data_base,
+            send: DataSendBuffer::new(send_data_base, send_buffer),
             local_data_fin: None,
+            local_data_fin_acked: false,
             fast_closing: false,
             reset_reason: ResetReason::Unspecified,
         }
@@ -198,8 +182,9 @@ impl<P: Payload> MptcpSession<P> {
         self.local.token
     }
 
-    pub fn subflows(&self) -> &SubflowSet {
-        &self.subflows
+    /// Our key and the peer's, once known: what MP_JOIN's HMACs are keyed with.
+    pub fn keys(&self) -> Option<(u64, u64)> {
+        self.remote_key.map(|remote| (self.local_key, remote))
     }
 
     pub fn checksums_enabled(&self) -> bool {
@@ -234,9 +219,11 @@ impl<P: Payload> MptcpSession<P> {
         self.remote_key.is_some()
     }
 
-    /// Bytes held here that still count against the subflow's receive window.
+    /// Bytes held at the data level that still count against the connection's receive
+    /// window (section 3.3.4): ready for the relay, or ahead of a gap. The subflows' mappings
+    /// being assembled are added by the connection.
     pub fn held_bytes(&self) -> usize {
-        self.ready_bytes + self.assembly.held_bytes()
+        self.ready_bytes + self.reassembly.ahead_bytes()
     }
 
     /// The peer ended its data stream and everything before it was taken.
@@ -246,8 +233,30 @@ impl<P: Payload> MptcpSession<P> {
 
     /// Our DATA_FIN is acknowledged by a DATA_ACK.
     pub fn local_data_fin_acknowledged(&self) -> bool {
-        self.local_data_fin
-            .is_some_and(|fin| self.snd_data_una > fin)
+        self.local_data_fin_acked
+    }
+
+    fn data_fin_acknowledged_to(&mut self, data_ack: u64) {
+        if self
+            .local_data_fin
+            .is_some_and(|fin| data_seq_after(data_ack, fin))
+        {
+            self.local_data_fin_acked = true;
+        }
+    }
+
+    /// The data-level send buffer (toward the peer).
+    pub fn send_buffer(&self) -> &DataSendBuffer<P> {
+        &self.send
+    }
+
+    pub fn send_buffer_mut(&mut self) -> &mut DataSendBuffer<P> {
+        &mut self.send
+    }
+
+    /// Our DATA_FIN is decided: the data stream toward the peer ends.
+    pub fn is_closing(&self) -> bool {
+        self.local_data_fin.is_some()
     }
 
     /// The next verified in-order data for the relay.
@@ -272,27 +281,37 @@ impl<P: Payload> MptcpSession<P> {
             let remote = derive_from_key(key);
             self.remote_key = Some(key);
             // Section 3.3: the first data byte of the peer is its IDSN + 1.
-            self.rcv_data_nxt = remote.initial_data_seq.wrapping_add(1);
+            self.reassembly
+                .set_next_expected(remote.initial_data_seq.wrapping_add(1));
             self.remote = Some(remote);
         }
     }
 
-    /// Takes in-order subflow payload (from [`crate::tcp::Tcb::recv`]) into the data level.
+    /// Our DATA_ACK: the next data sequence number expected.
+    fn data_ack(&self) -> u64 {
+        self.reassembly.next_expected()
+    }
+
+    /// Takes in-order payload of `subflow` (from [`crate::tcp::Tcb::recv`]) into the data
+    /// level.
     pub fn handle_subflow_data(
         &mut self,
+        subflow: &mut SubflowMptcp<P>,
         chunk: ReceivedChunk<P>,
     ) -> Result<OptionOutcome, MptcpError> {
         let mut outcome = OptionOutcome::default();
         if self.fallen_back {
-            self.rcv_data_nxt = self.rcv_data_nxt.wrapping_add(chunk.payload.len() as u64);
+            let next = self.reassembly.next_expected();
+            self.reassembly
+                .set_next_expected(next.wrapping_add(chunk.payload.len() as u64));
             self.push_ready(chunk.payload);
             return Ok(outcome);
         }
-        self.assembly.add(chunk, self.checksums)?;
-        while let Some((data_seq, payload)) = self.assembly.pop_released() {
-            self.deliver_in_data_order(data_seq, payload)?;
+        subflow.assembly.add(chunk, self.checksums)?;
+        while let Some((data_seq, payload)) = subflow.assembly.pop_released() {
+            self.deliver_in_data_order(data_seq, payload, &mut outcome);
         }
-        let announced = self
+        let announced = subflow
             .assembly
             .take_verified_data_fin()
             .is_some_and(|fin| self.announce_peer_data_fin(fin));
@@ -300,26 +319,22 @@ impl<P: Payload> MptcpSession<P> {
         Ok(outcome)
     }
 
-    /// Section 3.3.1: data arrives at the data level by data sequence number. Bytes already
-    /// received (a data-level retransmission) are trimmed; a gap cannot occur with one subflow
-    /// and is a mapping error rather than a silent loss.
-    fn deliver_in_data_order(&mut self, data_seq: u64, payload: P) -> Result<(), MptcpError> {
-        let end = data_seq.wrapping_add(payload.len() as u64);
-        if end.wrapping_sub(self.rcv_data_nxt) as i64 <= 0 {
-            return Ok(());
+    /// Section 3.3.1: data arrives at the data level by data sequence number, from any
+    /// subflow; bytes already received (a reinjection) are trimmed, bytes ahead of a gap wait.
+    fn deliver_in_data_order(&mut self, data_seq: u64, payload: P, outcome: &mut OptionOutcome) {
+        let ready = &mut self.ready;
+        let ready_bytes = &mut self.ready_bytes;
+        let placement = self.reassembly.insert(data_seq, payload, |payload| {
+            if !payload.is_empty() {
+                *ready_bytes += payload.len();
+                ready.push_back(payload);
+            }
+        });
+        match placement {
+            Placement::Duplicate => outcome.data_duplicates += 1,
+            Placement::Overflow => outcome.data_overflows += 1,
+            Placement::InOrder | Placement::Ahead => {}
         }
-        let offset = self.rcv_data_nxt.wrapping_sub(data_seq) as i64;
-        if offset < 0 {
-            return Err(MptcpError::MappingMismatch);
-        }
-        let payload = if offset > 0 {
-            payload.slice(offset as usize..payload.len())
-        } else {
-            payload
-        };
-        self.rcv_data_nxt = end;
-        self.push_ready(payload);
-        Ok(())
     }
 
     fn push_ready(&mut self, payload: P) {
@@ -336,7 +351,7 @@ impl<P: Payload> MptcpSession<P> {
     fn announce_peer_data_fin(&mut self, fin: u64) -> bool {
         match self.peer_data_fin {
             Some(_) => {}
-            None if data_seq_after(self.rcv_data_nxt, fin) => return false,
+            None if data_seq_after(self.data_ack(), fin) => return false,
             None => self.peer_data_fin = Some(fin),
         }
         self.try_reach_peer_data_fin()
@@ -344,8 +359,8 @@ impl<P: Payload> MptcpSession<P> {
 
     fn try_reach_peer_data_fin(&mut self) -> bool {
         match self.peer_data_fin {
-            Some(fin) if !self.peer_data_fin_reached && fin == self.rcv_data_nxt => {
-                self.rcv_data_nxt = fin.wrapping_add(1);
+            Some(fin) if !self.peer_data_fin_reached && fin == self.data_ack() => {
+                self.reassembly.set_next_expected(fin.wrapping_add(1));
                 self.peer_data_fin_reached = true;
                 true
             }
@@ -353,19 +368,20 @@ impl<P: Payload> MptcpSession<P> {
         }
     }
 
-    /// Marks our data stream finished after `bytes_sent` data bytes on the subflow: the DATA_FIN
-    /// takes the next data sequence number (section 3.3.3).
-    pub fn close(&mut self, bytes_sent: u64) {
+    /// Marks our data stream finished after everything queued in the send buffer: the
+    /// DATA_FIN takes the next data sequence number (section 3.3.3).
+    pub fn close(&mut self) {
         if self.local_data_fin.is_none() {
-            self.local_data_fin = Some(self.send_data_base.wrapping_add(bytes_sent));
+            self.local_data_fin = Some(self.send.end());
         }
     }
 
     /// A subflow FIN with all data delivered is the end of the peer's stream too when it never
-    /// sent a DATA_FIN and we hold one subflow (a lenient reading of section 3.3.3).
-    pub fn peer_closed_subflow(&mut self) -> bool {
-        if self.peer_data_fin.is_none() && self.assembly.held_bytes() == 0 {
-            self.peer_data_fin = Some(self.rcv_data_nxt);
+    /// sent a DATA_FIN and the connection has that one subflow (a lenient reading of section
+    /// 3.3.3). `assembling` is what the subflow's mapping still holds.
+    pub fn peer_closed_only_subflow(&mut self, assembling: usize) -> bool {
+        if self.peer_data_fin.is_none() && assembling == 0 && self.reassembly.ahead_bytes() == 0 {
+            self.peer_data_fin = Some(self.data_ack());
             return self.try_reach_peer_data_fin();
         }
         false

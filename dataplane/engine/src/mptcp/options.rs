@@ -4,10 +4,12 @@
 //! this code, so a blind one cannot move a DATA_ACK, announce a DATA_FIN or force a fallback.
 
 use mpterm_wire::checksum;
-use mpterm_wire::mptcp::{DataSeqWire, Dss, MpCapable, MpTcpRst, MptcpOption};
+use mpterm_wire::mptcp::{DataSeqWire, Dss, MpCapable, MpJoin, MpTcpRst, MptcpOption};
 use mpterm_wire::tcp::{TcpFlags, TcpRepr};
 
-use super::{data_seq_after, expand_data_seq, MptcpError, MptcpSession};
+use super::join::third_ack_hmac;
+use super::subflow::{JoinState, SubflowMptcp};
+use super::{expand_data_seq, MptcpError, MptcpSession};
 use crate::tcp::{Accepted, ReceivedMapping};
 use crate::Payload;
 
@@ -29,6 +31,19 @@ pub struct OptionOutcome {
     /// The options break a rule the connection cannot recover from (a DATA_FIN mapping with a
     /// bad or missing checksum).
     pub error: Option<MptcpError>,
+    /// A DATA_ACK for data we never sent (section 3.3.2): ignored.
+    pub data_ack_beyond_sent: bool,
+    /// The third ACK of a join carried the right HMAC: the subflow may carry data.
+    pub join_verified: bool,
+    /// The third ACK of a join carried a wrong HMAC (section 3.2): the subflow is reset.
+    pub join_hmac_failed: bool,
+    /// MP_PRIO (section 3.3.8): the backup flag, for this subflow or for the subflows of the
+    /// given address ID.
+    pub priority: Option<(bool, Option<u8>)>,
+    /// Verified data bytes that were all received before (reinjections), in pieces.
+    pub data_duplicates: u32,
+    /// Verified data dropped for lack of room ahead of a gap.
+    pub data_overflows: u32,
 }
 
 /// The session's answer to the TCP layer for one accepted segment.
@@ -46,6 +61,7 @@ impl<P: Payload> MptcpSession<P> {
     /// its payload. `accepted` says how the TCP layer accepted it.
     pub fn handle_options(
         &mut self,
+        subflow: &mut SubflowMptcp<P>,
         segment: &TcpRepr<'_>,
         payload_len: usize,
         accepted: Accepted,
@@ -66,14 +82,60 @@ impl<P: Payload> MptcpSession<P> {
         }
         match accepted {
             Accepted::Reset => self.handle_reset_options(segment, &mut verdict.outcome),
+            _ if matches!(subflow.join, JoinState::Pending(_)) => {
+                self.handle_join_ack(subflow, segment, &mut verdict)
+            }
             Accepted::HandshakeAck if self.remote_key.is_none() => {
-                self.handle_handshake_ack(segment, payload_len, &mut verdict)
+                self.handle_handshake_ack(subflow, segment, payload_len, &mut verdict)
             }
             Accepted::HandshakeAck | Accepted::Synchronized => {
-                self.handle_synchronized_options(segment, payload_len, &mut verdict)
+                self.handle_synchronized_options(subflow, segment, payload_len, &mut verdict)
             }
         }
         verdict
+    }
+
+    /// Section 3.2: the third ACK of a join carries MP_JOIN with the initiator's full HMAC.
+    /// Until one with the right HMAC arrives, nothing of the subflow is acknowledged: its
+    /// segments are withheld (a Linux initiator repeats the MP_JOIN ACK on every segment until
+    /// our ACK of it arrives, and sends no data before). A wrong HMAC resets the subflow.
+    fn handle_join_ack(
+        &mut self,
+        subflow: &mut SubflowMptcp<P>,
+        segment: &TcpRepr<'_>,
+        verdict: &mut OptionsVerdict,
+    ) {
+        let JoinState::Pending(handshake) = subflow.join else {
+            return;
+        };
+        let received = segment
+            .options
+            .mptcp
+            .iter()
+            .flatten()
+            .find_map(|option| match option {
+                MptcpOption::MpJoin(MpJoin::Ack { hmac }) => Some(*hmac),
+                _ => None,
+            });
+        let (Some(received), Some(remote_key)) = (received, self.remote_key) else {
+            verdict.withhold = true;
+            return;
+        };
+        let expected = third_ack_hmac(
+            self.local_key,
+            remote_key,
+            handshake.local_nonce,
+            handshake.remote_nonce,
+        );
+        if received == expected {
+            subflow.join = JoinState::Verified {
+                local_address_id: handshake.local_address_id,
+            };
+            verdict.outcome.join_verified = true;
+        } else {
+            verdict.withhold = true;
+            verdict.outcome.join_hmac_failed = true;
+        }
     }
 
     /// Section 3.6 and 3.5: a RST may carry the peer's reason and an MP_FASTCLOSE.
@@ -119,6 +181,7 @@ impl<P: Payload> MptcpSession<P> {
     /// (section 3.7): then we fall back, as Linux does.
     fn handle_handshake_ack(
         &mut self,
+        subflow: &mut SubflowMptcp<P>,
         segment: &TcpRepr<'_>,
         payload_len: usize,
         verdict: &mut OptionsVerdict,
@@ -132,7 +195,7 @@ impl<P: Payload> MptcpSession<P> {
         }
         if self.remote_key.is_some() {
             if payload_len > 0 {
-                self.data_seen = true;
+                subflow.data_seen = true;
             }
             return;
         }
@@ -146,6 +209,7 @@ impl<P: Payload> MptcpSession<P> {
 
     fn handle_synchronized_options(
         &mut self,
+        subflow: &mut SubflowMptcp<P>,
         segment: &TcpRepr<'_>,
         payload_len: usize,
         verdict: &mut OptionsVerdict,
@@ -159,7 +223,11 @@ impl<P: Payload> MptcpSession<P> {
                 }
                 MptcpOption::Dss(dss) => {
                     saw_mptcp = true;
-                    self.handle_dss(dss, payload_len, verdict);
+                    self.handle_dss(subflow, dss, payload_len, verdict);
+                }
+                MptcpOption::MpPrio { backup, address_id } => {
+                    saw_mptcp = true;
+                    verdict.outcome.priority = Some((*backup, *address_id));
                 }
                 MptcpOption::MpFastclose { receiver_key } => {
                     saw_mptcp = true;
@@ -173,14 +241,14 @@ impl<P: Payload> MptcpSession<P> {
         // Section 3.7: data without any MPTCP option before the first DSS means a middlebox
         // stripped the options: fall back to regular TCP.
         let syn = segment.flags.contains(TcpFlags::SYN);
-        if payload_len > 0 && !saw_mptcp && !self.data_seen && !syn {
+        if payload_len > 0 && !saw_mptcp && !subflow.data_seen && !syn {
             self.fallen_back = true;
             verdict.outcome.fell_back = true;
             verdict.mapping = None;
             return;
         }
         if payload_len > 0 && saw_mptcp {
-            self.data_seen = true;
+            subflow.data_seen = true;
         }
     }
 
@@ -214,17 +282,15 @@ impl<P: Payload> MptcpSession<P> {
         }
     }
 
-    fn handle_dss(&mut self, dss: &Dss, payload_len: usize, verdict: &mut OptionsVerdict) {
+    fn handle_dss(
+        &mut self,
+        subflow: &SubflowMptcp<P>,
+        dss: &Dss,
+        payload_len: usize,
+        verdict: &mut OptionsVerdict,
+    ) {
         if let Some(ack) = dss.data_ack {
-            // Section 3.3.2: a DATA_ACK is cumulative; 32-bit ones are the low bits.
-            let ack = expand_data_seq(ack, self.snd_data_una);
-            let within_sent = self
-                .local_data_fin
-                .is_none_or(|fin| !data_seq_after(ack, fin.wrapping_add(1)));
-            if data_seq_after(ack, self.snd_data_una) && within_sent {
-                self.snd_data_una = ack;
-                verdict.outcome.data_acked = true;
-            }
+            self.handle_data_ack(ack, &mut verdict.outcome);
         }
         let Some(dss_mapping) = dss.mapping else {
             return;
@@ -236,13 +302,13 @@ impl<P: Payload> MptcpSession<P> {
         };
         let data_seq = match dss_mapping.data_seq {
             DataSeqWire::Bits64(data_seq) => data_seq,
-            wire => expand_data_seq(wire, self.rcv_data_nxt.max(remote.initial_data_seq)),
+            wire => expand_data_seq(wire, self.data_ack().max(remote.initial_data_seq)),
         };
         if dss_mapping.data_level_length == 0 {
             // Section 3.7: an infinite mapping, the peer fell back. Bytes of a mapping whose
             // checksum is still incomplete could then never be verified nor released: rather
             // than lose them silently, the connection is reset.
-            if self.assembly.held_bytes() > 0 {
+            if subflow.assembly.held_bytes() > 0 {
                 verdict.outcome.error = Some(MptcpError::MappingMismatch);
                 return;
             }
@@ -278,6 +344,28 @@ impl<P: Payload> MptcpSession<P> {
             checksum: dss_mapping.checksum,
             data_fin: dss.data_fin,
         });
+    }
+
+    /// Section 3.3.2: a DATA_ACK is cumulative (32-bit ones are the low bits) and frees the
+    /// data-level send buffer. One beyond what any subflow was given, or our DATA_FIN, acks
+    /// data never sent: ignored, as Linux ignores it (`check_data_ack`'s "ack beyond
+    /// snd_nxt"), and counted.
+    fn handle_data_ack(&mut self, wire: DataSeqWire, outcome: &mut OptionOutcome) {
+        let unacknowledged = self.send.unacknowledged();
+        let ack = expand_data_seq(wire, unacknowledged);
+        let sent_end = match self.local_data_fin {
+            Some(fin) if self.send.all_scheduled() => fin.wrapping_add(1),
+            _ => self.send.scheduled_end(),
+        };
+        if super::data_seq_after(ack, sent_end) {
+            outcome.data_ack_beyond_sent = true;
+            return;
+        }
+        if super::data_seq_after(ack, unacknowledged) {
+            self.send.acknowledge(ack);
+            self.data_fin_acknowledged_to(ack);
+            outcome.data_acked = true;
+        }
     }
 
     /// Section 3.3.1: with checksums in use, a DATA_FIN-only mapping's checksum covers the

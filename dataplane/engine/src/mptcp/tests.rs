@@ -67,8 +67,87 @@ fn segment_with(options: &TcpOptions<'static>) -> TcpRepr<'static> {
     }
 }
 
+/// A session with its one subflow's MPTCP state, called as the connection calls them.
+struct Fixture {
+    session: MptcpSession<Bytes>,
+    subflow: SubflowMptcp<Bytes>,
+}
+
+impl Fixture {
+    fn new(checksum_required: bool, client_wants_checksums: bool) -> Self {
+        Fixture {
+            session: MptcpSession::new(
+                SERVER_KEY,
+                checksum_required,
+                client_wants_checksums,
+                1 << 16,
+                1 << 16,
+            ),
+            subflow: SubflowMptcp::initial(),
+        }
+    }
+
+    fn handle_options(
+        &mut self,
+        segment: &TcpRepr<'_>,
+        payload_len: usize,
+        accepted: Accepted,
+    ) -> OptionsVerdict {
+        self.session
+            .handle_options(&mut self.subflow, segment, payload_len, accepted)
+    }
+
+    fn handle_subflow_data(
+        &mut self,
+        chunk: ReceivedChunk<Bytes>,
+    ) -> Result<OptionOutcome, MptcpError> {
+        self.session.handle_subflow_data(&mut self.subflow, chunk)
+    }
+
+    /// Decorates as the connection does, the payload's bytes sent at the data sequence
+    /// number their subflow sequence number gives on a lone subflow.
+    fn decorate(&mut self, segment: &mut OutgoingSegment<Bytes>) {
+        if let Some(payload) = segment.payload.as_ref() {
+            let base = derive_from_key(SERVER_KEY).initial_data_seq.wrapping_add(1);
+            let data_seq = base.wrapping_add(u64::from(segment.relative_seq - 1));
+            self.subflow
+                .sent
+                .record(segment.relative_seq, data_seq, payload.len() as u32);
+        }
+        self.session.decorate(&self.subflow, segment);
+    }
+
+    /// What the data level and the subflow's mapping hold against the receive window.
+    fn held_bytes(&self) -> usize {
+        self.session.held_bytes() + self.subflow.assembly.held_bytes()
+    }
+
+    /// Closes after `bytes` sent on the subflow.
+    fn close(&mut self, bytes: usize) {
+        let buffer = self.session.send_buffer_mut();
+        buffer.push(Bytes::from(vec![0u8; bytes]));
+        while let Some((data_seq, payload, again)) = buffer.peek_next(usize::MAX) {
+            buffer.consume(data_seq, payload.len(), again);
+        }
+        self.session.close();
+    }
+}
+
+impl core::ops::Deref for Fixture {
+    type Target = MptcpSession<Bytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.session
+    }
+}
+
+impl core::ops::DerefMut for Fixture {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.session
+    }
+}
+
 fn handle(
-    session: &mut MptcpSession<Bytes>,
+    session: &mut Fixture,
     options: &TcpOptions<'static>,
     payload_len: usize,
     accepted: Accepted,
@@ -96,8 +175,8 @@ fn data_fin_only(data_seq: u64, right_checksum: bool) -> TcpOptions<'static> {
     options
 }
 
-fn established() -> MptcpSession<Bytes> {
-    let mut session = MptcpSession::new(SERVER_KEY, true, false);
+fn established() -> Fixture {
+    let mut session = Fixture::new(true, false);
     let verdict = handle(&mut session, &third_ack(), 0, Accepted::HandshakeAck);
     assert!(verdict.mapping.is_none());
     assert!(!verdict.withhold);
@@ -108,7 +187,7 @@ fn established() -> MptcpSession<Bytes> {
 
 /// Feeds one segment's options and payload as the TCP layer would.
 fn receive(
-    session: &mut MptcpSession<Bytes>,
+    session: &mut Fixture,
     options: &TcpOptions<'static>,
     subflow_seq: u32,
     data: &'static [u8],
@@ -121,7 +200,7 @@ fn receive(
     })
 }
 
-fn drain(session: &mut MptcpSession<Bytes>) -> Vec<u8> {
+fn drain(session: &mut Fixture) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(chunk) = session.pop_ready() {
         out.extend_from_slice(&chunk);
@@ -201,7 +280,7 @@ fn data_level_retransmission_is_trimmed() {
 
 #[test]
 fn first_data_on_mp_capable_maps_to_idsn_plus_one() {
-    let mut session = MptcpSession::<Bytes>::new(SERVER_KEY, true, false);
+    let mut session = Fixture::new(true, false);
     let data = b"first";
     let mut sum = checksum::dss_pseudo_header(client_data_seq(0), 1, data.len() as u16, 0);
     sum.add_bytes(data);
@@ -282,7 +361,7 @@ fn outgoing(
 
 #[test]
 fn outgoing_segments_carry_a_checksummed_mapping_and_the_data_ack() {
-    let session = established();
+    let mut session = established();
     let mut segment = outgoing(1, Some(b"backend bytes"), TcpFlags::ACK);
     session.decorate(&mut segment);
     let Some(MptcpOption::Dss(dss)) = segment.repr.options.mptcp[0] else {
@@ -310,7 +389,7 @@ fn outgoing_segments_carry_a_checksummed_mapping_and_the_data_ack() {
 
 #[test]
 fn syn_ack_carries_our_key_and_the_checksum_flag() {
-    let session = MptcpSession::<Bytes>::new(SERVER_KEY, false, true);
+    let mut session = Fixture::new(false, true);
     let mut segment = outgoing(0, None, TcpFlags::SYN | TcpFlags::ACK);
     session.decorate(&mut segment);
     let Some(MptcpOption::MpCapable(capable)) = segment.repr.options.mptcp[0] else {

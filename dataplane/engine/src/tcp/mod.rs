@@ -561,6 +561,49 @@ impl<P: Payload> Tcb<P> {
         self.send_queue.len()
     }
 
+    /// The congestion window in bytes.
+    pub fn congestion_window(&self) -> u32 {
+        self.congestion.window()
+    }
+
+    /// The smoothed round-trip time, once a sample was taken (RFC 6298).
+    pub fn smoothed_rtt(&self) -> Option<core::time::Duration> {
+        self.rtt.smoothed()
+    }
+
+    /// Retransmission timeouts in a row without progress.
+    pub fn consecutive_timeouts(&self) -> u32 {
+        self.consecutive_timeouts
+    }
+
+    /// How many more bytes an owner feeding this TCB on demand (an MPTCP scheduler) should
+    /// queue now: what the congestion and send windows allow beyond what is queued. With
+    /// nothing queued, at least one segment, so that a zero window is still probed.
+    pub fn send_room(&self) -> usize {
+        if self.send_capacity() == 0 {
+            return 0;
+        }
+        let window = self.congestion.window().min(self.snd_wnd.max(1)) as usize;
+        let room = window.saturating_sub(self.send_queue.len());
+        let room = if self.send_queue.is_empty() {
+            room.max(self.max_payload_per_segment())
+        } else {
+            room
+        };
+        room.min(self.send_capacity())
+    }
+
+    /// The relative sequence number (1 is the first data byte) of the first byte not yet
+    /// acknowledged.
+    pub fn unacknowledged_relative_seq(&self) -> u32 {
+        self.snd_una.distance_from(self.iss) as u32
+    }
+
+    /// The relative sequence number the next byte queued with [`Tcb::send`] will have.
+    pub fn next_queued_relative_seq(&self) -> u32 {
+        (self.released_seq + self.send_queue.len() as u32).distance_from(self.iss) as u32
+    }
+
     /// True when everything queued, and the FIN if one was queued, is acknowledged.
     pub fn all_sent_acknowledged(&self) -> bool {
         self.send_queue.is_empty()

@@ -130,12 +130,14 @@ pub fn server_config(checksums: bool) -> EngineConfig {
         proxies: vec![ProxyRule {
             listen: LISTEN,
             backend: BACKEND,
+            scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],
         client_tcp: tuning(),
         backend_tcp: tuning(),
         mptcp_checksum_required: checksums,
         max_connections: 1024,
         max_time_wait: 1 << 16,
+        mptcp_max_subflows: 8,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     }

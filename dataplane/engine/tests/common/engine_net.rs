@@ -76,12 +76,14 @@ pub fn config() -> EngineConfig {
         proxies: vec![ProxyRule {
             listen: LISTEN,
             backend: BACKEND,
+            scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],
         client_tcp: tuning(),
         backend_tcp: tuning(),
         mptcp_checksum_required: true,
         max_connections: 8,
         max_time_wait: 1024,
+        mptcp_max_subflows: 8,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     }
