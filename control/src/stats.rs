@@ -157,8 +157,32 @@ define_counters! {
     mptcp_fastcloses_received,
     /// MP_FASTCLOSE options ignored because they did not carry our key.
     mptcp_fastcloses_ignored,
-    /// MP_JOIN SYNs refused with RST and MP_TCPRST (joins are not accepted yet).
+    /// MP_JOIN SYNs refused with RST and MP_TCPRST (the reasons are counted below).
     mptcp_joins_refused,
+    /// MP_JOIN SYNs received (RFC 8684 section 3.2).
+    mptcp_join_syns_received,
+    /// Joins whose third ACK carried the right HMAC: subflows added.
+    mptcp_joins_established,
+    /// Join SYNs for a token no connection has (refused, MP_TCPRST reason 1).
+    mptcp_join_unknown_token,
+    /// Join SYNs beyond a connection's subflow limit (refused).
+    mptcp_join_over_limit,
+    /// Join SYNs for a connection that takes none now (refused).
+    mptcp_join_not_accepted,
+    /// Joins whose third ACK carried a wrong HMAC (reset).
+    mptcp_join_hmac_failures,
+    /// DATA_ACKs for data never sent, ignored.
+    mptcp_data_acks_beyond_sent,
+    /// MP_PRIO options received.
+    mptcp_prio_received,
+    /// Bytes sent again on another subflow than the one that first carried them.
+    mptcp_reinjected_bytes,
+    /// Subflows that died or stalled while another took over their data.
+    mptcp_subflow_failovers,
+    /// Verified data pieces the client sent twice, trimmed.
+    mptcp_data_duplicates,
+    /// Verified data dropped for lack of room in the connection's receive window.
+    mptcp_data_overflows,
     /// Keepalive probes sent on idle connections.
     keepalive_probes_sent,
     /// Connection sides given up because the peer answered no keepalive probe.
@@ -302,17 +326,29 @@ mod tests {
             mptcp_fastcloses_received: 38,
             mptcp_fastcloses_ignored: 39,
             mptcp_joins_refused: 40,
-            keepalive_probes_sent: 41,
-            keepalive_timeouts: 42,
-            fin_wait_2_timeouts: 43,
-            user_timeouts: 44,
-            time_wait_entered: 45,
-            time_wait_overflows: 46,
-            time_wait_reused: 47,
-            time_wait_acks_sent: 48,
-            rx_dropped_time_wait: 49,
-            connections_open: 50,
-            time_wait_open: 51,
+            mptcp_join_syns_received: 41,
+            mptcp_joins_established: 42,
+            mptcp_join_unknown_token: 43,
+            mptcp_join_over_limit: 44,
+            mptcp_join_not_accepted: 45,
+            mptcp_join_hmac_failures: 46,
+            mptcp_data_acks_beyond_sent: 47,
+            mptcp_prio_received: 48,
+            mptcp_reinjected_bytes: 49,
+            mptcp_subflow_failovers: 50,
+            mptcp_data_duplicates: 51,
+            mptcp_data_overflows: 52,
+            keepalive_probes_sent: 53,
+            keepalive_timeouts: 54,
+            fin_wait_2_timeouts: 55,
+            user_timeouts: 56,
+            time_wait_entered: 57,
+            time_wait_overflows: 58,
+            time_wait_reused: 59,
+            time_wait_acks_sent: 60,
+            rx_dropped_time_wait: 61,
+            connections_open: 62,
+            time_wait_open: 63,
         }
     }
 
@@ -327,7 +363,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 51);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 63);
     }
 
     #[test]

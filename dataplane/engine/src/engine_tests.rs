@@ -380,8 +380,8 @@ fn refused_join(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>, join: &TcpRepr<'
 
 #[test]
 fn mp_join_syns_are_refused_with_mp_tcprst_and_leave_no_state() {
-    // RFC 8684 section 3.2: until joins exist, every MP_JOIN SYN gets a RST with MP_TCPRST
-    // (section 3.6): "MPTCP-specific error" for a token never issued.
+    // RFC 8684 section 3.2: a join for a token never issued gets a RST with MP_TCPRST
+    // (section 3.6) saying "MPTCP-specific error".
     let mut engine = engine();
     let reason = refused_join(&mut engine, &mp_join_syn(0xdead_beef, 40001));
     assert_eq!(reason, 0x01);
@@ -390,7 +390,8 @@ fn mp_join_syns_are_refused_with_mp_tcprst_and_leave_no_state() {
     assert_eq!(engine.counters().mptcp_joins_refused, 1);
     assert!(engine.tokens.registered.is_empty());
 
-    // A join naming one of our connections is refused too, as administratively prohibited.
+    // A join naming one of our connections before it is fully established (the client's key
+    // is not known yet) is refused too, as administratively prohibited.
     let mut options = TcpOptions::default();
     options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
         version: 1,
@@ -487,4 +488,189 @@ fn tables_are_sized_at_start_up_and_never_grow_under_load() {
         before,
         "2,000 connections fit the tables sized at start-up"
     );
+}
+
+/// The TCP segments the engine sent toward the client (ARP and backend frames left out).
+fn segments_to_client(frames: &[Vec<u8>]) -> Vec<TcpRepr<'_>> {
+    frames
+        .iter()
+        .filter(|frame| {
+            EthernetFrame::new_checked(&frame[..])
+                .is_ok_and(|ethernet| ethernet.ethertype() == ethernet::ETHERTYPE_IPV4)
+        })
+        .map(|frame| parse_tcp(frame))
+        .filter(|(dst, _)| *dst == CLIENT)
+        .map(|(_, repr)| repr)
+        .collect()
+}
+
+const CLIENT_KEY: u64 = 0x1111_2222_3333_4444;
+
+/// An MPTCP connection from port 40000, fully established (the third ACK carried both keys).
+/// Returns our key and the SYN-ACK's sequence number.
+fn established_mptcp(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> (u64, SeqNumber) {
+    let capable = |sender_key, receiver_key| {
+        let mut options = TcpOptions::default();
+        options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            checksum_required: false,
+            extensibility: false,
+            no_new_subflows_to_source: false,
+            hmac_sha256: true,
+            sender_key,
+            receiver_key,
+            data_level_length: None,
+            checksum: None,
+        }));
+        options
+    };
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&syn(capable(Some(CLIENT_KEY), None), 5000), &[]),
+    );
+    let output = all_output(engine);
+    let syn_ack = segments_to_client(&output)[0];
+    let Some(MptcpOption::MpCapable(MpCapable {
+        sender_key: Some(server_key),
+        ..
+    })) = syn_ack.options.mptcp[0]
+    else {
+        panic!("no key in {syn_ack:?}")
+    };
+    let third_ack = TcpRepr {
+        seq: SeqNumber(1001),
+        ack: syn_ack.seq + 1,
+        flags: TcpFlags::ACK,
+        ..syn(capable(Some(CLIENT_KEY), Some(server_key)), 5000)
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&third_ack, &[]));
+    all_output(engine);
+    (server_key, syn_ack.seq)
+}
+
+/// Sends a join SYN from port 40001 and returns the SYN-ACK's MP_JOIN fields and sequence.
+fn join_syn_ack(
+    engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>,
+    token: u32,
+) -> (u64, u32, u8, SeqNumber) {
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&mp_join_syn(token, 40001), &[]));
+    let output = all_output(engine);
+    let answers = segments_to_client(&output);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let syn_ack = answers[0];
+    assert_eq!(syn_ack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(syn_ack.dst_port, 40001);
+    let Some(MptcpOption::MpJoin(mpterm_wire::mptcp::MpJoin::SynAck {
+        truncated_hmac,
+        sender_nonce,
+        address_id,
+        backup,
+    })) = syn_ack.options.mptcp[0]
+    else {
+        panic!("no MP_JOIN in {syn_ack:?}")
+    };
+    assert!(!backup);
+    (truncated_hmac, sender_nonce, address_id, syn_ack.seq)
+}
+
+fn join_third_ack(server_seq: SeqNumber, hmac: [u8; 20]) -> TcpRepr<'static> {
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::MpJoin(mpterm_wire::mptcp::MpJoin::Ack {
+        hmac,
+    }));
+    TcpRepr {
+        src_port: 40001,
+        seq: SeqNumber(1001),
+        ack: server_seq + 1,
+        flags: TcpFlags::ACK,
+        ..syn(options, 5000)
+    }
+}
+
+#[test]
+fn a_join_with_the_right_hmacs_becomes_a_subflow_and_gets_its_fourth_ack() {
+    use crate::mptcp::join::{syn_ack_hmac, third_ack_hmac};
+    let mut engine = engine();
+    let (server_key, _) = established_mptcp(&mut engine);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    let (truncated, server_nonce, address_id, server_seq) = join_syn_ack(&mut engine, token);
+    // RFC 8684 section 3.2, as the Linux client checks it (`subflow_thmac_valid`).
+    let client_nonce = 0x5555_aaaa;
+    assert_eq!(
+        truncated,
+        syn_ack_hmac(server_key, CLIENT_KEY, server_nonce, client_nonce)
+    );
+    assert_eq!(address_id, 0, "the join came to the initial subflow's address");
+    let hmac = third_ack_hmac(server_key, CLIENT_KEY, server_nonce, client_nonce);
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&join_third_ack(server_seq, hmac), &[]),
+    );
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    assert_eq!(answers.len(), 1, "the fourth ACK: {answers:?}");
+    assert_eq!(answers[0].flags, TcpFlags::ACK);
+    assert_eq!(answers[0].ack, SeqNumber(1001));
+    assert!(
+        matches!(answers[0].options.mptcp[0], Some(MptcpOption::Dss(_))),
+        "an established subflow's ACK carries the DATA_ACK"
+    );
+    assert_eq!(engine.counters().mptcp_join_syns_received, 1);
+    assert_eq!(engine.counters().mptcp_joins_established, 1);
+    let mut subflows = Vec::new();
+    engine.visit_connections(|_, views| subflows.extend(views.map(|view| (view.index, view.joining))));
+    assert_eq!(subflows, [(0, false), (1, false)]);
+}
+
+#[test]
+fn a_join_with_a_wrong_hmac_is_reset_and_leaves_the_connection_alone() {
+    let mut engine = engine();
+    let (server_key, _) = established_mptcp(&mut engine);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    let (_, _, _, server_seq) = join_syn_ack(&mut engine, token);
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&join_third_ack(server_seq, [0x42; 20]), &[]),
+    );
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].flags.contains(TcpFlags::RST));
+    let Some(MptcpOption::MpTcpRst(reason)) = answers[0].options.mptcp[0] else {
+        panic!("no MP_TCPRST: {:?}", answers[0])
+    };
+    assert_eq!(reason.reason, 0x03, "administratively prohibited, as Linux");
+    assert_eq!(engine.counters().mptcp_join_hmac_failures, 1);
+    assert_eq!(engine.counters().mptcp_joins_established, 0);
+    assert_eq!(engine.connection_count(), 1);
+    let mut subflows = 0;
+    engine.visit_connections(|_, views| subflows += views.count());
+    assert_eq!(subflows, 1, "the failed join gave back its place");
+}
+
+#[test]
+fn joins_beyond_the_subflow_limit_are_refused_and_keep_no_state() {
+    let mut engine = engine();
+    let (server_key, _) = established_mptcp(&mut engine);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    // A flood of join SYNs that never complete: the limit (8 with the initial one) holds.
+    let mut refused = 0;
+    for port in 0..100u16 {
+        let join = mp_join_syn(token, 41000 + port);
+        engine.handle_frame(Instant::ZERO, 0, tcp_frame(&join, &[]));
+        let output = all_output(&mut engine);
+        let answers = segments_to_client(&output);
+        assert_eq!(answers.len(), 1);
+        if answers[0].flags.contains(TcpFlags::RST) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 93);
+    assert_eq!(engine.counters().mptcp_join_over_limit, 93);
+    let mut subflows = 0;
+    engine.visit_connections(|_, views| subflows += views.count());
+    assert_eq!(subflows, 8);
 }

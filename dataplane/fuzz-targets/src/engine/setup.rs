@@ -64,6 +64,7 @@ pub fn fuzz_engine_config() -> EngineConfig {
         proxies: vec![ProxyRule {
             listen: LISTEN,
             backend: BACKEND,
+            scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],
         // Small buffers (the configuration's minimum), so that a few bursts fill windows.
         client_tcp: small_buffers,
@@ -72,6 +73,7 @@ pub fn fuzz_engine_config() -> EngineConfig {
         max_connections: MAX_CONNECTIONS,
         // Few TIME-WAIT entries and backend ports, so that churn exhausts both.
         max_time_wait: 4,
+        mptcp_max_subflows: 8,
         time_wait_reuse: true,
         local_ports: 49152..=49159,
     }
