@@ -267,8 +267,13 @@ impl Harness {
                 );
             }
             let peers = &self.peers;
-            let source = interface.address;
-            let reference = |dst: Ipv4Addr, port: u16| {
+            let own_addresses: Vec<Ipv4Addr> = self
+                .config
+                .interfaces
+                .iter()
+                .map(|interface| interface.address)
+                .collect();
+            let reference = |source: Ipv4Addr, dst: Ipv4Addr, port: u16| {
                 peers
                     .iter()
                     .find(|peer| {
@@ -277,7 +282,7 @@ impl Harness {
                     })
                     .and_then(Peer::expected_data_seq)
             };
-            match frames::check_emitted(&interface, &frame, reference) {
+            match frames::check_emitted(&interface, &own_addresses, &frame, reference) {
                 Emitted::Arp(arp) => self.answer_arp(transmit.interface, &arp),
                 Emitted::IcmpEchoReply => {}
                 Emitted::Tcp {
