@@ -34,6 +34,9 @@ fi
 MPTERM_LAB_SH_LOADED=1
 
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# LAB_LINKEM=1 runs every client path through the link emulator (linkem.sh).
+# shellcheck source=tests/lab/linkem.sh
+source "$LAB_DIR/linkem.sh"
 LAB_PREFIX="${LAB_PREFIX:-mpt}"
 LAB_APPLIANCE="${LAB_APPLIANCE:-${APPLIANCE:-mpterm}}"
 # Each lab prefix gets its own output directory, so concurrent runs do not mix their reports.
@@ -178,7 +181,7 @@ lab_add_client_path() {
     client_addr="$(lab_path_client_addr "$k")"
     app_addr="$(lab_path_app_addr "$k")"
     table="$(lab_path_table "$k")"
-    ip -n "$client" link add "$client_if" type veth peer name "$app_if" netns "$app"
+    lab_link_client_path "$client" "$app" "$k" "$client_if" "$app_if"
     lab_disable_offloads "$client" "$client_if"
     lab_disable_offloads "$app" "$app_if"
     ip -n "$client" addr add "$client_addr/24" dev "$client_if"
@@ -194,6 +197,18 @@ lab_add_client_path() {
     # The kernel path manager: one extra subflow from this address, no announced addresses
     # needed (ip-mptcp(8), LAB.md).
     ip -n "$client" mptcp endpoint add "$client_addr" dev "$client_if" subflow
+}
+
+# The link of client path K between CLIENT_IF (client namespace) and APP_IF (app namespace):
+# one veth pair, or with LAB_LINKEM=1 two, through the link emulator's namespace (linkem.sh).
+#   lab_link_client_path CLIENT_NS APP_NS K CLIENT_IF APP_IF
+lab_link_client_path() {
+    local client="$1" app="$2" k="$3" client_if="$4" app_if="$5"
+    if [[ "$LAB_LINKEM" == 1 ]]; then
+        linkem_add_path "$client" "$app" "$k" "$client_if" "$app_if"
+    else
+        ip -n "$client" link add "$client_if" type veth peer name "$app_if" netns "$app"
+    fi
 }
 
 # All client paths beyond the first; the path manager may open one subflow per extra path and
@@ -375,6 +390,10 @@ lab_up() {
         lab_log "LAB_PATHS=$LAB_PATHS: 1..$LAB_MAX_PATHS client paths"
         return 1
     fi
+    if [[ "$LAB_MIDDLEBOX" == 1 && "$LAB_LINKEM" == 1 ]]; then
+        lab_log "LAB_MIDDLEBOX=1 and LAB_LINKEM=1 both put something on path 1: choose one"
+        return 1
+    fi
     lab_down_quiet
     lab_prune_old_output
     mkdir -p "$LAB_OUT" "$LAB_STATE_DIR"
@@ -392,7 +411,7 @@ lab_up() {
     if [[ "$LAB_MIDDLEBOX" == 1 ]]; then
         lab_add_middlebox "$client" "$app"
     else
-        ip -n "$client" link add "$LAB_IF_CLIENT" type veth peer name "$LAB_IF_APP_CLIENT" netns "$app"
+        lab_link_client_path "$client" "$app" 1 "$LAB_IF_CLIENT" "$LAB_IF_APP_CLIENT"
     fi
     ip -n "$backend" link add "$LAB_IF_BACKEND" type veth peer name "$LAB_IF_APP_BACKEND" netns "$app"
 
@@ -432,13 +451,13 @@ lab_up() {
     fi
 
     lab_set_client_mptcp "$checksum"
-    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX paths=$LAB_PATHS"
+    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX paths=$LAB_PATHS linkem=$LAB_LINKEM"
 }
 
 # Removes the lab with the current prefix. Never fails: it is what traps call.
 lab_down_quiet() {
     local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_linkem)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             lab_kill_ns_processes "$ns"
             # Deleting the namespace destroys the veth ends it holds, and their peers with them.
@@ -475,7 +494,7 @@ lab_kill_ns_processes() {
 lab_down_stale() {
     local ns prefix owner
     while read -r ns _; do
-        [[ "$ns" =~ ^(.+)-(client|mbox|app|backend)$ ]] || continue
+        [[ "$ns" =~ ^(.+)-(client|mbox|linkem|app|backend)$ ]] || continue
         prefix="${BASH_REMATCH[1]}"
         [[ "$prefix" == mpt* ]] || continue
         owner="$(cat "$LAB_STATE_DIR/$prefix.owner" 2>/dev/null || true)"
@@ -491,7 +510,7 @@ lab_down_stale() {
 
 lab_status() {
     local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_linkem)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             echo "== $ns"
             ip -n "$ns" -br addr
@@ -540,7 +559,7 @@ lab_main() {
             ;;
         status) lab_status ;;
         *)
-            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin|haproxy] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1..8] $0 up|down|status" >&2
+            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin|haproxy] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1..8] [LAB_LINKEM=0|1] $0 up|down|status" >&2
             return 2
             ;;
     esac
