@@ -36,6 +36,7 @@
 //! max_time_wait = 262144            # TIME-WAIT entries held apart from connections, 0..=16777216
 //! time_wait_reuse = true            # reuse a backend port in TIME-WAIT with timestamps (RFC 6191)
 //! local_port_range = [49152, 65535] # source ports toward backends, 1024..=65535
+//! congestion_control = "newreno"    # client side: "newreno" (default), "lia" or "olia"
 //!
 //! [tcp.client]                      # optional: the client side's liveness limits
 //! keepalive = true                  # probe idle connections, default true
@@ -402,10 +403,44 @@ pub struct TcpConfig {
     /// Source ports for connections toward backends, inclusive (Linux's
     /// `ip_local_port_range`).
     pub local_port_range: (u16, u16),
+    /// Congestion control of the client side (MPTCP subflows and plain TCP clients); the
+    /// backend side always uses NewReno.
+    pub congestion_control: CongestionAlgorithm,
     /// Liveness limits of the client side.
     pub client: TcpSideConfig,
     /// Liveness limits of the backend side.
     pub backend: TcpSideConfig,
+}
+
+/// A congestion control algorithm (`tcp.congestion_control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionAlgorithm {
+    /// NewReno (RFC 5681, RFC 6582), every subflow on its own.
+    #[default]
+    NewReno,
+    /// LIA (RFC 6356): an MPTCP connection's subflows coupled so that together they take no
+    /// more than one TCP flow on their best path would.
+    Lia,
+    /// OLIA (draft-khalili-mptcp-congestion-control-05): coupled like LIA, moving traffic to
+    /// the better paths.
+    Olia,
+}
+
+impl CongestionAlgorithm {
+    /// The configuration file's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CongestionAlgorithm::NewReno => "newreno",
+            CongestionAlgorithm::Lia => "lia",
+            CongestionAlgorithm::Olia => "olia",
+        }
+    }
+}
+
+impl fmt::Display for CongestionAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The limits that keep one connection side from living forever without progress.
@@ -452,6 +487,7 @@ impl Default for TcpConfig {
             max_time_wait: 262_144,
             time_wait_reuse: true,
             local_port_range: (49_152, 65_535),
+            congestion_control: CongestionAlgorithm::NewReno,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig::default(),
         }
@@ -616,6 +652,7 @@ struct RawTcp {
     max_time_wait: Option<u64>,
     time_wait_reuse: Option<bool>,
     local_port_range: Option<[u64; 2]>,
+    congestion_control: Option<String>,
     client: Option<RawTcpSide>,
     backend: Option<RawTcpSide>,
 }
@@ -891,6 +928,19 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
             (first, last)
         }
     };
+    let congestion_control = match raw.congestion_control.as_deref() {
+        None => defaults.congestion_control,
+        Some("newreno") => CongestionAlgorithm::NewReno,
+        Some("lia") => CongestionAlgorithm::Lia,
+        Some("olia") => CongestionAlgorithm::Olia,
+        Some(other) => {
+            return Err(ConfigError::UnknownValue {
+                key: "tcp.congestion_control".to_owned(),
+                value: other.to_owned(),
+                expected: "newreno, lia, olia",
+            })
+        }
+    };
     let side = |raw: &Option<RawTcpSide>, name: &str| match raw {
         Some(raw) => validate_tcp_side(raw, name),
         None => Ok(TcpSideConfig::default()),
@@ -906,6 +956,7 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         max_time_wait,
         time_wait_reuse: raw.time_wait_reuse.unwrap_or(defaults.time_wait_reuse),
         local_port_range,
+        congestion_control,
         client: side(&raw.client, "client")?,
         backend: side(&raw.backend, "backend")?,
     })

@@ -2,7 +2,9 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use mpterm_control::config::{Config, ConfigError, Route, TcpConfig, TcpSideConfig, WorkerConfig};
+use mpterm_control::config::{
+    Config, ConfigError, CongestionAlgorithm, Route, TcpConfig, TcpSideConfig, WorkerConfig,
+};
 use tracing::level_filters::LevelFilter;
 
 const EXAMPLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mpterm.toml");
@@ -107,6 +109,7 @@ connect_timeout_ms = 3000
 max_time_wait = 0
 time_wait_reuse = false
 local_port_range = [20000, 20009]
+congestion_control = \"olia\"
 [tcp.backend]
 keepalive = false
 keepalive_idle_ms = 1000
@@ -138,6 +141,7 @@ args = [\"--no-huge\"]
             max_time_wait: 0,
             time_wait_reuse: false,
             local_port_range: (20_000, 20_009),
+            congestion_control: CongestionAlgorithm::Olia,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig {
                 keepalive: false,
@@ -529,6 +533,40 @@ fn unknown_checksum_mode_is_rejected() {
     assert_message(
         &format!("{MINIMAL}\n[mptcp]\nchecksum = \"on\"\n"),
         "config key mptcp.checksum: unknown value \"on\", expected one of required, off",
+    );
+}
+
+#[test]
+fn congestion_control_defaults_to_newreno_and_reads_every_algorithm() {
+    let config = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(config.tcp.congestion_control, CongestionAlgorithm::NewReno);
+    for (word, algorithm) in [
+        ("newreno", CongestionAlgorithm::NewReno),
+        ("lia", CongestionAlgorithm::Lia),
+        ("olia", CongestionAlgorithm::Olia),
+    ] {
+        let text = format!("{MINIMAL}\n[tcp]\ncongestion_control = \"{word}\"\n");
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.tcp.congestion_control, algorithm, "{word}");
+        assert_eq!(algorithm.to_string(), word);
+    }
+}
+
+#[test]
+fn unknown_congestion_control_is_rejected() {
+    assert_message(
+        &format!("{MINIMAL}\n[tcp]\ncongestion_control = \"cubic\"\n"),
+        "config key tcp.congestion_control: unknown value \"cubic\", expected one of newreno, lia, olia",
+    );
+    // The names are lower case, as the other words of the file.
+    assert_message(
+        &format!("{MINIMAL}\n[tcp]\ncongestion_control = \"LIA\"\n"),
+        "config key tcp.congestion_control: unknown value \"LIA\", expected one of newreno, lia, olia",
+    );
+    assert!(
+        error_of(&format!("{MINIMAL}\n[tcp]\ncongestion_control = 1\n"))
+            .to_string()
+            .starts_with("config key tcp.congestion_control:")
     );
 }
 

@@ -112,20 +112,19 @@ appliance_mpterm_tcp_section() {
     printf '\n\n[tcp]\nconnect_timeout_ms = %s' "$APPLIANCE_CONNECT_TIMEOUT_MS"
 }
 
-# The [[interface]] block of the second client path (LAB_PATHS=2), nothing otherwise.
+# The [[interface]] blocks of client paths 2..LAB_PATHS (lab.sh), nothing with one path. Path k
+# is DPDK port k (port 0 is path 1, port 1 the backend side).
 appliance_mpterm_second_path_interface() {
-    [[ "$LAB_PATHS" == 2 ]] || return 0
-    # Starts with an empty line: it follows the previous block's last line directly.
-    printf '\n\n'
-    cat <<EOF
-[[interface]]
-name = "client-side-2"
-port = "$(appliance_mpterm_port 2)"
-address = "$LAB_APP_CLIENT_ADDR_2/24"
-EOF
+    local k
+    for ((k = 2; k <= LAB_PATHS; k++)); do
+        # Starts with an empty line and ends without a newline: it follows the previous block's
+        # last line directly, and the caller's text goes on after it.
+        printf '\n\n[[interface]]\nname = "client-side-%s"\nport = "%s"\naddress = "%s/24"' \
+            "$k" "$(appliance_mpterm_port "$k")" "$(lab_path_app_addr "$k")"
+    done
 }
 
-# The DPDK device name of mpterm's port N (0 client side, 1 backend side, 2 second path).
+# The DPDK device name of mpterm's port N (0 client side, 1 backend side, k client path k >= 2).
 appliance_mpterm_port() {
     case "$LAB_DPDK_DEVICE" in
         af_xdp) echo "net_af_xdp$1" ;;
@@ -155,9 +154,10 @@ appliance_mpterm_eal_args() {
     local args='"--no-huge", "-m", "512", "--no-pci", "--no-shconf"'
     args+=", \"$(appliance_mpterm_vdev 0 "$LAB_IF_APP_CLIENT")\""
     args+=", \"$(appliance_mpterm_vdev 1 "$LAB_IF_APP_BACKEND")\""
-    if [[ "$LAB_PATHS" == 2 ]]; then
-        args+=", \"$(appliance_mpterm_vdev 2 "$LAB_IF_APP_CLIENT_2")\""
-    fi
+    local k
+    for ((k = 2; k <= LAB_PATHS; k++)); do
+        args+=", \"$(appliance_mpterm_vdev "$k" "$(lab_path_if_app "$k")")\""
+    done
     echo "[$args]"
 }
 
@@ -196,6 +196,8 @@ appliance_start_kernel_standin() {
     # The stand-in's server side negotiates DSS checksums from its own namespace's sysctl, so it
     # must agree with the client's for "checksum required" to mean the same as with mpterm.
     lab_exec app sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
+    # Linux accepts 2 subflows per connection by default; the lab has up to 8 paths (LAB_PATHS).
+    lab_exec app ip mptcp limits set subflows "$LAB_MAX_PATHS" add_addr_accepted "$LAB_MAX_PATHS"
     local timeout_args=()
     if [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" ]]; then
         local seconds
@@ -272,7 +274,7 @@ appliance_start_haproxy() {
         return 1
     fi
     # The server side of MPTCP negotiates DSS checksums from its own namespace's sysctl; the
-    # path manager's limits let the client's extra subflow (LAB_PATHS=2) join.
+    # path manager's limits let the client's extra subflows (LAB_PATHS) join.
     lab_exec app sysctl -qw net.mptcp.enabled=1 "net.mptcp.checksum_enabled=$checksum"
     lab_exec app ip mptcp limits set subflows 8 add_addr_accepted 8
     # Both `ip netns exec` and `mptcpize run` exec, so $! is HAProxy itself (-db: foreground).

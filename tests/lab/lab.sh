@@ -5,7 +5,7 @@
 #
 #   ns ${LAB_PREFIX}-client        ns ${LAB_PREFIX}-app              ns ${LAB_PREFIX}-backend
 #   c0 198.18.0.1/24 ==veth== a0  [appliance]  b0 ==veth== s0 198.19.0.2/24
-#   c1 198.18.1.1/24 ==veth== a1  (second path, LAB_PATHS=2 only)
+#   c1 198.18.1.1/24 ==veth== a1  (path 2, LAB_PATHS >= 2 only; path k: c<k-1> 198.18.<k-1>.1)
 #
 # LAB_MIDDLEBOX=1 runs c0's link through a bridge in ns ${LAB_PREFIX}-mbox, where nftables can
 # impair it.
@@ -34,6 +34,9 @@ fi
 MPTERM_LAB_SH_LOADED=1
 
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# LAB_LINKEM=1 runs every client path through the link emulator (linkem.sh).
+# shellcheck source=tests/lab/linkem.sh
+source "$LAB_DIR/linkem.sh"
 LAB_PREFIX="${LAB_PREFIX:-mpt}"
 LAB_APPLIANCE="${LAB_APPLIANCE:-${APPLIANCE:-mpterm}}"
 # Each lab prefix gets its own output directory, so concurrent runs do not mix their reports.
@@ -60,17 +63,26 @@ LAB_IF_BACKEND=s0
 LAB_IF_MBOX_CLIENT=m0
 LAB_IF_MBOX_APP=m1
 
-# LAB_PATHS=2 adds a second client path (LAB.md's "Shape"): c1 198.18.1.1/24 ==veth== a1, with
-# the appliance's 198.18.1.2/24 on a1 (net_af_packet2 for mpterm). The client's kernel path
-# manager opens an extra subflow from 198.18.1.1 to the same appliance address 198.18.0.2 (an
-# MPTCP "subflow" endpoint on c1), routed over c1 via 198.18.1.2 by a source-address rule.
+# LAB_PATHS=N (1..8) gives the client N paths to the appliance (LAB.md's "Shape"). Path 1 is
+# c0 ==veth== a0 above; path k >= 2 is its own veth pair c<k-1> 198.18.<k-1>.1/24 ==veth== a<k-1>,
+# with the appliance's 198.18.<k-1>.2/24 there (mpterm's DPDK port net_af_packet<k>; port 1 is the
+# backend side). The client connects to the path-1 address 198.18.0.2 only. Its kernel path
+# manager opens one extra subflow per path from 198.18.<k-1>.1 to that same address (a "subflow"
+# endpoint on c<k-1>), and a source-address rule (table 100+k) sends it out of c<k-1> via
+# 198.18.<k-1>.2, so that it reaches the appliance on path k's own port.
 LAB_PATHS="${LAB_PATHS:-1}"
+LAB_MAX_PATHS=8
+# Path 2's client end, for the scripts that use two paths (scenarios.sh, perf/lab/).
+# shellcheck disable=SC2034
 LAB_IF_CLIENT_2=c1
-LAB_IF_APP_CLIENT_2=a1
-LAB_CLIENT_ADDR_2=198.18.1.1
-LAB_APP_CLIENT_ADDR_2=198.18.1.2
-# Routing table in the client namespace for traffic sourced from the second path's address.
-LAB_PATH2_TABLE=102
+
+# Path k's names (1-based): the client's and the appliance's veth end, their addresses and the
+# client's routing table for traffic from path k's address.
+lab_path_if_client() { echo "c$(($1 - 1))"; }
+lab_path_if_app() { echo "a$(($1 - 1))"; }
+lab_path_client_addr() { echo "198.18.$(($1 - 1)).1"; }
+lab_path_app_addr() { echo "198.18.$(($1 - 1)).2"; }
+lab_path_table() { echo "$((100 + $1))"; }
 
 # LAB_MIDDLEBOX=1 puts a bridge namespace between the client and the appliance (see
 # lab_add_middlebox); 0 (default) joins c0 and a0 directly.
@@ -161,25 +173,52 @@ lab_add_middlebox() {
     ip -n "$mbox" link set br0 up
 }
 
-# The second client path (LAB_PATHS=2), see LAB_PATHS above.
-lab_add_second_path() {
-    local client="$1" app="$2"
-    ip -n "$client" link add "$LAB_IF_CLIENT_2" type veth peer name "$LAB_IF_APP_CLIENT_2" netns "$app"
-    lab_disable_offloads "$client" "$LAB_IF_CLIENT_2"
-    lab_disable_offloads "$app" "$LAB_IF_APP_CLIENT_2"
-    ip -n "$client" addr add "$LAB_CLIENT_ADDR_2/24" dev "$LAB_IF_CLIENT_2"
-    ip -n "$client" link set "$LAB_IF_CLIENT_2" up
-    ip -n "$app" link set "$LAB_IF_APP_CLIENT_2" up
+# Client path K >= 2 (LAB_PATHS), see LAB_PATHS above: lab_add_client_path CLIENT_NS APP_NS K
+lab_add_client_path() {
+    local client="$1" app="$2" k="$3" client_if app_if client_addr app_addr table
+    client_if="$(lab_path_if_client "$k")"
+    app_if="$(lab_path_if_app "$k")"
+    client_addr="$(lab_path_client_addr "$k")"
+    app_addr="$(lab_path_app_addr "$k")"
+    table="$(lab_path_table "$k")"
+    lab_link_client_path "$client" "$app" "$k" "$client_if" "$app_if"
+    lab_disable_offloads "$client" "$client_if"
+    lab_disable_offloads "$app" "$app_if"
+    ip -n "$client" addr add "$client_addr/24" dev "$client_if"
+    ip -n "$client" link set "$client_if" up
+    ip -n "$app" link set "$app_if" up
     if lab_appliance_is_kernel; then
-        ip -n "$app" addr add "$LAB_APP_CLIENT_ADDR_2/24" dev "$LAB_IF_APP_CLIENT_2"
+        ip -n "$app" addr add "$app_addr/24" dev "$app_if"
     fi
-    # Packets from the second address leave through c1, whatever their destination.
-    ip -n "$client" route add default via "$LAB_APP_CLIENT_ADDR_2" dev "$LAB_IF_CLIENT_2" table "$LAB_PATH2_TABLE"
-    ip -n "$client" rule add from "$LAB_CLIENT_ADDR_2" table "$LAB_PATH2_TABLE"
-    # The kernel path manager: one extra subflow from the second address, no announced
-    # addresses needed (ip-mptcp(8), LAB.md).
-    ip -n "$client" mptcp limits set subflows 8 add_addr_accepted 8
-    ip -n "$client" mptcp endpoint add "$LAB_CLIENT_ADDR_2" dev "$LAB_IF_CLIENT_2" subflow
+    # A subflow from path k's address to the appliance's path-1 address leaves through path k
+    # (its next hop is the appliance's path-k address), not through c0 as the main table says.
+    ip -n "$client" route add "$LAB_APP_CLIENT_ADDR/32" via "$app_addr" dev "$client_if" table "$table"
+    ip -n "$client" rule add from "$client_addr" table "$table"
+    # The kernel path manager: one extra subflow from this address, no announced addresses
+    # needed (ip-mptcp(8), LAB.md).
+    ip -n "$client" mptcp endpoint add "$client_addr" dev "$client_if" subflow
+}
+
+# The link of client path K between CLIENT_IF (client namespace) and APP_IF (app namespace):
+# one veth pair, or with LAB_LINKEM=1 two, through the link emulator's namespace (linkem.sh).
+#   lab_link_client_path CLIENT_NS APP_NS K CLIENT_IF APP_IF
+lab_link_client_path() {
+    local client="$1" app="$2" k="$3" client_if="$4" app_if="$5"
+    if [[ "$LAB_LINKEM" == 1 ]]; then
+        linkem_add_path "$client" "$app" "$k" "$client_if" "$app_if"
+    else
+        ip -n "$client" link add "$client_if" type veth peer name "$app_if" netns "$app"
+    fi
+}
+
+# All client paths beyond the first; the path manager may open one subflow per extra path and
+# accept as many announced addresses.
+lab_add_client_paths() {
+    local client="$1" app="$2" k
+    ip -n "$client" mptcp limits set subflows "$((LAB_PATHS - 1))" add_addr_accepted "$((LAB_PATHS - 1))"
+    for ((k = 2; k <= LAB_PATHS; k++)); do
+        lab_add_client_path "$client" "$app" "$k"
+    done
 }
 
 # Prints "TX RX" byte counts of an interface in one of the lab's namespaces.
@@ -347,6 +386,14 @@ lab_up() {
     app="$(lab_ns_app)"
     backend="$(lab_ns_backend)"
 
+    if ! [[ "$LAB_PATHS" =~ ^[1-9]$ ]] || ((LAB_PATHS > LAB_MAX_PATHS)); then
+        lab_log "LAB_PATHS=$LAB_PATHS: 1..$LAB_MAX_PATHS client paths"
+        return 1
+    fi
+    if [[ "$LAB_MIDDLEBOX" == 1 && "$LAB_LINKEM" == 1 ]]; then
+        lab_log "LAB_MIDDLEBOX=1 and LAB_LINKEM=1 both put something on path 1: choose one"
+        return 1
+    fi
     lab_down_quiet
     lab_prune_old_output
     mkdir -p "$LAB_OUT" "$LAB_STATE_DIR"
@@ -364,7 +411,7 @@ lab_up() {
     if [[ "$LAB_MIDDLEBOX" == 1 ]]; then
         lab_add_middlebox "$client" "$app"
     else
-        ip -n "$client" link add "$LAB_IF_CLIENT" type veth peer name "$LAB_IF_APP_CLIENT" netns "$app"
+        lab_link_client_path "$client" "$app" 1 "$LAB_IF_CLIENT" "$LAB_IF_APP_CLIENT"
     fi
     ip -n "$backend" link add "$LAB_IF_BACKEND" type veth peer name "$LAB_IF_APP_BACKEND" netns "$app"
 
@@ -399,18 +446,18 @@ lab_up() {
             ;;
     esac
 
-    if [[ "$LAB_PATHS" == 2 ]]; then
-        lab_add_second_path "$client" "$app"
+    if ((LAB_PATHS > 1)); then
+        lab_add_client_paths "$client" "$app"
     fi
 
     lab_set_client_mptcp "$checksum"
-    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX paths=$LAB_PATHS"
+    lab_log "up: prefix=$LAB_PREFIX appliance=$LAB_APPLIANCE checksum=$checksum middlebox=$LAB_MIDDLEBOX paths=$LAB_PATHS linkem=$LAB_LINKEM"
 }
 
 # Removes the lab with the current prefix. Never fails: it is what traps call.
 lab_down_quiet() {
     local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_linkem)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             lab_kill_ns_processes "$ns"
             # Deleting the namespace destroys the veth ends it holds, and their peers with them.
@@ -447,7 +494,7 @@ lab_kill_ns_processes() {
 lab_down_stale() {
     local ns prefix owner
     while read -r ns _; do
-        [[ "$ns" =~ ^(.+)-(client|mbox|app|backend)$ ]] || continue
+        [[ "$ns" =~ ^(.+)-(client|mbox|linkem|app|backend)$ ]] || continue
         prefix="${BASH_REMATCH[1]}"
         [[ "$prefix" == mpt* ]] || continue
         owner="$(cat "$LAB_STATE_DIR/$prefix.owner" 2>/dev/null || true)"
@@ -463,7 +510,7 @@ lab_down_stale() {
 
 lab_status() {
     local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_linkem)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             echo "== $ns"
             ip -n "$ns" -br addr
@@ -478,6 +525,10 @@ lab_status() {
     if lab_ns_exists "$(lab_ns_client)"; then
         echo "== client MPTCP sysctls"
         lab_exec client sysctl net.mptcp.enabled net.mptcp.checksum_enabled
+        echo "== client MPTCP path manager and policy routing"
+        ip -n "$(lab_ns_client)" mptcp limits show
+        ip -n "$(lab_ns_client)" mptcp endpoint show
+        ip -n "$(lab_ns_client)" rule show
     fi
 }
 
@@ -508,7 +559,7 @@ lab_main() {
             ;;
         status) lab_status ;;
         *)
-            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin|haproxy] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1|2] $0 up|down|status" >&2
+            echo "usage: [LAB_PREFIX=mpt] [LAB_APPLIANCE=mpterm|kernel-standin|haproxy] [LAB_CHECKSUM=1|0] [LAB_MIDDLEBOX=0|1] [LAB_PATHS=1..8] [LAB_LINKEM=0|1] $0 up|down|status" >&2
             return 2
             ;;
     esac

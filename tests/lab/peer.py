@@ -111,17 +111,63 @@ def seeded_prefix_digest(seed: int, total: int, length: int) -> dict:
 
 
 def send_seeded(sock: socket.socket, total: int, seed: int, digest: Digest,
-                go: threading.Event | None = None, deadline: float = 0.0) -> None:
+                go: threading.Event | None = None, deadline: float = 0.0,
+                after_first_chunk=None) -> None:
     """Sends `total` bytes from a generator seeded with `seed`, then shuts the write side. With
-    `go`, waits for it first (bounded by the deadline)."""
+    `go`, waits for it first (bounded by the deadline). `after_first_chunk`, if given, is called
+    once the first chunk was handed to the kernel."""
     if go is not None and not go.wait(max(0.0, deadline - time.monotonic())):
         raise TimeoutError("the condition to start sending never came")
-    for chunk in seeded_chunks(seed, total):
+    for index, chunk in enumerate(seeded_chunks(seed, total)):
         # Counted before sendall: on a failure in the middle of a chunk, `sent` is an upper
         # bound of what the kernel took, which is what the prefix checks need.
         digest.update(chunk)
         sock.sendall(chunk)
+        if index == 0 and after_first_chunk is not None:
+            after_first_chunk()
     sock.shutdown(socket.SHUT_WR)
+
+
+TCP_ESTABLISHED = 1
+
+
+def established_joined_subflows(sock: socket.socket) -> int:
+    """How many TCP sockets of this namespace are established toward the peer of `sock` from a
+    local address other than its own: with the Linux MPTCP client, the subflows joined to the
+    connection of `sock` (each is a TCP socket in /proc/net/tcp; the first subflow is the one
+    from the connection's own address). Meant for a lab that runs one connection at a time."""
+    local_ip = sock.getsockname()[0]
+    remote_ip, remote_port = sock.getpeername()[:2]
+    # /proc/net/tcp writes an IPv4 address as the hex of its 32-bit value in host order.
+    def proc_hex(ip: str) -> str:
+        return "%08X" % struct.unpack("=I", socket.inet_aton(ip))[0]
+    remote = f"{proc_hex(remote_ip)}:{remote_port:04X}"
+    local_prefix = proc_hex(local_ip) + ":"
+    count = 0
+    with open("/proc/net/tcp", encoding="ascii") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if (fields[2] == remote and int(fields[3], 16) == TCP_ESTABLISHED
+                    and not fields[1].startswith(local_prefix)):
+                count += 1
+    return count
+
+
+def wait_for_joined_subflows(sock: socket.socket, wanted: int, timeout_s: float,
+                             outcome: dict) -> None:
+    """Waits until `wanted` joined subflows are established (established_joined_subflows),
+    bounded by `timeout_s`, and writes into `outcome` how many there were and how long it took.
+    Running out of time is no error here: the scenario judges the joins by the kernel's
+    counters."""
+    start = time.monotonic()
+    while True:
+        have = established_joined_subflows(sock)
+        waited = time.monotonic() - start
+        if have >= wanted or waited >= timeout_s:
+            break
+        time.sleep(0.001)
+    outcome.update({"wanted": wanted, "established": have, "waited_s": round(waited, 4)})
 
 
 class IntervalCounter:
@@ -232,16 +278,25 @@ def is_mptcp(sock: socket.socket) -> bool:
 
 def run_transfer(sock: socket.socket, send_bytes: int, seed: int, deadline: float,
                  recv_chunk: int = CHUNK, read_delay_s: float = 0.0,
-                 send_after_received: int = 0, sample_interval_s: float = 0.0) -> dict:
+                 send_after_received: int = 0, sample_interval_s: float = 0.0,
+                 wait_subflows: int = 0, wait_subflows_timeout_s: float = 0.0) -> dict:
     """Sends and receives at once on one connection until both directions are done or the
     deadline passes; with `send_after_received`, sending starts only once that many bytes have
     arrived (or EOF). Returns the per-direction digests, any error, and per direction how it
     failed (errno class and wall-clock time) or when the receiver saw EOF. With
-    `sample_interval_s`, also the received bytes per interval ("received_per_interval")."""
+    `sample_interval_s`, also the received bytes per interval ("received_per_interval").
+    With `wait_subflows`, the sender pauses after its first chunk until that many joined
+    subflows are established or `wait_subflows_timeout_s` passed ("subflow_wait")."""
     sent, received = Digest(), Digest()
     go = threading.Event() if send_after_received > 0 else None
     counter = IntervalCounter(sample_interval_s) if sample_interval_s > 0 else None
-    sender = Worker("sender", send_seeded, sock, send_bytes, seed, sent, go, deadline)
+    subflow_wait: dict = {}
+    after_first_chunk = None
+    if wait_subflows > 0:
+        def after_first_chunk() -> None:
+            wait_for_joined_subflows(sock, wait_subflows, wait_subflows_timeout_s, subflow_wait)
+    sender = Worker("sender", send_seeded, sock, send_bytes, seed, sent, go, deadline,
+                    after_first_chunk)
     receiver = Worker("receiver", receive_until_eof, sock, received, recv_chunk, read_delay_s,
                       (send_after_received, go) if go is not None else None, counter)
     start = time.monotonic()
@@ -269,6 +324,8 @@ def run_transfer(sock: socket.socket, send_bytes: int, seed: int, deadline: floa
         result["eof_at"] = receiver.ended_at
     if counter is not None:
         result["received_per_interval"] = counter.as_dict()
+    if subflow_wait:
+        result["subflow_wait"] = subflow_wait
     return result
 
 
@@ -303,7 +360,9 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
         report["mptcp_info_after_connect"] = mptcp_info(sock)
         result = run_transfer(sock, args.send_bytes, seed, deadline,
                               send_after_received=args.send_after_received,
-                              sample_interval_s=args.sample_interval_ms / 1000.0)
+                              sample_interval_s=args.sample_interval_ms / 1000.0,
+                              wait_subflows=args.wait_subflows,
+                              wait_subflows_timeout_s=args.wait_subflows_timeout)
         result["errors"] = errors + result["errors"]
         report.update(result)
         errors = report["errors"]
@@ -1047,6 +1106,12 @@ def main() -> int:
     p.add_argument("--send-after-received", type=int, default=0,
                    help="start sending (and, with nothing to send, half-close) only once this "
                         "many bytes arrived or the backend's EOF")
+    p.add_argument("--wait-subflows", type=int, default=0,
+                   help="after the first chunk sent, wait until this many joined subflows "
+                        "are established (one connection at a time; the Linux client joins "
+                        "only once its first data was acknowledged)")
+    p.add_argument("--wait-subflows-timeout", type=float, default=5.0,
+                   help="seconds --wait-subflows waits at most; then the sender goes on")
     p.set_defaults(func=cmd_client)
 
     p = sub.add_parser("backend", help="plain TCP backend")

@@ -801,11 +801,15 @@ main() {
     # is not part of the first slice (issue 2), so this group runs only with MULTIPATH=1.
     if [[ "${MULTIPATH:-0}" == 1 ]] && selected j-two-paths-bidir-csum1; then
         lab_down_quiet
-        LAB_PATHS=2 lab_up
+        # Set for the whole group, not as a prefix of lab_up (which would hold for that call
+        # only): the appliance's configuration, written later, has one port per path too.
+        LAB_PATHS=2
+        lab_up
         run_group two-paths 1 \
             "scenario_ping ping-two-paths" \
             "scenario_transfer j-two-paths-bidir-csum1 --c2b $size --b2c $size --checksum 1 --two-paths" \
             "scenario_stop stop-two-paths"
+        LAB_PATHS=1
     fi
 
     echo

@@ -87,6 +87,20 @@ impl Default for Liveness {
     }
 }
 
+/// The congestion control of one connection side (issue 7; see [`crate::tcp::Congestion`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionAlgorithm {
+    /// NewReno (RFC 5681, RFC 6582), each connection or subflow on its own.
+    #[default]
+    NewReno,
+    /// LIA (RFC 6356): an MPTCP connection's subflows coupled so that together they take no
+    /// more than one TCP flow on their best path; NewReno without a coupling.
+    Lia,
+    /// OLIA (draft-khalili-mptcp-congestion-control-05): coupled like LIA, moving traffic to
+    /// the better paths; NewReno without a coupling.
+    Olia,
+}
+
 /// TCP tuning of one connection side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpTuning {
@@ -101,6 +115,7 @@ pub struct TcpTuning {
     /// How long a handshake may take before the connection is abandoned.
     pub connect_timeout: Duration,
     pub liveness: Liveness,
+    pub congestion_control: CongestionAlgorithm,
 }
 
 impl Default for TcpTuning {
@@ -114,6 +129,7 @@ impl Default for TcpTuning {
             time_wait: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(30),
             liveness: Liveness::default(),
+            congestion_control: CongestionAlgorithm::NewReno,
         }
     }
 }

@@ -29,7 +29,10 @@ use mpterm_wire::tcp::TcpRepr;
 
 use crate::mptcp::{MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
 use crate::scheduler::{Candidate, ConnectionScheduler, Scheduler, SchedulerKind};
-use crate::tcp::{CloseReason, OutgoingSegment, OwnerVerdict, Tcb, TcbCounters, TcpState};
+use crate::tcp::{
+    CloseReason, CongestionSample, ConnectionCoupling, OutgoingSegment, OwnerVerdict, Tcb,
+    TcbCounters, TcpState,
+};
 use crate::{Instant, Payload};
 
 /// Retransmission timeouts in a row after which a subflow is stale: the scheduler leaves it
@@ -523,6 +526,53 @@ impl<P: Payload> ProxiedConnection<P> {
         self.close_subflows_when_done();
         self.propagate_failures(now);
         self.update_receive_windows();
+        self.couple_congestion_control();
+    }
+
+    /// Coupled congestion control (RFC 6356, OLIA) sees all subflows: each established one
+    /// gets its share of the connection's coupling, computed from every subflow's window and
+    /// RTT; a lone subflow gets none and behaves as NewReno. Decoupled algorithms ignore it.
+    fn couple_congestion_control(&mut self) {
+        // A connection that never had a second subflow was never coupled.
+        if self.mptcp.is_none() || self.subflows.len() < 2 {
+            return;
+        }
+        let mut samples = [None; crate::mptcp::MAX_SUBFLOWS];
+        let unused = CongestionSample {
+            window: 0,
+            smoothed_rtt: core::time::Duration::ZERO,
+            loss_interval_bytes: 0,
+        };
+        let mut collected = [unused; crate::mptcp::MAX_SUBFLOWS];
+        let mut count = 0;
+        for (slot, subflow) in self.subflows.iter().enumerate() {
+            let Some(subflow) = subflow.as_ref() else {
+                continue;
+            };
+            if !subflow.is_open() || !subflow.mptcp.is_usable() {
+                continue;
+            }
+            if let Some(sample) = subflow.tcb.congestion_sample() {
+                samples[slot] = Some(sample);
+                collected[count] = sample;
+                count += 1;
+            }
+        }
+        let coupling = if count > 1 {
+            ConnectionCoupling::from_samples(&collected[..count])
+        } else {
+            None
+        };
+        for (slot, subflow) in self.subflows.iter_mut().enumerate() {
+            let Some(subflow) = subflow.as_mut() else {
+                continue;
+            };
+            let share = match (coupling.as_ref(), samples[slot].as_ref()) {
+                (Some(coupling), Some(sample)) => Some(coupling.for_subflow(sample)),
+                _ => None,
+            };
+            subflow.tcb.set_congestion_coupling(share);
+        }
     }
 
     /// Every subflow advertises the connection's one receive window (section 3.3.4): what the

@@ -601,7 +601,10 @@ fn a_join_with_the_right_hmacs_becomes_a_subflow_and_gets_its_fourth_ack() {
         truncated,
         syn_ack_hmac(server_key, CLIENT_KEY, server_nonce, client_nonce)
     );
-    assert_eq!(address_id, 0, "the join came to the initial subflow's address");
+    assert_eq!(
+        address_id, 0,
+        "the join came to the initial subflow's address"
+    );
     let hmac = third_ack_hmac(server_key, CLIENT_KEY, server_nonce, client_nonce);
     engine.handle_frame(
         Instant::ZERO,
@@ -620,7 +623,9 @@ fn a_join_with_the_right_hmacs_becomes_a_subflow_and_gets_its_fourth_ack() {
     assert_eq!(engine.counters().mptcp_join_syns_received, 1);
     assert_eq!(engine.counters().mptcp_joins_established, 1);
     let mut subflows = Vec::new();
-    engine.visit_connections(|_, views| subflows.extend(views.map(|view| (view.index, view.joining))));
+    engine.visit_connections(|_, views| {
+        subflows.extend(views.map(|view| (view.index, view.joining)))
+    });
     assert_eq!(subflows, [(0, false), (1, false)]);
 }
 

@@ -29,7 +29,9 @@ mod time_wait;
 mod transmit;
 
 pub use client::{ClientConfig, ClientEngine, ClientEvent, ConnectionId};
-pub use config::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
+pub use config::{
+    CongestionAlgorithm, EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning,
+};
 pub use connection::SubflowView;
 pub use counters::Counters;
 pub use engine::{Engine, TokenRegistry};

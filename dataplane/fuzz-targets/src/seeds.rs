@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use mpterm_wire::ethernet::{self, EthernetFrame};
 use mpterm_wire::ipv4::{self, Ipv4Packet};
+use mpterm_wire::ipv6::{self, Ipv6Packet};
 use mpterm_wire::mptcp::{
     self, AddAddr, DataSeqWire, Dss, DssMapping, MpCapable, MpJoin, MpTcpRst, MptcpOption,
 };
@@ -18,9 +19,10 @@ use mpterm_wire::tcp::{self, TcpFlags, TcpSegment};
 use crate::engine::script::{dss_tweak, encode, DssTweak, OptionChoices, SegmentSpec, Step};
 use crate::pcap;
 
-const CAPTURES: [&[u8]; 2] = [
+const CAPTURES: [&[u8]; 3] = [
     include_bytes!("../../wire/testdata/linux-mptcp-path0.pcap"),
     include_bytes!("../../wire/testdata/linux-mptcp-path1.pcap"),
+    include_bytes!("../../wire/testdata/linux-ipv6.pcap"),
 ];
 
 /// The seeds of `target`, without duplicates, in a stable order.
@@ -34,7 +36,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "ethernet_frame" => seeds.extend(frames.iter().map(|frame| frame.to_vec())),
         "arp_packet" => seeds.extend(layers.filter_map(|l| l.arp.map(<[u8]>::to_vec))),
-        "ipv4_packet" => seeds.extend(layers.filter_map(|l| l.ipv4.map(<[u8]>::to_vec))),
+        // The ipv4_packet and icmp_packet targets take IPv6 and ICMPv6 too (crate::wire).
+        "ipv4_packet" => seeds.extend(layers.filter_map(|l| l.ip.map(<[u8]>::to_vec))),
         "icmp_packet" => seeds.extend(layers.filter_map(|l| l.icmp.map(<[u8]>::to_vec))),
         "tcp_segment" => seeds.extend(layers.filter_map(|l| l.tcp_with_addresses)),
         "tcp_options" => {
@@ -50,7 +53,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             seeds.extend(layers.flat_map(|l| l.mptcp_options));
             seeds.extend(mptcp_option_forms());
         }
-        "checksum" => seeds.extend(layers.filter_map(|l| l.ipv4).map(|packet| {
+        "checksum" => seeds.extend(layers.filter_map(|l| l.ip).map(|packet| {
             // Chunk boundaries at odd and even offsets, then the packet.
             let mut input = vec![3, 1, 20, 33];
             input.extend_from_slice(packet);
@@ -66,7 +69,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
 #[derive(Debug, Default)]
 struct Layers<'a> {
     arp: Option<&'a [u8]>,
-    ipv4: Option<&'a [u8]>,
+    /// An IPv4 or IPv6 packet, without Ethernet padding.
+    ip: Option<&'a [u8]>,
+    /// An ICMP or ICMPv6 message.
     icmp: Option<&'a [u8]>,
     /// Source and destination address, then the segment (the `tcp_segment` input format).
     tcp_with_addresses: Option<Vec<u8>>,
@@ -89,7 +94,7 @@ impl<'a> Layers<'a> {
                 };
                 let total_len = usize::from(packet.total_len());
                 let payload = &body[packet.header_len()..total_len];
-                layers.ipv4 = Some(&body[..total_len]);
+                layers.ip = Some(&body[..total_len]);
                 match packet.protocol() {
                     ipv4::PROTOCOL_ICMP => layers.icmp = Some(payload),
                     ipv4::PROTOCOL_TCP => {
@@ -101,6 +106,27 @@ impl<'a> Layers<'a> {
                             let options = &payload[tcp::HEADER_LEN..segment.header_len()];
                             layers.tcp_options = Some(options);
                             layers.mptcp_options = mptcp_options_in(options);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ethernet::ETHERTYPE_IPV6 => {
+                let Ok(packet) = Ipv6Packet::new_checked(body) else {
+                    return layers;
+                };
+                let end = ipv6::HEADER_LEN + usize::from(packet.payload_len());
+                let payload = &body[ipv6::HEADER_LEN..end];
+                layers.ip = Some(&body[..end]);
+                match packet.next_header() {
+                    ipv6::NEXT_HEADER_ICMPV6 => layers.icmp = Some(payload),
+                    // The tcp_segment target's input carries IPv4 addresses; an IPv6 segment
+                    // reaches TCP through the ethernet_frame and ipv4_packet targets, and
+                    // gives its options here.
+                    ipv6::NEXT_HEADER_TCP => {
+                        if let Ok(segment) = TcpSegment::new_checked(payload) {
+                            let options = &payload[tcp::HEADER_LEN..segment.header_len()];
+                            layers.tcp_options = Some(options);
                         }
                     }
                     _ => {}
@@ -598,6 +624,21 @@ mod tests {
     fn captured_frames_reach_every_layer() {
         assert!(seeds("arp_packet").len() >= 2);
         assert!(seeds("icmp_packet").len() >= 2);
+        // IPv6 with ICMPv6, TCP and a hop-by-hop header; neighbour solicitations (135) and
+        // advertisements (136) and echoes (128, 129) for the ICMPv6 parser.
+        let next_headers: BTreeSet<u8> = seeds("ipv4_packet")
+            .iter()
+            .filter(|packet| packet[0] >> 4 == 6)
+            .map(|packet| packet[6])
+            .collect();
+        assert_eq!(next_headers, BTreeSet::from([0, 6, 58]));
+        let icmpv6_types: BTreeSet<u8> = seeds("icmp_packet").iter().map(|m| m[0]).collect();
+        assert!(
+            [128, 129, 135, 136]
+                .iter()
+                .all(|t| icmpv6_types.contains(t)),
+            "{icmpv6_types:?}"
+        );
         assert!(seeds("tcp_segment").len() > 40);
         // Every subtype of RFC 8684 (0 to 8), and one it does not define.
         let subtypes: BTreeSet<u8> = seeds("mptcp_option").iter().map(|o| o[2] >> 4).collect();

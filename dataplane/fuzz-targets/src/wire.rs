@@ -7,24 +7,34 @@
 //!   representation (where the format is canonical, the emitted bytes are the input's);
 //! - checksums written by the crate verify with the crate.
 //!
+//! IPv6 and ICMPv6 have no targets of their own, so that `tests/fuzz.sh` takes no longer: the
+//! `ipv4_packet` target runs [`ip_packet`], which takes an input whose version nibble is 6 as
+//! IPv6, the `icmp_packet` target runs [`icmp_message`], which parses its input as ICMP and as
+//! ICMPv6, `ethernet_frame` follows EtherType 0x86dd, and `tcp_segment` and `checksum` check
+//! the IPv6 pseudo-header beside IPv4's.
+//!
 //! (The pcap reader in `mpterm-wire`'s `capture.rs` is test-only code that reads committed
 //! fixtures, never network input, so it has no target.)
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use mpterm_wire::arp::{self, ArpPacket, ArpRepr};
-use mpterm_wire::checksum::{dss_pseudo_header, internet_checksum, pseudo_header_v4, Checksum};
-use mpterm_wire::ethernet::{self, EthernetFrame, EthernetRepr};
+use mpterm_wire::checksum::{
+    dss_pseudo_header, internet_checksum, pseudo_header_v4, pseudo_header_v6, Checksum,
+};
+use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{self, IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::icmpv6::{self, Icmpv6Packet, Icmpv6Repr, NeighborFlags};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use mpterm_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use mpterm_wire::mptcp::{self, parse_add_addr_v0, MptcpOption};
 use mpterm_wire::tcp::{self, TcpOptions, TcpRepr, TcpSegment};
 use mpterm_wire::WireError;
 
 use crate::byte_reader::ByteReader;
 
-/// A whole received frame, dissected as the engine does: Ethernet, then ARP or IPv4, then
-/// ICMP or TCP with its options.
+/// A whole received frame, dissected as the engine does: Ethernet, then ARP, IPv4 or IPv6,
+/// then ICMP, ICMPv6 or TCP with its options.
 pub fn ethernet_frame(data: &[u8]) {
     let frame = match EthernetFrame::new_checked(data) {
         Ok(frame) => frame,
@@ -53,6 +63,7 @@ pub fn ethernet_frame(data: &[u8]) {
     match repr.ethertype {
         ethernet::ETHERTYPE_ARP => arp_packet(payload),
         ethernet::ETHERTYPE_IPV4 => ipv4_packet(payload),
+        ethernet::ETHERTYPE_IPV6 => ipv6_packet(payload),
         _ => {}
     }
 }
@@ -132,13 +143,180 @@ pub fn ipv4_packet(data: &[u8]) {
             assert_eq!(emitted.payload(), packet.payload());
             match repr.protocol {
                 ipv4::PROTOCOL_ICMP => icmp_packet(packet.payload()),
-                ipv4::PROTOCOL_TCP => tcp_segment_from(repr.src, repr.dst, packet.payload()),
+                ipv4::PROTOCOL_TCP => {
+                    tcp_segment_from(Addresses::V4(repr.src, repr.dst), packet.payload())
+                }
                 _ => {}
             }
         }
         Err(WireError::Checksum) => assert!(!checksum_ok),
         Err(WireError::Unsupported) => assert!(checksum_ok && packet.is_fragment()),
         Err(error) => panic!("Ipv4Repr::parse: unexpected {error:?}"),
+    }
+}
+
+/// An IP packet of either version, told apart by the version nibble (the `ipv4_packet`
+/// target's body).
+pub fn ip_packet(data: &[u8]) {
+    match data.first().map(|byte| byte >> 4) {
+        Some(6) => ipv6_packet(data),
+        _ => ipv4_packet(data),
+    }
+}
+
+/// An IPv6 packet (RFC 8200 section 3) and, inside it, ICMPv6 or TCP. Extension headers are
+/// not followed: such a packet parses with the extension header's number as next header.
+pub fn ipv6_packet(data: &[u8]) {
+    let packet = match Ipv6Packet::new_checked(data) {
+        Ok(packet) => packet,
+        Err(WireError::Truncated) => {
+            let declared = data.get(4..6).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            assert!(
+                data.len() < ipv6::HEADER_LEN
+                    || ipv6::HEADER_LEN + usize::from(declared.unwrap_or(0)) > data.len()
+            );
+            return;
+        }
+        Err(error) => {
+            assert_eq!(error, WireError::Malformed);
+            assert_ne!(data[0] >> 4, 6);
+            return;
+        }
+    };
+    assert_eq!(packet.version(), 6);
+    assert_eq!(packet.payload().len(), usize::from(packet.payload_len()));
+    assert!(ipv6::HEADER_LEN + packet.payload().len() <= data.len());
+    let _ = (
+        packet.traffic_class(),
+        packet.flow_label(),
+        packet.hop_limit(),
+        ipv6::is_extension_header(packet.next_header()),
+    );
+    let repr = match Ipv6Repr::parse(&packet) {
+        Ok(repr) => repr,
+        Err(error) => {
+            assert_eq!(error, WireError::Malformed);
+            assert!(packet.src_addr().is_multicast());
+            return;
+        }
+    };
+    // The emitted header differs from the input's in traffic class and flow label only.
+    let mut whole = vec![0u8; ipv6::HEADER_LEN];
+    assert_eq!(repr.emit(&mut whole), Ok(ipv6::HEADER_LEN));
+    assert_eq!(whole[4..ipv6::HEADER_LEN], data[4..ipv6::HEADER_LEN]);
+    whole.extend_from_slice(packet.payload());
+    let emitted = Ipv6Packet::new_checked(&whole[..]).expect("emitted IPv6 checks");
+    assert_eq!(Ipv6Repr::parse(&emitted), Ok(repr));
+    assert_eq!((emitted.traffic_class(), emitted.flow_label()), (0, 0));
+    let addresses = Addresses::V6(repr.src, repr.dst);
+    match repr.next_header {
+        ipv6::NEXT_HEADER_ICMPV6 => icmpv6_packet_from(repr.src, repr.dst, packet.payload()),
+        ipv6::NEXT_HEADER_TCP => tcp_segment_from(addresses, packet.payload()),
+        _ => {}
+    }
+}
+
+/// The same bytes as an ICMP message and as an ICMPv6 message (the `icmp_packet` target's
+/// body): between two unicast addresses, and from the unspecified address to the solicited-node
+/// group of the target's address, as duplicate address detection sends.
+pub fn icmp_message(data: &[u8]) {
+    icmp_packet(data);
+    let client = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+    let server = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+    icmpv6_packet_from(client, server, data);
+    let target = Icmpv6Packet::new_unchecked(data)
+        .target_addr()
+        .unwrap_or(server);
+    let group = ipv6::solicited_node_multicast(target);
+    icmpv6_packet_from(Ipv6Addr::UNSPECIFIED, group, data);
+}
+
+/// An ICMPv6 message (RFC 4443, RFC 4861) from `src` to `dst`: as received, and again with
+/// its checksum repaired, so that mutated bytes reach the neighbour discovery checks that
+/// follow the checksum.
+fn icmpv6_packet_from(src: Ipv6Addr, dst: Ipv6Addr, data: &[u8]) {
+    let packet = match Icmpv6Packet::new_checked(data) {
+        Ok(packet) => packet,
+        Err(error) => {
+            assert_eq!(error, WireError::Truncated);
+            assert!(data.len() < icmpv6::ND_HEADER_LEN);
+            return;
+        }
+    };
+    let checksum_ok = packet.verify_checksum(src, dst);
+    match Icmpv6Repr::parse(&packet, src, dst) {
+        Ok(repr) => {
+            assert!(checksum_ok);
+            check_icmpv6_repr(src, dst, &packet, repr);
+        }
+        Err(WireError::Checksum) => assert!(!checksum_ok),
+        Err(_) => {}
+    }
+    let mut repaired = data.to_vec();
+    let mut view = Icmpv6Packet::new_unchecked(&mut repaired[..]);
+    view.fill_checksum(src, dst);
+    let packet = Icmpv6Packet::new_checked(&repaired[..]).expect("the same length");
+    assert!(packet.verify_checksum(src, dst));
+    let _ = (packet.identifier(), packet.sequence(), packet.checksum());
+    match Icmpv6Repr::parse(&packet, src, dst) {
+        Ok(repr) => check_icmpv6_repr(src, dst, &packet, repr),
+        Err(WireError::Checksum) => panic!("a filled ICMPv6 checksum does not verify"),
+        Err(_) => {}
+    }
+}
+
+/// A parsed ICMPv6 message agrees with its view, and re-emits to bytes that parse back to it.
+fn check_icmpv6_repr(src: Ipv6Addr, dst: Ipv6Addr, packet: &Icmpv6Packet<&[u8]>, repr: Icmpv6Repr) {
+    let data: &[u8] = match repr {
+        Icmpv6Repr::EchoRequest { .. } | Icmpv6Repr::EchoReply { .. } => {
+            assert_eq!(packet.echo_data().len(), packet.into_inner().len() - 8);
+            packet.echo_data()
+        }
+        Icmpv6Repr::NeighborSolicit {
+            target,
+            source_link_addr,
+        } => {
+            check_neighbor_discovery(packet, target, source_link_addr);
+            assert!(!src.is_unspecified() || source_link_addr.is_none());
+            &[]
+        }
+        Icmpv6Repr::NeighborAdvert {
+            flags,
+            target,
+            target_link_addr,
+        } => {
+            check_neighbor_discovery(packet, target, target_link_addr);
+            assert_eq!(flags.0 & !NeighborFlags::ALL.0, 0);
+            assert!(!dst.is_multicast() || !flags.contains(NeighborFlags::SOLICITED));
+            &[]
+        }
+    };
+    let len = repr.buffer_len();
+    let mut out = vec![0u8; len];
+    assert_eq!(repr.emit(src, dst, &mut out, data), Ok(len));
+    out.extend_from_slice(data);
+    let emitted = Icmpv6Packet::new_checked(&out[..]).expect("emitted ICMPv6 checks");
+    assert!(emitted.verify_checksum(src, dst));
+    assert_eq!(Icmpv6Repr::parse(&emitted, src, dst), Ok(repr));
+}
+
+fn check_neighbor_discovery(
+    packet: &Icmpv6Packet<&[u8]>,
+    target: Ipv6Addr,
+    link_addr: Option<EthernetAddress>,
+) {
+    assert_eq!(packet.target_addr(), Some(target));
+    assert!(!target.is_multicast());
+    assert_eq!(
+        packet.nd_options().len() % 8,
+        0,
+        "options are whole 8-byte units"
+    );
+    if let Some(address) = link_addr {
+        assert!(packet
+            .nd_options()
+            .chunks(8)
+            .any(|option| option[1] == 1 && option[2..] == address.0));
     }
 }
 
@@ -173,10 +351,68 @@ pub fn tcp_segment(data: &[u8]) {
     let mut reader = ByteReader::new(data);
     let src = Ipv4Addr::from(reader.u32());
     let dst = Ipv4Addr::from(reader.u32());
-    tcp_segment_from(src, dst, reader.bytes(data.len()));
+    let segment = reader.bytes(data.len());
+    tcp_segment_from(Addresses::V4(src, dst), segment);
+    // The IPv6 pseudo-header of IPv4-mapped addresses sums as IPv4's (two 0xffff words are
+    // ones'-complement zero, RFC 1071): the v6 checksum paths against the v4 ones.
+    if let Ok(view) = TcpSegment::new_checked(segment) {
+        let mapped = Addresses::V6(src.to_ipv6_mapped(), dst.to_ipv6_mapped());
+        assert_eq!(
+            view.verify_checksum_v4(src, dst),
+            mapped.verify(&view),
+            "IPv4 and IPv4-mapped IPv6 checksums disagree"
+        );
+    }
 }
 
-fn tcp_segment_from(src: Ipv4Addr, dst: Ipv4Addr, data: &[u8]) {
+/// The addresses a TCP segment's checksum covers, of either family.
+#[derive(Debug, Clone, Copy)]
+enum Addresses {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
+}
+
+impl Addresses {
+    /// The segment's checksum verifies, the same with the payload's sum computed apart.
+    fn verify(self, segment: &TcpSegment<&[u8]>) -> bool {
+        let payload_sum = Checksum::of(segment.payload());
+        let (direct, with_sum) = match self {
+            Addresses::V4(src, dst) => (
+                segment.verify_checksum_v4(src, dst),
+                segment.verify_checksum_v4_with_payload_sum(src, dst, payload_sum),
+            ),
+            Addresses::V6(src, dst) => (
+                segment.verify_checksum_v6(src, dst),
+                segment.verify_checksum_v6_with_payload_sum(src, dst, payload_sum),
+            ),
+        };
+        assert_eq!(direct, with_sum, "a cached payload sum changes the verdict");
+        direct
+    }
+
+    /// Fills the checksum of `header`, directly and from the payload's sum, which must agree.
+    fn fill(self, header: &mut [u8], payload: &[u8]) {
+        let mut from_sum = header.to_vec();
+        let sum = Checksum::of(payload);
+        match self {
+            Addresses::V4(src, dst) => {
+                tcp::fill_checksum_v4(header, src, dst, payload);
+                tcp::fill_checksum_v4_with_payload_sum(&mut from_sum, src, dst, payload.len(), sum);
+            }
+            Addresses::V6(src, dst) => {
+                tcp::fill_checksum_v6(header, src, dst, payload);
+                tcp::fill_checksum_v6_with_payload_sum(&mut from_sum, src, dst, payload.len(), sum);
+            }
+        }
+        assert_eq!(
+            header,
+            &from_sum[..],
+            "a cached payload sum changes the checksum"
+        );
+    }
+}
+
+fn tcp_segment_from(addresses: Addresses, data: &[u8]) {
     let segment = match TcpSegment::new_checked(data) {
         Ok(segment) => segment,
         Err(error) => {
@@ -204,17 +440,17 @@ fn tcp_segment_from(src: Ipv4Addr, dst: Ipv4Addr, data: &[u8]) {
         segment.window_len(),
         segment.checksum(),
         segment.urgent_pointer(),
-        segment.verify_checksum_v4(src, dst),
+        addresses.verify(&segment),
     );
 
     // The checksum the crate writes verifies.
     if data.len() <= usize::from(u16::MAX) {
         let mut header = data[..header_len].to_vec();
-        tcp::fill_checksum_v4(&mut header, src, dst, segment.payload());
+        addresses.fill(&mut header, segment.payload());
         let mut whole = header;
         whole.extend_from_slice(segment.payload());
         let refilled = TcpSegment::new_checked(&whole[..]).expect("same header length");
-        assert!(refilled.verify_checksum_v4(src, dst));
+        assert!(addresses.verify(&refilled));
     }
 
     let repr = match TcpRepr::parse(&segment) {
@@ -362,6 +598,32 @@ pub fn checksum(data: &[u8]) {
     pseudo.extend_from_slice(&length.to_be_bytes());
     let sum = pseudo_header_v4(src.into(), dst.into(), ipv4::PROTOCOL_TCP, length);
     assert_eq!(sum.finish(), reference_checksum(&pseudo));
+    // The IPv6 pseudo-header (RFC 8200 section 8.1), from the first 37 bytes.
+    let mut v6_fields = ByteReader::new(bytes);
+    let mut address = || {
+        let words = [
+            v6_fields.u32(),
+            v6_fields.u32(),
+            v6_fields.u32(),
+            v6_fields.u32(),
+        ];
+        Ipv6Addr::from_bits(
+            words
+                .iter()
+                .fold(0, |bits, &word| bits << 32 | u128::from(word)),
+        )
+    };
+    let (v6_src, v6_dst) = (address(), address());
+    let (v6_length, next_header) = (v6_fields.u32(), v6_fields.u8());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&v6_src.octets());
+    pseudo.extend_from_slice(&v6_dst.octets());
+    pseudo.extend_from_slice(&v6_length.to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, next_header]);
+    assert_eq!(
+        pseudo_header_v6(v6_src, v6_dst, next_header, v6_length).finish(),
+        reference_checksum(&pseudo)
+    );
     let (data_seq, subflow_seq, dll, field) = (
         u64::from(fields.u32()) << 32 | u64::from(fields.u32()),
         fields.u32(),

@@ -1,3 +1,4 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mpterm_fuzz::wire::ipv4_packet(data));
+// IPv4, or IPv6 when the version nibble is 6 (mpterm_fuzz::wire::ip_packet).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mpterm_fuzz::wire::ip_packet(data));

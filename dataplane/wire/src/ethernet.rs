@@ -2,6 +2,7 @@
 //! sequence is stripped by the NIC and never seen here.
 
 use core::fmt;
+use core::net::Ipv6Addr;
 
 use crate::WireError;
 
@@ -57,6 +58,17 @@ impl EthernetAddress {
     /// True for an individual (neither multicast nor broadcast) address.
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast()
+    }
+
+    /// The Ethernet multicast address an IPv6 multicast group is sent to: 33:33 followed by
+    /// the group's low 32 bits (RFC 2464, section 7), e.g. 33:33:ff:00:00:02 for the
+    /// solicited-node group ff02::1:ff00:2. `None` for an address that is not multicast.
+    pub fn from_ipv6_multicast(group: Ipv6Addr) -> Option<EthernetAddress> {
+        if !group.is_multicast() {
+            return None;
+        }
+        let [.., a, b, c, d] = group.octets();
+        Some(EthernetAddress([0x33, 0x33, a, b, c, d]))
     }
 }
 
@@ -283,6 +295,34 @@ mod tests {
         assert_eq!(
             EthernetAddress::from_bytes(&[1, 2, 3, 4, 5, 6, 7]),
             Some(EthernetAddress([1, 2, 3, 4, 5, 6]))
+        );
+    }
+
+    #[test]
+    fn ipv6_multicast_addresses_map_to_33_33() {
+        // Linux sent its solicitation for 2001:2::2 (group ff02::1:ff00:2) to 33:33:ff:00:00:02
+        // and its MLD report for ff02::16 to 33:33:00:00:00:16.
+        let solicit = capture::bytes(crate::capture_ipv6::NEIGHBOR_SOLICIT);
+        let group = crate::ipv6::solicited_node_multicast(crate::capture_ipv6::SERVER);
+        let mapped = EthernetAddress::from_ipv6_multicast(group).unwrap();
+        assert_eq!(
+            mapped,
+            EthernetFrame::new_checked(&solicit[..]).unwrap().dst_addr()
+        );
+        assert!(mapped.is_multicast() && !mapped.is_broadcast());
+        let report = capture::bytes(crate::capture_ipv6::MLD_REPORT_HOP_BY_HOP);
+        assert_eq!(
+            EthernetAddress::from_ipv6_multicast("ff02::16".parse().unwrap()),
+            Some(EthernetFrame::new_checked(&report[..]).unwrap().dst_addr())
+        );
+        let group = "ff05::1:3:a1b2:c3d4".parse().unwrap();
+        assert_eq!(
+            EthernetAddress::from_ipv6_multicast(group),
+            Some(EthernetAddress([0x33, 0x33, 0xa1, 0xb2, 0xc3, 0xd4]))
+        );
+        assert_eq!(
+            EthernetAddress::from_ipv6_multicast(crate::capture_ipv6::SERVER),
+            None
         );
     }
 }

@@ -1,10 +1,11 @@
 //! TCP headers and options (RFC 9293, section 3.1; RFC 7323 window scale and timestamps;
 //! RFC 2018 SACK; RFC 8684 MPTCP options, parsed in [`crate::mptcp`]).
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::checksum::{pseudo_header_v4, Checksum};
+use crate::checksum::{pseudo_header_v4, pseudo_header_v6, Checksum};
 use crate::ipv4::PROTOCOL_TCP;
+use crate::ipv6::NEXT_HEADER_TCP;
 use crate::mptcp::MptcpOption;
 use crate::seq::SeqNumber;
 use crate::WireError;
@@ -484,6 +485,40 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         sum.add_checksum(payload_sum);
         sum.finish() == 0
     }
+
+    /// True when the checksum over the IPv6 pseudo-header (RFC 8200, section 8.1), header and
+    /// payload verifies. The pseudo-header's length is 32 bits wide; a segment longer than
+    /// that never verifies.
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        let bytes = self.buffer.as_ref();
+        let Ok(length) = u32::try_from(bytes.len()) else {
+            return false;
+        };
+        let mut sum = pseudo_header_v6(src, dst, NEXT_HEADER_TCP, length);
+        sum.add_bytes(bytes);
+        sum.finish() == 0
+    }
+
+    /// [`TcpSegment::verify_checksum_v6`] with the payload's sum computed by the caller, as
+    /// [`TcpSegment::verify_checksum_v4_with_payload_sum`] does for IPv4: only the header is
+    /// summed here.
+    pub fn verify_checksum_v6_with_payload_sum(
+        &self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        payload_sum: Checksum,
+    ) -> bool {
+        let bytes = self.buffer.as_ref();
+        let Ok(length) = u32::try_from(bytes.len()) else {
+            return false;
+        };
+        let mut sum = pseudo_header_v6(src, dst, NEXT_HEADER_TCP, length);
+        // The header is a whole number of 32-bit words: the payload's sum follows it at an even
+        // position.
+        sum.add_bytes(&bytes[..self.header_len()]);
+        sum.add_checksum(payload_sum);
+        sum.finish() == 0
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
@@ -630,6 +665,34 @@ pub fn fill_checksum_v4_with_payload_sum(
     header[field::CHECKSUM].copy_from_slice(&[0, 0]);
     let length = (header.len() + payload_len) as u16;
     let mut sum = pseudo_header_v4(src, dst, PROTOCOL_TCP, length);
+    sum.add_bytes(header);
+    sum.add_checksum(payload_sum);
+    header[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
+}
+
+/// Computes the TCP checksum over the IPv6 pseudo-header (RFC 8200, section 8.1), `header`
+/// (whose checksum field is treated as zero) and `payload`, and writes it into bytes 16..18 of
+/// `header`, as [`fill_checksum_v4`] does for IPv4. A `header` shorter than 20 bytes is left
+/// unchanged.
+pub fn fill_checksum_v6(header: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) {
+    fill_checksum_v6_with_payload_sum(header, src, dst, payload.len(), Checksum::of(payload));
+}
+
+/// [`fill_checksum_v6`] with the payload's sum known already: only the header is summed.
+/// `header` holds the whole TCP header, an even number of bytes.
+pub fn fill_checksum_v6_with_payload_sum(
+    header: &mut [u8],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    payload_len: usize,
+    payload_sum: Checksum,
+) {
+    if header.len() < HEADER_LEN {
+        return;
+    }
+    header[field::CHECKSUM].copy_from_slice(&[0, 0]);
+    let length = (header.len() + payload_len) as u32;
+    let mut sum = pseudo_header_v6(src, dst, NEXT_HEADER_TCP, length);
     sum.add_bytes(header);
     sum.add_checksum(payload_sum);
     header[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
@@ -1182,5 +1245,94 @@ mod tests {
             (view.window_len(), view.checksum(), view.urgent_pointer()),
             (5, 6, 7)
         );
+    }
+}
+
+#[cfg(test)]
+mod ipv6_checksum_tests {
+    use super::*;
+    use crate::capture::bytes;
+    use crate::capture_ipv6::{self as capture, ipv6_payload, CLIENT, SERVER};
+
+    fn segment(fixture: &str) -> (Ipv6Addr, Ipv6Addr, Vec<u8>) {
+        let frame = bytes(fixture);
+        let (src, dst, segment) = ipv6_payload(&frame);
+        (src, dst, segment.to_vec())
+    }
+
+    #[test]
+    fn captured_segments_verify_over_ipv6() {
+        for fixture in [
+            capture::TCP_SYN,
+            capture::TCP_DATA,
+            capture::TCP_SERVER_DATA,
+        ] {
+            let (src, dst, bytes) = segment(fixture);
+            let view = TcpSegment::new_checked(&bytes[..]).unwrap();
+            let sum = Checksum::of(view.payload());
+            assert!(view.verify_checksum_v6(src, dst), "{fixture}");
+            assert!(view.verify_checksum_v6_with_payload_sum(src, dst, sum));
+            // Swapped addresses sum the same; another address does not.
+            assert!(!view.verify_checksum_v6(src, Ipv6Addr::LOCALHOST));
+            let mut wrong = sum;
+            wrong.add_u16(1);
+            assert!(!view.verify_checksum_v6_with_payload_sum(src, dst, wrong));
+        }
+        // "hello ipv6" arrived in the data segment.
+        let (_, _, bytes) = segment(capture::TCP_DATA);
+        assert_eq!(
+            TcpSegment::new_checked(&bytes[..]).unwrap().payload(),
+            b"hello ipv6"
+        );
+    }
+
+    #[test]
+    fn fill_checksum_v6_matches_linux() {
+        // Flags [P.], cksum 0xffb7: 16 bytes of data after a 32-byte header, from the server.
+        let (src, dst, bytes) = segment(capture::TCP_SERVER_DATA);
+        assert_eq!((src, dst), (SERVER, CLIENT));
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        let (header, payload) = bytes.split_at(header_len);
+        let mut direct = header.to_vec();
+        direct[16] ^= 0xff;
+        fill_checksum_v6(&mut direct, src, dst, payload);
+        assert_eq!(&direct[..], header);
+        let mut cached = header.to_vec();
+        cached[17] ^= 0x55;
+        fill_checksum_v6_with_payload_sum(
+            &mut cached,
+            src,
+            dst,
+            payload.len(),
+            Checksum::of(payload),
+        );
+        assert_eq!(&cached[..], header);
+        // The SYN has no payload: cksum 0x3721.
+        let (src, dst, syn) = segment(capture::TCP_SYN);
+        let mut header = syn.clone();
+        header[16..18].copy_from_slice(&[0, 0]);
+        fill_checksum_v6(&mut header, src, dst, &[]);
+        assert_eq!(&header[16..18], &[0x37, 0x21]);
+        // A short header is left alone rather than indexed out of bounds.
+        let mut short = [7u8; 19];
+        fill_checksum_v6(&mut short, src, dst, &[]);
+        assert_eq!(short, [7; 19]);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_give_the_ipv4_checksum() {
+        // An independent cross-check of the two pseudo-headers: with IPv4-mapped addresses
+        // (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2) the IPv6 pseudo-header adds two 0xffff
+        // words, which are ones'-complement zero, and the 32-bit length and the next header
+        // sum as IPv4's 16-bit length and protocol do: the checksums are the same.
+        let (src, dst, mut bytes) = segment(capture::TCP_DATA);
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        let (v4_src, v4_dst) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        let (header, payload) = bytes.split_at_mut(header_len);
+        fill_checksum_v4(header, v4_src, v4_dst, payload);
+        let view = TcpSegment::new_checked(&bytes[..]).unwrap();
+        assert!(view.verify_checksum_v4(v4_src, v4_dst));
+        assert!(view.verify_checksum_v6(v4_src.to_ipv6_mapped(), v4_dst.to_ipv6_mapped()));
+        assert!(!view.verify_checksum_v6(src, dst));
     }
 }

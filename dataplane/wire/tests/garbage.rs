@@ -7,13 +7,19 @@
 
 #[path = "../src/capture.rs"]
 mod capture;
+#[path = "../src/capture_ipv6.rs"]
+mod capture_ipv6;
+
+use core::net::Ipv6Addr;
 
 use capture::Xorshift;
 use mpterm_wire::arp::{ArpPacket, ArpRepr};
 use mpterm_wire::checksum::{dss_pseudo_header, internet_checksum, Checksum};
 use mpterm_wire::ethernet::{EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use mpterm_wire::ipv4::{Ipv4Packet, Ipv4Repr};
+use mpterm_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use mpterm_wire::mptcp::{parse_add_addr_v0, MptcpOption};
 use mpterm_wire::tcp::{TcpOptions, TcpRepr, TcpSegment};
 use mpterm_wire::WireError;
@@ -23,7 +29,9 @@ fn exercise(bytes: &[u8]) {
     exercise_ethernet(bytes);
     exercise_arp(bytes);
     exercise_ipv4(bytes);
+    exercise_ipv6(bytes);
     exercise_icmp(bytes);
+    exercise_icmpv6(capture_ipv6::CLIENT, capture_ipv6::SERVER, bytes);
     exercise_tcp(bytes);
     exercise_options(bytes);
     let mut sum = Checksum::new();
@@ -43,9 +51,10 @@ fn exercise_ethernet(bytes: &[u8]) {
         let mut out = [0u8; 14];
         repr.emit(&mut out).unwrap();
         assert_eq!(&out[..], &bytes[..14]);
-        // The payload may be an ARP or IPv4 packet.
+        // The payload may be an ARP, IPv4 or IPv6 packet.
         exercise_arp(frame.payload());
         exercise_ipv4(frame.payload());
+        exercise_ipv6(frame.payload());
     }
 }
 
@@ -102,6 +111,56 @@ fn exercise_icmp(bytes: &[u8]) {
     }
 }
 
+fn exercise_ipv6(bytes: &[u8]) {
+    if let Ok(packet) = Ipv6Packet::new_checked(bytes) {
+        let _ = (
+            packet.traffic_class(),
+            packet.flow_label(),
+            packet.next_header(),
+            packet.hop_limit(),
+        );
+        assert_eq!(packet.payload().len(), usize::from(packet.payload_len()));
+        if let Ok(repr) = Ipv6Repr::parse(&packet) {
+            let mut whole = vec![0u8; ipv6::HEADER_LEN];
+            repr.emit(&mut whole).unwrap();
+            whole.extend_from_slice(packet.payload());
+            let again = Ipv6Repr::parse(&Ipv6Packet::new_checked(&whole[..]).unwrap());
+            assert_eq!(again, Ok(repr), "{bytes:02x?}");
+            exercise_icmpv6(repr.src, repr.dst, packet.payload());
+        }
+        exercise_tcp(packet.payload());
+    }
+}
+
+/// ICMPv6 as received, and again with its checksum repaired so that garbled bytes reach the
+/// neighbour discovery checks behind the checksum.
+fn exercise_icmpv6(src: Ipv6Addr, dst: Ipv6Addr, bytes: &[u8]) {
+    let mut repaired = bytes.to_vec();
+    Icmpv6Packet::new_unchecked(&mut repaired[..]).fill_checksum(src, dst);
+    for message in [bytes, &repaired[..]] {
+        let Ok(packet) = Icmpv6Packet::new_checked(message) else {
+            continue;
+        };
+        let _ = (
+            packet.msg_type(),
+            packet.code(),
+            packet.echo_data(),
+            packet.neighbor_flags(),
+            packet.target_addr(),
+            packet.nd_options(),
+        );
+        if let Ok(repr) = Icmpv6Repr::parse(&packet, src, dst) {
+            let len = repr.buffer_len();
+            let data = if len == 8 { packet.echo_data() } else { &[] };
+            let mut out = vec![0u8; len];
+            assert_eq!(repr.emit(src, dst, &mut out, data), Ok(len));
+            out.extend_from_slice(data);
+            let again = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(&out[..]).unwrap(), src, dst);
+            assert_eq!(again, Ok(repr), "{message:02x?}");
+        }
+    }
+}
+
 fn exercise_tcp(bytes: &[u8]) {
     if let Ok(segment) = TcpSegment::new_checked(bytes) {
         let _ = (
@@ -115,6 +174,7 @@ fn exercise_tcp(bytes: &[u8]) {
             segment.options(),
             segment.payload(),
             segment.verify_checksum_v4([198, 18, 0, 1].into(), [198, 18, 0, 2].into()),
+            segment.verify_checksum_v6(capture_ipv6::CLIENT, capture_ipv6::SERVER),
         );
         if let Ok(repr) = TcpRepr::parse(&segment) {
             let mut out = [0u8; 80];
@@ -221,6 +281,13 @@ fn garbled_captured_frames_never_panic() {
         capture::MP_JOIN_SYN_ACK,
         capture::MP_JOIN_ACK,
         capture::MP_PRIO_BACKUP,
+        capture_ipv6::DAD_NEIGHBOR_SOLICIT,
+        capture_ipv6::NEIGHBOR_SOLICIT,
+        capture_ipv6::NEIGHBOR_ADVERT,
+        capture_ipv6::ECHO_REQUEST,
+        capture_ipv6::TCP_SYN,
+        capture_ipv6::TCP_DATA,
+        capture_ipv6::MLD_REPORT_HOP_BY_HOP,
     ];
     let mut rng = Xorshift(0x5eed_0003);
     for fixture in fixtures {
@@ -273,4 +340,28 @@ fn captured_frames_parse_at_every_layer() {
     );
     sum.add_bytes(tcp.payload());
     assert_eq!(sum.finish(), 0);
+}
+
+#[test]
+fn captured_ipv6_frames_parse_at_every_layer() {
+    // The unmodified IPv6 captures get through to ICMPv6 and TCP: `exercise` reaches them.
+    for (fixture, expect_icmpv6) in [
+        (capture_ipv6::NEIGHBOR_SOLICIT, true),
+        (capture_ipv6::NEIGHBOR_ADVERT, true),
+        (capture_ipv6::ECHO_REPLY, true),
+        (capture_ipv6::TCP_DATA, false),
+    ] {
+        let frame = capture::bytes(fixture);
+        let (src, dst, payload) = capture_ipv6::ipv6_payload(&frame);
+        let repr = Ipv6Repr::parse(&Ipv6Packet::new_checked(&frame[14..]).unwrap()).unwrap();
+        assert_eq!((repr.src, repr.dst), (src, dst));
+        if expect_icmpv6 {
+            let packet = Icmpv6Packet::new_checked(payload).unwrap();
+            assert!(Icmpv6Repr::parse(&packet, src, dst).is_ok(), "{fixture}");
+        } else {
+            let tcp = TcpSegment::new_checked(payload).unwrap();
+            assert!(tcp.verify_checksum_v6(src, dst));
+            assert!(TcpRepr::parse(&tcp).is_ok());
+        }
+    }
 }

@@ -504,7 +504,11 @@ pub fn engine_config(
     EngineConfig {
         interfaces,
         proxies,
-        client_tcp: side_tuning(&tcp.client),
+        // Coupled congestion control is for the client's subflows; the backend stays NewReno.
+        client_tcp: TcpTuning {
+            congestion_control: congestion_algorithm(tcp.congestion_control),
+            ..side_tuning(&tcp.client)
+        },
         backend_tcp: side_tuning(&tcp.backend),
         mptcp_checksum_required: config.mptcp.checksum_required,
         max_connections: tcp.max_connections as usize,
@@ -512,6 +516,19 @@ pub fn engine_config(
         mptcp_max_subflows: 8,
         time_wait_reuse: tcp.time_wait_reuse,
         local_ports: tcp.local_port_range.0..=tcp.local_port_range.1,
+    }
+}
+
+/// The engine's value for the configured algorithm (the control crate does not depend on the
+/// engine, so each has its own enum).
+fn congestion_algorithm(
+    algorithm: mpterm_control::config::CongestionAlgorithm,
+) -> mpterm_engine::CongestionAlgorithm {
+    use mpterm_control::config::CongestionAlgorithm as Configured;
+    match algorithm {
+        Configured::NewReno => mpterm_engine::CongestionAlgorithm::NewReno,
+        Configured::Lia => mpterm_engine::CongestionAlgorithm::Lia,
+        Configured::Olia => mpterm_engine::CongestionAlgorithm::Olia,
     }
 }
 

@@ -86,6 +86,28 @@ fn checksum_required_reaches_the_engine() {
 }
 
 #[test]
+fn congestion_control_reaches_the_client_side_only() {
+    for (word, algorithm) in [
+        ("newreno", mpterm_engine::CongestionAlgorithm::NewReno),
+        ("lia", mpterm_engine::CongestionAlgorithm::Lia),
+        ("olia", mpterm_engine::CongestionAlgorithm::Olia),
+    ] {
+        let text = TEST_CONFIG.replace(
+            "[tcp]\n",
+            &format!("[tcp]\ncongestion_control = \"{word}\"\n"),
+        );
+        assert_ne!(text, TEST_CONFIG, "the fixture has a [tcp] section");
+        let config = mpterm_control::Config::from_toml_str(&text).unwrap();
+        let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+        assert_eq!(engine.client_tcp.congestion_control, algorithm, "{word}");
+        assert_eq!(
+            engine.backend_tcp.congestion_control,
+            mpterm_engine::CongestionAlgorithm::NewReno
+        );
+    }
+}
+
+#[test]
 fn token_adapter_registers_full_connection_ids_and_refuses_duplicates() {
     let table = Arc::new(TokenTable::new());
     let mut worker_three = SharedTokens::new(Arc::clone(&table), 3);

@@ -487,7 +487,7 @@ impl<P: Payload> Tcb<P> {
         self.rto_deadline = None;
         self.rto_backoff = 0;
         let mss = self.max_payload_per_segment() as u32;
-        self.congestion = NewReno::new(mss as u16);
+        self.congestion = Congestion::new(self.tuning.congestion_control, mss as u16);
         if let Some((_, sent_at)) = self.timed_segment.take() {
             self.rtt.sample(now.saturating_since(sent_at));
         }

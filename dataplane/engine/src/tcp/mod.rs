@@ -10,7 +10,8 @@
 //! Implemented: MSS, window scaling and timestamps (RFC 7323), SACK-permitted negotiation and
 //! SACK blocks for out-of-order data (RFC 2018; received SACK blocks are accepted but recovery
 //! does not use them yet), the retransmission timer (RFC 6298), fast retransmit and NewReno
-//! (RFC 5681, RFC 6582) with one immediate duplicate ACK per out-of-order segment, an
+//! (RFC 5681, RFC 6582; or the coupled LIA and OLIA, `congestion/`) with one immediate
+//! duplicate ACK per out-of-order segment, an
 //! out-of-order queue that never holds more than the window, FIN and RST both ways (RFC 5961
 //! exact-match resets, challenge ACKs and ACK-value checks), TIME_WAIT, zero-window probes,
 //! silly window avoidance on both sides (RFC 9293 section 3.8.6.2), bounded buffers with window
@@ -39,7 +40,10 @@ use mpterm_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use mpterm_wire::SeqNumber;
 
 use crate::{Instant, Payload, TcpTuning};
-pub use congestion::NewReno;
+pub use congestion::{
+    Congestion, CongestionControl, CongestionCoupling, CongestionSample, ConnectionCoupling, Lia,
+    NewReno, Olia, OliaEpsilon, ALPHA_SCALE_SHIFT,
+};
 pub use receive::ReceiveQueue;
 pub use rtt::RttEstimator;
 pub use send::SendQueue;
@@ -255,7 +259,7 @@ pub struct Tcb<P: Payload> {
     fin_queued: bool,
     /// Sequence number of our FIN once sent.
     fin_seq: Option<SeqNumber>,
-    congestion: NewReno,
+    congestion: Congestion,
     rtt: RttEstimator,
     duplicate_acks: u32,
     /// RFC 6298 retransmission timer (also the handshake and persist timer).
@@ -416,7 +420,7 @@ impl<P: Payload> Tcb<P> {
             units: VecDeque::new(),
             fin_queued: false,
             fin_seq: None,
-            congestion: NewReno::new(DEFAULT_PEER_MSS),
+            congestion: Congestion::new(tuning.congestion_control, DEFAULT_PEER_MSS),
             rtt,
             duplicate_acks: 0,
             rto_deadline: None,
@@ -559,16 +563,6 @@ impl<P: Payload> Tcb<P> {
     /// Bytes queued for sending and not yet acknowledged.
     pub fn send_queued(&self) -> usize {
         self.send_queue.len()
-    }
-
-    /// The congestion window in bytes.
-    pub fn congestion_window(&self) -> u32 {
-        self.congestion.window()
-    }
-
-    /// The smoothed round-trip time, once a sample was taken (RFC 6298).
-    pub fn smoothed_rtt(&self) -> Option<core::time::Duration> {
-        self.rtt.smoothed()
     }
 
     /// Retransmission timeouts in a row without progress.

@@ -10,7 +10,7 @@ use mpterm_wire::tcp::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use mpterm_wire::SeqNumber;
 
 use super::{CloseReason, OutgoingSegment, Tcb, TcpState};
-use crate::{Instant, Liveness, TcpTuning};
+use crate::{CongestionAlgorithm, Instant, Liveness, TcpTuning};
 
 const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
 const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
@@ -33,6 +33,7 @@ fn tuning() -> TcpTuning {
         connect_timeout: Duration::from_secs(30),
         // Most tests watch the retransmission timer alone; the liveness tests set their own.
         liveness: Liveness::retransmission_limit_only(Duration::from_secs(60)),
+        congestion_control: CongestionAlgorithm::NewReno,
     }
 }
 

@@ -1,6 +1,9 @@
-//! NewReno congestion control (RFC 5681, RFC 6582).
+//! NewReno congestion control (RFC 5681, RFC 6582): the decoupled algorithm, and the slow
+//! start, fast recovery and timeout behaviour that the coupled ones (LIA, OLIA) share with it.
 
 use mpterm_wire::SeqNumber;
+
+use super::CongestionControl;
 
 /// Congestion window, slow-start threshold and the fast-recovery state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +16,17 @@ pub struct NewReno {
     /// RFC 6582 `recover`: the highest sequence number sent when recovery (or a timeout)
     /// began; a new fast recovery starts only once it is acknowledged.
     recover: Option<SeqNumber>,
+}
+
+/// What [`NewReno::on_ack_outside_avoidance`] made of an acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AckOutcome {
+    /// Fast recovery or slow start took the acknowledgement; `retransmit_next_hole` is the
+    /// value [`CongestionControl::on_ack`] returns.
+    Handled { retransmit_next_hole: bool },
+    /// The window is at or above the slow-start threshold: the algorithm's own congestion
+    /// avoidance increase applies.
+    CongestionAvoidance,
 }
 
 impl NewReno {
@@ -28,29 +42,26 @@ impl NewReno {
         }
     }
 
-    pub fn window(&self) -> u32 {
-        self.window
-    }
-
-    pub fn slow_start_threshold(&self) -> u32 {
-        self.slow_start_threshold
-    }
-
-    pub fn in_fast_recovery(&self) -> bool {
-        self.in_fast_recovery
-    }
-
-    /// New data acknowledged up to `ack`, `acked` bytes; `flight` is what is still
-    /// outstanding. Returns true on a partial acknowledgement during fast recovery, when the
-    /// caller must retransmit the next unacknowledged segment (RFC 6582 section 3.2 step 5).
-    pub fn on_ack(&mut self, ack: SeqNumber, acked: u32, flight: u32, mss: u32) -> bool {
+    /// Everything an acknowledgement of new data does except the congestion avoidance
+    /// increase: fast recovery (RFC 6582 section 3.2 steps 5 and 6) and slow start (RFC 5681
+    /// section 3.1 with RFC 3465 byte counting, L = 2 * SMSS). The coupled algorithms differ
+    /// from NewReno only in what follows [`AckOutcome::CongestionAvoidance`].
+    pub(super) fn on_ack_outside_avoidance(
+        &mut self,
+        ack: SeqNumber,
+        acked: u32,
+        flight: u32,
+        mss: u32,
+    ) -> AckOutcome {
         if self.in_fast_recovery {
             let recover = self.recover.unwrap_or(ack);
             if ack.distance_from(recover) >= 0 {
                 // Full acknowledgement (step 6): deflate the window.
                 self.in_fast_recovery = false;
                 self.window = self.slow_start_threshold.min(flight.max(mss) + mss);
-                return false;
+                return AckOutcome::Handled {
+                    retransmit_next_hole: false,
+                };
             }
             // Partial acknowledgement: deflate by the amount acknowledged, add back one MSS.
             self.window = self
@@ -58,24 +69,70 @@ impl NewReno {
                 .saturating_sub(acked)
                 .saturating_add(mss)
                 .max(mss);
-            return true;
+            return AckOutcome::Handled {
+                retransmit_next_hole: true,
+            };
         }
         if self.window < self.slow_start_threshold {
-            // RFC 5681 section 3.1 with RFC 3465 byte counting (L = 2 * SMSS).
             self.window = self.window.saturating_add(acked.min(2 * mss));
-        } else {
-            self.acked_in_avoidance = self.acked_in_avoidance.saturating_add(acked);
-            if self.acked_in_avoidance >= self.window {
-                self.acked_in_avoidance -= self.window;
-                self.window = self.window.saturating_add(mss);
-            }
+            return AckOutcome::Handled {
+                retransmit_next_hole: false,
+            };
         }
-        false
+        AckOutcome::CongestionAvoidance
     }
 
-    /// Three duplicate acknowledgements (RFC 6582 section 3.2 steps 1 and 2). Returns true when
-    /// fast retransmit starts; false when the duplicates belong to a hole already recovered.
-    pub fn enter_fast_recovery(
+    /// Congestion avoidance by byte counting: the window grows by one MSS each time
+    /// `bytes_per_mss` bytes have been acknowledged. NewReno's own rate, one MSS per window
+    /// (RFC 5681 section 3.1), is `bytes_per_mss` = the window; LIA passes a larger count.
+    pub(super) fn grow_in_avoidance(&mut self, acked: u32, mss: u32, bytes_per_mss: u32) {
+        self.acked_in_avoidance = self.acked_in_avoidance.saturating_add(acked);
+        if self.acked_in_avoidance >= bytes_per_mss {
+            self.acked_in_avoidance -= bytes_per_mss;
+            self.window = self.window.saturating_add(mss);
+        }
+    }
+
+    /// Grows the window in congestion avoidance by one MSS (OLIA's positive increase).
+    pub(super) fn grow_one_segment(&mut self, mss: u32) {
+        self.window = self.window.saturating_add(mss);
+    }
+
+    /// Shrinks the window in congestion avoidance by one MSS, never below two (RFC 5681's
+    /// smallest slow-start threshold), and keeps the threshold at or below the window so that
+    /// the next acknowledgement does not take it for slow start (OLIA's negative increase).
+    pub(super) fn shrink_in_avoidance(&mut self, mss: u32) {
+        self.window = self.window.saturating_sub(mss).max(2 * mss);
+        self.slow_start_threshold = self.slow_start_threshold.min(self.window);
+    }
+}
+
+impl CongestionControl for NewReno {
+    fn window(&self) -> u32 {
+        self.window
+    }
+
+    fn slow_start_threshold(&self) -> u32 {
+        self.slow_start_threshold
+    }
+
+    fn in_fast_recovery(&self) -> bool {
+        self.in_fast_recovery
+    }
+
+    fn on_ack(&mut self, ack: SeqNumber, acked: u32, flight: u32, mss: u32) -> bool {
+        match self.on_ack_outside_avoidance(ack, acked, flight, mss) {
+            AckOutcome::Handled {
+                retransmit_next_hole,
+            } => retransmit_next_hole,
+            AckOutcome::CongestionAvoidance => {
+                self.grow_in_avoidance(acked, mss, self.window);
+                false
+            }
+        }
+    }
+
+    fn enter_fast_recovery(
         &mut self,
         snd_una: SeqNumber,
         snd_max: SeqNumber,
@@ -98,15 +155,13 @@ impl NewReno {
         true
     }
 
-    /// A further duplicate acknowledgement during fast recovery (step 4).
-    pub fn inflate(&mut self, mss: u32) {
+    fn inflate(&mut self, mss: u32) {
         if self.in_fast_recovery {
             self.window = self.window.saturating_add(mss);
         }
     }
 
-    /// The retransmission timer expired (RFC 5681 section 3.1 equation 4, RFC 6582 section 4).
-    pub fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
+    fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
         self.slow_start_threshold = (flight / 2).max(2 * mss);
         self.window = mss;
         self.acked_in_avoidance = 0;
