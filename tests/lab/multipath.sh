@@ -133,8 +133,13 @@ MP_PATH_BYTES=()
 MP_APP_PATH_BYTES=()
 multipath_transfer() {
     local dir="$1" direction="$2" paths="$3"
-    local c2b=0 b2c=0 client_args=()
+    local c2b=0 b2c=0 client_args=() backend_args=()
     if [[ "$direction" == upload ]]; then
+        # The backend keeps its sending side open until the upload is in, as an application
+        # that answers a request does: a DATA_FIN from the appliance right away would move
+        # the Linux client's connection to CLOSE_WAIT, and Linux joins no subflow to a
+        # connection that is not ESTABLISHED (`mptcp_finish_join`).
+        backend_args=(--send-after-received "$MULTIPATH_BYTES")
         c2b="$MULTIPATH_BYTES"
         # The Linux client joins only once its first data was acknowledged at the data level;
         # it then waits (bounded) until every extra path's subflow is established, so that the
@@ -168,6 +173,7 @@ multipath_transfer() {
 
     ip netns exec "$(lab_ns_backend)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" backend \
         --listen "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT" --count 1 --send-bytes "$b2c" --seed 2000 \
+        "${backend_args[@]}" \
         --timeout "$((MULTIPATH_TIMEOUT + 5))" --ready-file "$dir/backend.ready" \
         --report "$dir/backend.json" >"$dir/backend.log" 2>&1 &
     local backend_pid=$!

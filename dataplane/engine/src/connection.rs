@@ -294,14 +294,14 @@ impl<P: Payload> ProxiedConnection<P> {
     }
 
     /// Accepts a join only while the connection is fully established, has not fallen back and
-    /// is not ending (RFC 8684 section 3.2: a join needs both keys).
+    /// is not being torn down (RFC 8684 section 3.2: a join needs both keys). Our DATA_FIN does
+    /// not stop joins: the client may still send on new subflows, as Linux lets it.
     pub fn accepts_joins(&self) -> bool {
         self.mptcp.as_ref().is_some_and(|session| {
             session.is_fully_established()
                 && !session.has_fallen_back()
                 && !session.is_fast_closing()
-        }) && !self.client_closed_toward
-            && self.client_still_open()
+        }) && self.client_still_open()
     }
 
     /// The MSS the backend should use so its segments fit the client side without splitting:
@@ -718,8 +718,31 @@ impl<P: Payload> ProxiedConnection<P> {
             return;
         };
         let usable = session.is_fully_established() || session.has_fallen_back();
+        // RFC 8684 section 3.3.4: the window every subflow advertises is the connection's,
+        // relative to the DATA_ACK; the newest (largest, as the windows race) bounds what may
+        // be outstanding at the data level, whatever the subflows' own windows allow. A Linux
+        // receiver drops data beyond it, after the subflow acknowledged it.
+        let window = self
+            .subflows
+            .iter()
+            .flatten()
+            .filter(|subflow| subflow.mptcp.is_usable() && subflow.tcb.is_synchronized())
+            .map(|subflow| subflow.tcb.send_window())
+            .max()
+            .unwrap_or(0);
+        let window_end = session
+            .send_buffer()
+            .unacknowledged()
+            .wrapping_add(u64::from(window));
         loop {
             if !usable || session.send_buffer().all_scheduled() {
+                break;
+            }
+            // New data only within the connection's window; reinjections always (they are
+            // below what was sent).
+            let window_left = window_end.wrapping_sub(session.send_buffer().scheduled_end()) as i64;
+            let reinjecting = session.send_buffer().reinjection_pending();
+            if !reinjecting && window_left <= 0 && !session.has_fallen_back() {
                 break;
             }
             self.candidates.clear();
@@ -753,7 +776,10 @@ impl<P: Payload> ProxiedConnection<P> {
             let Some(subflow) = self.subflows[candidate.index].as_mut() else {
                 break;
             };
-            let limit = candidate.room.min(subflow.tcb.max_payload_per_segment());
+            let mut limit = candidate.room.min(subflow.tcb.max_payload_per_segment());
+            if !reinjecting && !session.has_fallen_back() {
+                limit = limit.min(window_left.max(1) as usize);
+            }
             let Some((data_seq, payload, reinjection)) = session.send_buffer().peek_next(limit)
             else {
                 break;
@@ -794,7 +820,10 @@ impl<P: Payload> ProxiedConnection<P> {
                 continue;
             };
             let timeouts = subflow.tcb.consecutive_timeouts();
-            let died = !subflow.is_open();
+            let died = subflow
+                .tcb
+                .close_reason()
+                .is_some_and(CloseReason::is_abortive);
             let stalled = timeouts >= STALE_AFTER_TIMEOUTS;
             let alternative = others_open(index, &self.subflows);
             let Some(subflow) = self.subflows[index].as_mut() else {
@@ -832,7 +861,16 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(session) = self.mptcp.as_ref() else {
             return;
         };
-        if self.subflows_closed || !session.is_closing() {
+        if self.subflows_closed {
+            // A subflow that joined after our DATA_FIN closes its sending side too.
+            for subflow in self.subflows.iter_mut().flatten() {
+                if subflow.mptcp.is_usable() && subflow.tcb.send_capacity() > 0 {
+                    subflow.tcb.close();
+                }
+            }
+            return;
+        }
+        if !session.is_closing() {
             return;
         }
         let buffer = session.send_buffer();

@@ -565,6 +565,11 @@ impl<P: Payload> Tcb<P> {
         self.send_queue.len()
     }
 
+    /// The peer's last advertised window, scaled (RFC 7323).
+    pub fn send_window(&self) -> u32 {
+        self.snd_wnd
+    }
+
     /// Retransmission timeouts in a row without progress.
     pub fn consecutive_timeouts(&self) -> u32 {
         self.consecutive_timeouts
