@@ -668,6 +668,17 @@ impl<P: Payload> ProxiedConnection<P> {
             return;
         };
         let usable = session.is_fully_established() || session.has_fallen_back();
+        // Section 3.3.8: a backup subflow carries data only while no regular one works,
+        // whether or not that one has room in its window now (Linux's `mptcp_subflow_get_send`
+        // counts every active non-backup subflow): a full regular window means waiting for
+        // its ACKs, not spilling over onto the backup.
+        let regular_works = self.subflows.iter().flatten().any(|subflow| {
+            !subflow.mptcp.backup
+                && !subflow.stale
+                && subflow.mptcp.is_usable()
+                && subflow.tcb.is_synchronized()
+                && subflow.is_open()
+        });
         loop {
             if !usable || session.send_buffer().all_scheduled() {
                 break;
@@ -679,6 +690,9 @@ impl<P: Payload> ProxiedConnection<P> {
                 };
                 let tcb = &subflow.tcb;
                 if subflow.stale || !subflow.mptcp.is_usable() || !tcb.is_synchronized() {
+                    continue;
+                }
+                if subflow.mptcp.backup && regular_works {
                     continue;
                 }
                 let room = tcb.send_room();
