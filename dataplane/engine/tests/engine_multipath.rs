@@ -76,6 +76,9 @@ fn joins_carry_data_both_ways(path_count: usize, seed: u64) {
     assert_eq!(counters.mptcp_fallbacks, 0, "{}", net.context());
     assert_eq!(counters.dss_checksum_failures, 0, "{}", net.context());
     assert_eq!(counters.mptcp_data_overflows, 0, "{}", net.context());
+    // No path died: nothing was reinjected and no subflow failed over.
+    assert_eq!(counters.mptcp_reinjected_bytes, 0, "{}", net.context());
+    assert_eq!(counters.mptcp_subflow_failovers, 0, "{}", net.context());
     let client = &net.clients[0];
     assert_eq!(client.subflows.len(), path_count);
     for subflow in &client.subflows[1..] {
@@ -392,7 +395,13 @@ fn a_flood_of_join_syns_stays_within_the_subflow_limit() {
         net.drive_until(|net| net.finished());
         net.check_data();
         let counters = *net.engine.counters();
+        eprintln!(
+            "after the flood: {} failovers, {} time-outs",
+            counters.mptcp_subflow_failovers, counters.tcp_timeouts
+        );
         assert_eq!(counters.mptcp_joins_established, 1, "{}", net.context());
+        // Joins that never completed carried no data: nothing failed over.
+        assert_eq!(counters.mptcp_subflow_failovers, 0, "{}", net.context());
         assert_eq!(net.engine.connection_count(), 0);
         assert!(
             net.engine.time_wait_count() <= 16,
@@ -447,7 +456,7 @@ fn many_connections_with_path_deaths(seed: u64) {
     let expected_joins: u64 = net.clients.iter().map(|c| c.paths.len() as u64 - 1).sum();
     let mut cuts = 0;
     net.drive_until(|net| {
-        for host in 0..hosts {
+        for (host, host_deaths) in deaths.iter().enumerate() {
             let client = &net.clients[host];
             let joined = client.subflows.len() == client.paths.len()
                 && client
@@ -458,7 +467,7 @@ fn many_connections_with_path_deaths(seed: u64) {
                 continue;
             }
             let progress = client.received.len() as f64 / net.downloads[host].len() as f64;
-            let due: Vec<usize> = deaths[host]
+            let due: Vec<usize> = host_deaths
                 .iter()
                 .filter(|(path, at)| progress >= *at && !net.cut[host][*path])
                 .map(|(path, _)| *path)

@@ -1325,7 +1325,7 @@ impl MultipathNet {
     }
 
     /// A frame from the engine on a client-facing interface reaches its client.
-    fn to_client(&mut self, path: usize, frame: &[u8]) {
+    fn deliver_to_client(&mut self, path: usize, frame: &[u8]) {
         let Parsed::Tcp {
             src_mac,
             src,
@@ -1377,7 +1377,7 @@ impl MultipathNet {
         }
     }
 
-    fn to_backend(&mut self, frame: &[u8]) {
+    fn deliver_to_backend(&mut self, frame: &[u8]) {
         let Parsed::Tcp {
             src, dst, segment, ..
         } = parse_frame(frame)
@@ -1464,7 +1464,7 @@ impl MultipathNet {
                 Some(host) if !self.cut[host][path] => self.links[host][path][1].send(now, frame),
                 Some(_) => {}
                 // Answers to forged segments from addresses no client plays: seen at once.
-                None => self.to_client(path, &frame),
+                None => self.deliver_to_client(path, &frame),
             }
         }
         for host in 0..self.clients.len() {
@@ -1479,7 +1479,7 @@ impl MultipathNet {
                 for frame in self.links[host][path][1].arrivals(now) {
                     moved = true;
                     if !cut {
-                        self.to_client(path, &frame);
+                        self.deliver_to_client(path, &frame);
                     }
                 }
             }
@@ -1492,7 +1492,7 @@ impl MultipathNet {
         }
         for frame in self.backend_links[1].arrivals(now) {
             moved = true;
-            self.to_backend(&frame);
+            self.deliver_to_backend(&frame);
         }
         for client in &mut self.clients {
             client.read();
