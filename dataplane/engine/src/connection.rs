@@ -782,7 +782,16 @@ impl<P: Payload> ProxiedConnection<P> {
                 if died {
                     subflow.mptcp.sent.clear();
                 }
-                if any || died {
+                // A failover is data moving off a subflow, or a subflow that carried data
+                // dying abortively (a timeout, a reset); a graceful close, or a join that
+                // never completed, is none.
+                let failed = died
+                    && subflow.mptcp.is_usable()
+                    && subflow
+                        .tcb
+                        .close_reason()
+                        .is_some_and(CloseReason::is_abortive);
+                if any || failed {
                     self.events.failovers += 1;
                 }
             }
