@@ -119,6 +119,14 @@ fn joins_carry_data_both_ways(path_count: usize, seed: u64) {
     }
     assert!(client.verified_mappings > 0);
     assert!(net.engine.connection_count() == 0);
+    // On clean paths the connection ends as soon as both data streams did: nothing waits for
+    // a keepalive or a timeout.
+    let ended_after = Duration::from_nanos(net.now.as_nanos()) - Duration::from_secs(1);
+    assert!(
+        ended_after < Duration::from_secs(5),
+        "ended after {ended_after:?}: {}",
+        net.context()
+    );
 }
 
 #[test]

@@ -1354,6 +1354,10 @@ impl MultipathNet {
             (Some(host), Some(index)) => {
                 let now = self.now;
                 self.clients[host].handle_segment(now, index, &repr, payload);
+                // The data level takes the payload before the ACK leaves, so that the ACK
+                // carries the DATA_ACK that covers it (as Linux moves data to the MPTCP socket
+                // before `tcp_ack_snd_check`).
+                self.clients[host].read();
                 if self.clients[host].subflows[index].tcb.is_synchronized() {
                     // Like Linux, the third ACK leaves as soon as the SYN-ACK arrives.
                     self.send_client_segments(host);
