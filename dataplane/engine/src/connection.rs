@@ -734,6 +734,17 @@ impl<P: Payload> ProxiedConnection<P> {
             .send_buffer()
             .unacknowledged()
             .wrapping_add(u64::from(window));
+        // Section 3.3.8: a backup subflow carries data only while no regular one works,
+        // whether or not that one has room in its window now (Linux's `mptcp_subflow_get_send`
+        // counts every active non-backup subflow): a full regular window means waiting for
+        // its ACKs, not spilling over onto the backup.
+        let regular_works = self.subflows.iter().flatten().any(|subflow| {
+            !subflow.mptcp.backup
+                && !subflow.stale
+                && subflow.mptcp.is_usable()
+                && subflow.tcb.is_synchronized()
+                && subflow.is_open()
+        });
         loop {
             if !usable || session.send_buffer().all_scheduled() {
                 break;
@@ -752,6 +763,9 @@ impl<P: Payload> ProxiedConnection<P> {
                 };
                 let tcb = &subflow.tcb;
                 if subflow.stale || !subflow.mptcp.is_usable() || !tcb.is_synchronized() {
+                    continue;
+                }
+                if subflow.mptcp.backup && regular_works {
                     continue;
                 }
                 let room = tcb.send_room();
@@ -847,7 +861,16 @@ impl<P: Payload> ProxiedConnection<P> {
                 if died {
                     subflow.mptcp.sent.clear();
                 }
-                if any || died {
+                // A failover is data moving off a subflow, or a subflow that carried data
+                // dying abortively (a timeout, a reset); a graceful close, or a join that
+                // never completed, is none.
+                let failed = died
+                    && subflow.mptcp.is_usable()
+                    && subflow
+                        .tcb
+                        .close_reason()
+                        .is_some_and(CloseReason::is_abortive);
+                if any || failed {
                     self.events.failovers += 1;
                 }
             }
