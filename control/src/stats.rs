@@ -183,6 +183,8 @@ define_counters! {
     mptcp_data_duplicates,
     /// Verified data dropped for lack of room in the connection's receive window.
     mptcp_data_overflows,
+    /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
+    mptcp_data_retransmissions,
     /// Keepalive probes sent on idle connections.
     keepalive_probes_sent,
     /// Connection sides given up because the peer answered no keepalive probe.
@@ -338,17 +340,18 @@ mod tests {
             mptcp_subflow_failovers: 50,
             mptcp_data_duplicates: 51,
             mptcp_data_overflows: 52,
-            keepalive_probes_sent: 53,
-            keepalive_timeouts: 54,
-            fin_wait_2_timeouts: 55,
-            user_timeouts: 56,
-            time_wait_entered: 57,
-            time_wait_overflows: 58,
-            time_wait_reused: 59,
-            time_wait_acks_sent: 60,
-            rx_dropped_time_wait: 61,
-            connections_open: 62,
-            time_wait_open: 63,
+            mptcp_data_retransmissions: 53,
+            keepalive_probes_sent: 54,
+            keepalive_timeouts: 55,
+            fin_wait_2_timeouts: 56,
+            user_timeouts: 57,
+            time_wait_entered: 58,
+            time_wait_overflows: 59,
+            time_wait_reused: 60,
+            time_wait_acks_sent: 61,
+            rx_dropped_time_wait: 62,
+            connections_open: 63,
+            time_wait_open: 64,
         }
     }
 
@@ -363,7 +366,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 63);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 64);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use core::net::SocketAddrV4;
 
 use mpterm_wire::tcp::TcpRepr;
 
-use crate::mptcp::{MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
+use crate::mptcp::{DataRange, MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
 use crate::scheduler::{Candidate, ConnectionScheduler, Scheduler, SchedulerKind};
 use crate::tcp::{
     CloseReason, CongestionSample, ConnectionCoupling, OutgoingSegment, OwnerVerdict, Tcb,
@@ -39,6 +39,13 @@ use crate::{Instant, Payload};
 /// alone and its data goes to the other subflows, until it is acknowledged again (Linux's
 /// `stale_loss_cnt` is 4 retransmissions; a timeout here already means a whole window lost).
 const STALE_AFTER_TIMEOUTS: u32 = 2;
+
+/// The data-level retransmission timer never fires sooner (Linux's `TCP_RTO_MIN` for its
+/// `mptcp_retransmit_timer`) nor backs off beyond the longest.
+const MIN_DATA_RTO: core::time::Duration = core::time::Duration::from_millis(200);
+const MAX_DATA_RTO: core::time::Duration = core::time::Duration::from_secs(60);
+/// What one data-level retransmission sends again from the first byte not DATA_ACKed.
+const DATA_RETRANSMISSION_BYTES: u32 = 16 * 1460;
 
 /// Which side of a proxied connection a segment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +85,8 @@ pub struct ConnectionEvents {
     pub data_duplicates: u32,
     /// Verified data dropped for lack of room in the connection's receive window.
     pub data_overflows: u32,
+    /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
+    pub data_retransmissions: u32,
 }
 
 /// One subflow of the client side: its TCB, the interface it came in on and its MPTCP state.
@@ -191,6 +200,11 @@ pub struct ProxiedConnection<P: Payload> {
     backend_closed_toward: bool,
     /// The counters of subflows already taken out.
     retired_counters: TcbCounters,
+    /// The data-level retransmission timer (see [`ProxiedConnection::watch_data_ack`]).
+    data_retransmission: Option<Instant>,
+    data_rto_backoff: u32,
+    /// The DATA_ACK when the timer was last armed.
+    data_ack_seen: u64,
     events: ConnectionEvents,
 }
 
@@ -220,6 +234,9 @@ impl<P: Payload> ProxiedConnection<P> {
             backend_unavailable: false,
             backend_closed_toward: false,
             retired_counters: TcbCounters::default(),
+            data_retransmission: None,
+            data_rto_backoff: 0,
+            data_ack_seen: 0,
             events: ConnectionEvents::default(),
         }
     }
@@ -476,12 +493,16 @@ impl<P: Payload> ProxiedConnection<P> {
             .flatten()
             .filter_map(|subflow| subflow.tcb.poll_timeout())
             .chain(backend)
+            .chain(self.data_retransmission)
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         for subflow in self.subflows.iter_mut().flatten() {
             subflow.tcb.handle_timeout(now);
+        }
+        if self.data_retransmission.is_some_and(|due| due <= now) {
+            self.retransmit_at_data_level(now);
         }
         if let Some(backend) = self.backend.as_mut() {
             backend.handle_timeout(now);
@@ -523,6 +544,7 @@ impl<P: Payload> ProxiedConnection<P> {
         self.relay_backend_to_client();
         self.watch_subflows();
         self.schedule();
+        self.watch_data_ack(now);
         self.close_subflows_when_done();
         self.propagate_failures(now);
         self.update_receive_windows();
@@ -814,6 +836,66 @@ impl<P: Payload> ProxiedConnection<P> {
         if session.has_fallen_back() {
             session.send_buffer_mut().release_scheduled();
         }
+    }
+
+    /// The data-level retransmission timer (RFC 8684 section 3.3.6, as Linux's
+    /// `mptcp_retransmit_timer`): data a subflow delivered can still be missing at the data
+    /// level (a receiver that dropped it for want of room), and no subflow will send it again.
+    /// While data waits for a DATA_ACK, a timer of the subflows' longest RTO runs; progress of
+    /// the DATA_ACK restarts it, and its expiry sends the first bytes not DATA_ACKed again.
+    fn watch_data_ack(&mut self, now: Instant) {
+        let Some(session) = self.mptcp.as_ref() else {
+            return;
+        };
+        let buffer = session.send_buffer();
+        let unacknowledged = buffer.unacknowledged();
+        let outstanding = unacknowledged != buffer.scheduled_end();
+        if !outstanding || session.has_fallen_back() {
+            self.data_retransmission = None;
+            self.data_rto_backoff = 0;
+            return;
+        }
+        if self.data_retransmission.is_none() || unacknowledged != self.data_ack_seen {
+            if unacknowledged != self.data_ack_seen {
+                self.data_rto_backoff = 0;
+            }
+            self.data_ack_seen = unacknowledged;
+            self.data_retransmission = Some(now + self.data_rto());
+        }
+    }
+
+    fn data_rto(&self) -> core::time::Duration {
+        let longest = self
+            .subflows
+            .iter()
+            .flatten()
+            .filter(|subflow| subflow.is_open() && subflow.mptcp.is_usable())
+            .map(|subflow| subflow.tcb.retransmission_timeout())
+            .max()
+            .unwrap_or(MIN_DATA_RTO)
+            .max(MIN_DATA_RTO);
+        (longest * (1u32 << self.data_rto_backoff.min(8))).min(MAX_DATA_RTO)
+    }
+
+    fn retransmit_at_data_level(&mut self, now: Instant) {
+        self.data_retransmission = None;
+        let Some(session) = self.mptcp.as_mut() else {
+            return;
+        };
+        let buffer = session.send_buffer_mut();
+        let unacknowledged = buffer.unacknowledged();
+        let outstanding = buffer.scheduled_end().wrapping_sub(unacknowledged);
+        if outstanding == 0 {
+            return;
+        }
+        buffer.reinject(DataRange {
+            data_seq: unacknowledged,
+            len: outstanding.min(u64::from(DATA_RETRANSMISSION_BYTES)) as u32,
+        });
+        self.events.data_retransmissions += 1;
+        self.data_rto_backoff += 1;
+        self.data_ack_seen = unacknowledged;
+        self.data_retransmission = Some(now + self.data_rto());
     }
 
     /// Marks stalled subflows stale and hands the data of stale or dead ones to the others.

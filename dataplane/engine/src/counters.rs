@@ -84,6 +84,9 @@ pub struct Counters {
     pub mptcp_data_duplicates: u64,
     /// Verified data dropped for lack of room in the connection-level receive window.
     pub mptcp_data_overflows: u64,
+    /// Data-level retransmission timeouts (RFC 8684 section 3.3.6): the DATA_ACK stalled
+    /// while the subflows had delivered everything, so its first bytes were sent again.
+    pub mptcp_data_retransmissions: u64,
     pub keepalive_probes_sent: u64,
     /// Connection sides given up because an idle peer answered no keepalive probe.
     pub keepalive_timeouts: u64,

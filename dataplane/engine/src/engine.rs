@@ -1299,6 +1299,7 @@ fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
     counters.mptcp_subflow_failovers += u64::from(events.failovers);
     counters.mptcp_data_duplicates += u64::from(events.data_duplicates);
     counters.mptcp_data_overflows += u64::from(events.data_overflows);
+    counters.mptcp_data_retransmissions += u64::from(events.data_retransmissions);
 }
 
 #[cfg(test)]

@@ -565,6 +565,11 @@ impl<P: Payload> Tcb<P> {
         self.send_queue.len()
     }
 
+    /// The current retransmission timeout (RFC 6298), before backoff.
+    pub fn retransmission_timeout(&self) -> core::time::Duration {
+        self.rtt.rto()
+    }
+
     /// The peer's last advertised window, scaled (RFC 7323).
     pub fn send_window(&self) -> u32 {
         self.snd_wnd
