@@ -79,10 +79,13 @@ step lab-selftest bash tests/lab/selftest.sh
 
 if [[ "$build_ok" == yes ]]; then
     step lab-scenarios bash tests/lab/scenarios.sh
+    # Several client paths: every extra endpoint of the Linux client joins (2 and 4 paths),
+    # both directions byte-exact (tests/lab/multipath.sh; about 20 s).
+    step lab-multipath bash tests/lab/multipath.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
-    failed_steps+=(lab-scenarios)
-    total_failed=$((total_failed + 1))
+    failed_steps+=(lab-scenarios lab-multipath)
+    total_failed=$((total_failed + 2))
 fi
 
 # The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was
