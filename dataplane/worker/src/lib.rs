@@ -460,6 +460,7 @@ pub fn engine_config(
     config: &mpterm_control::Config,
     macs: &[[u8; 6]],
 ) -> mpterm_engine::EngineConfig {
+    use mpterm_engine::scheduler::SchedulerKind;
     use mpterm_engine::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
     let interfaces = config
         .interfaces
@@ -479,7 +480,10 @@ pub fn engine_config(
         .map(|proxy| ProxyRule {
             listen: proxy.listen,
             backend: proxy.backend,
-            scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
+            scheduler: match proxy.scheduler {
+                mpterm_control::config::Scheduler::LowestRtt => SchedulerKind::LowestRtt,
+                mpterm_control::config::Scheduler::RoundRobin => SchedulerKind::RoundRobin,
+            },
         })
         .collect();
     let tcp = &config.tcp;
@@ -514,7 +518,7 @@ pub fn engine_config(
         mptcp_checksum_required: config.mptcp.checksum_required,
         max_connections: tcp.max_connections as usize,
         max_time_wait: tcp.max_time_wait as usize,
-        mptcp_max_subflows: 8,
+        mptcp_max_subflows: usize::from(config.mptcp.max_subflows),
         time_wait_reuse: tcp.time_wait_reuse,
         local_ports: tcp.local_port_range.0..=tcp.local_port_range.1,
     }
