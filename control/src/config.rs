@@ -619,11 +619,7 @@ impl fmt::Display for MptcpConfig {
         } else {
             "off"
         };
-        write!(
-            f,
-            "checksum={checksum} max_subflows={}",
-            self.max_subflows
-        )
+        write!(f, "checksum={checksum} max_subflows={}", self.max_subflows)
     }
 }
 

@@ -185,6 +185,8 @@ define_counters! {
     mptcp_data_overflows,
     /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
     mptcp_data_retransmissions,
+    /// Subflows closed with MP_FAIL for a failed DSS checksum while another went on.
+    mptcp_subflows_failed,
     /// Keepalive probes sent on idle connections.
     keepalive_probes_sent,
     /// Connection sides given up because the peer answered no keepalive probe.
@@ -341,17 +343,18 @@ mod tests {
             mptcp_data_duplicates: 51,
             mptcp_data_overflows: 52,
             mptcp_data_retransmissions: 53,
-            keepalive_probes_sent: 54,
-            keepalive_timeouts: 55,
-            fin_wait_2_timeouts: 56,
-            user_timeouts: 57,
-            time_wait_entered: 58,
-            time_wait_overflows: 59,
-            time_wait_reused: 60,
-            time_wait_acks_sent: 61,
-            rx_dropped_time_wait: 62,
-            connections_open: 63,
-            time_wait_open: 64,
+            mptcp_subflows_failed: 54,
+            keepalive_probes_sent: 55,
+            keepalive_timeouts: 56,
+            fin_wait_2_timeouts: 57,
+            user_timeouts: 58,
+            time_wait_entered: 59,
+            time_wait_overflows: 60,
+            time_wait_reused: 61,
+            time_wait_acks_sent: 62,
+            rx_dropped_time_wait: 63,
+            connections_open: 64,
+            time_wait_open: 65,
         }
     }
 
@@ -366,7 +369,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 64);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 65);
     }
 
     #[test]

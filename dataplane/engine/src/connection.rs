@@ -87,6 +87,8 @@ pub struct ConnectionEvents {
     pub data_overflows: u32,
     /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
     pub data_retransmissions: u32,
+    /// Subflows closed with MP_FAIL for a failed DSS checksum while others went on.
+    pub subflows_failed: u32,
 }
 
 /// One subflow of the client side: its TCB, the interface it came in on and its MPTCP state.
@@ -622,7 +624,11 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(session) = self.mptcp.as_mut() else {
             return;
         };
-        for subflow in self.subflows.iter_mut().flatten() {
+        let mut failure = None;
+        'subflows: for (index, subflow) in self.subflows.iter_mut().enumerate() {
+            let Some(subflow) = subflow.as_mut() else {
+                continue;
+            };
             while let Some(chunk) = subflow.tcb.recv() {
                 match session.handle_subflow_data(&mut subflow.mptcp, chunk) {
                     Ok(outcome) if outcome.data_fin_reached => subflow.tcb.request_ack(),
@@ -631,12 +637,46 @@ impl<P: Payload> ProxiedConnection<P> {
                         self.events.data_overflows += outcome.data_overflows;
                     }
                     Err(error) => {
-                        self.fail_mptcp(error);
-                        return;
+                        failure = Some((index, error));
+                        break 'subflows;
                     }
                 }
             }
         }
+        match failure {
+            Some((index, MptcpError::ChecksumFailed)) if self.another_subflow_works(index) => {
+                self.fail_subflow(index)
+            }
+            Some((_, error)) => self.fail_mptcp(error),
+            None => {}
+        }
+    }
+
+    /// Another subflow than `index` is open, joined and not stale.
+    fn another_subflow_works(&self, index: usize) -> bool {
+        self.subflows.iter().enumerate().any(|(position, subflow)| {
+            position != index
+                && subflow.as_ref().is_some_and(|subflow| {
+                    subflow.is_open() && subflow.mptcp.is_usable() && !subflow.stale
+                })
+        })
+    }
+
+    /// RFC 8684 section 3.7: a mapping that failed its checksum on one subflow while others
+    /// work closes that subflow with a RST carrying MP_FAIL (where the failed mapping starts)
+    /// and MP_TCPRST "middlebox interference". Its bytes were held unverified and are dropped,
+    /// never delivered; the client sends them again on another subflow, as it does for any
+    /// subflow that dies, and our data on it is reinjected (`watch_subflows`).
+    fn fail_subflow(&mut self, index: usize) {
+        let Some(subflow) = self.subflows.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        self.events.checksum_failure = true;
+        self.events.subflows_failed += 1;
+        let data_seq = subflow.mptcp.assembly.current_data_seq().unwrap_or(0);
+        subflow.mptcp.failed_mapping = Some(data_seq);
+        subflow.mptcp.reset_reason = Some(ResetReason::MiddleboxInterference);
+        subflow.tcb.abort();
     }
 
     fn relay_client_to_backend(&mut self) {
@@ -1065,9 +1105,10 @@ impl<P: Payload> ProxiedConnection<P> {
         };
         // RFC 8684 section 3.7 lets a single-subflow connection whose checksum failed send
         // MP_FAIL and fall back to an infinite mapping when no data was lost in between.
-        // Deviation, recorded: we do not implement MP_FAIL yet and reset instead (the "cannot
-        // fall back" branch of the same section), so corrupted data never reaches the backend;
-        // both sides learn of it by RST (with MP_TCPRST saying why) and the counters say why.
+        // Deviation, recorded: with no other subflow to go on (see `fail_subflow`), we reset
+        // instead (the "cannot fall back" branch of the same section), so corrupted data never
+        // reaches the backend; both sides learn of it by RST (with MP_TCPRST saying why) and
+        // the counters say why.
         if let Some(session) = self.mptcp.as_mut() {
             session.set_reset_reason(reason);
         }

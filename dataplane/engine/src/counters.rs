@@ -87,6 +87,9 @@ pub struct Counters {
     /// Data-level retransmission timeouts (RFC 8684 section 3.3.6): the DATA_ACK stalled
     /// while the subflows had delivered everything, so its first bytes were sent again.
     pub mptcp_data_retransmissions: u64,
+    /// Subflows closed with MP_FAIL (RFC 8684 section 3.7): a DSS checksum failed on them while
+    /// another subflow went on; their unverified bytes were dropped, never delivered.
+    pub mptcp_subflows_failed: u64,
     pub keepalive_probes_sent: u64,
     /// Connection sides given up because an idle peer answered no keepalive probe.
     pub keepalive_timeouts: u64,

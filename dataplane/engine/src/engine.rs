@@ -1300,6 +1300,7 @@ fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
     counters.mptcp_data_duplicates += u64::from(events.data_duplicates);
     counters.mptcp_data_overflows += u64::from(events.data_overflows);
     counters.mptcp_data_retransmissions += u64::from(events.data_retransmissions);
+    counters.mptcp_subflows_failed += u64::from(events.subflows_failed);
 }
 
 #[cfg(test)]

@@ -440,6 +440,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         mptcp_data_duplicates: engine.mptcp_data_duplicates,
         mptcp_data_overflows: engine.mptcp_data_overflows,
         mptcp_data_retransmissions: engine.mptcp_data_retransmissions,
+        mptcp_subflows_failed: engine.mptcp_subflows_failed,
         keepalive_probes_sent: engine.keepalive_probes_sent,
         keepalive_timeouts: engine.keepalive_timeouts,
         fin_wait_2_timeouts: engine.fin_wait_2_timeouts,

@@ -119,6 +119,9 @@ pub struct SubflowMptcp<P> {
     /// What our RST on this subflow says in MP_TCPRST when it is this subflow's own matter
     /// (a join that failed); otherwise the connection's reason applies.
     pub reset_reason: Option<ResetReason>,
+    /// Our RST on this subflow carries MP_FAIL with this data sequence number: a mapping
+    /// received on it failed its checksum while other subflows go on (section 3.7).
+    pub failed_mapping: Option<u64>,
 }
 
 impl<P: Payload> SubflowMptcp<P> {
@@ -139,6 +142,7 @@ impl<P: Payload> SubflowMptcp<P> {
             assembly: MappingAssembly::new(),
             sent: SentMappings::default(),
             reset_reason: None,
+            failed_mapping: None,
         }
     }
 
