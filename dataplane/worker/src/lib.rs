@@ -280,6 +280,17 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
     /// Runs until `stop` is set, then frees the frames it still holds (counted in
     /// `tx_dropped_full`) and publishes the final counters.
     pub fn run(&mut self, stop: &AtomicBool) {
+        self.run_with(stop, |_| {});
+    }
+
+    /// [`Worker::run`], calling `at_publish` with the engine each time the counters are
+    /// published (every [`STATS_PUBLISH_INTERVAL`], never per packet): where the binary looks
+    /// at the engine on the worker's own thread, e.g. to log its connections when asked.
+    pub fn run_with(
+        &mut self,
+        stop: &AtomicBool,
+        mut at_publish: impl FnMut(&Engine<Io::Payload, R, T>),
+    ) {
         let mut next_publish = TscClock::cycles();
         let mut idle =
             IdleBackoff::new(self.clock.duration_to_cycles(IDLE_SPIN), TscClock::cycles());
@@ -288,6 +299,7 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
             let cycles = TscClock::cycles();
             if cycles >= next_publish {
                 self.publish();
+                at_publish(&self.engine);
                 next_publish = cycles + self.publish_every_cycles;
             }
             // Only an idle iteration may sleep, so only then is the next timer looked up.
