@@ -922,8 +922,25 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(session) = self.mptcp.as_mut() else {
             return;
         };
+        let unacknowledged = session.send_buffer().unacknowledged();
+        // A subflow that has not had its own acknowledgement for the first byte missing will
+        // send it again itself (or die, and hand it over): only bytes every subflow delivered
+        // are retransmitted here. Sending queued data the window holds back would only
+        // duplicate it.
+        let carried = self
+            .subflows
+            .iter()
+            .flatten()
+            .any(|subflow| subflow.is_open() && subflow.mptcp.sent.covers(unacknowledged));
+        if carried {
+            self.data_ack_seen = unacknowledged;
+            self.data_retransmission = Some(now + self.data_rto());
+            return;
+        }
+        let Some(session) = self.mptcp.as_mut() else {
+            return;
+        };
         let buffer = session.send_buffer_mut();
-        let unacknowledged = buffer.unacknowledged();
         let outstanding = buffer.scheduled_end().wrapping_sub(unacknowledged);
         if outstanding == 0 {
             return;

@@ -79,6 +79,15 @@ impl SentMappings {
         }
     }
 
+    /// The subflow still waits for its acknowledgement of `data_seq`: its own retransmissions
+    /// will carry it.
+    pub fn covers(&self, data_seq: u64) -> bool {
+        self.entries.iter().any(|entry| {
+            let offset = data_seq.wrapping_sub(entry.data_seq);
+            offset < u64::from(entry.len)
+        })
+    }
+
     /// The data ranges still waiting for this subflow's acknowledgement.
     pub fn outstanding(&self) -> impl Iterator<Item = DataRange> + '_ {
         self.entries.iter().map(|entry| DataRange {
