@@ -798,7 +798,14 @@ impl MpClient {
             self.handle_syn_ack(now, index, repr, &options, payload);
             return;
         }
-        if options.is_empty() {
+        // The engine's TIME-WAIT table answers a retransmitted FIN with a plain ACK, as
+        // Linux's time-wait sockets do; anything else carries an MPTCP option.
+        let closing = matches!(
+            self.subflows[index].tcb.state(),
+            TcpState::Closing | TcpState::LastAck | TcpState::TimeWait
+        );
+        let plain_ack = flags == TcpFlags::ACK && payload.is_none();
+        if options.is_empty() && !(closing && plain_ack) {
             self.option_less_segments += 1;
         }
         let mut mapping = None;
