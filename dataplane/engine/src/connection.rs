@@ -27,6 +27,7 @@ use core::net::SocketAddrV4;
 
 use mpterm_wire::tcp::TcpRepr;
 
+use crate::mptcp::MAX_SUBFLOWS;
 use crate::mptcp::{DataRange, MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
 use crate::scheduler::{Candidate, ConnectionScheduler, Scheduler, SchedulerKind};
 use crate::tcp::{
@@ -182,8 +183,8 @@ pub struct ProxiedConnection<P: Payload> {
     subflows: Vec<Option<Subflow<P>>>,
     pub mptcp: Option<MptcpSession<P>>,
     scheduler: ConnectionScheduler,
-    /// The scheduler's view of the subflows, rebuilt for each segment (capacity kept).
-    candidates: Vec<Candidate>,
+    /// The scheduler's view of the subflows, rebuilt for each segment (no allocation).
+    candidates: [Candidate; MAX_SUBFLOWS],
     pub backend: Option<Tcb<P>>,
     pub backend_address: SocketAddrV4,
     /// Data from the backend not yet taken by the client side.
@@ -224,7 +225,7 @@ impl<P: Payload> ProxiedConnection<P> {
             subflows,
             mptcp,
             scheduler: ConnectionScheduler::new(scheduler),
-            candidates: Vec::new(),
+            candidates: [Candidate::default(); MAX_SUBFLOWS],
             backend: None,
             backend_address,
             backend_leftover: None,
@@ -818,7 +819,7 @@ impl<P: Payload> ProxiedConnection<P> {
             if !reinjecting && window_left <= 0 && !session.has_fallen_back() {
                 break;
             }
-            self.candidates.clear();
+            let mut count = 0;
             for (index, subflow) in self.subflows.iter().enumerate() {
                 let Some(subflow) = subflow.as_ref() else {
                     continue;
@@ -834,19 +835,29 @@ impl<P: Payload> ProxiedConnection<P> {
                 if room == 0 {
                     continue;
                 }
-                self.candidates.push(Candidate {
+                if count == MAX_SUBFLOWS {
+                    break;
+                }
+                self.candidates[count] = Candidate {
                     index,
                     backup: subflow.mptcp.backup,
                     rtt: tcb.smoothed_rtt(),
                     congestion_window: tcb.congestion_window(),
                     queued: tcb.send_queued(),
                     room,
-                });
+                };
+                count += 1;
             }
-            let Some(choice) = self.scheduler.pick(&self.candidates) else {
-                break;
+            // One candidate needs no policy (the common case of one subflow).
+            let choice = match count {
+                0 => break,
+                1 => 0,
+                _ => match self.scheduler.pick(&self.candidates[..count]) {
+                    Some(choice) => choice,
+                    None => break,
+                },
             };
-            let Some(&candidate) = self.candidates.get(choice) else {
+            let Some(&candidate) = self.candidates[..count].get(choice) else {
                 break;
             };
             let Some(subflow) = self.subflows[candidate.index].as_mut() else {
