@@ -179,9 +179,26 @@ multipath_transfer() {
     local backend_pid=$!
     appliance_wait_file "$dir/backend.ready" 10 || problems+=("backend did not start listening")
 
+    # While the upload waits for its joins, SIGUSR1 every 100 ms asks mpterm for its
+    # connection report; one of them must list every subflow (checked below).
+    local reporter_pid=""
+    if [[ "$direction" == upload && "$LAB_APPLIANCE" == mpterm && -n "$APPLIANCE_PID" ]]; then
+        (while kill -USR1 "$APPLIANCE_PID" 2>/dev/null; do sleep 0.1; done) &
+        reporter_pid=$!
+    fi
     if ((${#problems[@]} == 0)); then
         run_clients "$dir" mptcp 1 "$c2b" "$b2c" "$MULTIPATH_TIMEOUT" "${client_args[@]}" ||
             problems+=("$CLIENTS_PROBLEM")
+    fi
+    if [[ -n "$reporter_pid" ]]; then
+        kill "$reporter_pid" 2>/dev/null || true
+        wait "$reporter_pid" 2>/dev/null || true
+        # The report's subflow lines name their index; the last path's join is index N-1.
+        if grep -q "subflow=$((paths - 1)) " "$APPLIANCE_LOG"; then
+            checked+=("connection report lists subflow $((paths - 1))")
+        else
+            problems+=("no connection report (SIGUSR1) listed subflow $((paths - 1))")
+        fi
     fi
     if kill -0 "$backend_pid" 2>/dev/null && ((${#problems[@]} > 0)); then
         kill -TERM "$backend_pid" 2>/dev/null || true

@@ -47,6 +47,9 @@ const MIN_DATA_RTO: core::time::Duration = core::time::Duration::from_millis(200
 const MAX_DATA_RTO: core::time::Duration = core::time::Duration::from_secs(60);
 /// What one data-level retransmission sends again from the first byte not DATA_ACKed.
 const DATA_RETRANSMISSION_BYTES: u32 = 16 * 1460;
+/// The data-level window must have room for this much before new data is scheduled, unless
+/// nothing is outstanding (sender SWS avoidance; a conservative full segment).
+const MIN_FULL_SEGMENT: usize = 1200;
 
 /// Which side of a proxied connection a segment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -814,9 +817,19 @@ impl<P: Payload> ProxiedConnection<P> {
             }
             // New data only within the connection's window; reinjections always (they are
             // below what was sent).
-            let window_left = window_end.wrapping_sub(session.send_buffer().scheduled_end()) as i64;
-            let reinjecting = session.send_buffer().reinjection_pending();
-            if !reinjecting && window_left <= 0 && !session.has_fallen_back() {
+            // Sender silly window syndrome avoidance at the data level (RFC 9293 section
+            // 3.8.6.2.1, as the TCB does for its own window): new data waits for room for a full
+            // segment, unless nothing is outstanding at all (then one segment probes the window).
+            let buffer = session.send_buffer();
+            let window_left = window_end.wrapping_sub(buffer.scheduled_end()) as i64;
+            let reinjecting = buffer.reinjection_pending();
+            let nothing_outstanding = buffer.unacknowledged() == buffer.scheduled_end();
+            let full_segment = MIN_FULL_SEGMENT as i64;
+            if !reinjecting
+                && !session.has_fallen_back()
+                && window_left < full_segment
+                && !nothing_outstanding
+            {
                 break;
             }
             let mut count = 0;
@@ -831,8 +844,11 @@ impl<P: Payload> ProxiedConnection<P> {
                 if subflow.mptcp.backup && regular_works {
                     continue;
                 }
+                // A subflow takes whole segments: a slice cut to what its window has left
+                // would leave a runt (and its remainder another) that is sent, and sent again,
+                // as such. An empty one always has a segment's room (`Tcb::send_room`).
                 let room = tcb.send_room();
-                if room == 0 {
+                if room < tcb.max_payload_per_segment() {
                     continue;
                 }
                 if count == MAX_SUBFLOWS {
@@ -863,10 +879,7 @@ impl<P: Payload> ProxiedConnection<P> {
             let Some(subflow) = self.subflows[candidate.index].as_mut() else {
                 break;
             };
-            let mut limit = candidate.room.min(subflow.tcb.max_payload_per_segment());
-            if !reinjecting && !session.has_fallen_back() {
-                limit = limit.min(window_left.max(1) as usize);
-            }
+            let limit = subflow.tcb.max_payload_per_segment();
             let Some((data_seq, payload, reinjection)) = session.send_buffer().peek_next(limit)
             else {
                 break;
@@ -1034,6 +1047,15 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(session) = self.mptcp.as_ref() else {
             return;
         };
+        if session.local_data_fin_acknowledged() && session.peer_finished() {
+            // The connection's data is done both ways: a stale subflow (a cut path) would
+            // only go on retransmitting its FIN into the void until its retries run out.
+            for subflow in self.subflows.iter_mut().flatten() {
+                if subflow.stale && subflow.is_open() {
+                    subflow.tcb.abort();
+                }
+            }
+        }
         if self.subflows_closed {
             // A subflow that joined after our DATA_FIN closes its sending side too.
             for subflow in self.subflows.iter_mut().flatten() {
@@ -1160,7 +1182,10 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.keepalive_probes += more.keepalive_probes;
 }
 
-/// Queues as much of `payload` as the data-level send buffer takes; returns the rest.
+/// Queues `payload` in the data-level send buffer when it fits; returns what waits. A payload
+/// is queued whole (the backend's segments are sized to the subflows' MSS, and a piece cut to
+/// the buffer's last free bytes would leave the scheduler a runt segment and its remainder
+/// another); only one larger than a full segment is split, to use the room it has.
 fn push_bounded_data<P: Payload>(session: &mut MptcpSession<P>, payload: P) -> Option<P> {
     let buffer = session.send_buffer_mut();
     let capacity = buffer.free_space();
@@ -1168,7 +1193,7 @@ fn push_bounded_data<P: Payload>(session: &mut MptcpSession<P>, payload: P) -> O
         buffer.push(payload);
         return None;
     }
-    if capacity == 0 {
+    if capacity < MIN_FULL_SEGMENT {
         return Some(payload);
     }
     buffer.push(payload.slice(0..capacity));

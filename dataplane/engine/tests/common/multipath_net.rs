@@ -38,6 +38,8 @@ use super::{
 };
 
 pub const KIB: usize = 1024;
+/// Payload below this is a runt for the engine's download segments (its MSS is 1420 here).
+pub const RUNT_BYTES: usize = 1000;
 /// The most client paths a simulation has (engine interfaces 0..MAX_PATHS-1).
 pub const MAX_PATHS: usize = 4;
 pub const BACKEND_SIDE_MAC: [u8; 6] = [0x02, 0, 0, 0, 2, 0];
@@ -313,6 +315,10 @@ pub struct MpClient {
     pub data_acks_beyond_sent: u64,
     /// SYN-ACK HMACs of joins that did not verify.
     pub syn_ack_hmac_failures: u64,
+    /// The engine's segments with payload, and those of them carrying less than
+    /// [`RUNT_BYTES`]: a sender that cuts data to what a window has left sends runts.
+    pub data_segments: u64,
+    pub runt_segments: u64,
 }
 
 impl MpClient {
@@ -360,6 +366,8 @@ impl MpClient {
             option_less_segments: 0,
             data_acks_beyond_sent: 0,
             syn_ack_hmac_failures: 0,
+            data_segments: 0,
+            runt_segments: 0,
         }
     }
 
@@ -789,6 +797,10 @@ impl MpClient {
         payload: Option<Buf>,
     ) {
         let flags = repr.flags;
+        if let Some(payload) = payload.as_ref() {
+            self.data_segments += 1;
+            self.runt_segments += u64::from(payload.0.len() < RUNT_BYTES);
+        }
         let options: Vec<MptcpOption<'_>> = repr.options.mptcp.iter().flatten().copied().collect();
         if flags.contains(TcpFlags::RST) {
             let reason = options.iter().find_map(|option| match option {
