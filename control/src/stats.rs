@@ -185,6 +185,26 @@ define_counters! {
     mptcp_data_overflows,
     /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
     mptcp_data_retransmissions,
+    /// ADD_ADDR options sent, retransmissions included (RFC 8684 section 3.4.1).
+    mptcp_add_addr_sent,
+    /// Our ADD_ADDRs the client echoed.
+    mptcp_add_addr_echoed,
+    /// Our ADD_ADDRs given up unechoed after their last transmission.
+    mptcp_add_addr_unanswered,
+    /// The client's ADD_ADDRs with a valid HMAC, recorded and echoed.
+    mptcp_add_addr_received,
+    /// The client's ADD_ADDRs with a wrong HMAC, ignored.
+    mptcp_add_addr_bad_hmac,
+    /// REMOVE_ADDR options sent (RFC 8684 section 3.4.2).
+    mptcp_remove_addr_sent,
+    /// Address IDs the client removed that named a subflow or an address it announced.
+    mptcp_remove_addr_received,
+    /// Address IDs the client removed that named nothing, ignored.
+    mptcp_remove_addr_unknown,
+    /// Subflows reset because their address was removed or withdrawn.
+    mptcp_remove_addr_subflows_closed,
+    /// MP_PRIO options sent (RFC 8684 section 3.3.8).
+    mptcp_prio_sent,
     /// Keepalive probes sent on idle connections.
     keepalive_probes_sent,
     /// Connection sides given up because the peer answered no keepalive probe.
@@ -341,17 +361,27 @@ mod tests {
             mptcp_data_duplicates: 51,
             mptcp_data_overflows: 52,
             mptcp_data_retransmissions: 53,
-            keepalive_probes_sent: 54,
-            keepalive_timeouts: 55,
-            fin_wait_2_timeouts: 56,
-            user_timeouts: 57,
-            time_wait_entered: 58,
-            time_wait_overflows: 59,
-            time_wait_reused: 60,
-            time_wait_acks_sent: 61,
-            rx_dropped_time_wait: 62,
-            connections_open: 63,
-            time_wait_open: 64,
+            mptcp_add_addr_sent: 54,
+            mptcp_add_addr_echoed: 55,
+            mptcp_add_addr_unanswered: 56,
+            mptcp_add_addr_received: 57,
+            mptcp_add_addr_bad_hmac: 58,
+            mptcp_remove_addr_sent: 59,
+            mptcp_remove_addr_received: 60,
+            mptcp_remove_addr_unknown: 61,
+            mptcp_remove_addr_subflows_closed: 62,
+            mptcp_prio_sent: 63,
+            keepalive_probes_sent: 64,
+            keepalive_timeouts: 65,
+            fin_wait_2_timeouts: 66,
+            user_timeouts: 67,
+            time_wait_entered: 68,
+            time_wait_overflows: 69,
+            time_wait_reused: 70,
+            time_wait_acks_sent: 71,
+            rx_dropped_time_wait: 72,
+            connections_open: 73,
+            time_wait_open: 74,
         }
     }
 
@@ -366,7 +396,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 64);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 74);
     }
 
     #[test]
