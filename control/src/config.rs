@@ -25,6 +25,7 @@
 //!
 //! [mptcp]                           # optional
 //! checksum = "required"             # "required" (default) or "off"
+//! max_subflows = 8                  # subflows per connection, initial one included, 1..=8
 //!
 //! [tcp]                             # optional, every key has a default
 //! receive_buffer = 1048576          # bytes per connection direction, 64 KiB..=1 GiB
@@ -52,6 +53,7 @@
 //! [[proxy]]                         # one or more
 //! listen = "198.18.0.2:5000"        # an interface address and a port; unique
 //! backend = "198.19.0.2:6000"       # on-link of an interface, or reached through a gateway
+//! scheduler = "lowest-rtt"          # toward the client: "lowest-rtt" (default), "round-robin"
 //!
 //! [worker]                          # optional
 //! burst = 32                        # packets per rx/tx burst, 1..=512, default 32
@@ -377,6 +379,32 @@ pub struct MptcpConfig {
     /// (RFC 8684 section 3.1), and then every DSS mapping must carry a valid checksum
     /// (section 3.3.1).
     pub checksum_required: bool,
+    /// Subflows one connection may hold, the initial one included (RFC 8684 section 3.2):
+    /// joins beyond it are refused with MP_TCPRST.
+    pub max_subflows: u8,
+}
+
+impl Default for MptcpConfig {
+    fn default() -> Self {
+        MptcpConfig {
+            checksum_required: true,
+            max_subflows: MAX_SUBFLOWS,
+        }
+    }
+}
+
+/// The most subflows a connection may be configured to hold (the engine's own bound).
+pub const MAX_SUBFLOWS: u8 = 8;
+
+/// How a listener's connections spread data toward the client over their subflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduler {
+    /// The subflow whose data arrives first: lowest RTT while queues are short (Linux's
+    /// default scheduler).
+    #[default]
+    LowestRtt,
+    /// Each subflow with room in turn.
+    RoundRobin,
 }
 
 /// TCP knobs shared by every connection.
@@ -506,6 +534,8 @@ pub struct ProxyConfig {
     pub listen: SocketAddrV4,
     /// Address and port the appliance connects to for each accepted connection.
     pub backend: SocketAddrV4,
+    /// How data toward the client is spread over its subflows.
+    pub scheduler: Scheduler,
 }
 
 /// Worker loop settings.
@@ -594,7 +624,7 @@ impl fmt::Display for MptcpConfig {
         } else {
             "off"
         };
-        write!(f, "checksum={checksum}")
+        write!(f, "checksum={checksum} max_subflows={}", self.max_subflows)
     }
 }
 
@@ -643,6 +673,7 @@ struct RawInterface {
 #[serde(deny_unknown_fields)]
 struct RawMptcp {
     checksum: Option<String>,
+    max_subflows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -679,6 +710,7 @@ struct RawTcpSide {
 struct RawProxy {
     listen: String,
     backend: String,
+    scheduler: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -860,7 +892,19 @@ fn validate_mptcp(raw: &RawMptcp) -> Result<MptcpConfig, ConfigError> {
             })
         }
     };
-    Ok(MptcpConfig { checksum_required })
+    let max_subflows = match raw.max_subflows {
+        None => MAX_SUBFLOWS,
+        Some(value) => in_range(
+            value,
+            1,
+            u64::from(MAX_SUBFLOWS),
+            "mptcp.max_subflows".to_owned(),
+        )?,
+    };
+    Ok(MptcpConfig {
+        checksum_required,
+        max_subflows,
+    })
 }
 
 fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
@@ -1093,7 +1137,22 @@ fn validate_proxies(raw: &[RawProxy], config: &Config) -> Result<Vec<ProxyConfig
                 backend,
             });
         }
-        proxies.push(ProxyConfig { listen, backend });
+        let scheduler = match raw.scheduler.as_deref() {
+            None | Some("lowest-rtt") => Scheduler::LowestRtt,
+            Some("round-robin") => Scheduler::RoundRobin,
+            Some(other) => {
+                return Err(ConfigError::UnknownValue {
+                    key: key("scheduler"),
+                    value: other.to_owned(),
+                    expected: "lowest-rtt, round-robin",
+                })
+            }
+        };
+        proxies.push(ProxyConfig {
+            listen,
+            backend,
+            scheduler,
+        });
     }
     Ok(proxies)
 }

@@ -205,6 +205,8 @@ define_counters! {
     mptcp_remove_addr_subflows_closed,
     /// MP_PRIO options sent (RFC 8684 section 3.3.8).
     mptcp_prio_sent,
+    /// Subflows closed with MP_FAIL for a failed DSS checksum while another went on.
+    mptcp_subflows_failed,
     /// Keepalive probes sent on idle connections.
     keepalive_probes_sent,
     /// Connection sides given up because the peer answered no keepalive probe.
@@ -371,17 +373,18 @@ mod tests {
             mptcp_remove_addr_unknown: 61,
             mptcp_remove_addr_subflows_closed: 62,
             mptcp_prio_sent: 63,
-            keepalive_probes_sent: 64,
-            keepalive_timeouts: 65,
-            fin_wait_2_timeouts: 66,
-            user_timeouts: 67,
-            time_wait_entered: 68,
-            time_wait_overflows: 69,
-            time_wait_reused: 70,
-            time_wait_acks_sent: 71,
-            rx_dropped_time_wait: 72,
-            connections_open: 73,
-            time_wait_open: 74,
+            mptcp_subflows_failed: 64,
+            keepalive_probes_sent: 65,
+            keepalive_timeouts: 66,
+            fin_wait_2_timeouts: 67,
+            user_timeouts: 68,
+            time_wait_entered: 69,
+            time_wait_overflows: 70,
+            time_wait_reused: 71,
+            time_wait_acks_sent: 72,
+            rx_dropped_time_wait: 73,
+            connections_open: 74,
+            time_wait_open: 75,
         }
     }
 
@@ -396,7 +399,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 74);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 75);
     }
 
     #[test]

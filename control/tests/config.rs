@@ -529,6 +529,35 @@ fn missing_interfaces_or_proxies_are_rejected() {
 }
 
 #[test]
+fn multipath_settings_default_and_are_read_and_checked() {
+    use mpterm_control::config::Scheduler;
+    let config = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(config.mptcp.max_subflows, 8);
+    assert_eq!(config.proxies[0].scheduler, Scheduler::LowestRtt);
+    let config = Config::from_toml_str(&format!(
+        "{}\n[mptcp]\nmax_subflows = 2\n",
+        replaced(
+            "backend = \"198.19.0.2:6000\"",
+            "backend = \"198.19.0.2:6000\"\nscheduler = \"round-robin\""
+        )
+    ))
+    .unwrap();
+    assert_eq!(config.mptcp.max_subflows, 2);
+    assert_eq!(config.proxies[0].scheduler, Scheduler::RoundRobin);
+    assert_message(
+        &format!("{MINIMAL}\n[mptcp]\nmax_subflows = 9\n"),
+        "config key mptcp.max_subflows: 9 out of range 1..=8",
+    );
+    assert_message(
+        &replaced(
+            "backend = \"198.19.0.2:6000\"",
+            "backend = \"198.19.0.2:6000\"\nscheduler = \"fastest\"",
+        ),
+        "config key proxy[0].scheduler: unknown value \"fastest\", expected one of lowest-rtt, round-robin",
+    );
+}
+
+#[test]
 fn unknown_checksum_mode_is_rejected() {
     assert_message(
         &format!("{MINIMAL}\n[mptcp]\nchecksum = \"on\"\n"),

@@ -30,6 +30,7 @@ use mpterm_wire::tcp::TcpRepr;
 
 use crate::mptcp::address::{add_addr_hmac, AddressBook, Signal};
 
+use crate::mptcp::MAX_SUBFLOWS;
 use crate::mptcp::{DataRange, MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
 use crate::scheduler::{Candidate, ConnectionScheduler, Scheduler, SchedulerKind};
 use crate::tcp::{
@@ -112,6 +113,8 @@ pub struct ConnectionEvents {
     pub remove_addr_subflows_closed: u32,
     /// MP_PRIO options of ours sent (section 3.3.8).
     pub priorities_sent: u32,
+    /// Subflows closed with MP_FAIL for a failed DSS checksum while others went on.
+    pub subflows_failed: u32,
 }
 
 /// One subflow of the client side: its TCB, the interface it came in on and its MPTCP state.
@@ -205,8 +208,8 @@ pub struct ProxiedConnection<P: Payload> {
     subflows: Vec<Option<Subflow<P>>>,
     pub mptcp: Option<MptcpSession<P>>,
     scheduler: ConnectionScheduler,
-    /// The scheduler's view of the subflows, rebuilt for each segment (capacity kept).
-    candidates: Vec<Candidate>,
+    /// The scheduler's view of the subflows, rebuilt for each segment (no allocation).
+    candidates: [Candidate; MAX_SUBFLOWS],
     pub backend: Option<Tcb<P>>,
     pub backend_address: SocketAddrV4,
     /// Data from the backend not yet taken by the client side.
@@ -251,7 +254,7 @@ impl<P: Payload> ProxiedConnection<P> {
             subflows,
             mptcp,
             scheduler: ConnectionScheduler::new(scheduler),
-            candidates: Vec::new(),
+            candidates: [Candidate::default(); MAX_SUBFLOWS],
             backend: None,
             backend_address,
             backend_leftover: None,
@@ -667,7 +670,11 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(session) = self.mptcp.as_mut() else {
             return;
         };
-        for subflow in self.subflows.iter_mut().flatten() {
+        let mut failure = None;
+        'subflows: for (index, subflow) in self.subflows.iter_mut().enumerate() {
+            let Some(subflow) = subflow.as_mut() else {
+                continue;
+            };
             while let Some(chunk) = subflow.tcb.recv() {
                 match session.handle_subflow_data(&mut subflow.mptcp, chunk) {
                     Ok(outcome) if outcome.data_fin_reached => subflow.tcb.request_ack(),
@@ -676,12 +683,46 @@ impl<P: Payload> ProxiedConnection<P> {
                         self.events.data_overflows += outcome.data_overflows;
                     }
                     Err(error) => {
-                        self.fail_mptcp(error);
-                        return;
+                        failure = Some((index, error));
+                        break 'subflows;
                     }
                 }
             }
         }
+        match failure {
+            Some((index, MptcpError::ChecksumFailed)) if self.another_subflow_works(index) => {
+                self.fail_subflow(index)
+            }
+            Some((_, error)) => self.fail_mptcp(error),
+            None => {}
+        }
+    }
+
+    /// Another subflow than `index` is open, joined and not stale.
+    fn another_subflow_works(&self, index: usize) -> bool {
+        self.subflows.iter().enumerate().any(|(position, subflow)| {
+            position != index
+                && subflow.as_ref().is_some_and(|subflow| {
+                    subflow.is_open() && subflow.mptcp.is_usable() && !subflow.stale
+                })
+        })
+    }
+
+    /// RFC 8684 section 3.7: a mapping that failed its checksum on one subflow while others
+    /// work closes that subflow with a RST carrying MP_FAIL (where the failed mapping starts)
+    /// and MP_TCPRST "middlebox interference". Its bytes were held unverified and are dropped,
+    /// never delivered; the client sends them again on another subflow, as it does for any
+    /// subflow that dies, and our data on it is reinjected (`watch_subflows`).
+    fn fail_subflow(&mut self, index: usize) {
+        let Some(subflow) = self.subflows.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        self.events.checksum_failure = true;
+        self.events.subflows_failed += 1;
+        let data_seq = subflow.mptcp.assembly.current_data_seq().unwrap_or(0);
+        subflow.mptcp.failed_mapping = Some(data_seq);
+        subflow.mptcp.reset_reason = Some(ResetReason::MiddleboxInterference);
+        subflow.tcb.abort();
     }
 
     fn relay_client_to_backend(&mut self) {
@@ -823,7 +864,7 @@ impl<P: Payload> ProxiedConnection<P> {
             if !reinjecting && window_left <= 0 && !session.has_fallen_back() {
                 break;
             }
-            self.candidates.clear();
+            let mut count = 0;
             for (index, subflow) in self.subflows.iter().enumerate() {
                 let Some(subflow) = subflow.as_ref() else {
                     continue;
@@ -839,19 +880,29 @@ impl<P: Payload> ProxiedConnection<P> {
                 if room == 0 {
                     continue;
                 }
-                self.candidates.push(Candidate {
+                if count == MAX_SUBFLOWS {
+                    break;
+                }
+                self.candidates[count] = Candidate {
                     index,
                     backup: subflow.mptcp.is_backup(),
                     rtt: tcb.smoothed_rtt(),
                     congestion_window: tcb.congestion_window(),
                     queued: tcb.send_queued(),
                     room,
-                });
+                };
+                count += 1;
             }
-            let Some(choice) = self.scheduler.pick(&self.candidates) else {
-                break;
+            // One candidate needs no policy (the common case of one subflow).
+            let choice = match count {
+                0 => break,
+                1 => 0,
+                _ => match self.scheduler.pick(&self.candidates[..count]) {
+                    Some(choice) => choice,
+                    None => break,
+                },
             };
-            let Some(&candidate) = self.candidates.get(choice) else {
+            let Some(&candidate) = self.candidates[..count].get(choice) else {
                 break;
             };
             let Some(subflow) = self.subflows[candidate.index].as_mut() else {
@@ -927,8 +978,25 @@ impl<P: Payload> ProxiedConnection<P> {
         let Some(session) = self.mptcp.as_mut() else {
             return;
         };
+        let unacknowledged = session.send_buffer().unacknowledged();
+        // A subflow that has not had its own acknowledgement for the first byte missing will
+        // send it again itself (or die, and hand it over): only bytes every subflow delivered
+        // are retransmitted here. Sending queued data the window holds back would only
+        // duplicate it.
+        let carried = self
+            .subflows
+            .iter()
+            .flatten()
+            .any(|subflow| subflow.is_open() && subflow.mptcp.sent.covers(unacknowledged));
+        if carried {
+            self.data_ack_seen = unacknowledged;
+            self.data_retransmission = Some(now + self.data_rto());
+            return;
+        }
+        let Some(session) = self.mptcp.as_mut() else {
+            return;
+        };
         let buffer = session.send_buffer_mut();
-        let unacknowledged = buffer.unacknowledged();
         let outstanding = buffer.scheduled_end().wrapping_sub(unacknowledged);
         if outstanding == 0 {
             return;
@@ -1110,9 +1178,10 @@ impl<P: Payload> ProxiedConnection<P> {
         };
         // RFC 8684 section 3.7 lets a single-subflow connection whose checksum failed send
         // MP_FAIL and fall back to an infinite mapping when no data was lost in between.
-        // Deviation, recorded: we do not implement MP_FAIL yet and reset instead (the "cannot
-        // fall back" branch of the same section), so corrupted data never reaches the backend;
-        // both sides learn of it by RST (with MP_TCPRST saying why) and the counters say why.
+        // Deviation, recorded: with no other subflow to go on (see `fail_subflow`), we reset
+        // instead (the "cannot fall back" branch of the same section), so corrupted data never
+        // reaches the backend; both sides learn of it by RST (with MP_TCPRST saying why) and
+        // the counters say why.
         if let Some(session) = self.mptcp.as_mut() {
             session.set_reset_reason(reason);
         }

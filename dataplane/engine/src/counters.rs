@@ -107,6 +107,9 @@ pub struct Counters {
     pub mptcp_remove_addr_subflows_closed: u64,
     /// MP_PRIO options we sent (section 3.3.8).
     pub mptcp_prio_sent: u64,
+    /// Subflows closed with MP_FAIL (RFC 8684 section 3.7): a DSS checksum failed on them while
+    /// another subflow went on; their unverified bytes were dropped, never delivered.
+    pub mptcp_subflows_failed: u64,
     pub keepalive_probes_sent: u64,
     /// Connection sides given up because an idle peer answered no keepalive probe.
     pub keepalive_timeouts: u64,

@@ -1503,6 +1503,7 @@ fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
     counters.mptcp_remove_addr_unknown += u64::from(events.remove_addr_unknown);
     counters.mptcp_remove_addr_subflows_closed += u64::from(events.remove_addr_subflows_closed);
     counters.mptcp_prio_sent += u64::from(events.priorities_sent);
+    counters.mptcp_subflows_failed += u64::from(events.subflows_failed);
 }
 
 #[cfg(test)]

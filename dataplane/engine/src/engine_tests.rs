@@ -679,3 +679,74 @@ fn joins_beyond_the_subflow_limit_are_refused_and_keep_no_state() {
     engine.visit_connections(|_, views| subflows += views.count());
     assert_eq!(subflows, 8);
 }
+
+#[test]
+fn a_failed_checksum_on_a_joined_subflow_closes_it_with_mp_fail_and_the_connection_goes_on() {
+    use crate::mptcp::join::{syn_ack_hmac, third_ack_hmac};
+    use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping};
+    let mut engine = engine();
+    let (server_key, _) = established_mptcp(&mut engine);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    let (truncated, server_nonce, _, server_seq) = join_syn_ack(&mut engine, token);
+    let client_nonce = 0x5555_aaaa;
+    assert_eq!(
+        truncated,
+        syn_ack_hmac(server_key, CLIENT_KEY, server_nonce, client_nonce)
+    );
+    let hmac = third_ack_hmac(server_key, CLIENT_KEY, server_nonce, client_nonce);
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&join_third_ack(server_seq, hmac), &[]),
+    );
+    all_output(&mut engine);
+    // Data on the joined subflow whose payload a middlebox rewrote: its DSS checksum fails
+    // (RFC 8684 section 3.3.1).
+    let data = b"rewritten by a middlebox";
+    let data_seq = crate::mptcp_keys::derive_from_key(CLIENT_KEY)
+        .initial_data_seq
+        .wrapping_add(1);
+    let mut sum = mpterm_wire::checksum::dss_pseudo_header(data_seq, 1, data.len() as u16, 0);
+    sum.add_bytes(b"what the client really sent");
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::Dss(Dss {
+        data_ack: None,
+        mapping: Some(DssMapping {
+            data_seq: DataSeqWire::Bits64(data_seq),
+            subflow_seq: 1,
+            data_level_length: data.len() as u16,
+            checksum: Some(sum.finish()),
+        }),
+        data_fin: false,
+    }));
+    let segment = TcpRepr {
+        src_port: 40001,
+        seq: SeqNumber(1001),
+        ack: server_seq + 1,
+        flags: TcpFlags::ACK | TcpFlags::PSH,
+        ..syn(options, 5000)
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&segment, data));
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    let reset = answers
+        .iter()
+        .find(|repr| repr.flags.contains(TcpFlags::RST))
+        .unwrap_or_else(|| panic!("no RST: {answers:?}"));
+    assert_eq!(reset.dst_port, 40001, "only the corrupted subflow is reset");
+    // Section 3.7: MP_FAIL names where the failed mapping starts; MP_TCPRST says why.
+    assert_eq!(
+        reset.options.mptcp[0],
+        Some(MptcpOption::MpFail { data_seq })
+    );
+    let Some(MptcpOption::MpTcpRst(reason)) = reset.options.mptcp[1] else {
+        panic!("no MP_TCPRST: {reset:?}")
+    };
+    assert_eq!(reason.reason, 0x06, "middlebox interference");
+    assert_eq!(engine.counters().mptcp_subflows_failed, 1);
+    assert_eq!(engine.counters().dss_checksum_failures, 1);
+    assert_eq!(engine.connection_count(), 1, "the initial subflow goes on");
+    let mut subflows = Vec::new();
+    engine.visit_connections(|_, views| subflows.extend(views.map(|view| view.index)));
+    assert_eq!(subflows, [0]);
+}

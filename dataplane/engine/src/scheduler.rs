@@ -16,7 +16,7 @@
 use core::time::Duration;
 
 /// What a scheduler knows of one subflow that could take data now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Candidate {
     /// The subflow's index in its connection.
     pub index: usize,

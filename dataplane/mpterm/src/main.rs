@@ -104,6 +104,14 @@ fn main() -> ExitCode {
         error!(%error, "cannot install signal handlers");
         return ExitCode::from(EXIT_RUNTIME_FAILURE);
     }
+    // SIGUSR1 asks the worker to log its connections and their subflows, once.
+    let report = Arc::new(AtomicBool::new(false));
+    if let Err(error) =
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&report))
+    {
+        error!(%error, "cannot install the SIGUSR1 handler");
+        return ExitCode::from(EXIT_RUNTIME_FAILURE);
+    }
 
     // One worker for now: the configuration describes a single pinned worker.
     let stats = StatsRegistry::new(1);
@@ -116,6 +124,7 @@ fn main() -> ExitCode {
     let result = run_dataplane(
         &config,
         Arc::clone(&stop),
+        report,
         stats.clone(),
         Duration::from_millis(cli.stats_interval_ms),
     );
@@ -140,6 +149,7 @@ fn main() -> ExitCode {
 fn run_dataplane(
     config: &Config,
     stop: Arc<AtomicBool>,
+    report: Arc<AtomicBool>,
     stats: StatsRegistry,
     stats_interval: Duration,
 ) -> Result<(), DataplaneError> {
@@ -214,7 +224,7 @@ fn run_dataplane(
     let core = config.worker.core;
 
     let summary = thread::scope(|scope| {
-        let (eal, stop_flag) = (&eal, &*stop);
+        let (eal, stop_flag, report_flag) = (&eal, &*stop, &*report);
         let pools = TxPools {
             header: &tx_pool,
             indirect: &indirect_pool,
@@ -257,7 +267,11 @@ fn run_dataplane(
                 let mut worker =
                     Worker::new(engine, ports, pools, TscClock::new(eal), worker_stats);
                 info!(?core, "worker running");
-                worker.run(stop_flag);
+                worker.run_with(stop_flag, |engine| {
+                    if report_flag.swap(false, Ordering::Relaxed) {
+                        log_connections(engine);
+                    }
+                });
                 WorkerSummary {
                     counters: worker.counters(),
                     connections: worker.engine().connection_count(),
@@ -349,6 +363,39 @@ fn init_logging(cli_level: Option<tracing::level_filters::LevelFilter>, config: 
     if let Some((directives, parse_error)) = rejected_rust_log {
         tracing::warn!(%directives, %parse_error, "ignoring invalid RUST_LOG");
     }
+}
+
+/// One log line per subflow of every connection (SIGUSR1 asks for it): its path, state, RTT,
+/// congestion window and bytes, for an operator looking at how a client's paths are used.
+fn log_connections<P, R, T>(engine: &mpterm_engine::Engine<P, R, T>)
+where
+    P: mpterm_engine::Payload,
+    R: rand_chacha::rand_core::RngCore,
+    T: mpterm_engine::TokenRegistry,
+{
+    info!(connections = engine.connection_count(), "connection report");
+    engine.visit_connections(|connection, subflows| {
+        for subflow in subflows {
+            info!(
+                connection,
+                subflow = subflow.index,
+                interface = subflow.interface,
+                local = %subflow.local,
+                remote = %subflow.remote,
+                state = ?subflow.state,
+                joining = subflow.joining,
+                backup = subflow.backup,
+                stale = subflow.stale,
+                local_address_id = subflow.local_address_id,
+                remote_address_id = subflow.remote_address_id,
+                rtt_us = subflow.smoothed_rtt.map_or(0, |rtt| rtt.as_micros() as u64),
+                congestion_window = subflow.congestion_window,
+                bytes_sent = subflow.bytes_sent,
+                bytes_received = subflow.bytes_received,
+                "subflow"
+            );
+        }
+    });
 }
 
 /// SIGINT and SIGTERM set `stop`, which the data plane polls. A second signal while the first

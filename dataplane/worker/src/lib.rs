@@ -280,6 +280,17 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
     /// Runs until `stop` is set, then frees the frames it still holds (counted in
     /// `tx_dropped_full`) and publishes the final counters.
     pub fn run(&mut self, stop: &AtomicBool) {
+        self.run_with(stop, |_| {});
+    }
+
+    /// [`Worker::run`], calling `at_publish` with the engine each time the counters are
+    /// published (every [`STATS_PUBLISH_INTERVAL`], never per packet): where the binary looks
+    /// at the engine on the worker's own thread, e.g. to log its connections when asked.
+    pub fn run_with(
+        &mut self,
+        stop: &AtomicBool,
+        mut at_publish: impl FnMut(&Engine<Io::Payload, R, T>),
+    ) {
         let mut next_publish = TscClock::cycles();
         let mut idle =
             IdleBackoff::new(self.clock.duration_to_cycles(IDLE_SPIN), TscClock::cycles());
@@ -288,6 +299,7 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
             let cycles = TscClock::cycles();
             if cycles >= next_publish {
                 self.publish();
+                at_publish(&self.engine);
                 next_publish = cycles + self.publish_every_cycles;
             }
             // Only an idle iteration may sleep, so only then is the next timer looked up.
@@ -450,6 +462,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         mptcp_remove_addr_unknown: engine.mptcp_remove_addr_unknown,
         mptcp_remove_addr_subflows_closed: engine.mptcp_remove_addr_subflows_closed,
         mptcp_prio_sent: engine.mptcp_prio_sent,
+        mptcp_subflows_failed: engine.mptcp_subflows_failed,
         keepalive_probes_sent: engine.keepalive_probes_sent,
         keepalive_timeouts: engine.keepalive_timeouts,
         fin_wait_2_timeouts: engine.fin_wait_2_timeouts,
@@ -470,6 +483,7 @@ pub fn engine_config(
     config: &mpterm_control::Config,
     macs: &[[u8; 6]],
 ) -> mpterm_engine::EngineConfig {
+    use mpterm_engine::scheduler::SchedulerKind;
     use mpterm_engine::{EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning};
     let interfaces = config
         .interfaces
@@ -489,7 +503,10 @@ pub fn engine_config(
         .map(|proxy| ProxyRule {
             listen: proxy.listen,
             backend: proxy.backend,
-            scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
+            scheduler: match proxy.scheduler {
+                mpterm_control::config::Scheduler::LowestRtt => SchedulerKind::LowestRtt,
+                mpterm_control::config::Scheduler::RoundRobin => SchedulerKind::RoundRobin,
+            },
         })
         .collect();
     let tcp = &config.tcp;
@@ -524,7 +541,7 @@ pub fn engine_config(
         mptcp_checksum_required: config.mptcp.checksum_required,
         max_connections: tcp.max_connections as usize,
         max_time_wait: tcp.max_time_wait as usize,
-        mptcp_max_subflows: 8,
+        mptcp_max_subflows: usize::from(config.mptcp.max_subflows),
         time_wait_reuse: tcp.time_wait_reuse,
         local_ports: tcp.local_port_range.0..=tcp.local_port_range.1,
     }

@@ -108,6 +108,30 @@ fn congestion_control_reaches_the_client_side_only() {
 }
 
 #[test]
+fn the_subflow_limit_and_the_scheduler_reach_the_engine() {
+    let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert_eq!(engine.mptcp_max_subflows, 8);
+    assert_eq!(
+        engine.proxies[0].scheduler,
+        mpterm_engine::scheduler::SchedulerKind::LowestRtt
+    );
+    let text = TEST_CONFIG
+        .replace("[mptcp]\n", "[mptcp]\nmax_subflows = 3\n")
+        .replace(
+            "backend = \"198.19.200.3:6000\"",
+            "backend = \"198.19.200.3:6000\"\nscheduler = \"round-robin\"",
+        );
+    let config = mpterm_control::Config::from_toml_str(&text).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert_eq!(engine.mptcp_max_subflows, 3);
+    assert_eq!(
+        engine.proxies[0].scheduler,
+        mpterm_engine::scheduler::SchedulerKind::RoundRobin
+    );
+}
+
+#[test]
 fn token_adapter_registers_full_connection_ids_and_refuses_duplicates() {
     let table = Arc::new(TokenTable::new());
     let mut worker_three = SharedTokens::new(Arc::clone(&table), 3);
@@ -195,6 +219,7 @@ fn snapshot_maps_every_engine_counter() {
         mptcp_remove_addr_unknown: 9607,
         mptcp_remove_addr_subflows_closed: 9608,
         mptcp_prio_sent: 9609,
+        mptcp_subflows_failed: 79511,
         keepalive_probes_sent: 38,
         keepalive_timeouts: 39,
         fin_wait_2_timeouts: 40,
@@ -278,6 +303,7 @@ fn snapshot_maps_every_engine_counter() {
         mptcp_remove_addr_unknown: 9607,
         mptcp_remove_addr_subflows_closed: 9608,
         mptcp_prio_sent: 9609,
+        mptcp_subflows_failed: 79511,
         keepalive_probes_sent: 38,
         keepalive_timeouts: 39,
         fin_wait_2_timeouts: 40,

@@ -103,9 +103,15 @@ impl<P: Payload> MptcpSession<P> {
         let options = &mut segment.repr.options;
         let reason = subflow.reset_reason.unwrap_or(self.reset_reason);
         let reset = Some(MptcpOption::MpTcpRst(reason.option()));
-        match self.remote_key {
-            Some(receiver_key) if segment.kind == SegmentKind::FastClose || self.fast_closing => {
+        match (self.remote_key, subflow.failed_mapping) {
+            (Some(receiver_key), _)
+                if segment.kind == SegmentKind::FastClose || self.fast_closing =>
+            {
                 options.mptcp = [Some(MptcpOption::MpFastclose { receiver_key }), reset];
+            }
+            // Section 3.7: a subflow closed for a failed checksum says where, on its RST.
+            (_, Some(data_seq)) => {
+                options.mptcp = [Some(MptcpOption::MpFail { data_seq }), reset];
             }
             _ => options.mptcp[0] = reset,
         }

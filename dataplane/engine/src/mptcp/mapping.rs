@@ -77,6 +77,12 @@ impl<P: Payload> MappingAssembly<P> {
         self.verified_data_fin.take()
     }
 
+    /// The data sequence number where the mapping being received (or the last one) starts:
+    /// what MP_FAIL names when its checksum fails (RFC 8684 section 3.7).
+    pub fn current_data_seq(&self) -> Option<u64> {
+        self.current.map(|current| current.mapping.data_seq)
+    }
+
     /// Takes the next verified bytes with their data sequence number.
     pub fn pop_released(&mut self) -> Option<(u64, P)> {
         self.released.pop_front()

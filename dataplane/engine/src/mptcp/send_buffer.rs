@@ -33,6 +33,9 @@ pub struct DataSendBuffer<P> {
     scheduled: u64,
     /// Ranges given to a subflow that can no longer deliver them.
     reinjection: VecDeque<DataRange>,
+    /// Where in the queue the next unscheduled byte was last found (see
+    /// [`SendQueue::slice_from_cursor`]): new data is taken in order.
+    cursor: core::cell::Cell<u64>,
 }
 
 impl<P: Payload> DataSendBuffer<P> {
@@ -41,7 +44,8 @@ impl<P: Payload> DataSendBuffer<P> {
             base,
             queue: SendQueue::new(capacity),
             scheduled: 0,
-            reinjection: VecDeque::with_capacity(8),
+            reinjection: VecDeque::new(),
+            cursor: core::cell::Cell::new(0),
         }
     }
 
@@ -120,8 +124,12 @@ impl<P: Payload> DataSendBuffer<P> {
                 return Some((range.data_seq, payload, true));
             }
         }
-        let payload = self.queue.slice(self.scheduled, limit)?;
-        Some((self.base.wrapping_add(self.scheduled), payload, false))
+        let mut cursor = self.cursor.get();
+        let payload = self
+            .queue
+            .slice_from_cursor(self.scheduled, limit, &mut cursor);
+        self.cursor.set(cursor);
+        Some((self.base.wrapping_add(self.scheduled), payload?, false))
     }
 
     /// Marks `len` bytes from `data_seq` (returned by [`Self::peek_next`]) as given to a

@@ -80,6 +80,15 @@ impl SentMappings {
         }
     }
 
+    /// The subflow still waits for its acknowledgement of `data_seq`: its own retransmissions
+    /// will carry it.
+    pub fn covers(&self, data_seq: u64) -> bool {
+        self.entries.iter().any(|entry| {
+            let offset = data_seq.wrapping_sub(entry.data_seq);
+            offset < u64::from(entry.len)
+        })
+    }
+
     /// The data ranges still waiting for this subflow's acknowledgement.
     pub fn outstanding(&self) -> impl Iterator<Item = DataRange> + '_ {
         self.entries.iter().map(|entry| DataRange {
@@ -125,6 +134,9 @@ pub struct SubflowMptcp<P> {
     /// What our RST on this subflow says in MP_TCPRST when it is this subflow's own matter
     /// (a join that failed); otherwise the connection's reason applies.
     pub reset_reason: Option<ResetReason>,
+    /// Our RST on this subflow carries MP_FAIL with this data sequence number: a mapping
+    /// received on it failed its checksum while other subflows go on (section 3.7).
+    pub failed_mapping: Option<u64>,
 }
 
 impl<P: Payload> SubflowMptcp<P> {
@@ -147,6 +159,7 @@ impl<P: Payload> SubflowMptcp<P> {
             assembly: MappingAssembly::new(),
             sent: SentMappings::default(),
             reset_reason: None,
+            failed_mapping: None,
         }
     }
 

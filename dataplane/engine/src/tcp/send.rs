@@ -16,6 +16,9 @@ pub struct SendQueue<P> {
     /// Stream offset one past the last queued byte.
     end: u64,
     capacity: usize,
+    /// Buffers released from the front so far: a buffer's place counted from the first one
+    /// ever queued is this plus its index, which lets a cursor survive releases.
+    popped: u64,
 }
 
 impl<P: Payload> SendQueue<P> {
@@ -25,6 +28,7 @@ impl<P: Payload> SendQueue<P> {
             released: 0,
             end: 0,
             capacity,
+            popped: 0,
         }
     }
 
@@ -63,6 +67,7 @@ impl<P: Payload> SendQueue<P> {
         while let Some((start, payload)) = self.buffers.front() {
             if start + payload.len() as u64 <= self.released {
                 self.buffers.pop_front();
+                self.popped += 1;
             } else {
                 break;
             }
@@ -70,8 +75,37 @@ impl<P: Payload> SendQueue<P> {
     }
 
     pub fn clear(&mut self) {
+        self.popped += self.buffers.len() as u64;
         self.buffers.clear();
         self.released = self.end;
+    }
+
+    /// [`SendQueue::slice`] for a reader that moves forward through the queue: `cursor` (the
+    /// place of the buffer the last call found, 0 at first) is tried first, then the buffer
+    /// after it, before any search. A scheduler taking one segment after the other then finds
+    /// each without a binary search.
+    pub fn slice_from_cursor(&self, offset: u64, limit: usize, cursor: &mut u64) -> Option<P> {
+        if offset < self.released || offset >= self.end || limit == 0 {
+            return None;
+        }
+        let first = cursor.saturating_sub(self.popped) as usize;
+        for index in [first, first + 1] {
+            let Some((start, payload)) = self.buffers.get(index) else {
+                break;
+            };
+            if *start <= offset && offset < start + payload.len() as u64 {
+                *cursor = self.popped + index as u64;
+                let from = (offset - start) as usize;
+                let to = payload.len().min(from + limit);
+                return (from < to).then(|| payload.slice(from..to));
+            }
+        }
+        let index = self
+            .buffers
+            .partition_point(|(start, _)| *start <= offset)
+            .checked_sub(1)?;
+        *cursor = self.popped + index as u64;
+        self.slice(offset, limit)
     }
 
     /// Up to `limit` bytes from stream offset `offset`, from one buffer only.
@@ -113,5 +147,33 @@ mod tests {
         queue.release_to(100);
         assert!(queue.is_empty());
         assert!(queue.slice(11, 1).is_none());
+    }
+
+    #[test]
+    fn a_cursor_finds_the_same_slices_as_a_search_across_releases() {
+        let mut queue = SendQueue::new(1000);
+        for word in ["alpha ", "beta ", "gamma ", "delta"] {
+            queue.push(Bytes::from(word));
+        }
+        let mut cursor = 0;
+        let mut offset = 0;
+        while offset < queue.end() {
+            let expected = queue.slice(offset, 4).unwrap();
+            let found = queue.slice_from_cursor(offset, 4, &mut cursor).unwrap();
+            assert_eq!(found, expected, "at offset {offset}");
+            offset += found.len() as u64;
+            if offset == 11 {
+                queue.release_to(11); // "alpha " and "beta " go
+            }
+        }
+        // Backwards (a reinjection) still finds the right buffer.
+        assert_eq!(
+            queue.slice_from_cursor(12, 3, &mut cursor).unwrap(),
+            Bytes::from_static(b"amm")
+        );
+        assert!(
+            queue.slice_from_cursor(5, 3, &mut cursor).is_none(),
+            "released"
+        );
     }
 }
