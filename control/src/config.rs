@@ -21,6 +21,7 @@
 //! address = "198.18.0.2/24"         # own IPv4 address and on-link prefix; address unique
 //! gateway = "198.18.0.254"          # optional next hop for off-link destinations
 //! mtu = 1500                        # optional, 576..=9000, default 1500
+//! announce = false                  # optional: tell MPTCP clients of this address (ADD_ADDR)
 //!
 //! [mptcp]                           # optional
 //! checksum = "required"             # "required" (default) or "off"
@@ -333,6 +334,10 @@ pub struct InterfaceConfig {
     pub gateway: Option<Ipv4Addr>,
     /// Largest IPv4 datagram sent on this link, in bytes.
     pub mtu: u16,
+    /// MPTCP clients are told of this address with ADD_ADDR (RFC 8684 section 3.4.1) once
+    /// their connection is fully established, so that they can join it; for client-facing
+    /// interfaces other than the one clients connect to.
+    pub announce: bool,
 }
 
 impl InterfaceConfig {
@@ -661,6 +666,7 @@ struct RawInterface {
     address: String,
     gateway: Option<String>,
     mtu: Option<u64>,
+    announce: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -849,6 +855,7 @@ fn validate_interfaces(raw: &[RawInterface]) -> Result<Vec<InterfaceConfig>, Con
             prefix_len,
             gateway: None,
             mtu: in_range(raw.mtu.unwrap_or(1500), MIN_MTU, MAX_MTU, key("mtu"))?,
+            announce: raw.announce.unwrap_or(false),
         };
         if let Some(gateway) = &raw.gateway {
             let gateway = parse_address(gateway, key("gateway"))?;

@@ -185,6 +185,26 @@ define_counters! {
     mptcp_data_overflows,
     /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
     mptcp_data_retransmissions,
+    /// ADD_ADDR options sent, retransmissions included (RFC 8684 section 3.4.1).
+    mptcp_add_addr_sent,
+    /// Our ADD_ADDRs the client echoed.
+    mptcp_add_addr_echoed,
+    /// Our ADD_ADDRs given up unechoed after their last transmission.
+    mptcp_add_addr_unanswered,
+    /// The client's ADD_ADDRs with a valid HMAC, recorded and echoed.
+    mptcp_add_addr_received,
+    /// The client's ADD_ADDRs with a wrong HMAC, ignored.
+    mptcp_add_addr_bad_hmac,
+    /// REMOVE_ADDR options sent (RFC 8684 section 3.4.2).
+    mptcp_remove_addr_sent,
+    /// Address IDs the client removed that named a subflow or an address it announced.
+    mptcp_remove_addr_received,
+    /// Address IDs the client removed that named nothing, ignored.
+    mptcp_remove_addr_unknown,
+    /// Subflows reset because their address was removed or withdrawn.
+    mptcp_remove_addr_subflows_closed,
+    /// MP_PRIO options sent (RFC 8684 section 3.3.8).
+    mptcp_prio_sent,
     /// Subflows closed with MP_FAIL for a failed DSS checksum while another went on.
     mptcp_subflows_failed,
     /// Keepalive probes sent on idle connections.
@@ -343,18 +363,28 @@ mod tests {
             mptcp_data_duplicates: 51,
             mptcp_data_overflows: 52,
             mptcp_data_retransmissions: 53,
-            mptcp_subflows_failed: 54,
-            keepalive_probes_sent: 55,
-            keepalive_timeouts: 56,
-            fin_wait_2_timeouts: 57,
-            user_timeouts: 58,
-            time_wait_entered: 59,
-            time_wait_overflows: 60,
-            time_wait_reused: 61,
-            time_wait_acks_sent: 62,
-            rx_dropped_time_wait: 63,
-            connections_open: 64,
-            time_wait_open: 65,
+            mptcp_add_addr_sent: 54,
+            mptcp_add_addr_echoed: 55,
+            mptcp_add_addr_unanswered: 56,
+            mptcp_add_addr_received: 57,
+            mptcp_add_addr_bad_hmac: 58,
+            mptcp_remove_addr_sent: 59,
+            mptcp_remove_addr_received: 60,
+            mptcp_remove_addr_unknown: 61,
+            mptcp_remove_addr_subflows_closed: 62,
+            mptcp_prio_sent: 63,
+            mptcp_subflows_failed: 64,
+            keepalive_probes_sent: 65,
+            keepalive_timeouts: 66,
+            fin_wait_2_timeouts: 67,
+            user_timeouts: 68,
+            time_wait_entered: 69,
+            time_wait_overflows: 70,
+            time_wait_reused: 71,
+            time_wait_acks_sent: 72,
+            rx_dropped_time_wait: 73,
+            connections_open: 74,
+            time_wait_open: 75,
         }
     }
 
@@ -369,7 +399,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 65);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 75);
     }
 
     #[test]

@@ -121,6 +121,8 @@ appliance_mpterm_second_path_interface() {
         # last line directly, and the caller's text goes on after it.
         printf '\n\n[[interface]]\nname = "client-side-%s"\nport = "%s"\naddress = "%s/24"' \
             "$k" "$(appliance_mpterm_port "$k")" "$(lab_path_app_addr "$k")"
+        # APPLIANCE_ANNOUNCE=1 (addaddr.sh): clients learn this address from ADD_ADDR.
+        if [[ "${APPLIANCE_ANNOUNCE:-0}" == 1 ]]; then printf '\nannounce = true'; fi
     done
 }
 

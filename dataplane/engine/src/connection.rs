@@ -23,9 +23,12 @@
 //! MP_FASTCLOSE (section 3.5), which a Linux client acts on at once, where it ignores a plain
 //! RST on its only subflow until `net.mptcp.close_timeout`.
 
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
 
+use mpterm_wire::mptcp::AddAddr;
 use mpterm_wire::tcp::TcpRepr;
+
+use crate::mptcp::address::{add_addr_hmac, AddressBook, Signal};
 
 use crate::mptcp::MAX_SUBFLOWS;
 use crate::mptcp::{DataRange, MptcpError, MptcpSession, OptionOutcome, ResetReason, SubflowMptcp};
@@ -35,6 +38,8 @@ use crate::tcp::{
     TcbCounters, TcpState,
 };
 use crate::{Instant, Payload};
+
+mod addresses;
 
 /// Retransmission timeouts in a row after which a subflow is stale: the scheduler leaves it
 /// alone and its data goes to the other subflows, until it is acknowledged again (Linux's
@@ -91,6 +96,26 @@ pub struct ConnectionEvents {
     pub data_overflows: u32,
     /// Data-level retransmission timeouts: the DATA_ACK stalled, its first bytes sent again.
     pub data_retransmissions: u32,
+    /// ADD_ADDR options of ours sent, retransmissions included (section 3.4.1).
+    pub add_addr_sent: u32,
+    /// Our announcements the client echoed.
+    pub add_addr_echoed: u32,
+    /// Our announcements given up unechoed after the last transmission.
+    pub add_addr_unanswered: u32,
+    /// The client's ADD_ADDRs with a valid HMAC: recorded and echoed.
+    pub add_addr_received: u32,
+    /// The client's ADD_ADDRs with a wrong HMAC: ignored.
+    pub add_addr_bad_hmac: u32,
+    /// REMOVE_ADDR options of ours sent (section 3.4.2).
+    pub remove_addr_sent: u32,
+    /// Address IDs the client removed that named a subflow or an address it announced.
+    pub remove_addr_received: u32,
+    /// Address IDs the client removed that named nothing: ignored.
+    pub remove_addr_unknown: u32,
+    /// Subflows reset because their address was removed, by the client or by us.
+    pub remove_addr_subflows_closed: u32,
+    /// MP_PRIO options of ours sent (section 3.3.8).
+    pub priorities_sent: u32,
     /// Subflows closed with MP_FAIL for a failed DSS checksum while others went on.
     pub subflows_failed: u32,
 }
@@ -164,7 +189,7 @@ impl<P: Payload> Subflow<P> {
             local: self.tcb.local(),
             remote: self.tcb.remote(),
             state: self.tcb.state(),
-            backup: self.mptcp.backup,
+            backup: self.mptcp.is_backup(),
             stale: self.stale,
             joining: !self.mptcp.is_usable(),
             remote_address_id: self.mptcp.remote_address_id,
@@ -211,6 +236,10 @@ pub struct ProxiedConnection<P: Payload> {
     data_rto_backoff: u32,
     /// The DATA_ACK when the timer was last armed.
     data_ack_seen: u64,
+    /// Our announcements and the client's (section 3.4).
+    addresses: AddressBook,
+    /// Our addresses were offered to this connection once it was fully established.
+    addresses_offered: bool,
     events: ConnectionEvents,
 }
 
@@ -243,6 +272,8 @@ impl<P: Payload> ProxiedConnection<P> {
             data_retransmission: None,
             data_rto_backoff: 0,
             data_ack_seen: 0,
+            addresses: AddressBook::default(),
+            addresses_offered: false,
             events: ConnectionEvents::default(),
         }
     }
@@ -451,6 +482,7 @@ impl<P: Payload> ProxiedConnection<P> {
                 }
             }
         }
+        self.take_address_outcome(index, &outcome);
         if let Some(error) = outcome.error {
             self.fail_mptcp(error);
         }
@@ -500,6 +532,7 @@ impl<P: Payload> ProxiedConnection<P> {
             .filter_map(|subflow| subflow.tcb.poll_timeout())
             .chain(backend)
             .chain(self.data_retransmission)
+            .chain(self.announcement_timeout())
             .min()
     }
 
@@ -509,6 +542,9 @@ impl<P: Payload> ProxiedConnection<P> {
         }
         if self.data_retransmission.is_some_and(|due| due <= now) {
             self.retransmit_at_data_level(now);
+        }
+        if self.announcement_timeout().is_some_and(|due| due <= now) {
+            self.send_due_announcements(now);
         }
         if let Some(backend) = self.backend.as_mut() {
             backend.handle_timeout(now);
@@ -522,6 +558,15 @@ impl<P: Payload> ProxiedConnection<P> {
             let Some(subflow) = subflow.as_mut() else {
                 continue;
             };
+            if !subflow.mptcp.signals.is_empty() {
+                if let Some(segment) = self
+                    .mptcp
+                    .as_ref()
+                    .and_then(|session| signal_segment(now, session, subflow, &mut self.events))
+                {
+                    return Some((Side::Subflow(index as u8), segment));
+                }
+            }
             if let Some(mut segment) = subflow.tcb.poll_segment(now) {
                 if let Some(session) = self.mptcp.as_ref() {
                     session.decorate(&subflow.mptcp, &mut segment);
@@ -805,7 +850,7 @@ impl<P: Payload> ProxiedConnection<P> {
         // counts every active non-backup subflow): a full regular window means waiting for
         // its ACKs, not spilling over onto the backup.
         let regular_works = self.subflows.iter().flatten().any(|subflow| {
-            !subflow.mptcp.backup
+            !subflow.mptcp.is_backup()
                 && !subflow.stale
                 && subflow.mptcp.is_usable()
                 && subflow.tcb.is_synchronized()
@@ -841,7 +886,7 @@ impl<P: Payload> ProxiedConnection<P> {
                 if subflow.stale || !subflow.mptcp.is_usable() || !tcb.is_synchronized() {
                     continue;
                 }
-                if subflow.mptcp.backup && regular_works {
+                if subflow.mptcp.is_backup() && regular_works {
                     continue;
                 }
                 // A subflow takes whole segments: a slice cut to what its window has left
@@ -856,7 +901,7 @@ impl<P: Payload> ProxiedConnection<P> {
                 }
                 self.candidates[count] = Candidate {
                     index,
-                    backup: subflow.mptcp.backup,
+                    backup: subflow.mptcp.is_backup(),
                     rtt: tcb.smoothed_rtt(),
                     congestion_window: tcb.congestion_window(),
                     queued: tcb.send_queued(),
@@ -1169,6 +1214,29 @@ impl<P: Payload> ProxiedConnection<P> {
             backend.abort();
         }
     }
+}
+
+/// A pure ACK carrying the oldest signal queued on `subflow` (ADD_ADDR, REMOVE_ADDR or
+/// MP_PRIO), counted; a subflow that can send no more forgets its signals.
+fn signal_segment<P: Payload>(
+    now: Instant,
+    session: &MptcpSession<P>,
+    subflow: &mut Subflow<P>,
+    events: &mut ConnectionEvents,
+) -> Option<OutgoingSegment<P>> {
+    let Some(mut segment) = subflow.tcb.signal_ack(now) else {
+        if !subflow.is_open() || session.has_fallen_back() {
+            subflow.mptcp.signals.clear();
+        }
+        return None;
+    };
+    match session.decorate_signal(&mut subflow.mptcp, &mut segment)? {
+        Signal::AddAddr(add) if !add.echo => events.add_addr_sent += 1,
+        Signal::AddAddr(_) => {}
+        Signal::RemoveAddr(_) => events.remove_addr_sent += 1,
+        Signal::Priority { .. } => events.priorities_sent += 1,
+    }
+    Some(segment)
 }
 
 fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {

@@ -87,6 +87,26 @@ pub struct Counters {
     /// Data-level retransmission timeouts (RFC 8684 section 3.3.6): the DATA_ACK stalled
     /// while the subflows had delivered everything, so its first bytes were sent again.
     pub mptcp_data_retransmissions: u64,
+    /// ADD_ADDR options we sent, retransmissions included (RFC 8684 section 3.4.1).
+    pub mptcp_add_addr_sent: u64,
+    /// Our ADD_ADDRs the client echoed.
+    pub mptcp_add_addr_echoed: u64,
+    /// Our ADD_ADDRs given up unechoed after their last transmission.
+    pub mptcp_add_addr_unanswered: u64,
+    /// The client's ADD_ADDRs with a valid HMAC, recorded and echoed.
+    pub mptcp_add_addr_received: u64,
+    /// The client's ADD_ADDRs with a wrong HMAC, ignored.
+    pub mptcp_add_addr_bad_hmac: u64,
+    /// REMOVE_ADDR options we sent (section 3.4.2).
+    pub mptcp_remove_addr_sent: u64,
+    /// Address IDs the client removed that named a subflow or an address it announced.
+    pub mptcp_remove_addr_received: u64,
+    /// Address IDs the client removed that named nothing, ignored.
+    pub mptcp_remove_addr_unknown: u64,
+    /// Subflows reset because their address was removed (by the client or withdrawn by us).
+    pub mptcp_remove_addr_subflows_closed: u64,
+    /// MP_PRIO options we sent (section 3.3.8).
+    pub mptcp_prio_sent: u64,
     /// Subflows closed with MP_FAIL (RFC 8684 section 3.7): a DSS checksum failed on them while
     /// another subflow went on; their unverified bytes were dropped, never delivered.
     pub mptcp_subflows_failed: u64,

@@ -35,6 +35,30 @@ pub trait TokenRegistry {
     fn release(&mut self, token: u32);
 }
 
+/// Why an address-management or priority request of the operator could not be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("no interface {0}")]
+    NoSuchInterface(usize),
+    #[error(
+        "more than {} addresses announced",
+        crate::mptcp::address::MAX_ADDRESSES
+    )]
+    TooManyAddresses,
+    #[error("no connection {0}")]
+    NoSuchConnection(u64),
+    #[error("connection {connection} has no subflow {subflow} that can carry data")]
+    NoSuchSubflow { connection: u64, subflow: u8 },
+}
+
+/// One of our addresses that connections are told of with ADD_ADDR (RFC 8684 section 3.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AnnouncedInterface {
+    interface: usize,
+    /// The port joins should use, when not the connection's own.
+    port: Option<u16>,
+}
+
 /// Keys drawn before giving up on a unique token and serving the client as plain TCP.
 const KEY_ATTEMPTS: usize = 16;
 const DEFAULT_TTL: u8 = 64;
@@ -98,6 +122,8 @@ pub struct Engine<P: Payload, R: RngCore, T: TokenRegistry> {
     /// Connections that may have segments to send.
     dirty: VecDeque<usize>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// The interfaces whose addresses fully established connections are told of.
+    announced: Vec<AnnouncedInterface>,
 }
 
 impl<P: Payload, R: RngCore, T: TokenRegistry> core::fmt::Debug for Engine<P, R, T> {
@@ -141,6 +167,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             output: VecDeque::with_capacity(MAX_UNSOLICITED_BACKLOG),
             dirty: VecDeque::with_capacity(connections),
             timers: BinaryHeap::with_capacity(TIMER_ENTRIES_PER_CONNECTION * connections),
+            announced: Vec::with_capacity(crate::mptcp::address::MAX_ADDRESSES),
             config,
         }
     }
@@ -167,6 +194,165 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     /// Connection sides currently in the TIME-WAIT table.
     pub fn time_wait_count(&self) -> usize {
         self.time_wait.len()
+    }
+
+    // ----- address management (RFC 8684 section 3.4) and priorities (section 3.3.8) -----
+
+    /// Announces the address of `interface` (with `port` when joins should use another port
+    /// than the connection's) with ADD_ADDR to every MPTCP connection once it is fully
+    /// established, those established already included. A connection opened to that
+    /// address itself is not told of it (it is address ID 0 there).
+    pub fn announce_address(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        port: Option<u16>,
+    ) -> Result<(), AddressError> {
+        if interface >= self.config.interfaces.len() {
+            return Err(AddressError::NoSuchInterface(interface));
+        }
+        let full = self.announced.len() >= crate::mptcp::address::MAX_ADDRESSES;
+        match self.announced.iter_mut().find(|a| a.interface == interface) {
+            Some(known) => known.port = port,
+            None if full => return Err(AddressError::TooManyAddresses),
+            None => self.announced.push(AnnouncedInterface { interface, port }),
+        }
+        let address = self.config.interfaces[interface].address;
+        for slot in 0..self.slots.len() {
+            let Some(address_id) = self.connection_address_id(slot, address) else {
+                continue;
+            };
+            if let Some(entry) = self.slots[slot].as_mut() {
+                entry
+                    .connection
+                    .announce_address(now, address_id, address, port);
+            }
+            self.after_activity(now, slot);
+        }
+        Ok(())
+    }
+
+    /// Withdraws the address of `interface` (it goes away): no connection is told of it any
+    /// more, and those that were, or have subflows on it, get REMOVE_ADDR and lose those
+    /// subflows (section 3.4.2).
+    pub fn withdraw_address(&mut self, now: Instant, interface: usize) -> Result<(), AddressError> {
+        if interface >= self.config.interfaces.len() {
+            return Err(AddressError::NoSuchInterface(interface));
+        }
+        self.announced.retain(|a| a.interface != interface);
+        let address = self.config.interfaces[interface].address;
+        for slot in 0..self.slots.len() {
+            let Some(address_id) = self.connection_address_id(slot, address) else {
+                continue;
+            };
+            let withdrawn = self.slots[slot]
+                .as_mut()
+                .is_some_and(|entry| entry.connection.withdraw_address(address_id));
+            if withdrawn {
+                self.after_activity(now, slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the client with MP_PRIO to use subflow `subflow` of connection `connection` only
+    /// as a backup (or again as a regular path), and schedules our data by the same rule.
+    pub fn set_subflow_backup(
+        &mut self,
+        now: Instant,
+        connection: u64,
+        subflow: u8,
+        backup: bool,
+    ) -> Result<(), AddressError> {
+        let slot = self
+            .slots
+            .iter()
+            .position(|entry| {
+                entry
+                    .as_ref()
+                    .is_some_and(|e| e.connection.id == connection)
+            })
+            .ok_or(AddressError::NoSuchConnection(connection))?;
+        let marked = self.slots[slot]
+            .as_mut()
+            .is_some_and(|entry| entry.connection.set_local_backup(subflow, backup));
+        if !marked {
+            return Err(AddressError::NoSuchSubflow {
+                connection,
+                subflow,
+            });
+        }
+        self.after_activity(now, slot);
+        Ok(())
+    }
+
+    /// [`Engine::set_subflow_backup`] for every subflow of every connection on our address
+    /// of `interface`; how many subflows were marked.
+    pub fn set_address_backup(
+        &mut self,
+        now: Instant,
+        interface: usize,
+        backup: bool,
+    ) -> Result<usize, AddressError> {
+        let address = self
+            .config
+            .interfaces
+            .get(interface)
+            .ok_or(AddressError::NoSuchInterface(interface))?
+            .address;
+        let mut marked = 0;
+        for slot in 0..self.slots.len() {
+            let Some(entry) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            let mut any = false;
+            for index in 0..crate::mptcp::MAX_SUBFLOWS as u8 {
+                let matches = entry
+                    .connection
+                    .subflow(index)
+                    .is_some_and(|subflow| *subflow.tcb.local().ip() == address);
+                if matches && entry.connection.set_local_backup(index, backup) {
+                    marked += 1;
+                    any = true;
+                }
+            }
+            if any {
+                self.after_activity(now, slot);
+            }
+        }
+        Ok(marked)
+    }
+
+    /// Our address ID for `address` on the connection in `slot` (section 3.4), unless that
+    /// is the address the connection was opened to (ID 0, which the client knows).
+    fn connection_address_id(&self, slot: usize, address: Ipv4Addr) -> Option<u8> {
+        let entry = self.slots.get(slot)?.as_ref()?;
+        let initial_local = entry
+            .connection
+            .subflow(0)
+            .map(|initial| initial.tcb.local());
+        if initial_local.is_some_and(|initial| *initial.ip() == address) {
+            return None;
+        }
+        Some(self.address_id(address, initial_local))
+    }
+
+    /// Tells a connection that just became fully established of our announced addresses.
+    fn offer_addresses(&mut self, now: Instant, slot: usize) {
+        let mut offers = [(0u8, Ipv4Addr::UNSPECIFIED, None); crate::mptcp::address::MAX_ADDRESSES];
+        let mut count = 0;
+        for announced in &self.announced {
+            let address = self.config.interfaces[announced.interface].address;
+            if let Some(address_id) = self.connection_address_id(slot, address) {
+                offers[count] = (address_id, address, announced.port);
+                count += 1;
+            }
+        }
+        if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            entry
+                .connection
+                .offer_addresses(now, offers[..count].iter().copied());
+        }
     }
 
     // ----- input -----
@@ -843,8 +1029,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.mptcp_fastcloses_received += u64::from(events.fast_close_received);
         self.counters.mptcp_fastcloses_ignored += u64::from(events.fast_close_ignored);
         count_multipath_events(&mut self.counters, &events);
+        let ready_for_announcements = entry.connection.ready_for_announcements();
         if entry.connection.needs_backend() {
             self.open_backend(now, slot);
+        }
+        if ready_for_announcements {
+            self.offer_addresses(now, slot);
         }
         self.mark_dirty(slot);
         self.arm_timer(slot);
@@ -1015,6 +1205,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 None => {
                     crate::queue::pop_front_reusing(&mut self.dirty);
                     entry.dirty = false;
+                    // Signals (ADD_ADDR, REMOVE_ADDR, MP_PRIO) are counted as they leave.
+                    let events = entry.connection.take_events();
+                    count_multipath_events(&mut self.counters, &events);
                     self.account_counters(slot);
                     self.arm_timer(slot);
                     self.release_finished_subflows(slot);
@@ -1300,9 +1493,23 @@ fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
     counters.mptcp_data_duplicates += u64::from(events.data_duplicates);
     counters.mptcp_data_overflows += u64::from(events.data_overflows);
     counters.mptcp_data_retransmissions += u64::from(events.data_retransmissions);
+    counters.mptcp_add_addr_sent += u64::from(events.add_addr_sent);
+    counters.mptcp_add_addr_echoed += u64::from(events.add_addr_echoed);
+    counters.mptcp_add_addr_unanswered += u64::from(events.add_addr_unanswered);
+    counters.mptcp_add_addr_received += u64::from(events.add_addr_received);
+    counters.mptcp_add_addr_bad_hmac += u64::from(events.add_addr_bad_hmac);
+    counters.mptcp_remove_addr_sent += u64::from(events.remove_addr_sent);
+    counters.mptcp_remove_addr_received += u64::from(events.remove_addr_received);
+    counters.mptcp_remove_addr_unknown += u64::from(events.remove_addr_unknown);
+    counters.mptcp_remove_addr_subflows_closed += u64::from(events.remove_addr_subflows_closed);
+    counters.mptcp_prio_sent += u64::from(events.priorities_sent);
     counters.mptcp_subflows_failed += u64::from(events.subflows_failed);
 }
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "engine_address_tests.rs"]
+mod address_tests;

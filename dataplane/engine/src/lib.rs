@@ -34,7 +34,7 @@ pub use config::{
 };
 pub use connection::SubflowView;
 pub use counters::Counters;
-pub use engine::{Engine, TokenRegistry};
+pub use engine::{AddressError, Engine, TokenRegistry};
 pub use payload::Payload;
 pub use time::Instant;
 pub use transmit::{HeaderBytes, Transmit, MAX_HEADER_LEN};

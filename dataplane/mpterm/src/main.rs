@@ -212,6 +212,12 @@ fn run_dataplane(
     let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
     let tokens = Arc::new(mpterm_control::TokenTable::new());
     let engine_config = mpterm_worker::engine_config(config, &macs);
+    let announced: Vec<usize> = config
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter_map(|(index, interface)| interface.announce.then_some(index))
+        .collect();
     let worker_stats = stats
         .worker(0)
         .expect("the registry was made for one worker");
@@ -244,11 +250,20 @@ fn run_dataplane(
                     .into_iter()
                     .map(|(rx, tx)| WorkerPort::<Dpdk>::new(DpdkRx::new(rx), tx))
                     .collect();
-                let engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(
+                let mut engine = mpterm_engine::Engine::<MbufPayload, _, _>::new(
                     engine_config,
                     rng,
                     SharedTokens::new(tokens, 0),
                 );
+                // ADD_ADDR (RFC 8684 section 3.4.1) for the interfaces configured with
+                // `announce = true`, before any connection exists.
+                for &index in &announced {
+                    if let Err(error) =
+                        engine.announce_address(mpterm_engine::Instant::ZERO, index, None)
+                    {
+                        tracing::warn!(%error, index, "address not announced");
+                    }
+                }
                 let mut worker =
                     Worker::new(engine, ports, pools, TscClock::new(eal), worker_stats);
                 info!(?core, "worker running");

@@ -4,6 +4,7 @@ use mpterm_wire::checksum;
 use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MpJoin, MptcpOption};
 use mpterm_wire::tcp::{TcpFlags, MAX_OPTIONS_LEN};
 
+use super::address::{place_signal, Signal};
 use super::join::syn_ack_hmac;
 use super::subflow::{JoinState, SubflowMptcp};
 use super::MptcpSession;
@@ -54,6 +55,23 @@ impl<P: Payload> MptcpSession<P> {
             return;
         }
         self.decorate_with_dss(subflow, segment);
+    }
+
+    /// Puts the oldest signal queued on `subflow` (ADD_ADDR, REMOVE_ADDR, MP_PRIO) on
+    /// `segment`, a pure ACK from [`crate::tcp::Tcb::signal_ack`], beside the DATA_ACK when
+    /// both fit (see [`place_signal`]). Returns the signal it carries.
+    pub fn decorate_signal(
+        &self,
+        subflow: &mut SubflowMptcp<P>,
+        segment: &mut OutgoingSegment<P>,
+    ) -> Option<Signal> {
+        if self.fallen_back || self.remote_key.is_none() {
+            return None;
+        }
+        let signal = subflow.signals.pop()?;
+        self.decorate(subflow, segment);
+        place_signal(&mut segment.repr.options, signal);
+        Some(signal)
     }
 
     /// Section 3.2: the SYN-ACK of a join carries our nonce, our address ID and the leftmost

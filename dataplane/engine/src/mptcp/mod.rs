@@ -11,8 +11,10 @@
 //! (`reassembly.rs`) and the DATA_FINs. What belongs to one subflow (its mapping being
 //! received, the data sequence numbers of what it carries, its join handshake) is in
 //! [`SubflowMptcp`] (`subflow.rs`), which the connection keeps beside the subflow's TCB and
-//! hands in with every call; `join.rs` holds the MP_JOIN HMACs.
+//! hands in with every call; `join.rs` holds the MP_JOIN HMACs; `address.rs` the address
+//! management of section 3.4 (ADD_ADDR, REMOVE_ADDR) and the signals waiting for a pure ACK.
 
+pub mod address;
 mod decorate;
 pub mod join;
 mod mapping;

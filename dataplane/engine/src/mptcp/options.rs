@@ -4,9 +4,10 @@
 //! this code, so a blind one cannot move a DATA_ACK, announce a DATA_FIN or force a fallback.
 
 use mpterm_wire::checksum;
-use mpterm_wire::mptcp::{DataSeqWire, Dss, MpCapable, MpJoin, MpTcpRst, MptcpOption};
+use mpterm_wire::mptcp::{AddAddr, DataSeqWire, Dss, MpCapable, MpJoin, MpTcpRst, MptcpOption};
 use mpterm_wire::tcp::{TcpFlags, TcpRepr};
 
+use super::address::{add_addr_hmac, RemovedIds};
 use super::join::third_ack_hmac;
 use super::subflow::{JoinState, SubflowMptcp};
 use super::{expand_data_seq, MptcpError, MptcpSession};
@@ -42,6 +43,12 @@ pub struct OptionOutcome {
     pub priority: Option<(bool, Option<u8>)>,
     /// Verified data bytes that were all received before (reinjections), in pieces.
     pub data_duplicates: u32,
+    /// An ADD_ADDR (section 3.4.1): the client's, its HMAC verified, or its echo of ours.
+    pub add_addr: Option<AddAddr>,
+    /// A client ADD_ADDR whose HMAC did not verify: ignored.
+    pub add_addr_bad_hmac: bool,
+    /// The address IDs of a REMOVE_ADDR (section 3.4.2).
+    pub removed_addresses: RemovedIds,
     /// Verified data dropped for lack of room ahead of a gap.
     pub data_overflows: u32,
 }
@@ -135,6 +142,31 @@ impl<P: Payload> MptcpSession<P> {
         } else {
             verdict.withhold = true;
             verdict.outcome.join_hmac_failed = true;
+        }
+    }
+
+    /// Section 3.4.1: an echo (E set, no HMAC) acknowledges one of our announcements; an
+    /// announcement of the client's must carry the HMAC keyed by its key then ours, or it is
+    /// ignored, as Linux ignores it (`add_addr_hmac_valid`).
+    fn handle_add_addr(&self, add: &AddAddr, outcome: &mut OptionOutcome) {
+        if add.echo {
+            outcome.add_addr = Some(*add);
+            return;
+        }
+        let Some(remote_key) = self.remote_key else {
+            return;
+        };
+        let expected = add_addr_hmac(
+            remote_key,
+            self.local_key,
+            add.address_id,
+            add.address,
+            add.port,
+        );
+        if add.truncated_hmac == Some(expected) {
+            outcome.add_addr = Some(*add);
+        } else {
+            outcome.add_addr_bad_hmac = true;
         }
     }
 
@@ -233,8 +265,15 @@ impl<P: Payload> MptcpSession<P> {
                     saw_mptcp = true;
                     self.note_fast_close(*receiver_key, &mut verdict.outcome);
                 }
-                // Other subtypes need several subflows or are not used by a server yet; they
-                // are accepted and ignored (counted by the engine as unexpected).
+                MptcpOption::AddAddr(add) => {
+                    saw_mptcp = true;
+                    self.handle_add_addr(add, &mut verdict.outcome);
+                }
+                MptcpOption::RemoveAddr { address_ids } => {
+                    saw_mptcp = true;
+                    verdict.outcome.removed_addresses = RemovedIds::from_list(address_ids);
+                }
+                // Other subtypes are not used by a server yet; they are accepted and ignored.
                 _ => saw_mptcp = true,
             }
         }

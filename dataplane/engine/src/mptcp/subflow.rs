@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use super::address::SignalQueue;
 use super::join::JoinHandshake;
 use super::mapping::MappingAssembly;
 use super::send_buffer::DataRange;
@@ -121,6 +122,11 @@ pub struct SubflowMptcp<P> {
     /// Section 3.3.8: the peer asked (MP_JOIN's B bit or MP_PRIO) that this subflow be used
     /// only when no other works.
     pub backup: bool,
+    /// Section 3.3.8 the other way: we asked the peer with MP_PRIO to treat this subflow as
+    /// a backup, and use it so ourselves.
+    pub local_backup: bool,
+    /// ADD_ADDR, REMOVE_ADDR and MP_PRIO options waiting for a pure ACK of this subflow.
+    pub signals: SignalQueue,
     /// A DSS from the peer has been seen on this subflow.
     pub data_seen: bool,
     pub assembly: MappingAssembly<P>,
@@ -147,6 +153,8 @@ impl<P: Payload> SubflowMptcp<P> {
             join,
             remote_address_id,
             backup,
+            local_backup: false,
+            signals: SignalQueue::default(),
             data_seen: false,
             assembly: MappingAssembly::new(),
             sent: SentMappings::default(),
@@ -158,6 +166,12 @@ impl<P: Payload> SubflowMptcp<P> {
     /// The subflow may carry data: the initial one, or a join whose HMAC verified.
     pub fn is_usable(&self) -> bool {
         !matches!(self.join, JoinState::Pending(_))
+    }
+
+    /// The scheduler sends on it only while no regular subflow works (section 3.3.8): the
+    /// peer asked so, or we did.
+    pub fn is_backup(&self) -> bool {
+        self.backup || self.local_backup
     }
 
     /// Our address ID on this subflow.

@@ -266,6 +266,34 @@ impl<P: Payload> Tcb<P> {
         self.take_pure_ack(now)
     }
 
+    /// A pure ACK now, ahead of whatever data waits, for the owner to carry an option that
+    /// fits on no data segment (RFC 8684 section 3.4's ADD_ADDR and REMOVE_ADDR, section
+    /// 3.3.8's MP_PRIO; Linux sends them on an ACK of their own too). `None` unless the
+    /// connection is synchronized and not closing abortively.
+    pub fn signal_ack(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
+        if !matches!(
+            self.state,
+            TcpState::Established
+                | TcpState::FinWait1
+                | TcpState::FinWait2
+                | TcpState::CloseWait
+                | TcpState::Closing
+                | TcpState::LastAck
+        ) || self.rst_pending
+        {
+            return None;
+        }
+        let options = self.base_options(now);
+        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
+        Some(OutgoingSegment {
+            repr,
+            payload: None,
+            relative_seq: 0,
+            is_retransmission: false,
+            kind: SegmentKind::Regular,
+        })
+    }
+
     pub(super) fn take_pure_ack(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
         if self.immediate_acks > 0 {
             self.immediate_acks -= 1;
