@@ -27,6 +27,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 
 use mpterm_wire::mptcp::AddAddr;
 use mpterm_wire::tcp::TcpRepr;
+use smallvec::{smallvec, SmallVec};
 
 use crate::mptcp::address::{add_addr_hmac, AddressBook, Signal};
 
@@ -208,7 +209,7 @@ pub struct ProxiedConnection<P: Payload> {
     pub id: u64,
     /// The client side's subflows by index; a finished one leaves its place empty for a join
     /// to reuse. Index 0 is the initial subflow.
-    subflows: Vec<Option<Subflow<P>>>,
+    subflows: SmallVec<[Option<Subflow<P>>; 1]>,
     pub mptcp: Option<MptcpSession<P>>,
     scheduler: ConnectionScheduler,
     /// The scheduler's view of the subflows, rebuilt for each segment (no allocation).
@@ -251,7 +252,7 @@ impl<P: Payload> ProxiedConnection<P> {
         backend_address: SocketAddrV4,
         scheduler: SchedulerKind,
     ) -> Self {
-        let subflows = vec![Some(initial)];
+        let subflows = smallvec![Some(initial)];
         ProxiedConnection {
             id,
             subflows,
@@ -829,6 +830,13 @@ impl<P: Payload> ProxiedConnection<P> {
             return;
         };
         let usable = session.is_fully_established() || session.has_fallen_back();
+        if !usable || session.send_buffer().all_scheduled() {
+            // Nothing to give out (the common case of a segment from the client).
+            if session.has_fallen_back() {
+                session.send_buffer_mut().release_scheduled();
+            }
+            return;
+        }
         // RFC 8684 section 3.3.4: the window every subflow advertises is the connection's,
         // relative to the DATA_ACK; the newest (largest, as the windows race) bounds what may
         // be outstanding at the data level, whatever the subflows' own windows allow. A Linux
