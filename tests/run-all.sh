@@ -82,10 +82,13 @@ if [[ "$build_ok" == yes ]]; then
     # Several client paths: every extra endpoint of the Linux client joins (2 and 4 paths),
     # both directions byte-exact (tests/lab/multipath.sh; about 20 s).
     step lab-multipath bash tests/lab/multipath.sh
+    # The client learns mpterm's second address only from ADD_ADDR and joins it
+    # (tests/lab/addaddr.sh; about 10 s).
+    step lab-addaddr bash tests/lab/addaddr.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
-    failed_steps+=(lab-scenarios lab-multipath)
-    total_failed=$((total_failed + 2))
+    failed_steps+=(lab-scenarios lab-multipath lab-addaddr)
+    total_failed=$((total_failed + 3))
 fi
 
 # The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was
