@@ -26,6 +26,7 @@
 //! [mptcp]                           # optional
 //! checksum = "required"             # "required" (default) or "off"
 //! max_subflows = 8                  # subflows per connection, initial one included, 1..=8
+//! allow_join_initial_address = true # false: C bit set, joins only to announced addresses
 //!
 //! [tcp]                             # optional, every key has a default
 //! receive_buffer = 1048576          # bytes per connection direction, 64 KiB..=1 GiB
@@ -382,6 +383,9 @@ pub struct MptcpConfig {
     /// Subflows one connection may hold, the initial one included (RFC 8684 section 3.2):
     /// joins beyond it are refused with MP_TCPRST.
     pub max_subflows: u8,
+    /// Joins to a connection's initial address and port are accepted; false sets the C bit
+    /// (RFC 8684 section 3.1), for an appliance behind an L4 load balancer.
+    pub allow_join_initial_address: bool,
 }
 
 impl Default for MptcpConfig {
@@ -389,6 +393,7 @@ impl Default for MptcpConfig {
         MptcpConfig {
             checksum_required: true,
             max_subflows: MAX_SUBFLOWS,
+            allow_join_initial_address: true,
         }
     }
 }
@@ -674,6 +679,7 @@ struct RawInterface {
 struct RawMptcp {
     checksum: Option<String>,
     max_subflows: Option<u64>,
+    allow_join_initial_address: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -904,6 +910,7 @@ fn validate_mptcp(raw: &RawMptcp) -> Result<MptcpConfig, ConfigError> {
     Ok(MptcpConfig {
         checksum_required,
         max_subflows,
+        allow_join_initial_address: raw.allow_join_initial_address.unwrap_or(true),
     })
 }
 

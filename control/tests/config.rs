@@ -533,7 +533,13 @@ fn multipath_settings_default_and_are_read_and_checked() {
     use mpterm_control::config::Scheduler;
     let config = Config::from_toml_str(MINIMAL).unwrap();
     assert_eq!(config.mptcp.max_subflows, 8);
+    assert!(config.mptcp.allow_join_initial_address);
     assert_eq!(config.proxies[0].scheduler, Scheduler::LowestRtt);
+    let config = Config::from_toml_str(&format!(
+        "{MINIMAL}\n[mptcp]\nallow_join_initial_address = false\n"
+    ))
+    .unwrap();
+    assert!(!config.mptcp.allow_join_initial_address);
     let config = Config::from_toml_str(&format!(
         "{}\n[mptcp]\nmax_subflows = 2\n",
         replaced(

@@ -354,6 +354,7 @@ impl Pipeline {
             max_connections: slots,
             max_time_wait: 2 * slots + 65_536,
             mptcp_max_subflows: 8,
+            mptcp_allow_join_initial_address: true,
             time_wait_reuse: true,
             local_ports: 1024..=65535,
         };

@@ -40,8 +40,10 @@ addaddr_check_counters() {
     fi
 }
 
+# NAME, then KEEP_ENDPOINT (1: the client keeps its `subflow` endpoint on path 2) and
+# DENY_INITIAL (1: mpterm sets the C bit, as behind a load balancer).
 scenario_addaddr() {
-    local name=addaddr-2paths paths=2
+    local name="$1" keep_endpoint="${2:-0}" deny_initial="${3:-0}" paths=2
     selected "$name" || return 0
     local dir="$LAB_OUT/$name"
     rm -rf "$dir"
@@ -59,10 +61,18 @@ scenario_addaddr() {
         return 0
     fi
     lab_set_client_mptcp 1
-    # No endpoint: path 2 is known to the client only by the appliance's ADD_ADDR.
-    lab_exec client ip mptcp endpoint flush
-    lab_exec client ip mptcp limits set subflows 1 add_addr_accepted 1
-    if ! APPLIANCE_ANNOUNCE=1 appliance_start 1 "$name"; then
+    if [[ "$keep_endpoint" == 1 ]]; then
+        # The C bit (RFC 8684 section 3.1): the client's path manager, which would join the
+        # address it connected to from its path-2 endpoint, joins only the announced one.
+        :
+    else
+        # No endpoint: path 2 is known to the client only by the appliance's ADD_ADDR.
+        lab_exec client ip mptcp endpoint flush
+    fi
+    # With the endpoint, room for two subflows: one to the announced address, and one the
+    # endpoint would open to the initial address if the C bit did not forbid it.
+    lab_exec client ip mptcp limits set subflows "$((1 + keep_endpoint))" add_addr_accepted 1
+    if ! APPLIANCE_ANNOUNCE=1 APPLIANCE_DENY_JOIN_INITIAL="$deny_initial" appliance_start 1 "$name"; then
         appliance_print_log
         appliance_stop
         record FAIL "$name" "not run: appliance $LAB_APPLIANCE did not come up ($APPLIANCE_LOG)" "appliance did not start"
@@ -87,11 +97,13 @@ scenario_addaddr() {
     echoed="$(multipath_mpterm_counter mptcp_add_addr_echoed)"
     bad="$(multipath_mpterm_counter mptcp_add_addr_bad_hmac)"
     joins="$(multipath_mpterm_counter mptcp_joins_established)"
-    report="mpterm mptcp_add_addr_sent=$(multipath_mpterm_counter mptcp_add_addr_sent) mptcp_add_addr_echoed=$echoed mptcp_add_addr_bad_hmac=$bad mptcp_joins_established=$joins"
-    if ((echoed == 2 && bad == 0 && joins == 2)); then
+    local refused
+    refused="$(multipath_mpterm_counter mptcp_joins_refused)"
+    report="mpterm mptcp_add_addr_sent=$(multipath_mpterm_counter mptcp_add_addr_sent) mptcp_add_addr_echoed=$echoed mptcp_add_addr_bad_hmac=$bad mptcp_joins_established=$joins mptcp_joins_refused=$refused"
+    if ((echoed == 2 && bad == 0 && joins == 2 && refused == 0)); then
         MP_CHECKED+=("$report")
     else
-        MP_PROBLEMS+=("$report, expected 2 echoed, 0 bad, 2 joins")
+        MP_PROBLEMS+=("$report, expected 2 echoed, 0 bad, 2 joins, none refused")
     fi
 
     local short="2 paths, announced address only, 2 x $((MULTIPATH_BYTES / 1024 / 1024)) MiB, wall $((SECONDS - started))s"
@@ -114,7 +126,8 @@ addaddr_main() {
     fi
     lab_install_trap
     mkdir -p "$LAB_OUT"
-    scenario_addaddr
+    scenario_addaddr addaddr-2paths 0 0
+    scenario_addaddr addaddr-c-bit-2paths 1 1
     echo
     local line
     for line in "${RESULTS[@]}"; do

@@ -97,7 +97,7 @@ port = "$(appliance_mpterm_port 1)"
 address = "$LAB_APP_BACKEND_ADDR/24"$(appliance_mpterm_second_path_interface)
 
 [mptcp]
-checksum = "$checksum_mode"$(appliance_mpterm_tcp_section)
+checksum = "$checksum_mode"$(appliance_mpterm_join_initial)$(appliance_mpterm_tcp_section)
 
 [[proxy]]
 listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
@@ -107,6 +107,12 @@ EOF
 
 # The [tcp] section, only when a scenario group sets a key of it (APPLIANCE_CONNECT_TIMEOUT_MS).
 # Starts with an empty line: it follows the previous block's last line directly.
+# APPLIANCE_DENY_JOIN_INITIAL=1 (addaddr.sh): mpterm as behind a load balancer, the C bit set
+# and no join to a connection's initial address.
+appliance_mpterm_join_initial() {
+    if [[ "${APPLIANCE_DENY_JOIN_INITIAL:-0}" == 1 ]]; then printf '\nallow_join_initial_address = false'; fi
+}
+
 appliance_mpterm_tcp_section() {
     [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" ]] || return 0
     printf '\n\n[tcp]\nconnect_timeout_ms = %s' "$APPLIANCE_CONNECT_TIMEOUT_MS"

@@ -153,6 +153,12 @@ pub struct EngineConfig {
     /// Subflows one MPTCP connection may hold, the initial one included (RFC 8684 section
     /// 3.2; at most [`crate::mptcp::MAX_SUBFLOWS`]). Joins beyond it are refused.
     pub mptcp_max_subflows: usize,
+    /// Joins to the address and port of a connection's initial subflow are accepted (Linux's
+    /// `net.mptcp.allow_join_initial_addr_port`). Behind an L4 load balancer that address is
+    /// the balancer's: then false sets the C bit of our MP_CAPABLE SYN-ACK (RFC 8684 section
+    /// 3.1), the client joins only the addresses we announce (ADD_ADDR), and joins to the
+    /// initial address are refused.
+    pub mptcp_allow_join_initial_address: bool,
     /// A backend source port in TIME-WAIT may be reused for a new connection, when the old one
     /// used timestamps (RFC 6191; Linux's `tcp_tw_reuse`).
     pub time_wait_reuse: bool,

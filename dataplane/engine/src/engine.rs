@@ -805,6 +805,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             return;
         }
         let initial_local = connection.subflow(0).map(|initial| initial.tcb.local());
+        // Section 3.1: with the C bit set, the initial address takes no join.
+        let denies_initial = connection
+            .mptcp
+            .as_ref()
+            .is_some_and(MptcpSession::denies_join_to_initial);
+        if denies_initial && initial_local == Some(syn.local) {
+            self.counters.mptcp_join_not_accepted += 1;
+            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
+            return;
+        }
         let local_address_id = self.address_id(*syn.local.ip(), initial_local);
         let handshake = JoinHandshake {
             local_nonce: self.rng.next_u32(),
@@ -990,13 +1000,17 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             let key = self.rng.next_u64();
             let token = derive_from_key(key).token;
             if self.tokens.try_register(token, connection_id) {
-                return Some(MptcpSession::new(
+                let mut session = MptcpSession::new(
                     key,
                     self.config.mptcp_checksum_required,
                     capable.checksum_required,
                     self.config.client_tcp.send_buffer as usize,
                     self.config.client_tcp.receive_buffer as usize,
-                ));
+                );
+                if !self.config.mptcp_allow_join_initial_address {
+                    session.deny_join_to_initial();
+                }
+                return Some(session);
             }
         }
         self.counters.mptcp_fallbacks += 1;

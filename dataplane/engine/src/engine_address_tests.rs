@@ -70,6 +70,7 @@ fn engine() -> TestEngine {
         max_connections: 4,
         max_time_wait: 64,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     };

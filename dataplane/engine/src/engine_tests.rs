@@ -43,7 +43,12 @@ impl TokenRegistry for Tokens {
 }
 
 fn engine() -> Engine<Bytes, ChaCha8Rng, Tokens> {
-    let config = EngineConfig {
+    engine_with(|_| {})
+}
+
+/// The test engine with its configuration changed by `adjust`.
+fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine<Bytes, ChaCha8Rng, Tokens> {
+    let mut config = EngineConfig {
         interfaces: vec![
             InterfaceConfig {
                 mac: APPLIANCE_MAC,
@@ -71,9 +76,11 @@ fn engine() -> Engine<Bytes, ChaCha8Rng, Tokens> {
         max_connections: 4,
         max_time_wait: 1024,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     };
+    adjust(&mut config);
     Engine::new(config, ChaCha8Rng::seed_from_u64(7), Tokens::default())
 }
 
@@ -749,4 +756,44 @@ fn a_failed_checksum_on_a_joined_subflow_closes_it_with_mp_fail_and_the_connecti
     let mut subflows = Vec::new();
     engine.visit_connections(|_, views| subflows.extend(views.map(|view| view.index)));
     assert_eq!(subflows, [0]);
+}
+
+#[test]
+fn behind_a_load_balancer_the_syn_ack_sets_the_c_bit_and_the_initial_address_takes_no_join() {
+    // RFC 8684 section 3.1: the C bit tells the client not to join the address it connected
+    // to (a load balancer's); joins go to the addresses we announce. One that comes anyway is
+    // refused.
+    let mut balanced = engine_with(|config| config.mptcp_allow_join_initial_address = false);
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
+        version: 1,
+        checksum_required: false,
+        extensibility: false,
+        no_new_subflows_to_source: false,
+        hmac_sha256: true,
+        sender_key: None,
+        receiver_key: None,
+        data_level_length: None,
+        checksum: None,
+    }));
+    balanced.handle_frame(Instant::ZERO, 0, tcp_frame(&syn(options, 5000), &[]));
+    let output = all_output(&mut balanced);
+    let syn_ack = segments_to_client(&output)[0];
+    let Some(MptcpOption::MpCapable(capable)) = syn_ack.options.mptcp[0] else {
+        panic!("no MP_CAPABLE: {syn_ack:?}")
+    };
+    assert!(capable.no_new_subflows_to_source, "the C bit");
+    let mut balanced = engine_with(|config| config.mptcp_allow_join_initial_address = false);
+    let (server_key, _) = established_mptcp(&mut balanced);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    assert_eq!(
+        refused_join(&mut balanced, &mp_join_syn(token, 40001)),
+        0x03
+    );
+    assert_eq!(balanced.counters().mptcp_join_not_accepted, 1);
+    // By default the initial address takes joins and the C bit is clear.
+    let mut default = engine();
+    let (server_key, _) = established_mptcp(&mut default);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    join_syn_ack(&mut default, token);
 }

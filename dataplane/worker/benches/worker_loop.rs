@@ -129,6 +129,7 @@ fn worker_loop(c: &mut Criterion) {
         max_connections: 16,
         max_time_wait: 16,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     };

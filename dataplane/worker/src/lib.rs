@@ -542,6 +542,7 @@ pub fn engine_config(
         max_connections: tcp.max_connections as usize,
         max_time_wait: tcp.max_time_wait as usize,
         mptcp_max_subflows: usize::from(config.mptcp.max_subflows),
+        mptcp_allow_join_initial_address: config.mptcp.allow_join_initial_address,
         time_wait_reuse: tcp.time_wait_reuse,
         local_ports: tcp.local_port_range.0..=tcp.local_port_range.1,
     }

@@ -112,12 +112,16 @@ fn the_subflow_limit_and_the_scheduler_reach_the_engine() {
     let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
     let engine = engine_config(&config, &[[0; 6], [0; 6]]);
     assert_eq!(engine.mptcp_max_subflows, 8);
+    assert!(engine.mptcp_allow_join_initial_address);
     assert_eq!(
         engine.proxies[0].scheduler,
         mpterm_engine::scheduler::SchedulerKind::LowestRtt
     );
     let text = TEST_CONFIG
-        .replace("[mptcp]\n", "[mptcp]\nmax_subflows = 3\n")
+        .replace(
+            "[mptcp]\n",
+            "[mptcp]\nmax_subflows = 3\nallow_join_initial_address = false\n",
+        )
         .replace(
             "backend = \"198.19.200.3:6000\"",
             "backend = \"198.19.200.3:6000\"\nscheduler = \"round-robin\"",
@@ -125,6 +129,7 @@ fn the_subflow_limit_and_the_scheduler_reach_the_engine() {
     let config = mpterm_control::Config::from_toml_str(&text).unwrap();
     let engine = engine_config(&config, &[[0; 6], [0; 6]]);
     assert_eq!(engine.mptcp_max_subflows, 3);
+    assert!(!engine.mptcp_allow_join_initial_address);
     assert_eq!(
         engine.proxies[0].scheduler,
         mpterm_engine::scheduler::SchedulerKind::RoundRobin

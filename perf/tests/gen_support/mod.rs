@@ -142,6 +142,7 @@ impl Bench {
                 max_connections: slots + 16,
                 max_time_wait: 4096,
                 mptcp_max_subflows: 8,
+                mptcp_allow_join_initial_address: true,
                 time_wait_reuse: true,
                 local_ports: 1024..=65535,
             },

@@ -33,7 +33,7 @@ impl<P: Payload> MptcpSession<P> {
                 version: 1,
                 checksum_required: self.checksums,
                 extensibility: false,
-                no_new_subflows_to_source: false,
+                no_new_subflows_to_source: self.deny_join_to_initial,
                 hmac_sha256: true,
                 sender_key: Some(self.local_key),
                 receiver_key: None,

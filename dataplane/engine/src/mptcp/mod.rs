@@ -142,6 +142,8 @@ pub struct MptcpSession<P: Payload> {
     fast_closing: bool,
     /// What our next RST on the subflow says in MP_TCPRST (section 3.6).
     reset_reason: ResetReason,
+    /// Our SYN-ACK sets the C bit: no join to the initial address (section 3.1).
+    deny_join_to_initial: bool,
 }
 
 impl<P: Payload> MptcpSession<P> {
@@ -177,7 +179,18 @@ impl<P: Payload> MptcpSession<P> {
             local_data_fin_acked: false,
             fast_closing: false,
             reset_reason: ResetReason::Unspecified,
+            deny_join_to_initial: false,
         }
+    }
+
+    /// Section 3.1: our SYN-ACK's C bit tells the client not to join the address it
+    /// connected to (an L4 load balancer's), only the ones we announce.
+    pub fn deny_join_to_initial(&mut self) {
+        self.deny_join_to_initial = true;
+    }
+
+    pub fn denies_join_to_initial(&self) -> bool {
+        self.deny_join_to_initial
     }
 
     pub fn token(&self) -> u32 {

@@ -138,6 +138,7 @@ pub fn server_config(checksums: bool) -> EngineConfig {
         max_connections: 1024,
         max_time_wait: 1 << 16,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     }

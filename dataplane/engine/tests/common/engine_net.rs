@@ -84,6 +84,7 @@ pub fn config() -> EngineConfig {
         max_connections: 8,
         max_time_wait: 1024,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     }

@@ -147,6 +147,7 @@ pub fn multipath_config(paths: usize, max_connections: usize) -> EngineConfig {
         max_connections,
         max_time_wait: 4096,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=65535,
     }

@@ -74,6 +74,7 @@ pub fn fuzz_engine_config() -> EngineConfig {
         // Few TIME-WAIT entries and backend ports, so that churn exhausts both.
         max_time_wait: 4,
         mptcp_max_subflows: 8,
+        mptcp_allow_join_initial_address: true,
         time_wait_reuse: true,
         local_ports: 49152..=49159,
     }
