@@ -98,7 +98,7 @@ define_counters! {
     arp_requests_answered,
     /// ARP replies received and learned.
     arp_replies_received,
-    /// ICMP echo requests answered (RFC 792).
+    /// ICMP and ICMPv6 echo requests answered (RFC 792, RFC 4443).
     icmp_echo_answered,
     /// TCP resets sent.
     tcp_rst_sent,
@@ -225,6 +225,8 @@ define_counters! {
     time_wait_acks_sent,
     /// Other segments for a four-tuple in TIME-WAIT, dropped.
     rx_dropped_time_wait,
+    /// IPv6 neighbour solicitations for one of our addresses answered (RFC 4861).
+    neighbor_solicitations_answered,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -383,8 +385,9 @@ mod tests {
             time_wait_reused: 71,
             time_wait_acks_sent: 72,
             rx_dropped_time_wait: 73,
-            connections_open: 74,
-            time_wait_open: 75,
+            neighbor_solicitations_answered: 74,
+            connections_open: 75,
+            time_wait_open: 76,
         }
     }
 
@@ -399,7 +402,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 75);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 76);
     }
 
     #[test]

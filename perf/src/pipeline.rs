@@ -310,6 +310,7 @@ fn interface(mac: [u8; 6], address: Ipv4Addr, mtu: u16) -> InterfaceConfig {
         prefix_len: 24,
         gateway: None,
         mtu,
+        ipv6: None,
     }
 }
 

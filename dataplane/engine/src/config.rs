@@ -1,10 +1,12 @@
 //! What the engine needs to know about its interfaces, services and TCP tuning.
 
 use crate::scheduler::SchedulerKind;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use core::time::Duration;
 
-/// One appliance interface: a port with its own MAC and IPv4 address.
+/// One appliance interface: a port with its own MAC, its IPv4 address and optionally an IPv6
+/// address (issue 7: an access link may carry either family, and one connection's subflows may
+/// mix them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceConfig {
     pub mac: [u8; 6],
@@ -13,9 +15,54 @@ pub struct InterfaceConfig {
     /// Where destinations outside the prefix are sent.
     pub gateway: Option<Ipv4Addr>,
     pub mtu: u16,
+    /// The interface's IPv6 address, if it has one.
+    pub ipv6: Option<Ipv6Interface>,
+}
+
+/// The IPv6 address of an interface, with its on-link prefix and router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Interface {
+    pub address: Ipv6Addr,
+    pub prefix_len: u8,
+    /// Where destinations outside the prefix are sent (a router's address, often link-local).
+    pub gateway: Option<Ipv6Addr>,
+}
+
+impl Ipv6Interface {
+    /// True when `destination` is inside this address's prefix, or link-local (RFC 4291
+    /// section 2.5.6: fe80::/10 is on every link).
+    pub fn is_on_link(&self, destination: Ipv6Addr) -> bool {
+        if destination.is_unicast_link_local() {
+            return true;
+        }
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix_len.min(128)))
+        };
+        destination.to_bits() & mask == self.address.to_bits() & mask
+    }
 }
 
 impl InterfaceConfig {
+    /// An interface with an IPv4 address only.
+    pub fn ipv4(
+        mac: [u8; 6],
+        address: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Option<Ipv4Addr>,
+        mtu: u16,
+    ) -> Self {
+        InterfaceConfig {
+            mac,
+            address,
+            prefix_len,
+            gateway,
+            mtu,
+            ipv6: None,
+        }
+    }
+
     /// True when `destination` is inside this interface's prefix.
     pub fn is_on_link(&self, destination: Ipv4Addr) -> bool {
         let mask = if self.prefix_len == 0 {
@@ -25,12 +72,48 @@ impl InterfaceConfig {
         };
         u32::from(destination) & mask == u32::from(self.address) & mask
     }
+
+    /// True when `destination` of either family is on this interface's link.
+    pub fn is_on_link_ip(&self, destination: IpAddr) -> bool {
+        match destination {
+            IpAddr::V4(v4) => self.is_on_link(v4),
+            IpAddr::V6(v6) => self.ipv6.is_some_and(|ipv6| ipv6.is_on_link(v6)),
+        }
+    }
+
+    /// True when `address` is one of this interface's own.
+    pub fn owns(&self, address: IpAddr) -> bool {
+        match address {
+            IpAddr::V4(v4) => v4 == self.address,
+            IpAddr::V6(v6) => self.ipv6.is_some_and(|ipv6| ipv6.address == v6),
+        }
+    }
+
+    /// The interface's address of `address`'s family, if it has one.
+    pub fn address_of_family(&self, address: IpAddr) -> Option<IpAddr> {
+        match address {
+            IpAddr::V4(_) => Some(IpAddr::V4(self.address)),
+            IpAddr::V6(_) => self.ipv6.map(|ipv6| IpAddr::V6(ipv6.address)),
+        }
+    }
+
+    /// The largest TCP MSS a segment of `family`'s headers may carry on this link: the MTU less
+    /// the IP and TCP fixed headers (RFC 9293 3.7.1; 40 bytes over IPv4, 60 over IPv6).
+    pub fn mss_for(&self, family: IpAddr) -> u16 {
+        let headers = match family {
+            IpAddr::V4(_) => 40,
+            IpAddr::V6(_) => 60,
+        };
+        self.mtu.saturating_sub(headers)
+    }
 }
 
 /// Reverse proxy: connections to `listen` are relayed to `backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyRule {
-    pub listen: SocketAddrV4,
+    /// An interface address of either family, and a port.
+    pub listen: SocketAddr,
+    /// Backends are reached over IPv4.
     pub backend: SocketAddrV4,
     /// How data toward the client is spread over its subflows.
     pub scheduler: SchedulerKind,

@@ -23,7 +23,7 @@
 //! MP_FASTCLOSE (section 3.5), which a Linux client acts on at once, where it ignores a plain
 //! RST on its only subflow until `net.mptcp.close_timeout`.
 
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use mpterm_wire::mptcp::AddAddr;
 use mpterm_wire::tcp::TcpRepr;
@@ -167,8 +167,8 @@ impl<P: Payload> Subflow<P> {
 pub struct SubflowView {
     pub index: u8,
     pub interface: usize,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     pub state: TcpState,
     pub backup: bool,
     pub stale: bool,

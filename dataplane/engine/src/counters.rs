@@ -23,6 +23,7 @@ pub struct Counters {
     pub tx_dropped_backlog: u64,
     pub arp_requests_answered: u64,
     pub arp_replies_received: u64,
+    /// ICMP and ICMPv6 echo requests answered (RFC 792, RFC 4443 section 4.2).
     pub icmp_echo_answered: u64,
     pub tcp_rst_sent: u64,
     pub tcp_rst_received: u64,
@@ -127,4 +128,7 @@ pub struct Counters {
     pub time_wait_acks_sent: u64,
     /// Other segments for a four-tuple in TIME-WAIT, dropped.
     pub rx_dropped_time_wait: u64,
+    /// IPv6 neighbour solicitations for one of our addresses answered with an advertisement
+    /// (RFC 4861 section 7.2.4).
+    pub neighbor_solicitations_answered: u64,
 }

@@ -1,8 +1,14 @@
-//! The engine: the appliance's own addresses (ARP, ICMP echo), the listeners, the table of
-//! proxied connections and the timers, driven by frames in and frames out.
+//! The engine: the appliance's own addresses (ARP, ICMP echo; for IPv6 neighbour discovery
+//! and ICMPv6 echo in [`ipv6`]), the listeners, the table of proxied connections and the
+//! timers, driven by frames in and frames out. Joins are in [`join`], address management in
+//! [`addresses`].
+
+mod addresses;
+mod ipv6;
+mod join;
 
 use core::cmp::Reverse;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashMap;
@@ -11,19 +17,20 @@ use mpterm_wire::checksum::Checksum;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
-use mpterm_wire::mptcp::{MpJoin, MptcpOption};
+use mpterm_wire::ipv6::Ipv6Repr;
+use mpterm_wire::mptcp::MptcpOption;
 use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 use mpterm_wire::SeqNumber;
 use rand_core::RngCore;
 
 use crate::connection::{ConnectionEvents, ProxiedConnection, Side, Subflow, SubflowView};
-use crate::mptcp::join::JoinHandshake;
 use crate::mptcp::{MptcpSession, ResetReason, SubflowMptcp, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
 use crate::tcp::{CloseReason, OutgoingSegment, Tcb, TcbCounters};
 use crate::time_wait::{FlowKey, TimeWaitEntry, TimeWaitTable};
 use crate::{Counters, EngineConfig, HeaderBytes, Instant, Payload, ProxyRule, Transmit};
+use join::mp_join_syn;
 
 /// Where MPTCP tokens are registered so that they stay unique across workers
 /// (RFC 8684, section 3.2: a token names one connection on this host).
@@ -71,12 +78,13 @@ const MAX_UNSOLICITED_BACKLOG: usize = 1024;
 /// ones (a deadline moved earlier leaves the later entry until it expires).
 const TIMER_ENTRIES_PER_CONNECTION: usize = 4;
 const IPV4_HEADER_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+const IPV6_HEADER_END: usize = ethernet::HEADER_LEN + mpterm_wire::ipv6::HEADER_LEN;
 
 #[derive(Debug)]
 struct Slot<P: Payload> {
     connection: ProxiedConnection<P>,
     backend_interface: usize,
-    backend_local: Option<SocketAddrV4>,
+    backend_local: Option<SocketAddr>,
     /// The deadline for which a timer entry is queued, if any.
     armed: Option<Instant>,
     /// Queued for output polling.
@@ -91,9 +99,9 @@ struct Arrival<'s, 'r> {
     now: Instant,
     interface: usize,
     /// Our address and port.
-    local: SocketAddrV4,
+    local: SocketAddr,
     /// The sender's address and port.
-    remote: SocketAddrV4,
+    remote: SocketAddr,
     repr: &'s TcpRepr<'r>,
     payload_len: usize,
 }
@@ -196,165 +204,6 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.time_wait.len()
     }
 
-    // ----- address management (RFC 8684 section 3.4) and priorities (section 3.3.8) -----
-
-    /// Announces the address of `interface` (with `port` when joins should use another port
-    /// than the connection's) with ADD_ADDR to every MPTCP connection once it is fully
-    /// established, those established already included. A connection opened to that
-    /// address itself is not told of it (it is address ID 0 there).
-    pub fn announce_address(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        port: Option<u16>,
-    ) -> Result<(), AddressError> {
-        if interface >= self.config.interfaces.len() {
-            return Err(AddressError::NoSuchInterface(interface));
-        }
-        let full = self.announced.len() >= crate::mptcp::address::MAX_ADDRESSES;
-        match self.announced.iter_mut().find(|a| a.interface == interface) {
-            Some(known) => known.port = port,
-            None if full => return Err(AddressError::TooManyAddresses),
-            None => self.announced.push(AnnouncedInterface { interface, port }),
-        }
-        let address = self.config.interfaces[interface].address;
-        for slot in 0..self.slots.len() {
-            let Some(address_id) = self.connection_address_id(slot, address) else {
-                continue;
-            };
-            if let Some(entry) = self.slots[slot].as_mut() {
-                entry
-                    .connection
-                    .announce_address(now, address_id, address, port);
-            }
-            self.after_activity(now, slot);
-        }
-        Ok(())
-    }
-
-    /// Withdraws the address of `interface` (it goes away): no connection is told of it any
-    /// more, and those that were, or have subflows on it, get REMOVE_ADDR and lose those
-    /// subflows (section 3.4.2).
-    pub fn withdraw_address(&mut self, now: Instant, interface: usize) -> Result<(), AddressError> {
-        if interface >= self.config.interfaces.len() {
-            return Err(AddressError::NoSuchInterface(interface));
-        }
-        self.announced.retain(|a| a.interface != interface);
-        let address = self.config.interfaces[interface].address;
-        for slot in 0..self.slots.len() {
-            let Some(address_id) = self.connection_address_id(slot, address) else {
-                continue;
-            };
-            let withdrawn = self.slots[slot]
-                .as_mut()
-                .is_some_and(|entry| entry.connection.withdraw_address(address_id));
-            if withdrawn {
-                self.after_activity(now, slot);
-            }
-        }
-        Ok(())
-    }
-
-    /// Asks the client with MP_PRIO to use subflow `subflow` of connection `connection` only
-    /// as a backup (or again as a regular path), and schedules our data by the same rule.
-    pub fn set_subflow_backup(
-        &mut self,
-        now: Instant,
-        connection: u64,
-        subflow: u8,
-        backup: bool,
-    ) -> Result<(), AddressError> {
-        let slot = self
-            .slots
-            .iter()
-            .position(|entry| {
-                entry
-                    .as_ref()
-                    .is_some_and(|e| e.connection.id == connection)
-            })
-            .ok_or(AddressError::NoSuchConnection(connection))?;
-        let marked = self.slots[slot]
-            .as_mut()
-            .is_some_and(|entry| entry.connection.set_local_backup(subflow, backup));
-        if !marked {
-            return Err(AddressError::NoSuchSubflow {
-                connection,
-                subflow,
-            });
-        }
-        self.after_activity(now, slot);
-        Ok(())
-    }
-
-    /// [`Engine::set_subflow_backup`] for every subflow of every connection on our address
-    /// of `interface`; how many subflows were marked.
-    pub fn set_address_backup(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        backup: bool,
-    ) -> Result<usize, AddressError> {
-        let address = self
-            .config
-            .interfaces
-            .get(interface)
-            .ok_or(AddressError::NoSuchInterface(interface))?
-            .address;
-        let mut marked = 0;
-        for slot in 0..self.slots.len() {
-            let Some(entry) = self.slots[slot].as_mut() else {
-                continue;
-            };
-            let mut any = false;
-            for index in 0..crate::mptcp::MAX_SUBFLOWS as u8 {
-                let matches = entry
-                    .connection
-                    .subflow(index)
-                    .is_some_and(|subflow| *subflow.tcb.local().ip() == address);
-                if matches && entry.connection.set_local_backup(index, backup) {
-                    marked += 1;
-                    any = true;
-                }
-            }
-            if any {
-                self.after_activity(now, slot);
-            }
-        }
-        Ok(marked)
-    }
-
-    /// Our address ID for `address` on the connection in `slot` (section 3.4), unless that
-    /// is the address the connection was opened to (ID 0, which the client knows).
-    fn connection_address_id(&self, slot: usize, address: Ipv4Addr) -> Option<u8> {
-        let entry = self.slots.get(slot)?.as_ref()?;
-        let initial_local = entry
-            .connection
-            .subflow(0)
-            .map(|initial| initial.tcb.local());
-        if initial_local.is_some_and(|initial| *initial.ip() == address) {
-            return None;
-        }
-        Some(self.address_id(address, initial_local))
-    }
-
-    /// Tells a connection that just became fully established of our announced addresses.
-    fn offer_addresses(&mut self, now: Instant, slot: usize) {
-        let mut offers = [(0u8, Ipv4Addr::UNSPECIFIED, None); crate::mptcp::address::MAX_ADDRESSES];
-        let mut count = 0;
-        for announced in &self.announced {
-            let address = self.config.interfaces[announced.interface].address;
-            if let Some(address_id) = self.connection_address_id(slot, address) {
-                offers[count] = (address_id, address, announced.port);
-                count += 1;
-            }
-        }
-        if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-            entry
-                .connection
-                .offer_addresses(now, offers[..count].iter().copied());
-        }
-    }
-
     // ----- input -----
 
     /// A frame received on interface `interface` (an index into `EngineConfig::interfaces`).
@@ -370,15 +219,19 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             return;
         };
         let destination = ethernet_frame.dst_addr();
-        if destination != self.macs[interface] && !destination.is_broadcast() {
+        let ethertype = ethernet_frame.ethertype();
+        // IPv6 has no broadcast: neighbour solicitations come to a multicast group
+        // (33:33:ff:..), which `handle_ipv6` checks is one of ours.
+        let multicast_ipv6 = ethertype == ethernet::ETHERTYPE_IPV6 && destination.is_multicast();
+        if destination != self.macs[interface] && !destination.is_broadcast() && !multicast_ipv6 {
             self.counters.rx_dropped_not_for_us += 1;
             return;
         }
         let source_mac = ethernet_frame.src_addr();
-        match ethernet_frame.ethertype() {
+        match ethertype {
             ethernet::ETHERTYPE_ARP => self.handle_arp(now, interface, &frame),
             ethernet::ETHERTYPE_IPV4 => self.handle_ipv4(now, interface, source_mac, &frame),
-            // IPv6 neighbour discovery and anything else: not ours.
+            ethernet::ETHERTYPE_IPV6 => self.handle_ipv6(now, interface, source_mac, &frame),
             _ => self.counters.rx_dropped_not_for_us += 1,
         }
     }
@@ -398,13 +251,13 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if for_us
             || self
                 .neighbors
-                .lookup(now, interface, repr.sender_ip)
+                .lookup(now, interface, IpAddr::V4(repr.sender_ip))
                 .is_some()
         {
             self.neighbors.learn(
                 now,
                 interface,
-                repr.sender_ip,
+                IpAddr::V4(repr.sender_ip),
                 repr.sender_mac,
                 &mut self.output,
             );
@@ -502,11 +355,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
         let interface_config = &self.config.interfaces[interface];
         // A peer on the link answers from its own MAC: learn it, sparing an ARP round trip.
+        let source = IpAddr::V4(repr.src);
         if interface_config.is_on_link(repr.src)
-            && self.neighbors.lookup(now, interface, repr.src) != Some(source_mac)
+            && self.neighbors.lookup(now, interface, source) != Some(source_mac)
         {
             self.neighbors
-                .learn(now, interface, repr.src, source_mac, &mut self.output);
+                .learn(now, interface, source, source_mac, &mut self.output);
         }
         let payload_start = ethernet::HEADER_LEN + packet.header_len();
         let payload_end = ethernet::HEADER_LEN + usize::from(packet.total_len());
@@ -519,9 +373,13 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 payload_start,
                 payload_end,
             ),
-            ipv4::PROTOCOL_TCP => {
-                self.handle_tcp(now, interface, &repr, frame, payload_start, payload_end)
-            }
+            ipv4::PROTOCOL_TCP => self.handle_tcp(
+                now,
+                interface,
+                IpPair::V4(repr.src, repr.dst),
+                frame,
+                payload_start..payload_end,
+            ),
             _ => self.counters.rx_dropped_not_for_us += 1,
         }
     }
@@ -594,15 +452,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
     }
 
+    /// A TCP segment in `frame[range]`, from and to `ip`'s addresses (either family).
     fn handle_tcp(
         &mut self,
         now: Instant,
         interface: usize,
-        ip: &Ipv4Repr,
+        ip: IpPair,
         frame: &P,
-        start: usize,
-        end: usize,
+        range: core::ops::Range<usize>,
     ) {
+        let (start, end) = (range.start, range.end);
         let segment = match TcpSegment::new_checked(&frame.as_ref()[start..end]) {
             Ok(segment) => segment,
             Err(_) => {
@@ -613,7 +472,15 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         // The payload is read once: its sum verifies the TCP checksum here and stays with the
         // payload handle for the DSS checksum and for the segment that relays it.
         let payload_sum = Checksum::of(segment.payload());
-        if !segment.verify_checksum_v4_with_payload_sum(ip.src, ip.dst, payload_sum) {
+        let checksum_ok = match ip {
+            IpPair::V4(src, dst) => {
+                segment.verify_checksum_v4_with_payload_sum(src, dst, payload_sum)
+            }
+            IpPair::V6(src, dst) => {
+                segment.verify_checksum_v6_with_payload_sum(src, dst, payload_sum)
+            }
+        };
+        if !checksum_ok {
             self.counters.rx_dropped_malformed += 1;
             return;
         }
@@ -637,8 +504,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             payload.set_payload_sum(payload_sum);
             payload
         });
-        let local = SocketAddrV4::new(ip.dst, repr.dst_port);
-        let remote = SocketAddrV4::new(ip.src, repr.src_port);
+        let local = SocketAddr::new(ip.dst(), repr.dst_port);
+        let remote = SocketAddr::new(ip.src(), repr.src_port);
         if repr.flags.contains(TcpFlags::RST) {
             self.counters.tcp_rst_received += 1;
         }
@@ -736,7 +603,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 window: entry.window,
                 options,
             };
-            self.transmit_tcp(now, entry.interface, *local.ip(), *remote.ip(), &ack, None);
+            self.transmit_tcp(now, entry.interface, local.ip(), remote.ip(), &ack, None);
             return;
         }
         self.counters.rx_dropped_time_wait += 1;
@@ -772,101 +639,6 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if !repr.flags.contains(TcpFlags::RST) {
             self.send_reset(arrival, None);
         }
-    }
-
-    /// RFC 8684 section 3.2: an MP_JOIN SYN asks to add a subflow to the connection its token
-    /// names. A join for a token we never issued, for a connection that takes no subflow now,
-    /// or beyond the subflow limit is answered with a RST carrying MP_TCPRST (section 3.6) and
-    /// nothing of it is kept, as Linux answers (`subflow_check_req`): "MPTCP-specific error"
-    /// for an unknown token, "administratively prohibited" for the rest. An accepted join is a
-    /// subflow in SYN-RECEIVED whose SYN-ACK carries our HMAC; it carries data once the third
-    /// ACK's HMAC verified.
-    fn handle_join(&mut self, syn: Arrival<'_, '_>, join: JoinSyn) {
-        self.counters.mptcp_join_syns_received += 1;
-        let Some(slot) = self.local_tokens.get(&join.token).copied() else {
-            self.counters.mptcp_join_unknown_token += 1;
-            self.refuse_join(syn, ResetReason::MptcpError);
-            return;
-        };
-        let Some(entry) = self.slots.get(slot).and_then(Option::as_ref) else {
-            self.counters.mptcp_join_unknown_token += 1;
-            self.refuse_join(syn, ResetReason::MptcpError);
-            return;
-        };
-        let connection = &entry.connection;
-        if !connection.accepts_joins() {
-            self.counters.mptcp_join_not_accepted += 1;
-            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
-            return;
-        }
-        if connection.subflow_count() >= self.config.mptcp_max_subflows {
-            self.counters.mptcp_join_over_limit += 1;
-            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
-            return;
-        }
-        let initial_local = connection.subflow(0).map(|initial| initial.tcb.local());
-        // Section 3.1: with the C bit set, the initial address takes no join.
-        let denies_initial = connection
-            .mptcp
-            .as_ref()
-            .is_some_and(MptcpSession::denies_join_to_initial);
-        if denies_initial && initial_local == Some(syn.local) {
-            self.counters.mptcp_join_not_accepted += 1;
-            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
-            return;
-        }
-        let local_address_id = self.address_id(*syn.local.ip(), initial_local);
-        let handshake = JoinHandshake {
-            local_nonce: self.rng.next_u32(),
-            remote_nonce: join.nonce,
-            local_address_id,
-        };
-        let iss = SeqNumber(self.rng.next_u32());
-        let local_mss = self.config.interfaces[syn.interface].mtu.saturating_sub(40);
-        let mut tcb = Tcb::accept(
-            syn.now,
-            syn.local,
-            syn.remote,
-            syn.repr,
-            iss,
-            local_mss,
-            self.config.client_tcp,
-        );
-        tcb.set_owner_option_reserve(DSS_OPTION_RESERVE);
-        let subflow = Subflow::new(
-            tcb,
-            syn.interface,
-            SubflowMptcp::joining(handshake, join.address_id, join.backup),
-        );
-        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        let Some(index) = entry.connection.add_subflow(subflow) else {
-            self.counters.mptcp_join_over_limit += 1;
-            self.refuse_join(syn, ResetReason::AdministrativelyProhibited);
-            return;
-        };
-        self.flows
-            .insert((syn.local, syn.remote), (slot, Side::Subflow(index)));
-        self.after_activity(syn.now, slot);
-    }
-
-    /// Section 3.4: our address ID for `local`: 0 for the initial subflow's address, else
-    /// the address's place among our interfaces plus one.
-    fn address_id(&self, local: Ipv4Addr, initial_local: Option<SocketAddrV4>) -> u8 {
-        if initial_local.is_some_and(|initial| *initial.ip() == local) {
-            return 0;
-        }
-        self.config
-            .interfaces
-            .iter()
-            .position(|interface| interface.address == local)
-            .map_or(0, |position| (position + 1).min(usize::from(u8::MAX)) as u8)
-    }
-
-    fn refuse_join(&mut self, syn: Arrival<'_, '_>, reason: ResetReason) {
-        self.counters.mptcp_joins_refused += 1;
-        self.send_reset(syn, Some(reason));
     }
 
     /// RFC 9293 section 3.10.7.1: the RST answering a segment that matched no connection;
@@ -907,7 +679,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             options,
         };
         self.counters.tcp_rst_sent += 1;
-        self.transmit_tcp(now, interface, *local.ip(), *remote.ip(), &reset, None);
+        self.transmit_tcp(now, interface, local.ip(), remote.ip(), &reset, None);
     }
 
     fn accept(&mut self, arrival: Arrival<'_, '_>, rule: ProxyRule) {
@@ -927,7 +699,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let id = self.next_connection_id;
         self.next_connection_id += 1;
         let iss = SeqNumber(self.rng.next_u32());
-        let local_mss = self.config.interfaces[interface].mtu.saturating_sub(40);
+        let local_mss = self.config.interfaces[interface].mss_for(local.ip());
         let mut client = Tcb::accept(
             now,
             local,
@@ -1068,8 +840,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             }
             return;
         };
-        let local = SocketAddrV4::new(local_ip, port);
-        let path_mss = usize::from(self.config.interfaces[interface].mtu.saturating_sub(40));
+        let local = SocketAddr::V4(SocketAddrV4::new(local_ip, port));
+        let path_mss = usize::from(self.config.interfaces[interface].mss_for(local.ip()));
         let local_mss = path_mss.min(mss_hint) as u16;
         let iss = match reused {
             // Linux's `tcp_twsk_unique`: the new connection starts a window beyond the old
@@ -1077,6 +849,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             Some(old) => old.send_next + 65_535 + 2,
             None => SeqNumber(self.rng.next_u32()),
         };
+        let backend = SocketAddr::V4(backend);
         let tcb = Tcb::connect(now, local, backend, iss, local_mss, self.config.backend_tcp);
         if let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) {
             entry.connection.attach_backend(tcb);
@@ -1101,7 +874,10 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         for _ in 0..span {
             let port = self.next_ephemeral_port;
             self.next_ephemeral_port = if port >= last { first } else { port + 1 };
-            let flow = (SocketAddrV4::new(local_ip, port), remote);
+            let flow = (
+                SocketAddr::V4(SocketAddrV4::new(local_ip, port)),
+                SocketAddr::V4(remote),
+            );
             if self.flows.contains_key(&flow) {
                 continue;
             }
@@ -1187,14 +963,19 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             if self.backlog_full() {
                 continue;
             }
-            let arp = ArpRepr {
-                operation: ArpOperation::Request,
-                sender_mac: self.macs[request.interface],
-                sender_ip: self.config.interfaces[request.interface].address,
-                target_mac: EthernetAddress([0; 6]),
-                target_ip: request.address,
-            };
-            self.queue_arp(request.interface, EthernetAddress::BROADCAST, &arp);
+            match request.address {
+                IpAddr::V4(target_ip) => {
+                    let arp = ArpRepr {
+                        operation: ArpOperation::Request,
+                        sender_mac: self.macs[request.interface],
+                        sender_ip: self.config.interfaces[request.interface].address,
+                        target_mac: EthernetAddress([0; 6]),
+                        target_ip,
+                    };
+                    self.queue_arp(request.interface, EthernetAddress::BROADCAST, &arp);
+                }
+                IpAddr::V6(target) => self.queue_neighbor_solicitation(request.interface, target),
+            }
         }
         self.counters.tx_dropped_no_neighbor += dropped;
     }
@@ -1257,43 +1038,63 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.transmit_tcp(
             now,
             interface,
-            *local.ip(),
-            *remote.ip(),
+            local.ip(),
+            remote.ip(),
             &segment.repr,
             segment.payload,
         );
     }
 
-    /// Builds Ethernet, IPv4 and TCP headers for a segment and queues the frame, or holds it
-    /// until the next hop's MAC is known.
+    /// Builds Ethernet, IP (of the addresses' family) and TCP headers for a segment and
+    /// queues the frame, or holds it until the next hop's MAC is known. Both addresses are of
+    /// one family: they are a flow's own.
     fn transmit_tcp(
         &mut self,
         now: Instant,
         interface: usize,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         repr: &TcpRepr<'_>,
         payload: Option<P>,
     ) {
         let mut header = HeaderBytes::new();
         let payload_bytes: &[u8] = payload.as_ref().map_or(&[], |p| p.as_ref());
         let tcp_len = repr.header_len();
-        let ip = Ipv4Repr {
-            src,
-            dst,
-            protocol: ipv4::PROTOCOL_TCP,
-            payload_len: (tcp_len + payload_bytes.len()) as u16,
-            ttl: DEFAULT_TTL,
+        let ip_payload_len = (tcp_len + payload_bytes.len()) as u16;
+        let Some(ip) = IpPair::of(src, dst) else {
+            debug_assert!(false, "a flow's addresses are of one family");
+            return;
         };
         let ethernet = EthernetRepr {
             src: self.macs[interface],
             dst: EthernetAddress([0; 6]),
-            ethertype: ethernet::ETHERTYPE_IPV4,
+            ethertype: ip.ethertype(),
         };
         let buffer = header.buffer_mut();
+        let ip_end = ip.header_end();
+        let ip_emitted = match ip {
+            IpPair::V4(src, dst) => Ipv4Repr {
+                src,
+                dst,
+                protocol: ipv4::PROTOCOL_TCP,
+                payload_len: ip_payload_len,
+                ttl: DEFAULT_TTL,
+            }
+            .emit(&mut buffer[ethernet::HEADER_LEN..])
+            .is_ok(),
+            IpPair::V6(src, dst) => Ipv6Repr {
+                src,
+                dst,
+                next_header: mpterm_wire::ipv6::NEXT_HEADER_TCP,
+                payload_len: ip_payload_len,
+                hop_limit: DEFAULT_TTL,
+            }
+            .emit(&mut buffer[ethernet::HEADER_LEN..])
+            .is_ok(),
+        };
         let emitted = ethernet.emit(&mut buffer[..]).is_ok()
-            && ip.emit(&mut buffer[ethernet::HEADER_LEN..]).is_ok()
-            && repr.emit(&mut buffer[IPV4_HEADER_END..]).is_ok();
+            && ip_emitted
+            && repr.emit(&mut buffer[ip_end..]).is_ok();
         if !emitted {
             // Options that do not fit are a bug in the caller, never input from the network.
             debug_assert!(false, "segment headers do not fit");
@@ -1304,14 +1105,24 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .as_ref()
             .and_then(Payload::payload_sum)
             .unwrap_or_else(|| Checksum::of(payload_bytes));
-        tcp::fill_checksum_v4_with_payload_sum(
-            &mut buffer[IPV4_HEADER_END..IPV4_HEADER_END + tcp_len],
-            src,
-            dst,
-            payload_bytes.len(),
-            payload_sum,
-        );
-        header.set_len(IPV4_HEADER_END + tcp_len);
+        let tcp_header = &mut buffer[ip_end..ip_end + tcp_len];
+        match ip {
+            IpPair::V4(src, dst) => tcp::fill_checksum_v4_with_payload_sum(
+                tcp_header,
+                src,
+                dst,
+                payload_bytes.len(),
+                payload_sum,
+            ),
+            IpPair::V6(src, dst) => tcp::fill_checksum_v6_with_payload_sum(
+                tcp_header,
+                src,
+                dst,
+                payload_bytes.len(),
+                payload_sum,
+            ),
+        }
+        header.set_len(ip_end + tcp_len);
         let payload = payload.filter(|p| !p.is_empty());
         let next_hop = self.next_hop(interface, dst);
         let mut frame = Transmit {
@@ -1332,7 +1143,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
     }
 
-    /// The interface and next hop toward `destination`: on-link first, then a gateway.
+    /// The interface and next hop toward IPv4 `destination` (a backend): on-link first, then
+    /// a gateway.
     fn route(&self, destination: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
         let interfaces = &self.config.interfaces;
         if let Some(index) = interfaces.iter().position(|i| i.is_on_link(destination)) {
@@ -1344,13 +1156,18 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             .find_map(|(index, i)| i.gateway.map(|gateway| (index, gateway)))
     }
 
-    fn next_hop(&self, interface: usize, destination: Ipv4Addr) -> Ipv4Addr {
+    /// The address to resolve on `interface` for `destination`: itself when on-link, else the
+    /// interface's gateway of that family.
+    fn next_hop(&self, interface: usize, destination: IpAddr) -> IpAddr {
         let config = &self.config.interfaces[interface];
-        if config.is_on_link(destination) {
-            destination
-        } else {
-            config.gateway.unwrap_or(destination)
+        if config.is_on_link_ip(destination) {
+            return destination;
         }
+        let gateway = match destination {
+            IpAddr::V4(_) => config.gateway.map(IpAddr::V4),
+            IpAddr::V6(_) => config.ipv6.and_then(|ipv6| ipv6.gateway).map(IpAddr::V6),
+        };
+        gateway.unwrap_or(destination)
     }
 
     fn account_counters(&mut self, slot: usize) {
@@ -1466,34 +1283,52 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     }
 }
 
-/// What an MP_JOIN SYN (RFC 8684 section 3.2) asks for.
-#[derive(Debug, Clone, Copy)]
-struct JoinSyn {
-    token: u32,
-    nonce: u32,
-    address_id: u8,
-    backup: bool,
+/// The source and destination addresses of one packet, of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpPair {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(core::net::Ipv6Addr, core::net::Ipv6Addr),
 }
 
-fn mp_join_syn(syn: &TcpRepr<'_>) -> Option<JoinSyn> {
-    syn.options
-        .mptcp
-        .iter()
-        .flatten()
-        .find_map(|option| match option {
-            MptcpOption::MpJoin(MpJoin::Syn {
-                receiver_token,
-                sender_nonce,
-                address_id,
-                backup,
-            }) => Some(JoinSyn {
-                token: *receiver_token,
-                nonce: *sender_nonce,
-                address_id: *address_id,
-                backup: *backup,
-            }),
+impl IpPair {
+    /// The pair, if both addresses are of one family.
+    fn of(src: IpAddr, dst: IpAddr) -> Option<IpPair> {
+        match (src, dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => Some(IpPair::V4(src, dst)),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => Some(IpPair::V6(src, dst)),
             _ => None,
-        })
+        }
+    }
+
+    fn src(self) -> IpAddr {
+        match self {
+            IpPair::V4(src, _) => IpAddr::V4(src),
+            IpPair::V6(src, _) => IpAddr::V6(src),
+        }
+    }
+
+    fn dst(self) -> IpAddr {
+        match self {
+            IpPair::V4(_, dst) => IpAddr::V4(dst),
+            IpPair::V6(_, dst) => IpAddr::V6(dst),
+        }
+    }
+
+    fn ethertype(self) -> u16 {
+        match self {
+            IpPair::V4(..) => ethernet::ETHERTYPE_IPV4,
+            IpPair::V6(..) => ethernet::ETHERTYPE_IPV6,
+        }
+    }
+
+    /// Where the IP header of a frame of this family ends (no IPv4 options, no IPv6
+    /// extension headers: mpterm sends none).
+    fn header_end(self) -> usize {
+        match self {
+            IpPair::V4(..) => IPV4_HEADER_END,
+            IpPair::V6(..) => IPV6_HEADER_END,
+        }
+    }
 }
 
 /// The multipath events of one connection into the engine's totals.

@@ -49,6 +49,7 @@ fn interface(mac: [u8; 6], address: Ipv4Addr) -> InterfaceConfig {
         prefix_len: 24,
         gateway: None,
         mtu: 1500,
+        ipv6: None,
     }
 }
 
@@ -60,7 +61,7 @@ fn engine() -> TestEngine {
             interface([0x02, 0, 0, 0, 0, 2], Ipv4Addr::new(198, 19, 0, 1)),
         ],
         proxies: vec![ProxyRule {
-            listen: SocketAddrV4::new(FIRST, 5000),
+            listen: SocketAddrV4::new(FIRST, 5000).into(),
             backend: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000),
             scheduler: crate::scheduler::SchedulerKind::default(),
         }],

@@ -56,6 +56,7 @@ fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine<Bytes, ChaCha8R
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
             InterfaceConfig {
                 mac: BACKEND_SIDE_MAC,
@@ -63,10 +64,11 @@ fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine<Bytes, ChaCha8R
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
         ],
         proxies: vec![ProxyRule {
-            listen: SocketAddrV4::new(APPLIANCE, 5000),
+            listen: SocketAddrV4::new(APPLIANCE, 5000).into(),
             backend: SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000),
             scheduler: crate::scheduler::SchedulerKind::default(),
         }],

@@ -1,7 +1,8 @@
-//! Next-hop resolution (RFC 826): the ARP cache, ARP requests for unknown next hops, and the
-//! frames that wait for an answer.
+//! Next-hop resolution, ARP (RFC 826) for IPv4 and neighbour discovery (RFC 4861 section 7)
+//! for IPv6: the cache, the requests (ARP request or neighbour solicitation) for unknown next
+//! hops, and the frames that wait for an answer.
 
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::time::Duration;
 use std::collections::VecDeque;
 
@@ -11,7 +12,7 @@ use crate::{Instant, Transmit};
 
 /// How long a learned address is trusted before it is asked for again.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(300);
-/// How often an unanswered ARP request is repeated.
+/// How often an unanswered request is repeated (RFC 4861 RETRANS_TIMER is 1 s as well).
 const REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// Requests sent before the frames waiting for a next hop are dropped.
 const MAX_REQUESTS: u8 = 3;
@@ -23,7 +24,7 @@ const MAX_ENTRIES: usize = 1024;
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     interface: usize,
-    address: Ipv4Addr,
+    address: IpAddr,
     mac: EthernetAddress,
     expires: Instant,
 }
@@ -31,7 +32,7 @@ struct Entry {
 #[derive(Debug, Clone, Copy)]
 struct Resolution {
     interface: usize,
-    address: Ipv4Addr,
+    address: IpAddr,
     next_request: Instant,
     requests_sent: u8,
 }
@@ -40,15 +41,15 @@ struct Resolution {
 #[derive(Debug)]
 struct Waiting<P> {
     interface: usize,
-    next_hop: Ipv4Addr,
+    next_hop: IpAddr,
     frame: Transmit<P>,
 }
 
 /// What [`NeighborCache::poll_requests`] asks the engine to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArpRequestNeeded {
+pub struct ResolutionNeeded {
     pub interface: usize,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
 }
 
 #[derive(Debug)]
@@ -73,7 +74,7 @@ impl<P> NeighborCache<P> {
         &self,
         now: Instant,
         interface: usize,
-        address: Ipv4Addr,
+        address: IpAddr,
     ) -> Option<EthernetAddress> {
         self.entries
             .iter()
@@ -89,15 +90,15 @@ impl<P> NeighborCache<P> {
         &mut self,
         now: Instant,
         interface: usize,
-        address: Ipv4Addr,
+        address: IpAddr,
         mac: EthernetAddress,
         released: &mut VecDeque<Transmit<P>>,
     ) {
-        if mac.is_broadcast()
-            || mac.is_multicast()
-            || address.is_unspecified()
-            || address.is_broadcast()
-        {
+        let unusable = match address {
+            IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+            IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+        };
+        if mac.is_broadcast() || mac.is_multicast() || unusable {
             return;
         }
         let expires = now + ENTRY_LIFETIME;
@@ -148,7 +149,7 @@ impl<P> NeighborCache<P> {
         &mut self,
         now: Instant,
         interface: usize,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         frame: Transmit<P>,
     ) -> bool {
         if !self
@@ -174,8 +175,8 @@ impl<P> NeighborCache<P> {
         true
     }
 
-    /// ARP requests due at `now`; frames whose next hop stayed silent are dropped and counted.
-    pub fn poll_requests(&mut self, now: Instant, dropped: &mut u64) -> Option<ArpRequestNeeded> {
+    /// Requests (ARP, or neighbour solicitations for IPv6 next hops) due at `now`; frames whose next hop stayed silent are dropped and counted.
+    pub fn poll_requests(&mut self, now: Instant, dropped: &mut u64) -> Option<ResolutionNeeded> {
         let mut index = 0;
         while index < self.resolutions.len() {
             let resolution = self.resolutions[index];
@@ -194,7 +195,7 @@ impl<P> NeighborCache<P> {
             }
             self.resolutions[index].requests_sent += 1;
             self.resolutions[index].next_request = now + REQUEST_INTERVAL;
-            return Some(ArpRequestNeeded {
+            return Some(ResolutionNeeded {
                 interface: resolution.interface,
                 address: resolution.address,
             });

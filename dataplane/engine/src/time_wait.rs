@@ -19,7 +19,7 @@ use hashbrown::HashMap;
 use mpterm_wire::SeqNumber;
 
 use crate::Instant;
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 use core::time::Duration;
 
 /// How old a TIME-WAIT entry must be before its four-tuple is reused: one second, as Linux
@@ -28,7 +28,7 @@ use core::time::Duration;
 pub const REUSE_AFTER: Duration = Duration::from_secs(1);
 
 /// A TCP flow as seen from the appliance: our address and port, then the peer's.
-pub type FlowKey = (SocketAddrV4, SocketAddrV4);
+pub type FlowKey = (SocketAddr, SocketAddr);
 
 /// What TIME-WAIT remembers of a connection side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,12 +152,12 @@ fn is_live(entries: &HashMap<FlowKey, TimeWaitEntry>, flow: &FlowKey, expires: I
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::net::Ipv4Addr;
+    use core::net::{Ipv4Addr, SocketAddrV4};
 
     fn flow(port: u16) -> FlowKey {
         (
-            SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 1), port),
-            SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000),
+            SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 1), port).into(),
+            SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000).into(),
         )
     }
 

@@ -129,7 +129,10 @@ impl Sim {
     }
 
     fn address(&self, host: usize) -> core::net::Ipv4Addr {
-        *self.hosts[host].tcb.local().ip()
+        match self.hosts[host].tcb.local().ip() {
+            core::net::IpAddr::V4(v4) => v4,
+            core::net::IpAddr::V6(v6) => panic!("{v6}: the simulation is IPv4 only"),
+        }
     }
 
     /// One step at the current time: applications write, segments go onto the links, due

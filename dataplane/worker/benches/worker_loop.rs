@@ -121,6 +121,7 @@ fn worker_loop(c: &mut Criterion) {
             prefix_len: 24,
             gateway: None,
             mtu: 1500,
+            ipv6: None,
         }],
         proxies: Vec::new(),
         client_tcp: TcpTuning::default(),

@@ -472,6 +472,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         time_wait_reused: engine.time_wait_reused,
         time_wait_acks_sent: engine.time_wait_acks_sent,
         rx_dropped_time_wait: engine.rx_dropped_time_wait,
+        neighbor_solicitations_answered: engine.neighbor_solicitations_answered,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }
@@ -495,6 +496,7 @@ pub fn engine_config(
             prefix_len: interface.prefix_len,
             gateway: interface.gateway,
             mtu: interface.mtu,
+            ipv6: None,
         })
         .collect();
     let proxies = config

@@ -234,6 +234,7 @@ fn snapshot_maps_every_engine_counter() {
         time_wait_reused: 44,
         time_wait_acks_sent: 45,
         rx_dropped_time_wait: 46,
+        neighbor_solicitations_answered: 49,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -318,6 +319,7 @@ fn snapshot_maps_every_engine_counter() {
         time_wait_reused: 44,
         time_wait_acks_sent: 45,
         rx_dropped_time_wait: 46,
+        neighbor_solicitations_answered: 49,
         connections_open: 47,
         time_wait_open: 48,
     };

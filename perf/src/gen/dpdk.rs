@@ -70,6 +70,7 @@ pub fn client_config(config: &GenerateConfig, mac: [u8; 6]) -> ClientConfig {
         prefix_len: config.address.prefix_len,
         gateway: config.gateway,
         mtu: config.mtu,
+        ipv6: None,
     };
     let mut client = ClientConfig::new(interface, config.server);
     client.mptcp = config.mptcp;

@@ -2,7 +2,7 @@
 //! frames out like the server [`crate::Engine`].
 
 use core::cmp::Reverse;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashSet;
@@ -353,9 +353,19 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
         };
         let own_address = self.config.interface.address;
         let for_us = repr.target_ip == own_address;
-        if for_us || self.neighbors.lookup(now, 0, repr.sender_ip).is_some() {
-            self.neighbors
-                .learn(now, 0, repr.sender_ip, repr.sender_mac, &mut self.output);
+        if for_us
+            || self
+                .neighbors
+                .lookup(now, 0, IpAddr::V4(repr.sender_ip))
+                .is_some()
+        {
+            self.neighbors.learn(
+                now,
+                0,
+                IpAddr::V4(repr.sender_ip),
+                repr.sender_mac,
+                &mut self.output,
+            );
         }
         if !for_us {
             self.counters.rx_dropped_not_for_us += 1;
@@ -413,10 +423,10 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
         }
         // A host on the link sends from its own MAC: learn it, sparing an ARP round trip.
         if self.config.interface.is_on_link(ip.src)
-            && self.neighbors.lookup(now, 0, ip.src) != Some(source_mac)
+            && self.neighbors.lookup(now, 0, IpAddr::V4(ip.src)) != Some(source_mac)
         {
             self.neighbors
-                .learn(now, 0, ip.src, source_mac, &mut self.output);
+                .learn(now, 0, IpAddr::V4(ip.src), source_mac, &mut self.output);
         }
         let start = ethernet::HEADER_LEN + packet.header_len();
         let end = ethernet::HEADER_LEN + usize::from(packet.total_len());
@@ -620,12 +630,16 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
     fn send_arp_requests(&mut self, now: Instant) {
         let mut dropped = 0;
         while let Some(request) = self.neighbors.poll_requests(now, &mut dropped) {
+            // The generator resolves only IPv4 next hops.
+            let IpAddr::V4(target_ip) = request.address else {
+                continue;
+            };
             let arp = ArpRepr {
                 operation: ArpOperation::Request,
                 sender_mac: self.mac,
                 sender_ip: self.config.interface.address,
                 target_mac: EthernetAddress([0; 6]),
-                target_ip: request.address,
+                target_ip,
             };
             if let Some(frame) = frame::arp_frame(self.mac, EthernetAddress::BROADCAST, &arp) {
                 self.queue_own(frame);
@@ -697,13 +711,16 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
             payload,
             payload_sum,
         )?;
-        match self.neighbors.lookup(now, 0, self.next_hop) {
+        match self.neighbors.lookup(now, 0, IpAddr::V4(self.next_hop)) {
             Some(mac) => {
                 frame.header.set_destination_mac(mac.0);
                 Some(frame)
             }
             None => {
-                if !self.neighbors.wait_for(now, 0, self.next_hop, frame) {
+                if !self
+                    .neighbors
+                    .wait_for(now, 0, IpAddr::V4(self.next_hop), frame)
+                {
                     self.counters.tx_dropped_no_neighbor += 1;
                 }
                 None

@@ -23,7 +23,7 @@ impl<P: Payload> ProxiedConnection<P> {
     pub fn offer_addresses(
         &mut self,
         now: Instant,
-        addresses: impl IntoIterator<Item = (u8, Ipv4Addr, Option<u16>)>,
+        addresses: impl IntoIterator<Item = (u8, IpAddr, Option<u16>)>,
     ) {
         self.addresses_offered = true;
         for (address_id, address, port) in addresses {
@@ -38,7 +38,7 @@ impl<P: Payload> ProxiedConnection<P> {
         &mut self,
         now: Instant,
         address_id: u8,
-        address: Ipv4Addr,
+        address: IpAddr,
         port: Option<u16>,
     ) {
         if self.addresses_offered && self.addresses.announce(address_id, address, port) {
@@ -99,7 +99,7 @@ impl<P: Payload> ProxiedConnection<P> {
         self.addresses.take_due(
             now,
             |announcement| {
-                let address = core::net::IpAddr::V4(announcement.address);
+                let address = announcement.address;
                 let add = AddAddr {
                     echo: false,
                     address_id: announcement.address_id,

@@ -9,7 +9,7 @@
 //!
 //! Every table here has a fixed size: nothing is allocated when a connection announces.
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::IpAddr;
 use core::time::Duration;
 
 use mpterm_wire::mptcp::{AddAddr, MptcpOption};
@@ -89,7 +89,7 @@ fn same_address(option: &AddAddr, address_id: u8, address: IpAddr, port: Option<
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Announcement {
     pub address_id: u8,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: Option<u16>,
     /// Times the option has been handed to a subflow.
     pub transmissions: u8,
@@ -116,7 +116,7 @@ pub struct AddressBook {
 impl AddressBook {
     /// Starts announcing `address` under `address_id`; false when it is announced already or
     /// the table is full.
-    pub fn announce(&mut self, address_id: u8, address: Ipv4Addr, port: Option<u16>) -> bool {
+    pub fn announce(&mut self, address_id: u8, address: IpAddr, port: Option<u16>) -> bool {
         if self.announcement(address_id).is_some() {
             return false;
         }
@@ -200,7 +200,7 @@ impl AddressBook {
     /// The client echoed one of our announcements; false when it names none.
     pub fn echoed(&mut self, echo: &AddAddr) -> bool {
         for announcement in self.announced.iter_mut().flatten() {
-            let ours = IpAddr::V4(announcement.address);
+            let ours = announcement.address;
             if same_address(echo, announcement.address_id, ours, announcement.port) {
                 let first = !announcement.echoed;
                 announcement.echoed = true;
@@ -382,6 +382,7 @@ pub fn place_signal(options: &mut TcpOptions<'static>, signal: Signal) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::Ipv4Addr;
 
     /// Vectors computed independently with Python:
     /// `hmac.new(key_a.to_bytes(8,'big') + key_b.to_bytes(8,'big'), msg, hashlib.sha256)
@@ -413,7 +414,7 @@ mod tests {
     #[test]
     fn announcements_are_retried_until_echoed_and_given_up_after_the_bound() {
         let mut book = AddressBook::default();
-        let address = Ipv4Addr::new(198, 18, 1, 2);
+        let address = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
         assert!(book.announce(2, address, None));
         assert!(!book.announce(2, address, None), "announced once");
         let start = Instant::from_nanos(1_000_000_000);
@@ -460,7 +461,7 @@ mod tests {
         let echo = |port| AddAddr {
             echo: true,
             address_id: 3,
-            address: IpAddr::V4(address),
+            address,
             port,
             truncated_hmac: None,
         };

@@ -32,7 +32,7 @@ mod rtt;
 mod send;
 mod timers;
 
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::VecDeque;
 
@@ -225,8 +225,8 @@ pub struct TcbCounters {
 /// Transmission control block: one TCP connection.
 #[derive(Debug)]
 pub struct Tcb<P: Payload> {
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     state: TcpState,
     close_reason: Option<CloseReason>,
     tuning: TcpTuning,
@@ -327,16 +327,16 @@ impl<P: Payload> Tcb<P> {
     /// send. `local_mss` is what we accept per segment (path MTU minus 40).
     pub fn connect(
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         iss: SeqNumber,
         local_mss: u16,
         tuning: TcpTuning,
     ) -> Self {
         let mut tcb = Tcb::new(
             now,
-            local,
-            remote,
+            local.into(),
+            remote.into(),
             iss,
             local_mss,
             tuning,
@@ -353,8 +353,8 @@ impl<P: Payload> Tcb<P> {
     /// SYN-RECEIVED with a SYN-ACK to send.
     pub fn accept(
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         syn: &TcpRepr<'_>,
         iss: SeqNumber,
         local_mss: u16,
@@ -362,8 +362,8 @@ impl<P: Payload> Tcb<P> {
     ) -> Self {
         let mut tcb = Tcb::new(
             now,
-            local,
-            remote,
+            local.into(),
+            remote.into(),
             iss,
             local_mss,
             tuning,
@@ -383,8 +383,8 @@ impl<P: Payload> Tcb<P> {
 
     fn new(
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNumber,
         local_mss: u16,
         tuning: TcpTuning,
@@ -465,11 +465,11 @@ impl<P: Payload> Tcb<P> {
         self.state
     }
 
-    pub fn local(&self) -> SocketAddrV4 {
+    pub fn local(&self) -> SocketAddr {
         self.local
     }
 
-    pub fn remote(&self) -> SocketAddrV4 {
+    pub fn remote(&self) -> SocketAddr {
         self.remote
     }
 

@@ -118,6 +118,7 @@ pub fn server_config(checksums: bool) -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
             InterfaceConfig {
                 mac: SERVER_BACKEND_SIDE_MAC,
@@ -125,10 +126,11 @@ pub fn server_config(checksums: bool) -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
         ],
         proxies: vec![ProxyRule {
-            listen: LISTEN,
+            listen: LISTEN.into(),
             backend: BACKEND,
             scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],
@@ -151,6 +153,7 @@ pub fn client_config(mptcp: bool, checksums: bool, max_connections: usize) -> Cl
         prefix_len: 24,
         gateway: None,
         mtu: 1500,
+        ipv6: None,
     };
     ClientConfig {
         mptcp,

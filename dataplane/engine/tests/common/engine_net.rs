@@ -64,6 +64,7 @@ pub fn config() -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
             InterfaceConfig {
                 mac: BACKEND_SIDE_MAC,
@@ -71,10 +72,11 @@ pub fn config() -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
         ],
         proxies: vec![ProxyRule {
-            listen: LISTEN,
+            listen: LISTEN.into(),
             backend: BACKEND,
             scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],

@@ -13,7 +13,7 @@
 //! The HMACs of the join are computed here from RFC 8684 section 3.2 with `ring` directly, not
 //! with the engine's functions, so that a mistake in those cannot hide itself.
 
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::time::Duration;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -125,6 +125,7 @@ pub fn multipath_config(paths: usize, max_connections: usize) -> EngineConfig {
             prefix_len: 24,
             gateway: None,
             mtu: 1500,
+            ipv6: None,
         })
         .collect();
     interfaces.push(InterfaceConfig {
@@ -133,11 +134,12 @@ pub fn multipath_config(paths: usize, max_connections: usize) -> EngineConfig {
         prefix_len: 24,
         gateway: None,
         mtu: 1500,
+        ipv6: None,
     });
     EngineConfig {
         interfaces,
         proxies: vec![ProxyRule {
-            listen: listen(),
+            listen: listen().into(),
             backend: BACKEND,
             scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],
@@ -1145,7 +1147,7 @@ pub struct MultipathNet {
     /// Keep the engine's view of every subflow ever seen, refreshed as time advances.
     pub record_views: bool,
     /// `(connection id, remote address) -> latest view`.
-    pub views: BTreeMap<(u64, SocketAddrV4), SubflowView>,
+    pub views: BTreeMap<(u64, SocketAddr), SubflowView>,
 }
 
 impl MultipathNet {
@@ -1348,8 +1350,8 @@ impl MultipathNet {
                 client.decorate(index, now, &mut segment);
                 let subflow = &client.subflows[index];
                 let path = subflow.path;
-                let src = *subflow.tcb.local().ip();
-                let dst = *subflow.tcb.remote().ip();
+                let src = ipv4_of(subflow.tcb.local());
+                let dst = ipv4_of(subflow.tcb.remote());
                 if self.cut[host][path] {
                     continue;
                 }
@@ -1378,8 +1380,8 @@ impl MultipathNet {
             "leaves by its path"
         );
         let (repr, payload) = decode_segment(segment, src, dst);
-        let destination = SocketAddrV4::new(dst, repr.dst_port);
-        let source = SocketAddrV4::new(src, repr.src_port);
+        let destination = SocketAddr::V4(SocketAddrV4::new(dst, repr.dst_port));
+        let source = SocketAddr::V4(SocketAddrV4::new(src, repr.src_port));
         let host = host_of(dst).filter(|&host| host < self.clients.len());
         let index = host.and_then(|host| {
             self.clients[host]
@@ -1402,7 +1404,7 @@ impl MultipathNet {
             }
             _ => self.stray.push(StraySegment {
                 path,
-                dst: destination,
+                dst: SocketAddrV4::new(dst, repr.dst_port),
                 flags: repr.flags,
                 reset: repr.options.mptcp.iter().flatten().find_map(|o| match o {
                     MptcpOption::MpTcpRst(reset) => Some(*reset),
@@ -1689,5 +1691,13 @@ pub fn seeds(defaults: &[u64]) -> Vec<u64> {
     match std::env::var("SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
         Err(_) => defaults.to_vec(),
+    }
+}
+
+/// The IPv4 address of `address`: the simulated network is IPv4 only.
+fn ipv4_of(address: SocketAddr) -> Ipv4Addr {
+    match address.ip() {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => panic!("{v6}: the simulated network is IPv4 only"),
     }
 }

@@ -52,6 +52,7 @@ pub fn fuzz_engine_config() -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
             InterfaceConfig {
                 mac: BACKEND_SIDE_MAC,
@@ -59,6 +60,7 @@ pub fn fuzz_engine_config() -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
+                ipv6: None,
             },
         ],
         proxies: vec![ProxyRule {
