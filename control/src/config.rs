@@ -22,6 +22,8 @@
 //! gateway = "198.18.0.254"          # optional next hop for off-link destinations
 //! mtu = 1500                        # optional, 576..=9000, default 1500
 //! announce = false                  # optional: tell MPTCP clients of this address (ADD_ADDR)
+//! address6 = "2001:2::2/64"         # optional own IPv6 address and on-link prefix (1..=128)
+//! gateway6 = "fe80::1"              # optional IPv6 router: on-link or link-local
 //!
 //! [mptcp]                           # optional
 //! checksum = "required"             # "required" (default) or "off"
@@ -52,8 +54,8 @@
 //! [tcp.backend]                     # optional: the same keys for the backend side
 //!
 //! [[proxy]]                         # one or more
-//! listen = "198.18.0.2:5000"        # an interface address and a port; unique
-//! backend = "198.19.0.2:6000"       # on-link of an interface, or reached through a gateway
+//! listen = "198.18.0.2:5000"        # an interface address (or "[2001:2::2]:5000") and a port; unique
+//! backend = "198.19.0.2:6000"       # IPv4; on-link of an interface, or reached through a gateway
 //! scheduler = "lowest-rtt"          # toward the client: "lowest-rtt" (default), "round-robin"
 //!
 //! [worker]                          # optional
@@ -73,7 +75,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+mod ipv6;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+
+pub use ipv6::Ipv6InterfaceConfig;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -188,8 +194,57 @@ pub enum ConfigError {
     ZeroPort {
         /// Dotted path of the key.
         key: String,
-        /// The socket address.
-        value: SocketAddrV4,
+        /// The socket address as written.
+        value: String,
+    },
+    /// A listen address is neither `A.B.C.D:PORT` nor `[IPV6]:PORT`.
+    #[error(
+        "config key {key}: invalid listen address {value:?}, expected A.B.C.D:PORT or [IPV6]:PORT"
+    )]
+    InvalidListenAddress {
+        /// Dotted path of the key.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// An `address6` is not `IPV6/LEN`.
+    #[error("config key {key}: invalid IPv6 interface address {value:?}, expected IPV6/LEN")]
+    InvalidIpv6InterfaceAddress {
+        /// Dotted path of the key.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A value that must be a plain IPv6 address is not.
+    #[error("config key {key}: invalid IPv6 address {value:?}")]
+    InvalidAddress6 {
+        /// Dotted path of the key.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// An `address6` that cannot be a host's own: unspecified, loopback, multicast,
+    /// link-local or IPv4-mapped.
+    #[error("config key {key}: {address} cannot be an interface's own IPv6 address")]
+    NotAnIpv6HostAddress {
+        /// Dotted path of the key.
+        key: String,
+        /// The address.
+        address: Ipv6Addr,
+    },
+    /// A `gateway6` on an interface without `address6`.
+    #[error("config key {key}: an IPv6 gateway needs the interface's address6")]
+    Ipv6GatewayWithoutAddress {
+        /// Dotted path of the key.
+        key: String,
+    },
+    /// A `gateway6` that is neither on-link nor link-local (or is multicast or the own address).
+    #[error("config key {key}: {gateway} is not an on-link or link-local router address")]
+    Ipv6GatewayNotOnLink {
+        /// Dotted path of the key.
+        key: String,
+        /// The gateway.
+        gateway: Ipv6Addr,
     },
     /// A number is outside its accepted range.
     #[error("config key {key}: {value} out of range {min}..={max}")]
@@ -262,7 +317,7 @@ pub enum ConfigError {
         /// Dotted path of the key.
         key: String,
         /// The listen address.
-        listen: SocketAddrV4,
+        listen: SocketAddr,
     },
     /// A backend is neither on-link of an interface nor reachable through a gateway.
     #[error(
@@ -320,7 +375,8 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// One appliance interface: a DPDK port and the IPv4 identity the appliance has on it.
+/// One appliance interface: a DPDK port and the IPv4 (and optionally IPv6) identity the
+/// appliance has on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceConfig {
     /// Label used in logs and statistics.
@@ -337,8 +393,10 @@ pub struct InterfaceConfig {
     pub mtu: u16,
     /// MPTCP clients are told of this address with ADD_ADDR (RFC 8684 section 3.4.1) once
     /// their connection is fully established, so that they can join it; for client-facing
-    /// interfaces other than the one clients connect to.
+    /// interfaces other than the one clients connect to. With `ipv6`, both addresses are.
     pub announce: bool,
+    /// The appliance's IPv6 address on this link, if it has one.
+    pub ipv6: Option<Ipv6InterfaceConfig>,
 }
 
 impl InterfaceConfig {
@@ -535,8 +593,9 @@ impl Default for TcpConfig {
 /// One terminated service: MPTCP connections to `listen` are relayed as plain TCP to `backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyConfig {
-    /// Address and port the appliance accepts connections on; an interface address.
-    pub listen: SocketAddrV4,
+    /// Address and port the appliance accepts connections on; an interface address of either
+    /// family.
+    pub listen: SocketAddr,
     /// Address and port the appliance connects to for each accepted connection.
     pub backend: SocketAddrV4,
     /// How data toward the client is spread over its subflows.
@@ -672,6 +731,8 @@ struct RawInterface {
     gateway: Option<String>,
     mtu: Option<u64>,
     announce: Option<bool>,
+    address6: Option<String>,
+    gateway6: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -836,6 +897,7 @@ fn validate_interfaces(raw: &[RawInterface]) -> Result<Vec<InterfaceConfig>, Con
     let mut names = UniqueValues::new();
     let mut ports = UniqueValues::new();
     let mut addresses = UniqueValues::new();
+    let mut addresses6 = UniqueValues::new();
     let mut interfaces = Vec::with_capacity(raw.len());
     for (index, raw) in raw.iter().enumerate() {
         let key = |field: &str| format!("interface[{index}].{field}");
@@ -862,6 +924,7 @@ fn validate_interfaces(raw: &[RawInterface]) -> Result<Vec<InterfaceConfig>, Con
             gateway: None,
             mtu: in_range(raw.mtu.unwrap_or(1500), MIN_MTU, MAX_MTU, key("mtu"))?,
             announce: raw.announce.unwrap_or(false),
+            ipv6: None,
         };
         if let Some(gateway) = &raw.gateway {
             let gateway = parse_address(gateway, key("gateway"))?;
@@ -880,6 +943,19 @@ fn validate_interfaces(raw: &[RawInterface]) -> Result<Vec<InterfaceConfig>, Con
                 });
             }
             interface.gateway = Some(gateway);
+        }
+        match (&raw.address6, &raw.gateway6) {
+            (Some(address6), gateway6) => {
+                let ipv6 = ipv6::parse_interface(address6, gateway6.as_deref(), key)?;
+                addresses6.insert(ipv6.address, key("address6"))?;
+                interface.ipv6 = Some(ipv6);
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Ipv6GatewayWithoutAddress {
+                    key: key("gateway6"),
+                })
+            }
+            (None, None) => {}
         }
         interfaces.push(interface);
     }
@@ -1115,12 +1191,12 @@ fn validate_proxies(raw: &[RawProxy], config: &Config) -> Result<Vec<ProxyConfig
     let mut proxies = Vec::with_capacity(raw.len());
     for (index, raw) in raw.iter().enumerate() {
         let key = |field: &str| format!("proxy[{index}].{field}");
-        let listen = parse_socket_address(&raw.listen, key("listen"))?;
-        if !config
-            .interfaces
-            .iter()
-            .any(|interface| interface.address == *listen.ip())
-        {
+        let listen = ipv6::parse_listen(&raw.listen, key("listen"))?;
+        let owned = |interface: &InterfaceConfig| match listen.ip() {
+            IpAddr::V4(v4) => interface.address == v4,
+            IpAddr::V6(v6) => interface.ipv6.is_some_and(|ipv6| ipv6.address == v6),
+        };
+        if !config.interfaces.iter().any(owned) {
             return Err(ConfigError::ListenNotOnInterface {
                 key: key("listen"),
                 listen,
@@ -1227,7 +1303,7 @@ fn parse_socket_address(value: &str, key: String) -> Result<SocketAddrV4, Config
     if address.port() == 0 {
         return Err(ConfigError::ZeroPort {
             key,
-            value: address,
+            value: value.to_owned(),
         });
     }
     Ok(address)

@@ -1,6 +1,6 @@
 //! Configuration loading: the shipped example, defaults, and one fixture per error class.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use mpterm_control::config::{
     Config, ConfigError, CongestionAlgorithm, Route, TcpConfig, TcpSideConfig, WorkerConfig,
@@ -65,7 +65,7 @@ fn example_file_parses_with_the_documented_values() {
     assert_eq!(config.tcp, TcpConfig::default());
     assert_eq!(
         config.proxies[0].listen,
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 5000)
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 5000))
     );
     assert_eq!(
         config.proxies[0].backend,

@@ -345,7 +345,7 @@ impl Pipeline {
                 interface(WORKER_BACKEND_SIDE_MAC, WORKER_BACKEND_SIDE, mtu),
             ],
             proxies: vec![ProxyRule {
-                listen: SocketAddrV4::new(WORKER_CLIENT_SIDE, LISTEN_PORT),
+                listen: SocketAddrV4::new(WORKER_CLIENT_SIDE, LISTEN_PORT).into(),
                 backend: SocketAddrV4::new(BACKEND_ADDRESS, BACKEND_PORT),
                 scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
             }],

@@ -1362,3 +1362,7 @@ mod tests;
 #[cfg(test)]
 #[path = "engine_address_tests.rs"]
 mod address_tests;
+
+#[cfg(test)]
+#[path = "engine_ipv6_tests.rs"]
+mod ipv6_tests;

@@ -17,14 +17,14 @@ use rand_chacha::ChaCha8Rng;
 use super::*;
 use crate::{InterfaceConfig, TcpTuning};
 
-const APPLIANCE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+pub(super) const APPLIANCE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 const BACKEND_SIDE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+pub(super) const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
 const APPLIANCE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
 #[derive(Debug, Default)]
-struct Tokens {
+pub(super) struct Tokens {
     registered: Vec<u32>,
 }
 
@@ -47,7 +47,9 @@ fn engine() -> Engine<Bytes, ChaCha8Rng, Tokens> {
 }
 
 /// The test engine with its configuration changed by `adjust`.
-fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine<Bytes, ChaCha8Rng, Tokens> {
+pub(super) fn engine_with(
+    adjust: impl FnOnce(&mut EngineConfig),
+) -> Engine<Bytes, ChaCha8Rng, Tokens> {
     let mut config = EngineConfig {
         interfaces: vec![
             InterfaceConfig {
@@ -116,7 +118,7 @@ fn tcp_frame(repr: &TcpRepr<'_>, payload: &[u8]) -> Bytes {
     frame(ethernet::ETHERTYPE_IPV4, &body)
 }
 
-fn all_output(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> Vec<Vec<u8>> {
+pub(super) fn all_output(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     while let Some(transmit) = engine.poll_transmit(Instant::ZERO) {
         let mut bytes = transmit.header.as_slice().to_vec();
@@ -128,7 +130,7 @@ fn all_output(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> Vec<Vec<u8>> {
     frames
 }
 
-fn syn(options: TcpOptions<'static>, port: u16) -> TcpRepr<'static> {
+pub(super) fn syn(options: TcpOptions<'static>, port: u16) -> TcpRepr<'static> {
     TcpRepr {
         src_port: 40000,
         dst_port: port,
@@ -355,7 +357,7 @@ fn malformed_frames_are_counted_and_never_answered() {
     );
 }
 
-fn mp_join_syn(receiver_token: u32, src_port: u16) -> TcpRepr<'static> {
+pub(super) fn mp_join_syn(receiver_token: u32, src_port: u16) -> TcpRepr<'static> {
     let mut options = TcpOptions {
         mss: Some(1460),
         ..TcpOptions::default()
@@ -513,11 +515,13 @@ fn segments_to_client(frames: &[Vec<u8>]) -> Vec<TcpRepr<'_>> {
         .collect()
 }
 
-const CLIENT_KEY: u64 = 0x1111_2222_3333_4444;
+pub(super) const CLIENT_KEY: u64 = 0x1111_2222_3333_4444;
 
 /// An MPTCP connection from port 40000, fully established (the third ACK carried both keys).
 /// Returns our key and the SYN-ACK's sequence number.
-fn established_mptcp(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> (u64, SeqNumber) {
+pub(super) fn established_mptcp(
+    engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>,
+) -> (u64, SeqNumber) {
     let capable = |sender_key, receiver_key| {
         let mut options = TcpOptions::default();
         options.mptcp[0] = Some(MptcpOption::MpCapable(MpCapable {
@@ -583,7 +587,7 @@ fn join_syn_ack(
     (truncated_hmac, sender_nonce, address_id, syn_ack.seq)
 }
 
-fn join_third_ack(server_seq: SeqNumber, hmac: [u8; 20]) -> TcpRepr<'static> {
+pub(super) fn join_third_ack(server_seq: SeqNumber, hmac: [u8; 20]) -> TcpRepr<'static> {
     let mut options = TcpOptions::default();
     options.mptcp[0] = Some(MptcpOption::MpJoin(mpterm_wire::mptcp::MpJoin::Ack {
         hmac,

@@ -30,7 +30,8 @@ mod transmit;
 
 pub use client::{ClientConfig, ClientEngine, ClientEvent, ConnectionId};
 pub use config::{
-    CongestionAlgorithm, EngineConfig, InterfaceConfig, Keepalive, Liveness, ProxyRule, TcpTuning,
+    CongestionAlgorithm, EngineConfig, InterfaceConfig, Ipv6Interface, Keepalive, Liveness,
+    ProxyRule, TcpTuning,
 };
 pub use connection::SubflowView;
 pub use counters::Counters;

@@ -496,7 +496,11 @@ pub fn engine_config(
             prefix_len: interface.prefix_len,
             gateway: interface.gateway,
             mtu: interface.mtu,
-            ipv6: None,
+            ipv6: interface.ipv6.map(|ipv6| mpterm_engine::Ipv6Interface {
+                address: ipv6.address,
+                prefix_len: ipv6.prefix_len,
+                gateway: ipv6.gateway,
+            }),
         })
         .collect();
     let proxies = config

@@ -298,7 +298,10 @@ impl Harness {
 /// The frame a client's segment travels in, checksums filled.
 pub fn client_frame(tcb: &Tcb<Bytes>, segment: &OutgoingSegment<Bytes>) -> Vec<u8> {
     let payload: &[u8] = segment.payload.as_deref().unwrap_or(&[]);
-    segment_frame(*tcb.local().ip(), &segment.repr, payload)
+    let std::net::IpAddr::V4(src) = tcb.local().ip() else {
+        panic!("the simulated clients are IPv4");
+    };
+    segment_frame(src, &segment.repr, payload)
 }
 
 /// An Ethernet frame from the client address carrying `repr` and `payload` to the peer.

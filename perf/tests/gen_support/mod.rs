@@ -133,7 +133,7 @@ impl Bench {
                     interface(WORKER_BACKEND_SIDE_MAC, WORKER_BACKEND_SIDE, mtu),
                 ],
                 proxies: vec![ProxyRule {
-                    listen: SocketAddrV4::new(WORKER_CLIENT_SIDE, 5000),
+                    listen: SocketAddrV4::new(WORKER_CLIENT_SIDE, 5000).into(),
                     backend: SocketAddrV4::new(BACKEND_ADDRESS, 6000),
                     scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
                 }],

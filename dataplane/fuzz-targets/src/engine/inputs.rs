@@ -360,7 +360,8 @@ impl Harness {
     }
 
     /// The input's bytes as a frame on `interface % 3`: `flags & 1` addresses it to the
-    /// interface's MAC, `& 2` marks it IPv4, `& 4` ARP, `& 8` fixes its IPv4 header checksum.
+    /// interface's MAC, `& 2` marks it IPv4, `& 4` ARP, `& 16` IPv6 (interface 0 has an IPv6
+    /// address), `& 8` fixes its IPv4 header checksum.
     pub(super) fn garbage(&mut self, interface: u8, flags: u8, bytes: &[u8]) {
         let interface = usize::from(interface % 3);
         let mut frame = bytes.to_vec();
@@ -372,6 +373,8 @@ impl Harness {
                 frame[12..14].copy_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
             } else if flags & 4 != 0 {
                 frame[12..14].copy_from_slice(&ethernet::ETHERTYPE_ARP.to_be_bytes());
+            } else if flags & 16 != 0 {
+                frame[12..14].copy_from_slice(&ethernet::ETHERTYPE_IPV6.to_be_bytes());
             }
         }
         if flags & 8 != 0 && frame.len() >= ethernet::HEADER_LEN + ipv4::HEADER_LEN {

@@ -52,7 +52,13 @@ pub fn fuzz_engine_config() -> EngineConfig {
                 prefix_len: 24,
                 gateway: None,
                 mtu: 1500,
-                ipv6: None,
+                // The address of the IPv6 capture fixtures' server, so that their frames
+                // (seeds of the garbage input) are ours.
+                ipv6: Some(mpterm_engine::Ipv6Interface {
+                    address: core::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2),
+                    prefix_len: 64,
+                    gateway: None,
+                }),
             },
             InterfaceConfig {
                 mac: BACKEND_SIDE_MAC,
@@ -64,7 +70,7 @@ pub fn fuzz_engine_config() -> EngineConfig {
             },
         ],
         proxies: vec![ProxyRule {
-            listen: LISTEN,
+            listen: LISTEN.into(),
             backend: BACKEND,
             scheduler: mpterm_engine::scheduler::SchedulerKind::default(),
         }],
