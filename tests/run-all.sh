@@ -85,10 +85,13 @@ if [[ "$build_ok" == yes ]]; then
     # The client learns mpterm's second address only from ADD_ADDR and joins it
     # (tests/lab/addaddr.sh; about 10 s).
     step lab-addaddr bash tests/lab/addaddr.sh
+    # IPv4 and IPv6 subflows in one connection: an IPv6 initial subflow (neighbour discovery
+    # answered by mpterm) and an IPv4 join to an announced address (tests/lab/ipv6.sh; ~10 s).
+    step lab-ipv6 bash tests/lab/ipv6.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
-    failed_steps+=(lab-scenarios lab-multipath lab-addaddr)
-    total_failed=$((total_failed + 3))
+    failed_steps+=(lab-scenarios lab-multipath lab-addaddr lab-ipv6)
+    total_failed=$((total_failed + 4))
 fi
 
 # The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was

@@ -89,7 +89,7 @@ args = $(appliance_mpterm_eal_args)
 [[interface]]
 name = "client-side"
 port = "$(appliance_mpterm_port 0)"
-address = "$LAB_APP_CLIENT_ADDR/24"
+address = "$LAB_APP_CLIENT_ADDR/24"$(appliance_mpterm_announce_initial)
 
 [[interface]]
 name = "backend-side"
@@ -101,8 +101,22 @@ checksum = "$checksum_mode"$(appliance_mpterm_join_initial)$(appliance_mpterm_tc
 
 [[proxy]]
 listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
-backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"
+backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"$(appliance_mpterm_ipv6_proxy)
 EOF
+}
+
+# APPLIANCE_ANNOUNCE_INITIAL=1 (ipv6.sh): path 1's address is announced too, to connections
+# opened to another address.
+appliance_mpterm_announce_initial() {
+    if [[ "${APPLIANCE_ANNOUNCE_INITIAL:-0}" == 1 ]]; then printf '\nannounce = true'; fi
+}
+
+# APPLIANCE_IPV6=1 (ipv6.sh): client paths 2.. have an IPv6 address each (lab_path_app_addr6)
+# and path 2's takes connections, to the same backend.
+appliance_mpterm_ipv6_proxy() {
+    [[ "${APPLIANCE_IPV6:-0}" == 1 && "$LAB_PATHS" -ge 2 ]] || return 0
+    printf '\n\n[[proxy]]\nlisten = "[%s]:%s"\nbackend = "%s:%s"' \
+        "$(lab_path_app_addr6 2)" "$LAB_LISTEN_PORT" "$LAB_BACKEND_ADDR" "$LAB_BACKEND_PORT"
 }
 
 # The [tcp] section, only when a scenario group sets a key of it (APPLIANCE_CONNECT_TIMEOUT_MS).
@@ -129,6 +143,9 @@ appliance_mpterm_second_path_interface() {
             "$k" "$(appliance_mpterm_port "$k")" "$(lab_path_app_addr "$k")"
         # APPLIANCE_ANNOUNCE=1 (addaddr.sh): clients learn this address from ADD_ADDR.
         if [[ "${APPLIANCE_ANNOUNCE:-0}" == 1 ]]; then printf '\nannounce = true'; fi
+        if [[ "${APPLIANCE_IPV6:-0}" == 1 ]]; then
+            printf '\naddress6 = "%s/64"' "$(lab_path_app_addr6 "$k")"
+        fi
     done
 }
 

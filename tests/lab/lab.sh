@@ -82,6 +82,9 @@ lab_path_if_client() { echo "c$(($1 - 1))"; }
 lab_path_if_app() { echo "a$(($1 - 1))"; }
 lab_path_client_addr() { echo "198.18.$(($1 - 1)).1"; }
 lab_path_app_addr() { echo "198.18.$(($1 - 1)).2"; }
+# IPv6 addresses of path k (ipv6.sh), inside LAB.md's 2001:2::/48: 2001:2:0:<k-1>::1 and ::2.
+lab_path_client_addr6() { echo "2001:2:0:$(($1 - 1))::1"; }
+lab_path_app_addr6() { echo "2001:2:0:$(($1 - 1))::2"; }
 lab_path_table() { echo "$((100 + $1))"; }
 
 # LAB_MIDDLEBOX=1 puts a bridge namespace between the client and the appliance (see

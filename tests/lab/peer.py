@@ -52,10 +52,19 @@ CHUNK = 256 * 1024
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
+    """ADDRESS:PORT, or [IPV6]:PORT."""
     host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected ADDRESS:PORT, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected ADDRESS:PORT or [IPV6]:PORT, got {text!r}")
     return host, int(port)
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 address: then an MPTCP socket may have subflows of both families
+    (Linux's `mptcp_pm_addr_families_match`: an AF_INET socket takes IPv4 subflows only)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def write_json(path: str | None, report: dict) -> None:
@@ -132,25 +141,28 @@ TCP_ESTABLISHED = 1
 
 
 def established_joined_subflows(sock: socket.socket) -> int:
-    """How many TCP sockets of this namespace are established toward the peer of `sock` from a
-    local address other than its own: with the Linux MPTCP client, the subflows joined to the
-    connection of `sock` (each is a TCP socket in /proc/net/tcp; the first subflow is the one
-    from the connection's own address). Meant for a lab that runs one connection at a time."""
-    local_ip = sock.getsockname()[0]
-    remote_ip, remote_port = sock.getpeername()[:2]
-    # /proc/net/tcp writes an IPv4 address as the hex of its 32-bit value in host order.
-    def proc_hex(ip: str) -> str:
-        return "%08X" % struct.unpack("=I", socket.inet_aton(ip))[0]
-    remote = f"{proc_hex(remote_ip)}:{remote_port:04X}"
-    local_prefix = proc_hex(local_ip) + ":"
+    """How many TCP sockets of this namespace are established toward the peer's port of `sock`
+    from another local port than its own: with the Linux MPTCP client, the subflows joined to
+    the connection of `sock` (each is a TCP socket in /proc/net/tcp or, over IPv6,
+    /proc/net/tcp6; the first subflow is the one from the connection's own port). Joined
+    subflows may go to other addresses of the peer and be of either family (ADD_ADDR), so
+    only ports are compared. Meant for a lab that runs one connection at a time."""
+    local_port = sock.getsockname()[1]
+    remote_port = sock.getpeername()[1]
     count = 0
-    with open("/proc/net/tcp", encoding="ascii") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if (fields[2] == remote and int(fields[3], 16) == TCP_ESTABLISHED
-                    and not fields[1].startswith(local_prefix)):
-                count += 1
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            f = open(table, encoding="ascii")
+        except FileNotFoundError:
+            continue
+        with f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, remote, state = fields[1], fields[2], int(fields[3], 16)
+                if (state == TCP_ESTABLISHED and int(remote.rsplit(":", 1)[1], 16) == remote_port
+                        and int(local.rsplit(":", 1)[1], 16) != local_port):
+                    count += 1
     return count
 
 
@@ -340,7 +352,7 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
     errors = report.setdefault("errors", [])
     sock = None
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+        sock = socket.socket(address_family(args.connect[0]), socket.SOCK_STREAM, proto)
     except OSError as exc:
         errors.append(f"socket(IPPROTO_MPTCP): {exc} (is net.mptcp.enabled=1?)")
     try:
@@ -355,7 +367,7 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
         report["connect_started_at"] = time.time()
         sock.connect(args.connect)
         report["connect_done_at"] = time.time()
-        report["local"] = "%s:%d" % sock.getsockname()
+        report["local"] = "%s:%d" % sock.getsockname()[:2]
         report["is_mptcp"] = is_mptcp(sock)
         report["mptcp_info_after_connect"] = mptcp_info(sock)
         result = run_transfer(sock, args.send_bytes, seed, deadline,
@@ -375,7 +387,7 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
         # The port the kernel picked, if any: a connect that never completes may be one that
         # reused a port the appliance still remembers.
         try:
-            report.setdefault("local", "%s:%d" % sock.getsockname())
+            report.setdefault("local", "%s:%d" % sock.getsockname()[:2])
         except OSError:
             pass
     finally:

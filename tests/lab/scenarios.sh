@@ -591,7 +591,7 @@ run_clients() {
     # cleanup trap at once instead of after the clients end; `timeout` bounds a hung client.
     timeout --kill-after=5 "$((${timeout_s%.*} + 15))" \
         ip netns exec "$(lab_ns_client)" "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" client "--$mode" \
-        --connect "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT" --send-bytes "$c2b" --recv-bytes "$b2c" \
+        --connect "${RUN_CLIENTS_CONNECT:-$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT}" --send-bytes "$c2b" --recv-bytes "$b2c" \
         --connections "$connections" --seed 1000 --timeout "$timeout_s" \
         --report "$dir/client-{index}.json" "$@" >"$dir/client.log" 2>&1 &
     local pid=$! rc=0
