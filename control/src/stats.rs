@@ -207,6 +207,18 @@ define_counters! {
     mptcp_prio_sent,
     /// Subflows closed with MP_FAIL for a failed DSS checksum while another went on.
     mptcp_subflows_failed,
+    /// MP_FAIL options sent on an ACK of the only subflow (RFC 8684 section 3.7): a checksum failed there, or the client's MP_FAIL is answered.
+    mptcp_mp_fail_sent,
+    /// MP_FAIL options from clients, on an ACK or on a RST.
+    mptcp_mp_fail_received,
+    /// Infinite mappings sent in answer to a client's MP_FAIL: the connection fell back to TCP.
+    mptcp_infinite_mappings_sent,
+    /// Infinite mappings from clients: the connection fell back to TCP.
+    mptcp_infinite_mappings_received,
+    /// Mappings that failed their checksum on the only subflow and were taken back at the TCP level (never acknowledged, never delivered), so that the client sent them again.
+    mptcp_checksum_rewinds,
+    /// Connections reset after a failed checksum or an MP_FAIL because neither another subflow nor an infinite-mapping fallback could carry on.
+    mptcp_fail_resets,
     /// Keepalive probes sent on idle connections.
     keepalive_probes_sent,
     /// Connection sides given up because the peer answered no keepalive probe.
@@ -376,18 +388,24 @@ mod tests {
             mptcp_remove_addr_subflows_closed: 62,
             mptcp_prio_sent: 63,
             mptcp_subflows_failed: 64,
-            keepalive_probes_sent: 65,
-            keepalive_timeouts: 66,
-            fin_wait_2_timeouts: 67,
-            user_timeouts: 68,
-            time_wait_entered: 69,
-            time_wait_overflows: 70,
-            time_wait_reused: 71,
-            time_wait_acks_sent: 72,
-            rx_dropped_time_wait: 73,
-            neighbor_solicitations_answered: 74,
-            connections_open: 75,
-            time_wait_open: 76,
+            mptcp_mp_fail_sent: 65,
+            mptcp_mp_fail_received: 66,
+            mptcp_infinite_mappings_sent: 67,
+            mptcp_infinite_mappings_received: 68,
+            mptcp_checksum_rewinds: 69,
+            mptcp_fail_resets: 70,
+            keepalive_probes_sent: 71,
+            keepalive_timeouts: 72,
+            fin_wait_2_timeouts: 73,
+            user_timeouts: 74,
+            time_wait_entered: 75,
+            time_wait_overflows: 76,
+            time_wait_reused: 77,
+            time_wait_acks_sent: 78,
+            rx_dropped_time_wait: 79,
+            neighbor_solicitations_answered: 80,
+            connections_open: 81,
+            time_wait_open: 82,
         }
     }
 
@@ -402,7 +420,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 76);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 82);
     }
 
     #[test]

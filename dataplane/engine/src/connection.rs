@@ -119,6 +119,21 @@ pub struct ConnectionEvents {
     pub priorities_sent: u32,
     /// Subflows closed with MP_FAIL for a failed DSS checksum while others went on.
     pub subflows_failed: u32,
+    /// MP_FAIL options we sent on an ACK of the only subflow (section 3.7): for a checksum
+    /// that failed here, or answering the client's.
+    pub mp_fail_sent: u32,
+    /// MP_FAIL options from the client, on an ACK or on a RST.
+    pub mp_fail_received: u32,
+    /// Infinite mappings we sent (the client's MP_FAIL on the only subflow): fallen back.
+    pub infinite_mappings_sent: u32,
+    /// Infinite mappings the client sent: fallen back.
+    pub infinite_mappings_received: u32,
+    /// Mappings that failed their checksum on the only subflow, taken back at the TCP level
+    /// (never acknowledged, never delivered) so that the client sends their bytes again.
+    pub checksum_rewinds: u32,
+    /// Connections reset after a failed checksum or an MP_FAIL because neither another
+    /// subflow nor an infinite-mapping fallback could carry on (section 3.7).
+    pub failure_resets: u32,
 }
 
 /// One subflow of the client side: its TCB, the interface it came in on and its MPTCP state.
@@ -241,6 +256,11 @@ pub struct ProxiedConnection<P: Payload> {
     addresses: AddressBook,
     /// Our addresses were offered to this connection once it was fully established.
     addresses_offered: bool,
+    /// Both data streams are still contiguous on the initial subflow: no join ever took part
+    /// and nothing was sent twice at the data level, so an infinite mapping may map the rest
+    /// of the connection onto that subflow (RFC 8684 section 3.7; Linux's
+    /// `allow_infinite_fallback`).
+    infinite_fallback_allowed: bool,
     events: ConnectionEvents,
 }
 
@@ -275,6 +295,7 @@ impl<P: Payload> ProxiedConnection<P> {
             data_ack_seen: 0,
             addresses: AddressBook::default(),
             addresses_offered: false,
+            infinite_fallback_allowed: true,
             events: ConnectionEvents::default(),
         }
     }
@@ -422,7 +443,7 @@ impl<P: Payload> ProxiedConnection<P> {
             .sent
             .acknowledge(subflow.tcb.unacknowledged_relative_seq());
         subflow.bytes_received += payload_len as u64;
-        self.take_option_outcome(index, outcome);
+        self.take_option_outcome(now, index, outcome);
         if !self.client_synchronized
             && index == 0
             && self
@@ -435,7 +456,7 @@ impl<P: Payload> ProxiedConnection<P> {
         self.relay(now);
     }
 
-    fn take_option_outcome(&mut self, index: u8, outcome: OptionOutcome) {
+    fn take_option_outcome(&mut self, now: Instant, index: u8, outcome: OptionOutcome) {
         let Some(subflow) = self
             .subflows
             .get_mut(usize::from(index))
@@ -454,7 +475,11 @@ impl<P: Payload> ProxiedConnection<P> {
             // Section 3.2: the fourth ACK tells the initiator its third ACK arrived; only then
             // does it send data on the subflow.
             self.events.joins_established += 1;
+            self.infinite_fallback_allowed = false;
             subflow.tcb.request_ack();
+        }
+        if outcome.infinite_mapping {
+            self.events.infinite_mappings_received += 1;
         }
         if outcome.join_hmac_failed {
             self.events.join_hmac_failures += 1;
@@ -484,6 +509,17 @@ impl<P: Payload> ProxiedConnection<P> {
             }
         }
         self.take_address_outcome(index, &outcome);
+        if outcome.mp_fail_on_reset {
+            // Section 3.7: the client closed this subflow for a checksum that failed on it; it
+            // dropped those bytes after its subflow acknowledged them, so no subflow resends
+            // them: the data-level retransmission does, at once.
+            self.events.mp_fail_received += 1;
+            self.data_retransmission = Some(now);
+        }
+        if let Some(data_seq) = outcome.mp_fail {
+            self.events.mp_fail_received += 1;
+            self.answer_mp_fail(index, data_seq);
+        }
         if let Some(error) = outcome.error {
             self.fail_mptcp(error);
         }
@@ -569,8 +605,13 @@ impl<P: Payload> ProxiedConnection<P> {
                 }
             }
             if let Some(mut segment) = subflow.tcb.poll_segment(now) {
-                if let Some(session) = self.mptcp.as_ref() {
+                if let Some(session) = self.mptcp.as_mut() {
                     session.decorate(&subflow.mptcp, &mut segment);
+                    if session.apply_owed_infinite_mapping(&mut segment) {
+                        self.events.infinite_mappings_sent += 1;
+                        self.events.fell_back = true;
+                        subflow.tcb.set_owner_option_reserve(0);
+                    }
                 }
                 subflow.bytes_sent += segment.payload.as_ref().map_or(0, |p| p.len() as u64);
                 return Some((Side::Subflow(index as u8), segment));
@@ -661,10 +702,16 @@ impl<P: Payload> ProxiedConnection<P> {
         }
     }
 
+    /// Resets the whole connection for an MPTCP error no subflow and no fallback can get
+    /// past. A checksum failure comes here only when neither another subflow
+    /// (`fail_subflow`) nor an infinite-mapping fallback (`fail_only_subflow`) can carry on
+    /// (RFC 8684 section 3.7): the unverified bytes were never delivered; both sides learn of
+    /// it by RST (with MP_TCPRST saying why) and the counters say why.
     fn fail_mptcp(&mut self, error: MptcpError) {
         let reason = match error {
             MptcpError::ChecksumFailed => {
                 self.events.checksum_failure = true;
+                self.events.failure_resets += 1;
                 ResetReason::MiddleboxInterference
             }
             MptcpError::MappingMismatch => {
@@ -672,12 +719,11 @@ impl<P: Payload> ProxiedConnection<P> {
                 ResetReason::MptcpError
             }
         };
-        // RFC 8684 section 3.7 lets a single-subflow connection whose checksum failed send
-        // MP_FAIL and fall back to an infinite mapping when no data was lost in between.
-        // Deviation, recorded: with no other subflow to go on (see `fail_subflow`), we reset
-        // instead (the "cannot fall back" branch of the same section), so corrupted data never
-        // reaches the backend; both sides learn of it by RST (with MP_TCPRST saying why) and
-        // the counters say why.
+        self.reset_connection(reason);
+    }
+
+    /// Resets every subflow (with MP_TCPRST saying `reason`) and the backend.
+    fn reset_connection(&mut self, reason: ResetReason) {
         if let Some(session) = self.mptcp.as_mut() {
             session.set_reset_reason(reason);
         }
@@ -709,6 +755,7 @@ fn signal_segment<P: Payload>(
         Signal::AddAddr(_) => {}
         Signal::RemoveAddr(_) => events.remove_addr_sent += 1,
         Signal::Priority { .. } => events.priorities_sent += 1,
+        Signal::MpFail { .. } => events.mp_fail_sent += 1,
     }
     Some(segment)
 }

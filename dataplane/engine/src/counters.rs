@@ -111,6 +111,18 @@ pub struct Counters {
     /// Subflows closed with MP_FAIL (RFC 8684 section 3.7): a DSS checksum failed on them while
     /// another subflow went on; their unverified bytes were dropped, never delivered.
     pub mptcp_subflows_failed: u64,
+    /// MP_FAIL options sent on an ACK of the only subflow (RFC 8684 section 3.7): a checksum failed there, or the client's MP_FAIL is answered.
+    pub mptcp_mp_fail_sent: u64,
+    /// MP_FAIL options from clients, on an ACK or on a RST.
+    pub mptcp_mp_fail_received: u64,
+    /// Infinite mappings sent in answer to a client's MP_FAIL: the connection fell back to TCP.
+    pub mptcp_infinite_mappings_sent: u64,
+    /// Infinite mappings from clients: the connection fell back to TCP.
+    pub mptcp_infinite_mappings_received: u64,
+    /// Mappings that failed their checksum on the only subflow and were taken back at the TCP level (never acknowledged, never delivered), so that the client sent them again.
+    pub mptcp_checksum_rewinds: u64,
+    /// Connections reset after a failed checksum or an MP_FAIL because neither another subflow nor an infinite-mapping fallback could carry on.
+    pub mptcp_fail_resets: u64,
     pub keepalive_probes_sent: u64,
     /// Connection sides given up because an idle peer answered no keepalive probe.
     pub keepalive_timeouts: u64,

@@ -799,9 +799,6 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if events.client_established {
             self.counters.connections_established += 1;
         }
-        if events.fell_back {
-            self.counters.mptcp_fallbacks += 1;
-        }
         if events.checksum_failure {
             self.counters.dss_checksum_failures += 1;
         }
@@ -1000,7 +997,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 None => {
                     crate::queue::pop_front_reusing(&mut self.dirty);
                     entry.dirty = false;
-                    // Signals (ADD_ADDR, REMOVE_ADDR, MP_PRIO) are counted as they leave.
+                    // Signals (ADD_ADDR, REMOVE_ADDR, MP_PRIO, MP_FAIL) and our infinite
+                    // mapping are counted as they leave.
                     let events = entry.connection.take_events();
                     count_multipath_events(&mut self.counters, &events);
                     self.account_counters(slot);
@@ -1333,6 +1331,8 @@ impl IpPair {
 
 /// The multipath events of one connection into the engine's totals.
 fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
+    // A fallback happens on input, or as our infinite mapping leaves (section 3.7).
+    counters.mptcp_fallbacks += u64::from(events.fell_back);
     counters.mptcp_joins_established += u64::from(events.joins_established);
     counters.mptcp_join_hmac_failures += u64::from(events.join_hmac_failures);
     counters.mptcp_data_acks_beyond_sent += u64::from(events.data_acks_beyond_sent);
@@ -1353,6 +1353,12 @@ fn count_multipath_events(counters: &mut Counters, events: &ConnectionEvents) {
     counters.mptcp_remove_addr_subflows_closed += u64::from(events.remove_addr_subflows_closed);
     counters.mptcp_prio_sent += u64::from(events.priorities_sent);
     counters.mptcp_subflows_failed += u64::from(events.subflows_failed);
+    counters.mptcp_mp_fail_sent += u64::from(events.mp_fail_sent);
+    counters.mptcp_mp_fail_received += u64::from(events.mp_fail_received);
+    counters.mptcp_infinite_mappings_sent += u64::from(events.infinite_mappings_sent);
+    counters.mptcp_infinite_mappings_received += u64::from(events.infinite_mappings_received);
+    counters.mptcp_checksum_rewinds += u64::from(events.checksum_rewinds);
+    counters.mptcp_fail_resets += u64::from(events.failure_resets);
 }
 
 #[cfg(test)]

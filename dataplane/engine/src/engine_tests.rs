@@ -803,3 +803,262 @@ fn behind_a_load_balancer_the_syn_ack_sets_the_c_bit_and_the_initial_address_tak
     let token = crate::mptcp_keys::derive_from_key(server_key).token;
     join_syn_ack(&mut default, token);
 }
+
+/// A data segment from the client on the initial subflow (port 40000) at relative subflow
+/// sequence `relative`, with a DSS mapping of `mapped_len` bytes from there whose checksum
+/// covers `checksummed` (a middlebox may change the payload sent with it).
+fn client_data(
+    server_seq: SeqNumber,
+    relative: u32,
+    mapped_len: u16,
+    checksummed: &[u8],
+) -> TcpRepr<'static> {
+    use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping};
+    let data_seq = client_data_seq(relative);
+    let mut sum = mpterm_wire::checksum::dss_pseudo_header(data_seq, relative, mapped_len, 0);
+    sum.add_bytes(checksummed);
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::Dss(Dss {
+        data_ack: None,
+        mapping: Some(DssMapping {
+            data_seq: DataSeqWire::Bits64(data_seq),
+            subflow_seq: relative,
+            data_level_length: mapped_len,
+            checksum: Some(sum.finish()),
+        }),
+        data_fin: false,
+    }));
+    TcpRepr {
+        seq: SeqNumber(1000 + relative),
+        ack: server_seq + 1,
+        flags: TcpFlags::ACK | TcpFlags::PSH,
+        ..syn(options, 5000)
+    }
+}
+
+/// The client's data sequence number of its relative subflow byte `relative` (one subflow).
+fn client_data_seq(relative: u32) -> u64 {
+    crate::mptcp_keys::derive_from_key(CLIENT_KEY)
+        .initial_data_seq
+        .wrapping_add(u64::from(relative))
+}
+
+/// The DATA_ACK of a segment toward the client.
+fn data_ack_of(repr: &TcpRepr<'_>) -> Option<u64> {
+    repr.options
+        .mptcp
+        .iter()
+        .flatten()
+        .find_map(|option| match option {
+            MptcpOption::Dss(mpterm_wire::mptcp::Dss {
+                data_ack: Some(mpterm_wire::mptcp::DataSeqWire::Bits64(ack)),
+                ..
+            }) => Some(*ack),
+            _ => None,
+        })
+}
+
+#[test]
+fn a_failed_checksum_on_the_only_subflow_sends_mp_fail_and_takes_the_bytes_back() {
+    // RFC 8684 section 3.7 on one subflow: MP_FAIL on the subflow-level ACK, naming where the
+    // failed mapping starts; its bytes are neither acknowledged (the TCP ACK stays before
+    // them, so the client's TCP sends them again) nor DATA_ACKed, nor delivered.
+    let mut engine = engine();
+    let (_, server_seq) = established_mptcp(&mut engine);
+    let sent = b"what the client really sent";
+    let rewritten = b"what a middlebox made of it";
+    let segment = client_data(server_seq, 1, sent.len() as u16, sent);
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&segment, rewritten));
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    assert!(
+        answers
+            .iter()
+            .all(|repr| !repr.flags.contains(TcpFlags::RST)),
+        "{answers:?}"
+    );
+    let fail = answers
+        .iter()
+        .find(|repr| {
+            repr.options
+                .mptcp
+                .iter()
+                .flatten()
+                .any(|option| matches!(option, MptcpOption::MpFail { .. }))
+        })
+        .unwrap_or_else(|| panic!("no MP_FAIL: {answers:?}"));
+    assert!(fail.options.mptcp.contains(&Some(MptcpOption::MpFail {
+        data_seq: client_data_seq(1)
+    })));
+    for answer in &answers {
+        assert_eq!(answer.ack, SeqNumber(1001), "the bytes are taken back");
+        assert_eq!(data_ack_of(answer), Some(client_data_seq(1)));
+    }
+    assert_eq!(engine.counters().dss_checksum_failures, 1);
+    assert_eq!(engine.counters().mptcp_checksum_rewinds, 1);
+    assert_eq!(engine.counters().mptcp_mp_fail_sent, 1);
+    assert_eq!(engine.counters().mptcp_fail_resets, 0);
+    // The client's TCP sends the bytes again, intact this time: they verify and count.
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&segment, sent));
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    let last = answers.last().expect("an ACK");
+    assert_eq!(last.ack, SeqNumber(1001 + sent.len() as u32));
+    assert_eq!(
+        data_ack_of(last),
+        Some(client_data_seq(1 + sent.len() as u32))
+    );
+    assert_eq!(engine.counters().dss_checksum_failures, 1);
+    assert_eq!(engine.connection_count(), 1);
+}
+
+#[test]
+fn a_failed_checksum_on_bytes_already_acknowledged_resets_as_no_fallback_is_possible() {
+    // A mapping over two segments: the first was acknowledged before the second completed
+    // the mapping and its checksum failed. Those bytes cannot be asked for again, so no
+    // fallback can keep the stream whole: the connection is reset (section 3.7's other
+    // branch), MP_TCPRST "middlebox interference", nothing of the mapping delivered.
+    let mut engine = engine();
+    let (_, server_seq) = established_mptcp(&mut engine);
+    let sent = b"twenty bytes of data";
+    let first = client_data(server_seq, 1, sent.len() as u16, sent);
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&first, &sent[..10]));
+    let output = all_output(&mut engine);
+    assert_eq!(
+        segments_to_client(&output).last().map(|a| a.ack),
+        Some(SeqNumber(1011))
+    );
+    let second = TcpRepr {
+        seq: SeqNumber(1011),
+        options: TcpOptions::default(),
+        ..first
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&second, b"0123456789"));
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    let reset = answers
+        .iter()
+        .find(|repr| repr.flags.contains(TcpFlags::RST))
+        .unwrap_or_else(|| panic!("no RST: {answers:?}"));
+    assert!(reset.options.mptcp.contains(&Some(MptcpOption::MpTcpRst(
+        mpterm_wire::mptcp::MpTcpRst {
+            flags: 0,
+            reason: 0x06
+        }
+    ))));
+    assert_eq!(engine.counters().mptcp_fail_resets, 1);
+    assert_eq!(engine.counters().mptcp_checksum_rewinds, 0);
+    assert_eq!(engine.counters().mptcp_mp_fail_sent, 0);
+}
+
+/// A connection with a verified join on port 40001 besides the initial subflow.
+fn joined_mptcp(engine: &mut Engine<Bytes, ChaCha8Rng, Tokens>) -> SeqNumber {
+    use crate::mptcp::join::third_ack_hmac;
+    let (server_key, server_seq) = established_mptcp(engine);
+    let token = crate::mptcp_keys::derive_from_key(server_key).token;
+    let (_, server_nonce, _, join_seq) = join_syn_ack(engine, token);
+    let hmac = third_ack_hmac(server_key, CLIENT_KEY, server_nonce, 0x5555_aaaa);
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp_frame(&join_third_ack(join_seq, hmac), &[]),
+    );
+    all_output(engine);
+    assert_eq!(engine.counters().mptcp_joins_established, 1);
+    server_seq
+}
+
+#[test]
+fn the_clients_rst_with_mp_fail_closes_only_that_subflow() {
+    // Section 3.7 with several subflows: Linux closes the corrupted one with RST, MP_FAIL
+    // and MP_TCPRST 6; the connection goes on over the other (its data is sent again there).
+    let mut engine = engine();
+    let server_seq = joined_mptcp(&mut engine);
+    let options = TcpOptions {
+        mptcp: [
+            Some(MptcpOption::MpFail {
+                data_seq: client_data_seq(1),
+            }),
+            Some(MptcpOption::MpTcpRst(mpterm_wire::mptcp::MpTcpRst {
+                flags: 0,
+                reason: 0x06,
+            })),
+        ],
+        ..TcpOptions::default()
+    };
+    let reset = TcpRepr {
+        seq: SeqNumber(1001),
+        ack: server_seq + 1,
+        flags: TcpFlags::RST | TcpFlags::ACK,
+        ..syn(options, 5000)
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&reset, &[]));
+    all_output(&mut engine);
+    assert_eq!(engine.counters().mptcp_mp_fail_received, 1);
+    assert_eq!(engine.counters().mptcp_fail_resets, 0);
+    assert_eq!(engine.connection_count(), 1, "the joined subflow goes on");
+}
+
+#[test]
+fn an_mp_fail_where_no_fallback_is_allowed_closes_that_subflow() {
+    // After a join the streams are no longer contiguous on one subflow: the client's MP_FAIL
+    // on an ACK cannot be answered with an infinite mapping (Linux's allow_infinite_fallback
+    // is cleared by a join too). The subflow it came on is reset, MP_TCPRST 6, and the
+    // connection goes on over the join; no infinite mapping, no MP_FAIL answer.
+    let mut engine = engine();
+    let server_seq = joined_mptcp(&mut engine);
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::MpFail { data_seq: 1234 });
+    let ack = TcpRepr {
+        seq: SeqNumber(1001),
+        ack: server_seq + 1,
+        flags: TcpFlags::ACK,
+        ..syn(options, 5000)
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&ack, &[]));
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    let reset = answers
+        .iter()
+        .find(|repr| repr.flags.contains(TcpFlags::RST))
+        .unwrap_or_else(|| panic!("no RST: {answers:?}"));
+    assert_eq!(reset.dst_port, 40000);
+    assert!(reset.options.mptcp.contains(&Some(MptcpOption::MpTcpRst(
+        mpterm_wire::mptcp::MpTcpRst {
+            flags: 0,
+            reason: 0x06
+        }
+    ))));
+    assert_eq!(engine.counters().mptcp_mp_fail_received, 1);
+    assert_eq!(engine.counters().mptcp_mp_fail_sent, 0);
+    assert_eq!(engine.counters().mptcp_infinite_mappings_sent, 0);
+    assert_eq!(engine.connection_count(), 1);
+}
+
+#[test]
+fn an_mp_fail_on_the_only_subflow_is_answered_with_mp_fail() {
+    // Section 3.7, the sender's side on one subflow: MP_FAIL back on a pure ACK (what ends a
+    // Linux client's wait for an answer); the infinite mapping follows on the next new data
+    // (the engine simulation checks that, with data toward the client).
+    let mut engine = engine();
+    let (_, server_seq) = established_mptcp(&mut engine);
+    let mut options = TcpOptions::default();
+    options.mptcp[0] = Some(MptcpOption::MpFail { data_seq: 4321 });
+    let ack = TcpRepr {
+        seq: SeqNumber(1001),
+        ack: server_seq + 1,
+        flags: TcpFlags::ACK,
+        ..syn(options, 5000)
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&ack, &[]));
+    let output = all_output(&mut engine);
+    let answers = segments_to_client(&output);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0]
+        .options
+        .mptcp
+        .contains(&Some(MptcpOption::MpFail { data_seq: 4321 })));
+    assert!(data_ack_of(&answers[0]).is_some(), "beside the DATA_ACK");
+    assert_eq!(engine.counters().mptcp_mp_fail_received, 1);
+    assert_eq!(engine.counters().mptcp_mp_fail_sent, 1);
+}

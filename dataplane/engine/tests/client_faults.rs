@@ -287,22 +287,26 @@ fn a_corrupted_server_byte_is_caught_by_the_dss_checksum() {
     assert_eq!(lab.client.tokens_in_use(), 0);
 }
 
-/// The server's own DSS check fails on the client's data: its RST carries MP_TCPRST, which
-/// the client reports.
+/// The server's own DSS check fails on the client's data twice: the first failure on the
+/// only subflow is answered with MP_FAIL and the bytes taken back (RFC 8684 section 3.7;
+/// this client does not fall back), the second, while that MP_FAIL is pending, resets the
+/// connection. The RST carries MP_TCPRST, which the client reports.
 #[test]
 fn the_servers_reset_reason_reaches_the_application() {
     let mut lab = lab(19, BackendBehaviour::Bulk { download: 64 * KIB });
-    let mut corrupted = false;
+    let mut corrupted = 0;
     lab.to_server = Some(Box::new(move |frame| {
-        if !corrupted && payload_len(frame) > 1000 {
-            corrupted = true;
+        if corrupted < 2 && payload_len(frame) > 1000 {
+            corrupted += 1;
             corrupt_payload(frame, 7);
         }
         true
     }));
     lab.open(pattern(256 * KIB, 19), ClosePolicy::AfterSending);
     lab.run_until(|lab| lab.all_ended());
-    assert_eq!(lab.server.counters().dss_checksum_failures, 1);
+    assert_eq!(lab.server.counters().mptcp_mp_fail_sent, 1);
+    assert_eq!(lab.server.counters().mptcp_fail_resets, 1);
+    assert_eq!(lab.server.counters().dss_checksum_failures, 2);
     let app = lab.apps.values().next().unwrap();
     match app.ended {
         Some(ClientEvent::Reset { reset, .. }) => assert_eq!(

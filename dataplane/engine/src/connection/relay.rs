@@ -57,6 +57,7 @@ impl<P: Payload> ProxiedConnection<P> {
             Some((index, MptcpError::ChecksumFailed)) if self.another_subflow_works(index) => {
                 self.fail_subflow(index)
             }
+            Some((index, MptcpError::ChecksumFailed)) if self.fail_only_subflow(index) => {}
             Some((_, error)) => self.fail_mptcp(error),
             None => {}
         }

@@ -3,7 +3,8 @@
 //! delivered but the DATA_ACK never covered, and a subflow whose mapping failed its checksum
 //! is closed with MP_FAIL while another goes on.
 
-use crate::mptcp::{DataRange, ResetReason};
+use crate::mptcp::address::Signal;
+use crate::mptcp::{DataRange, FailureState, ResetReason};
 use crate::tcp::CloseReason;
 use crate::{Instant, Payload};
 
@@ -85,6 +86,7 @@ impl<P: Payload> ProxiedConnection<P> {
             len: outstanding.min(u64::from(DATA_RETRANSMISSION_BYTES)) as u32,
         });
         self.events.data_retransmissions += 1;
+        self.infinite_fallback_allowed = false;
         self.data_rto_backoff += 1;
         self.data_ack_seen = unacknowledged;
         self.data_retransmission = Some(now + self.data_rto());
@@ -176,5 +178,98 @@ impl<P: Payload> ProxiedConnection<P> {
         subflow.mptcp.failed_mapping = Some(data_seq);
         subflow.mptcp.reset_reason = Some(ResetReason::MiddleboxInterference);
         subflow.tcb.abort();
+    }
+
+    /// An infinite mapping may still map the rest of the connection onto subflow `index`
+    /// (RFC 8684 section 3.7): it is the initial and only subflow, no join ever took part,
+    /// nothing was sent twice at the data level, and the connection is neither fallen back
+    /// nor being torn down (Linux's `allow_infinite_fallback`).
+    fn single_path_fallback_allowed(&self, index: usize) -> bool {
+        self.infinite_fallback_allowed
+            && index == 0
+            && self.subflow_count() == 1
+            && self.mptcp.as_ref().is_some_and(|session| {
+                session.is_fully_established()
+                    && !session.has_fallen_back()
+                    && !session.is_fast_closing()
+            })
+    }
+
+    /// Section 3.7, the receiver's side: a mapping failed its checksum on the only subflow.
+    /// The RFC has the receiver send MP_FAIL on the subflow-level ACK, naming where the
+    /// mapping starts, and the sender answer with an infinite mapping that acts retroactively
+    /// from the last byte DATA_ACKed, after which the connection is plain TCP. A Linux sender
+    /// treats everything its subflow had acknowledged as delivered once it fell back
+    /// (`__mptcp_clean_una`), so the failed bytes must not have been acknowledged at the TCP
+    /// level: they are dropped unverified (never delivered, never DATA_ACKed) and the
+    /// subflow's receive side goes back to where the mapping starts, so that the client's TCP
+    /// sends them again, before or after its fallback. Possible only while fallback is
+    /// allowed, no earlier MP_FAIL is pending, and no ACK of ours covered any byte of the
+    /// mapping (one that spans segments already acknowledged is not); otherwise false, and
+    /// the connection is reset as the section's other branch says.
+    pub(super) fn fail_only_subflow(&mut self, index: usize) -> bool {
+        if !self.single_path_fallback_allowed(index) {
+            return false;
+        }
+        let Some(session) = self.mptcp.as_mut() else {
+            return false;
+        };
+        if session.failure() != FailureState::None {
+            return false;
+        }
+        let Some(subflow) = self.subflows.get_mut(index).and_then(Option::as_mut) else {
+            return false;
+        };
+        let Some(data_seq) = subflow.mptcp.assembly.current_data_seq() else {
+            return false;
+        };
+        let Some(start) = subflow.mptcp.assembly.discard() else {
+            return false;
+        };
+        if !subflow.tcb.rewind_receive(start) {
+            return false;
+        }
+        session.note_mp_fail_sent();
+        subflow.mptcp.signals.push(Signal::MpFail { data_seq });
+        self.events.checksum_failure = true;
+        self.events.checksum_rewinds += 1;
+        true
+    }
+
+    /// Section 3.7, the sender's side: the client's MP_FAIL (on an ACK) says a mapping of
+    /// ours failed its checksum. On the only subflow, while fallback is allowed, we answer as
+    /// Linux expects (`mptcp_pm_mp_fail_received`): MP_FAIL back on a pure ACK (which stops
+    /// the client's wait for an answer) and the infinite mapping on our next new data
+    /// segment, then plain TCP. The client delivered the failed mapping as it arrived (Linux
+    /// does), which is what the infinite mapping makes of it. An MP_FAIL answering ours is
+    /// only counted. Where fallback is not allowed, the subflow is closed if another works
+    /// (its data goes to the others), else the connection is reset.
+    pub(super) fn answer_mp_fail(&mut self, index: u8, data_seq: u64) {
+        let index = usize::from(index);
+        let Some(session) = self.mptcp.as_ref() else {
+            return;
+        };
+        if session.failure() != FailureState::None || session.has_fallen_back() {
+            return;
+        }
+        if self.single_path_fallback_allowed(index) {
+            let Some(subflow) = self.subflows.get_mut(index).and_then(Option::as_mut) else {
+                return;
+            };
+            subflow.mptcp.signals.push(Signal::MpFail { data_seq });
+            if let Some(session) = self.mptcp.as_mut() {
+                session.owe_infinite_mapping();
+            }
+            return;
+        }
+        if self.another_subflow_works(index) {
+            if let Some(subflow) = self.subflows.get_mut(index).and_then(Option::as_mut) {
+                subflow.mptcp.reset_reason = Some(ResetReason::MiddleboxInterference);
+                subflow.tcb.abort();
+            }
+            return;
+        }
+        self.events.failure_resets += 1;
+        self.reset_connection(ResetReason::MiddleboxInterference);
     }
 }

@@ -136,6 +136,8 @@ impl<P: Payload> ProxiedConnection<P> {
                 .consume(data_seq, len, reinjection);
             if reinjection {
                 self.events.reinjected_bytes += len as u64;
+                // Data sent twice: an infinite mapping could no longer map the stream.
+                self.infinite_fallback_allowed = false;
             }
         }
         if session.has_fallen_back() {

@@ -296,6 +296,9 @@ pub enum Signal {
     RemoveAddr(u8),
     /// MP_PRIO for this subflow (section 3.3.8).
     Priority { backup: bool },
+    /// MP_FAIL on the subflow-level ACK (section 3.7): a checksum failed on the only subflow
+    /// at this data sequence number, or our answer to the peer's.
+    MpFail { data_seq: u64 },
 }
 
 impl Signal {
@@ -310,6 +313,7 @@ impl Signal {
                 backup,
                 address_id: None,
             },
+            Signal::MpFail { data_seq } => MptcpOption::MpFail { data_seq },
         }
     }
 }
@@ -332,6 +336,7 @@ impl SignalQueue {
                 a.echo == b.echo && a.address_id == b.address_id
             }
             (Signal::RemoveAddr(a), Signal::RemoveAddr(b)) => a == b,
+            (Signal::MpFail { .. }, Signal::MpFail { .. }) => true,
             _ => false,
         };
         if let Some(slot) = self.queued.iter_mut().flatten().find(|queued| same(queued)) {

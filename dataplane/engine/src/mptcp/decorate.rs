@@ -117,6 +117,44 @@ impl<P: Payload> MptcpSession<P> {
         }
     }
 
+    /// Section 3.7: the infinite mapping we owe the peer since its MP_FAIL goes on the first
+    /// new data segment: a DSS mapping of data-level length 0 (checksum 0, as Linux sends it)
+    /// that acts retroactively from the last byte the peer DATA_ACKed, which on the only
+    /// subflow, with nothing sent twice, lies that many bytes before this segment in the
+    /// subflow's sequence space. From then on the connection is plain TCP both ways. Returns
+    /// whether this segment carries it.
+    pub fn apply_owed_infinite_mapping(&mut self, segment: &mut OutgoingSegment<P>) -> bool {
+        if self.failure != super::FailureState::InfiniteMappingOwed
+            || self.fallen_back
+            || segment.payload.is_none()
+            || segment.is_retransmission
+            || segment.repr.flags.contains(TcpFlags::RST)
+        {
+            return false;
+        }
+        let Some(MptcpOption::Dss(dss)) = segment.repr.options.mptcp[0].as_mut() else {
+            return false;
+        };
+        let Some(mapping) = dss.mapping.as_mut() else {
+            return false;
+        };
+        let DataSeqWire::Bits64(segment_data_seq) = mapping.data_seq else {
+            return false;
+        };
+        let acknowledged = self.send.unacknowledged();
+        let behind = segment_data_seq.wrapping_sub(acknowledged);
+        if behind < 1 << 31 {
+            mapping.data_seq = DataSeqWire::Bits64(acknowledged);
+            mapping.subflow_seq = segment.relative_seq.wrapping_sub(behind as u32);
+        }
+        mapping.data_level_length = 0;
+        mapping.checksum = self.checksums.then_some(0);
+        dss.data_fin = false;
+        self.fallen_back = true;
+        self.failure = super::FailureState::None;
+        true
+    }
+
     fn decorate_with_dss(&self, subflow: &SubflowMptcp<P>, segment: &mut OutgoingSegment<P>) {
         let flags = segment.repr.flags;
         let data_ack = Some(DataSeqWire::Bits64(self.data_ack()));

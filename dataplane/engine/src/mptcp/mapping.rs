@@ -83,6 +83,17 @@ impl<P: Payload> MappingAssembly<P> {
         self.current.map(|current| current.mapping.data_seq)
     }
 
+    /// Forgets the mapping being received and every byte held for it, as if none of it had
+    /// arrived (verified bytes of earlier mappings not yet taken stay): what a failed checksum leaves to be sent
+    /// again (RFC 8684 section 3.7). Returns where the mapping starts in the subflow's
+    /// sequence space, relative.
+    pub fn discard(&mut self) -> Option<u32> {
+        let start = self.current.take()?.mapping.subflow_seq;
+        self.held.clear();
+        self.held_bytes = 0;
+        Some(start)
+    }
+
     /// Takes the next verified bytes with their data sequence number.
     pub fn pop_released(&mut self) -> Option<(u64, P)> {
         self.released.pop_front()

@@ -144,6 +144,21 @@ pub struct MptcpSession<P: Payload> {
     reset_reason: ResetReason,
     /// Our SYN-ACK sets the C bit: no join to the initial address (section 3.1).
     deny_join_to_initial: bool,
+    /// Where the connection stands with MP_FAIL on its only subflow (section 3.7).
+    failure: FailureState,
+}
+
+/// MP_FAIL on a connection of one subflow (RFC 8684 section 3.7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailureState {
+    #[default]
+    None,
+    /// A checksum failed on the only subflow: we sent MP_FAIL and wait for the peer's
+    /// infinite mapping (its data goes on, verified, until it comes).
+    MpFailSent,
+    /// The peer's MP_FAIL arrived: our next new data segment carries the infinite mapping,
+    /// then the connection is plain TCP.
+    InfiniteMappingOwed,
 }
 
 impl<P: Payload> MptcpSession<P> {
@@ -180,7 +195,24 @@ impl<P: Payload> MptcpSession<P> {
             fast_closing: false,
             reset_reason: ResetReason::Unspecified,
             deny_join_to_initial: false,
+            failure: FailureState::None,
         }
+    }
+
+    /// Where the connection stands with MP_FAIL (section 3.7).
+    pub fn failure(&self) -> FailureState {
+        self.failure
+    }
+
+    /// We sent MP_FAIL for a checksum that failed on the only subflow (section 3.7).
+    pub fn note_mp_fail_sent(&mut self) {
+        self.failure = FailureState::MpFailSent;
+    }
+
+    /// The peer's MP_FAIL on the only subflow: we answer with an infinite mapping on our next
+    /// new data segment (section 3.7).
+    pub fn owe_infinite_mapping(&mut self) {
+        self.failure = FailureState::InfiniteMappingOwed;
     }
 
     /// Section 3.1: our SYN-ACK's C bit tells the client not to join the address it

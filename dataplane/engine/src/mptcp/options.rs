@@ -51,6 +51,13 @@ pub struct OptionOutcome {
     pub removed_addresses: RemovedIds,
     /// Verified data dropped for lack of room ahead of a gap.
     pub data_overflows: u32,
+    /// MP_FAIL on a segment that is no RST (section 3.7): the peer found a checksum failure
+    /// at this data sequence number on its only subflow, or answers ours.
+    pub mp_fail: Option<u64>,
+    /// MP_FAIL on the peer's RST: it closed the subflow for a failed checksum.
+    pub mp_fail_on_reset: bool,
+    /// The peer's infinite mapping (section 3.7): the connection fell back with it.
+    pub infinite_mapping: bool,
 }
 
 /// The session's answer to the TCP layer for one accepted segment.
@@ -181,6 +188,9 @@ impl<P: Payload> MptcpSession<P> {
                 MptcpOption::MpFastclose { receiver_key } => {
                     self.note_fast_close(*receiver_key, outcome)
                 }
+                MptcpOption::MpFail { .. } if segment.flags.contains(TcpFlags::RST) => {
+                    outcome.mp_fail_on_reset = true
+                }
                 _ => {}
             }
         }
@@ -273,6 +283,10 @@ impl<P: Payload> MptcpSession<P> {
                     saw_mptcp = true;
                     verdict.outcome.removed_addresses = RemovedIds::from_list(address_ids);
                 }
+                MptcpOption::MpFail { data_seq } => {
+                    saw_mptcp = true;
+                    verdict.outcome.mp_fail = Some(*data_seq);
+                }
                 // Other subtypes are not used by a server yet; they are accepted and ignored.
                 _ => saw_mptcp = true,
             }
@@ -353,6 +367,7 @@ impl<P: Payload> MptcpSession<P> {
             }
             self.fallen_back = true;
             verdict.outcome.fell_back = true;
+            verdict.outcome.infinite_mapping = true;
             return;
         }
         if dss.data_fin {

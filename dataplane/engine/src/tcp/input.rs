@@ -55,6 +55,7 @@ impl<P: Payload> Tcb<P> {
         self.irs = segment.seq;
         self.rcv_nxt = segment.seq + 1;
         self.advertised_right_edge = self.rcv_nxt;
+        self.highest_ack_sent = self.rcv_nxt;
         self.apply_peer_syn_options(&segment.options, false);
         self.snd_una = segment.ack;
         self.snd_wnd = u32::from(segment.window);

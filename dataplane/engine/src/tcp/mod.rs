@@ -281,6 +281,9 @@ pub struct Tcb<P: Payload> {
     owner_held_bytes: usize,
     /// Right edge of the window we last advertised; it never moves left (RFC 9293 3.8.6.2.2).
     advertised_right_edge: SeqNumber,
+    /// The highest acknowledgement number we sent: bytes beyond it are not yet acknowledged
+    /// to the peer, and may still be taken back ([`Tcb::rewind_receive`]).
+    highest_ack_sent: SeqNumber,
     /// Peer's FIN received and acknowledged in sequence.
     fin_received: bool,
     /// Sequence number of a FIN that arrived beyond a gap; it takes effect once RCV.NXT
@@ -372,6 +375,7 @@ impl<P: Payload> Tcb<P> {
         tcb.irs = syn.seq;
         tcb.rcv_nxt = syn.seq + 1;
         tcb.advertised_right_edge = tcb.rcv_nxt;
+        tcb.highest_ack_sent = tcb.rcv_nxt;
         tcb.apply_peer_syn_options(&syn.options, true);
         // RFC 9293 3.10.7.2: the SYN's window is not scaled.
         tcb.snd_wnd = u32::from(syn.window);
@@ -437,6 +441,7 @@ impl<P: Payload> Tcb<P> {
             ),
             owner_held_bytes: 0,
             advertised_right_edge: SeqNumber(0),
+            highest_ack_sent: SeqNumber(0),
             fin_received: false,
             out_of_order_fin: None,
             ts_recent: 0,
@@ -688,6 +693,28 @@ impl<P: Payload> Tcb<P> {
         if opened >= usize::from(self.local_mss).min(self.receive_queue.capacity() / 2) {
             self.ack_pending = true;
         }
+    }
+
+    /// Takes back every received byte from relative sequence number `relative_seq` on (1 is
+    /// the peer's first data byte), as if it had never arrived: RCV.NXT goes back there and
+    /// what waits in order beyond it is dropped, so that the peer sends those bytes again.
+    /// Possible only while none of them was acknowledged (no ACK we sent covers them) and the
+    /// peer's FIN has not been taken; returns whether it was done. Data held beyond a gap
+    /// stays. The owner uses it when bytes it could not verify must come again (RFC 8684
+    /// section 3.7: a DSS checksum that failed on the only subflow).
+    pub fn rewind_receive(&mut self, relative_seq: u32) -> bool {
+        let target = self.irs + relative_seq;
+        let acknowledged = self.highest_ack_sent.distance_from(target) > 0;
+        let beyond = target.distance_from(self.rcv_nxt) > 0;
+        if !self.is_synchronized() || self.fin_received || acknowledged || beyond {
+            return false;
+        }
+        self.receive_queue.drop_in_order();
+        self.rcv_nxt = target;
+        // A duplicate ACK at once: the peer learns where to resend from.
+        self.immediate_acks = self.immediate_acks.saturating_add(1);
+        self.ack_pending = true;
+        true
     }
 
     /// Asks for an acknowledgement (e.g. the owner's DATA_ACK changed).

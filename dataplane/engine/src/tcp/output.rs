@@ -93,6 +93,13 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
+    /// RCV.NXT goes out as an acknowledgement.
+    fn note_ack_sent(&mut self) {
+        if self.rcv_nxt.distance_from(self.highest_ack_sent) > 0 {
+            self.highest_ack_sent = self.rcv_nxt;
+        }
+    }
+
     pub(super) fn make_repr(
         &mut self,
         seq: SeqNumber,
@@ -106,6 +113,7 @@ impl<P: Payload> Tcb<P> {
             self.window_field()
         };
         let (ack, flags) = if flags.contains(TcpFlags::ACK) || self.state != TcpState::SynSent {
+            self.note_ack_sent();
             (self.rcv_nxt, flags | TcpFlags::ACK)
         } else {
             (SeqNumber(0), flags)
@@ -143,6 +151,7 @@ impl<P: Payload> Tcb<P> {
         }
         if self.rst_pending {
             self.rst_pending = false;
+            self.note_ack_sent();
             let repr = TcpRepr {
                 src_port: self.local.port(),
                 dst_port: self.remote.port(),

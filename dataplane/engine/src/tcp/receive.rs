@@ -72,6 +72,13 @@ impl<P: Payload> ReceiveQueue<P> {
         self.latest_out_of_order = None;
     }
 
+    /// Drops what waits in order for the owner (see [`super::Tcb::rewind_receive`]); data
+    /// beyond a gap stays.
+    pub fn drop_in_order(&mut self) {
+        self.in_order.clear();
+        self.in_order_bytes = 0;
+    }
+
     /// True while data beyond a gap is held.
     pub fn has_out_of_order(&self) -> bool {
         !self.out_of_order.is_empty()

@@ -141,6 +141,27 @@ pub struct MptcpClient {
     /// whole and repeats MP_CAPABLE, with that mapping, on every segment of it until the
     /// connection is fully established (seen in the lab: five segments of the first 8 KiB).
     pub first_mapping: Option<Bytes>,
+    /// Answer the engine's MP_FAIL as Linux does on its only subflow
+    /// (`mptcp_pm_mp_fail_received`, RFC 8684 section 3.7): MP_FAIL back on the next pure
+    /// ACK, the infinite mapping on the next new data segment, then plain TCP. When false,
+    /// the client ignores it, as Linux does where it may not fall back.
+    pub answers_mp_fail: bool,
+    /// MP_FAIL options the engine sent (on ACKs).
+    pub mp_fail_received: u32,
+    /// Our MP_FAIL answer waits for a pure ACK.
+    pub mp_fail_answer_pending: Option<u64>,
+    /// Our infinite mapping waits for the next new data segment.
+    pub infinite_mapping_pending: bool,
+    pub infinite_mappings_sent: u32,
+    /// Pretend the engine's mapping with this index (counting from 0) failed its checksum,
+    /// as Linux does when a middlebox rewrote it: MP_FAIL on the next pure ACK, the data
+    /// delivered all the same (`subflow_check_data_avail`), then wait for the infinite
+    /// mapping.
+    pub fail_engine_mapping: Option<u64>,
+    /// We sent MP_FAIL ourselves: the engine's MP_FAIL is its answer.
+    pub sent_mp_fail: bool,
+    /// Infinite mappings from the engine (Linux's InfiniteMapRx).
+    pub infinite_mappings_received: u32,
 }
 
 /// Linux's smallest MPTCP-level retransmission timeout (`TCP_RTO_MIN`).
@@ -169,6 +190,14 @@ impl MptcpClient {
             data_level_retransmissions: 0,
             data_ack_stalled_since: None,
             first_mapping: None,
+            answers_mp_fail: false,
+            mp_fail_received: 0,
+            mp_fail_answer_pending: None,
+            infinite_mapping_pending: false,
+            infinite_mappings_sent: 0,
+            fail_engine_mapping: None,
+            sent_mp_fail: false,
+            infinite_mappings_received: 0,
         }
     }
 
@@ -228,7 +257,42 @@ impl MptcpClient {
             }
             return;
         }
+        if self.infinite_mapping_pending
+            && segment.payload.is_some()
+            && !segment.is_retransmission
+            && !flags.contains(TcpFlags::FIN)
+        {
+            // Linux's `mptcp_update_infinite_map`: the new data segment's own mapping with a
+            // data-level length of 0 (and checksum 0), then fallback.
+            self.infinite_mapping_pending = false;
+            self.infinite_mappings_sent += 1;
+            segment.repr.options.mptcp[0] = Some(MptcpOption::Dss(Dss {
+                data_ack: None,
+                mapping: Some(DssMapping {
+                    data_seq: DataSeqWire::Bits64(self.data_seq(segment.relative_seq)),
+                    subflow_seq: segment.relative_seq,
+                    data_level_length: 0,
+                    checksum: Some(0),
+                }),
+                data_fin: false,
+            }));
+            self.fell_back = true;
+            return;
+        }
         if segment.payload.is_none() && !flags.contains(TcpFlags::FIN) {
+            if let Some(data_seq) = self.mp_fail_answer_pending.take() {
+                let next = self.remote_idsn.wrapping_add(1 + self.received);
+                segment.repr.options.mptcp = [
+                    Some(MptcpOption::Dss(Dss {
+                        data_ack: Some(DataSeqWire::Bits64(next)),
+                        mapping: None,
+                        data_fin: false,
+                    })),
+                    Some(MptcpOption::MpFail { data_seq }),
+                ];
+                segment.repr.options.sack_blocks = SackBlocks::default();
+                return;
+            }
             if let Some(receiver_key) = self.send_fast_close_with.take() {
                 segment.repr.options.mptcp[0] = Some(MptcpOption::MpFastclose { receiver_key });
                 return;
@@ -401,6 +465,16 @@ impl MptcpClient {
                     }
                 }
                 MptcpOption::MpTcpRst(reset) => self.reset_reasons.push(*reset),
+                MptcpOption::MpFail { data_seq } if !repr.flags.contains(TcpFlags::RST) => {
+                    self.mp_fail_received += 1;
+                    if self.answers_mp_fail
+                        && !self.sent_mp_fail
+                        && self.infinite_mappings_sent == 0
+                    {
+                        self.mp_fail_answer_pending = Some(*data_seq);
+                        self.infinite_mapping_pending = true;
+                    }
+                }
                 MptcpOption::Dss(Dss {
                     data_ack: Some(ack),
                     ..
@@ -434,8 +508,19 @@ impl MptcpClient {
                         self.remote_data_fin = Some(fin);
                     }
                     let Some(payload) = payload else { continue };
+                    if mapping.data_level_length == 0 {
+                        // Section 3.7: the engine's infinite mapping; plain TCP from here.
+                        self.infinite_mappings_received += 1;
+                        self.fell_back = true;
+                        continue;
+                    }
                     if usize::from(mapping.data_level_length) != payload.0.len() {
                         continue;
+                    }
+                    if self.fail_engine_mapping == Some(self.verified_mappings) {
+                        let data_seq = expand_data_seq(mapping.data_seq, self.remote_idsn);
+                        self.mp_fail_answer_pending = Some(data_seq);
+                        self.sent_mp_fail = true;
                     }
                     let data_seq = expand_data_seq(mapping.data_seq, self.remote_idsn);
                     let checksum = mapping.checksum.expect("checksums are in use");
