@@ -71,8 +71,64 @@ fn example_file_parses_with_the_documented_values() {
         config.proxies[0].backend,
         SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000)
     );
+    let ipv6 = client.ipv6.expect("the example's address6");
+    assert_eq!(
+        ipv6.address,
+        "2001:2::2".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    assert_eq!(ipv6.prefix_len, 64);
+    assert_eq!(ipv6.gateway, Some("fe80::1".parse().unwrap()));
+    assert_eq!(config.interfaces[1].ipv6, None);
+    assert_eq!(
+        config.proxies[1].listen,
+        "[2001:2::2]:5000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.proxies[1].backend, config.proxies[0].backend);
     assert_eq!(config.worker, WorkerConfig::default());
     assert_eq!(config.log.level, LevelFilter::INFO);
+}
+
+#[test]
+fn ipv6_listeners_need_an_interface_with_that_address6() {
+    let text = MINIMAL.replace(
+        "listen = \"198.18.0.2:5000\"",
+        "listen = \"[2001:2::2]:5000\"",
+    );
+    assert!(
+        text.contains("[2001:2::2]:5000"),
+        "the fixture changed: {text}"
+    );
+    let error = Config::from_toml_str(&text).unwrap_err().to_string();
+    assert!(
+        error.contains("is not the address of any interface"),
+        "{error}"
+    );
+    let with_address6 = text.replacen(
+        "address = \"198.18.0.2/24\"",
+        "address = \"198.18.0.2/24\"\naddress6 = \"2001:2::2/64\"",
+        1,
+    );
+    let config = Config::from_toml_str(&with_address6).unwrap();
+    assert_eq!(
+        config.proxies[0].listen,
+        "[2001:2::2]:5000".parse::<SocketAddr>().unwrap()
+    );
+    let duplicate = with_address6.replacen(
+        "address = \"198.19.0.1/24\"",
+        "address = \"198.19.0.1/24\"\naddress6 = \"2001:2::2/64\"",
+        1,
+    );
+    let error = Config::from_toml_str(&duplicate).unwrap_err().to_string();
+    assert!(error.contains("interface[1].address6"), "{error}");
+    let stray_gateway = MINIMAL.replacen(
+        "address = \"198.18.0.2/24\"",
+        "address = \"198.18.0.2/24\"\ngateway6 = \"fe80::1\"",
+        1,
+    );
+    let error = Config::from_toml_str(&stray_gateway)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("interface[0].gateway6"), "{error}");
 }
 
 #[test]
