@@ -85,10 +85,13 @@ if [[ "$build_ok" == yes ]]; then
     # The client learns mpterm's second address only from ADD_ADDR and joins it
     # (tests/lab/addaddr.sh; about 10 s).
     step lab-addaddr bash tests/lab/addaddr.sh
+    # Operator commands on the running appliance (mpterm ctl): withdraw mid-transfer counted by
+    # the client as RmAddr, backup as MPPrioRx (tests/lab/operator.sh; about 15 s).
+    step lab-operator bash tests/lab/operator.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
-    failed_steps+=(lab-scenarios lab-multipath lab-addaddr)
-    total_failed=$((total_failed + 3))
+    failed_steps+=(lab-scenarios lab-multipath lab-addaddr lab-operator)
+    total_failed=$((total_failed + 4))
 fi
 
 # The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was

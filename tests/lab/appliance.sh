@@ -101,8 +101,15 @@ checksum = "$checksum_mode"$(appliance_mpterm_join_initial)$(appliance_mpterm_tc
 
 [[proxy]]
 listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
-backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"
+backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"$(appliance_mpterm_control_section)
 EOF
+}
+
+# APPLIANCE_CONTROL_SOCKET=PATH (operator.sh): mpterm serves operator commands there
+# (`mpterm ctl --socket PATH ...`). Starts with an empty line, like the blocks above.
+appliance_mpterm_control_section() {
+    [[ -n "${APPLIANCE_CONTROL_SOCKET:-}" ]] || return 0
+    printf '\n\n[control]\nsocket = "%s"' "$APPLIANCE_CONTROL_SOCKET"
 }
 
 # The [tcp] section, only when a scenario group sets a key of it (APPLIANCE_CONNECT_TIMEOUT_MS).
