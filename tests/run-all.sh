@@ -88,10 +88,13 @@ if [[ "$build_ok" == yes ]]; then
     # IPv4 and IPv6 subflows in one connection: an IPv6 initial subflow (neighbour discovery
     # answered by mpterm) and an IPv4 join to an announced address (tests/lab/ipv6.sh; ~10 s).
     step lab-ipv6 bash tests/lab/ipv6.sh
+    # Operator commands on the running appliance (mpterm ctl): withdraw mid-transfer counted by
+    # the client as RmAddr, backup as MPPrioRx (tests/lab/operator.sh; about 15 s).
+    step lab-operator bash tests/lab/operator.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
-    failed_steps+=(lab-scenarios lab-multipath lab-addaddr lab-ipv6)
-    total_failed=$((total_failed + 4))
+    failed_steps+=(lab-scenarios lab-multipath lab-addaddr lab-ipv6 lab-operator)
+    total_failed=$((total_failed + 5))
 fi
 
 # The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was

@@ -64,6 +64,9 @@
 //!
 //! [log]                             # optional
 //! level = "info"                    # trace, debug, info (default), warn, error or off
+//!
+//! [control]                         # optional
+//! socket = "/run/mpterm.sock"       # the operator's Unix socket (crate::operator); none by default
 //! ```
 //!
 //! # Errors
@@ -113,6 +116,9 @@ pub const MAX_CONNECT_TIMEOUT_MS: u64 = 600_000;
 pub const MAX_TIME_WAIT_ENTRIES: u64 = 1 << 24;
 /// Longest accepted keepalive idle time and user timeout: one day.
 pub const MAX_IDLE_MS: u64 = 86_400_000;
+/// Longest accepted control socket path, in bytes: a Unix socket address holds 108 bytes on
+/// Linux (`sun_path`), the terminating NUL included.
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
 
 /// A configuration that could not be loaded. Each variant's `Display` is exactly one line and,
 /// once the file has been parsed, names the key at fault.
@@ -337,6 +343,18 @@ pub enum ConfigError {
         /// The backend address.
         backend: SocketAddrV4,
     },
+    /// A Unix socket path does not fit a socket address.
+    #[error(
+        "config key {key}: path is {length} bytes long, at most {max} fit a Unix socket address"
+    )]
+    SocketPathTooLong {
+        /// Dotted path of the key.
+        key: String,
+        /// The path's length in bytes.
+        length: usize,
+        /// The longest accepted path.
+        max: usize,
+    },
     /// The minimum RTO is larger than the initial RTO, which RFC 6298 section 2 rules out.
     #[error("config key {key}: {min_rto_ms} is larger than tcp.initial_rto_ms ({initial_rto_ms})")]
     MinRtoAboveInitialRto {
@@ -373,6 +391,15 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Logging settings.
     pub log: LogConfig,
+    /// The operator's control socket.
+    pub control: ControlConfig,
+}
+
+/// The operator's control socket (see [`crate::operator`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Where mpterm listens for operator commands (a Unix stream socket); none when unset.
+    pub socket: Option<PathBuf>,
 }
 
 /// One appliance interface: a DPDK port and the IPv4 (and optionally IPv6) identity the
@@ -713,6 +740,14 @@ struct RawConfig {
     worker: RawWorker,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    control: RawControl,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -850,6 +885,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let tcp = validate_tcp(&raw.tcp)?;
     let worker = validate_worker(&raw.worker)?;
     let log = validate_log(&raw.log)?;
+    let control = validate_control(&raw.control)?;
     let mut config = Config {
         eal_args: raw.eal.args,
         interfaces,
@@ -858,6 +894,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         proxies: Vec::new(),
         worker,
         log,
+        control,
     };
     config.proxies = validate_proxies(&raw.proxy, &config)?;
     Ok(config)
@@ -1149,6 +1186,24 @@ fn validate_worker(raw: &RawWorker) -> Result<WorkerConfig, ConfigError> {
         .map(|core| in_range(core, 0, MAX_CORE, "worker.core".to_owned()))
         .transpose()?;
     Ok(WorkerConfig { burst, core })
+}
+
+fn validate_control(raw: &RawControl) -> Result<ControlConfig, ConfigError> {
+    let Some(socket) = &raw.socket else {
+        return Ok(ControlConfig::default());
+    };
+    let key = "control.socket".to_owned();
+    let socket = non_empty(socket, key.clone())?;
+    if socket.len() > MAX_SOCKET_PATH_BYTES {
+        return Err(ConfigError::SocketPathTooLong {
+            key,
+            length: socket.len(),
+            max: MAX_SOCKET_PATH_BYTES,
+        });
+    }
+    Ok(ControlConfig {
+        socket: Some(PathBuf::from(socket)),
+    })
 }
 
 fn validate_log(raw: &RawLog) -> Result<LogConfig, ConfigError> {

@@ -685,3 +685,29 @@ fn network_and_broadcast_addresses_are_not_host_addresses() {
     let config = Config::from_toml_str(&point_to_point).unwrap();
     assert_eq!(config.interfaces[1].prefix_len, 31);
 }
+
+#[test]
+fn the_control_socket_is_optional_and_read_when_given() {
+    assert_eq!(Config::from_toml_str(MINIMAL).unwrap().control.socket, None);
+    let text = format!("{MINIMAL}\n[control]\nsocket = \"/run/mpterm.sock\"\n");
+    assert_eq!(
+        Config::from_toml_str(&text).unwrap().control.socket,
+        Some(std::path::PathBuf::from("/run/mpterm.sock"))
+    );
+}
+
+#[test]
+fn a_control_socket_path_must_fit_a_unix_socket_address() {
+    let long = format!("/{}", "s".repeat(107));
+    assert_message(
+        &format!("{MINIMAL}\n[control]\nsocket = \"{long}\"\n"),
+        "config key control.socket: path is 108 bytes long, at most 107 fit a Unix socket address",
+    );
+    let fits = format!("/{}", "s".repeat(106));
+    let text = format!("{MINIMAL}\n[control]\nsocket = \"{fits}\"\n");
+    assert!(Config::from_toml_str(&text).is_ok());
+    assert_message(
+        &format!("{MINIMAL}\n[control]\nsocket = \"\"\n"),
+        "config key control.socket: must not be empty",
+    );
+}

@@ -101,7 +101,7 @@ checksum = "$checksum_mode"$(appliance_mpterm_join_initial)$(appliance_mpterm_tc
 
 [[proxy]]
 listen = "$LAB_APP_CLIENT_ADDR:$LAB_LISTEN_PORT"
-backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"$(appliance_mpterm_ipv6_proxy)
+backend = "$LAB_BACKEND_ADDR:$LAB_BACKEND_PORT"$(appliance_mpterm_ipv6_proxy)$(appliance_mpterm_control_section)
 EOF
 }
 
@@ -117,6 +117,13 @@ appliance_mpterm_ipv6_proxy() {
     [[ "${APPLIANCE_IPV6:-0}" == 1 && "$LAB_PATHS" -ge 2 ]] || return 0
     printf '\n\n[[proxy]]\nlisten = "[%s]:%s"\nbackend = "%s:%s"' \
         "$(lab_path_app_addr6 2)" "$LAB_LISTEN_PORT" "$LAB_BACKEND_ADDR" "$LAB_BACKEND_PORT"
+}
+
+# APPLIANCE_CONTROL_SOCKET=PATH (operator.sh): mpterm serves operator commands there
+# (`mpterm ctl --socket PATH ...`). Starts with an empty line, like the blocks above.
+appliance_mpterm_control_section() {
+    [[ -n "${APPLIANCE_CONTROL_SOCKET:-}" ]] || return 0
+    printf '\n\n[control]\nsocket = "%s"' "$APPLIANCE_CONTROL_SOCKET"
 }
 
 # The [tcp] section, only when a scenario group sets a key of it (APPLIANCE_CONNECT_TIMEOUT_MS).

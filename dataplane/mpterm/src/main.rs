@@ -1,9 +1,14 @@
 //! `mpterm`: the command-line entry point of the MPTCP termination appliance.
 //!
 //! It loads and validates the configuration, sets up logging and signal handling, starts a
-//! worker thread for the data plane while the main thread, the control thread, logs statistics,
-//! until SIGINT or SIGTERM asks it to stop. Exit codes: 0 on success, 1 when the data plane
-//! fails, 2 for a bad command line or configuration (the same code clap uses for usage errors).
+//! worker thread for the data plane while the main thread, the control thread, logs statistics
+//! and serves the operator's control socket (`control.socket`), until SIGINT or SIGTERM asks it
+//! to stop. Exit codes: 0 on success, 1 when the data plane fails, 2 for a bad command line or
+//! configuration (the same code clap uses for usage errors).
+//!
+//! `mpterm ctl --socket PATH COMMAND...` is the operator's client: it sends one command to a
+//! running mpterm's control socket and prints the reply line. Exit codes: 0 for an `ok:` reply,
+//! 1 for an `error:` reply, 2 for a bad command line, 3 when no reply came.
 
 #![deny(unsafe_code)]
 
@@ -17,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mpterm_control::config::{self, Config, LOG_LEVEL_NAMES};
-use mpterm_control::StatsRegistry;
+use mpterm_control::operator::{self, ConnectionsReport, OperatorHandle, Outcome};
+use mpterm_control::{ControlSocket, StatsRegistry};
 use thiserror::Error;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -26,17 +32,30 @@ use tracing_subscriber::EnvFilter;
 const EXIT_BAD_CONFIG: u8 = 2;
 /// Exit code for a failure after start-up.
 const EXIT_RUNTIME_FAILURE: u8 = 1;
+/// Exit code of `mpterm ctl` when the appliance refused the command.
+const EXIT_COMMAND_REFUSED: u8 = 1;
+/// Exit code of `mpterm ctl` when no reply came.
+const EXIT_NO_REPLY: u8 = 3;
 /// Longest the control thread sleeps before looking at the stop flag again, so that shutdown
 /// never waits a whole stats interval.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest the control thread sleeps between two looks at the control socket, when there is
+/// one: an operator's command waits at most this long, plus the worker's housekeeping interval.
+const CONTROL_SOCKET_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Kernel-bypass MPTCP (RFC 8684) termination appliance on DPDK.
 #[derive(Debug, Parser)]
-#[command(name = "mpterm", version, about)]
+#[command(
+    name = "mpterm",
+    version,
+    about,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// Path of the TOML configuration file (see control/examples/mpterm.toml).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
 
     /// Validate the configuration, print a summary and exit without starting the data plane.
     #[arg(long)]
@@ -49,6 +68,50 @@ struct Cli {
     /// How often to log the summed worker statistics, in milliseconds; 0 disables it.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     stats_interval_ms: u64,
+
+    #[command(subcommand)]
+    command: Option<CliCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CliCommand {
+    /// Sends one operator command to a running mpterm (its control.socket) and prints the reply.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CtlArgs {
+    /// The appliance's control socket (control.socket in its configuration).
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
+
+    /// How long to wait for the reply, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    timeout_ms: u64,
+
+    /// The command: withdraw ADDRESS, announce ADDRESS, backup ADDRESS on|off, report, help.
+    #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// `mpterm ctl`: one command, one reply line on stdout.
+fn run_ctl(args: &CtlArgs) -> ExitCode {
+    let line = args.command.join(" ");
+    let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    match mpterm_control::control_socket::send_command(&args.socket, &line, timeout) {
+        Ok(reply) => {
+            println!("{reply}");
+            if reply.starts_with("ok") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_COMMAND_REFUSED)
+            }
+        }
+        Err(error) => {
+            eprintln!("mpterm ctl: {error}");
+            ExitCode::from(EXIT_NO_REPLY)
+        }
+    }
 }
 
 fn parse_log_level_argument(word: &str) -> Result<tracing::level_filters::LevelFilter, String> {
@@ -77,14 +140,25 @@ enum DataplaneError {
     /// The worker thread panicked (its message is already on stderr).
     #[error("the worker thread panicked")]
     WorkerPanicked,
+    /// The operator's control socket could not be opened.
+    #[error(transparent)]
+    ControlSocket(#[from] mpterm_control::ControlSocketError),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(CliCommand::Ctl(args)) = &cli.command {
+        return run_ctl(args);
+    }
+    let Some(config_path) = cli.config.clone() else {
+        // clap requires --config unless a subcommand is given.
+        eprintln!("mpterm: --config FILE is required");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
 
     // The configuration is loaded before logging exists because it supplies the log level, so
     // its error goes straight to stderr, as one line.
-    let config = match Config::from_file(&cli.config) {
+    let config = match Config::from_file(&config_path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("mpterm: {error}");
@@ -93,7 +167,7 @@ fn main() -> ExitCode {
     };
 
     if cli.check_config {
-        print!("{}", config_summary(&cli.config, &config));
+        print!("{}", config_summary(&config_path, &config));
         return ExitCode::SUCCESS;
     }
 
@@ -116,7 +190,7 @@ fn main() -> ExitCode {
     // One worker for now: the configuration describes a single pinned worker.
     let stats = StatsRegistry::new(1);
     info!(
-        config = %cli.config.display(),
+        config = %config_path.display(),
         interfaces = config.interfaces.len(),
         proxies = config.proxies.len(),
         "starting"
@@ -145,7 +219,8 @@ fn main() -> ExitCode {
 
 /// Starts DPDK (EAL, pools, ports), runs the worker on a thread of its own and makes this thread
 /// the control thread: it logs the summed statistics every `stats_interval` (never, when zero)
-/// until `stop` is set, then joins the worker and stops the ports.
+/// and serves the operator's control socket (when configured) until `stop` is set, then joins
+/// the worker and stops the ports.
 fn run_dataplane(
     config: &Config,
     stop: Arc<AtomicBool>,
@@ -156,6 +231,17 @@ fn run_dataplane(
     use mpterm_dpdk::{Eal, Mempool, Port, PortConfig, TscClock};
     use mpterm_worker::{Dpdk, DpdkRx, MbufPayload, SharedTokens, TxPools, Worker, WorkerPort};
     use rand_chacha::rand_core::SeedableRng;
+
+    // The control socket first: a path in use fails start-up before DPDK takes the ports.
+    let mut control_socket = match &config.control.socket {
+        Some(path) => {
+            let socket = ControlSocket::bind(path)?;
+            info!(path = %path.display(), "control socket listening");
+            Some(socket)
+        }
+        None => None,
+    };
+    let (operator_handle, operator_requests) = operator::operator_channel();
 
     let eal = Eal::init(&config.eal_args).map_err(Box::new)?;
     // All packet memory is allocated here and bounded by these pools (the formula is in
@@ -266,10 +352,11 @@ fn run_dataplane(
                 }
                 let mut worker =
                     Worker::new(engine, ports, pools, TscClock::new(eal), worker_stats);
+                worker.set_operator_requests(operator_requests);
                 info!(?core, "worker running");
                 worker.run_with(stop_flag, |engine| {
                     if report_flag.swap(false, Ordering::Relaxed) {
-                        log_connections(engine);
+                        log_connections(&mpterm_worker::operator::connections_report(engine));
                     }
                 });
                 WorkerSummary {
@@ -278,7 +365,12 @@ fn run_dataplane(
                 }
             })
             .map_err(DataplaneError::WorkerThread)?;
-        report_until_stopped(stats_interval, stop_flag, &stats, || {
+        let mut control = control_socket.as_mut().map(|socket| OperatorControl {
+            socket,
+            handle: &operator_handle,
+            config,
+        });
+        report_until_stopped(stats_interval, stop_flag, &stats, control.as_mut(), || {
             worker_thread.is_finished()
         });
         stop_flag.store(true, Ordering::Relaxed);
@@ -308,27 +400,64 @@ struct WorkerSummary {
     connections: usize,
 }
 
+/// The operator's control socket, served by the control thread.
+struct OperatorControl<'a> {
+    socket: &'a mut ControlSocket,
+    handle: &'a OperatorHandle,
+    config: &'a Config,
+}
+
+impl OperatorControl<'_> {
+    /// Answers every command line waiting on the socket: parsed, applied by the worker at its
+    /// next housekeeping, logged.
+    fn serve(&mut self) {
+        let (handle, config) = (self.handle, self.config);
+        self.socket.poll(|line| {
+            let result = operator::execute_line(line, &config.interfaces, handle);
+            let reply = operator::reply_line(&result);
+            match &result {
+                Ok(Outcome::Report(report)) => log_connections(report),
+                Ok(Outcome::Help) => {}
+                Ok(_) => info!(command = line.trim(), %reply, "operator command"),
+                Err(_) => tracing::warn!(command = line.trim(), %reply, "operator command refused"),
+            }
+            reply
+        });
+    }
+}
+
 /// The control thread's loop: logs the summed worker statistics every `interval` (never when it
-/// is zero) until `stop` is set or `worker_done` says the worker ended on its own. It looks at
-/// the flag every [`STOP_POLL_INTERVAL`], so shutdown never waits a whole stats interval.
+/// is zero) and serves the control socket (when there is one) until `stop` is set or
+/// `worker_done` says the worker ended on its own. It looks at the flag every
+/// [`STOP_POLL_INTERVAL`] (the socket every [`CONTROL_SOCKET_POLL_INTERVAL`]), so shutdown
+/// never waits a whole stats interval.
 fn report_until_stopped(
     interval: Duration,
     stop: &AtomicBool,
     stats: &StatsRegistry,
+    mut control: Option<&mut OperatorControl<'_>>,
     worker_done: impl Fn() -> bool,
 ) {
+    let poll_interval = if control.is_some() {
+        CONTROL_SOCKET_POLL_INTERVAL
+    } else {
+        STOP_POLL_INTERVAL
+    };
     let mut next_report = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) && !worker_done() {
+        if let Some(control) = control.as_deref_mut() {
+            control.serve();
+        }
         let now = Instant::now();
         if interval.is_zero() {
-            thread::sleep(STOP_POLL_INTERVAL);
+            thread::sleep(poll_interval);
             continue;
         }
         if now >= next_report {
             info!(totals = %one_line(&stats.total()), "statistics");
             next_report = now + interval;
         }
-        thread::sleep(STOP_POLL_INTERVAL.min(next_report.saturating_duration_since(now)));
+        thread::sleep(poll_interval.min(next_report.saturating_duration_since(now)));
     }
 }
 
@@ -365,37 +494,31 @@ fn init_logging(cli_level: Option<tracing::level_filters::LevelFilter>, config: 
     }
 }
 
-/// One log line per subflow of every connection (SIGUSR1 asks for it): its path, state, RTT,
-/// congestion window and bytes, for an operator looking at how a client's paths are used.
-fn log_connections<P, R, T>(engine: &mpterm_engine::Engine<P, R, T>)
-where
-    P: mpterm_engine::Payload,
-    R: rand_chacha::rand_core::RngCore,
-    T: mpterm_engine::TokenRegistry,
-{
-    info!(connections = engine.connection_count(), "connection report");
-    engine.visit_connections(|connection, subflows| {
-        for subflow in subflows {
-            info!(
-                connection,
-                subflow = subflow.index,
-                interface = subflow.interface,
-                local = %subflow.local,
-                remote = %subflow.remote,
-                state = ?subflow.state,
-                joining = subflow.joining,
-                backup = subflow.backup,
-                stale = subflow.stale,
-                local_address_id = subflow.local_address_id,
-                remote_address_id = subflow.remote_address_id,
-                rtt_us = subflow.smoothed_rtt.map_or(0, |rtt| rtt.as_micros() as u64),
-                congestion_window = subflow.congestion_window,
-                bytes_sent = subflow.bytes_sent,
-                bytes_received = subflow.bytes_received,
-                "subflow"
-            );
-        }
-    });
+/// One log line per subflow of every connection (SIGUSR1 and the `report` command ask for it):
+/// its path, state, RTT, congestion window and bytes, for an operator looking at how a client's
+/// paths are used.
+fn log_connections(report: &ConnectionsReport) {
+    info!(connections = report.connections, "connection report");
+    for subflow in &report.subflows {
+        info!(
+            connection = subflow.connection,
+            subflow = subflow.subflow,
+            interface = subflow.interface,
+            local = %subflow.local,
+            remote = %subflow.remote,
+            state = %subflow.state,
+            joining = subflow.joining,
+            backup = subflow.backup,
+            stale = subflow.stale,
+            local_address_id = subflow.local_address_id,
+            remote_address_id = subflow.remote_address_id,
+            rtt_us = subflow.rtt_us,
+            congestion_window = subflow.congestion_window,
+            bytes_sent = subflow.bytes_sent,
+            bytes_received = subflow.bytes_received,
+            "subflow"
+        );
+    }
 }
 
 /// SIGINT and SIGTERM set `stop`, which the data plane polls. A second signal while the first
@@ -504,6 +627,12 @@ fn config_summary(path: &std::path::Path, config: &Config) -> String {
         .map_or_else(|| "unpinned".to_owned(), |core| core.to_string());
     let _ = writeln!(out, "worker: burst={} core={}", config.worker.burst, core);
     let _ = writeln!(out, "log: level={}", config.log.level);
+    let socket = config
+        .control
+        .socket
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |path| path.display().to_string());
+    let _ = writeln!(out, "control: socket={socket}");
     out
 }
 
@@ -519,6 +648,34 @@ mod tests {
         // One signal only: a second one would, by design, end the test process.
         signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
         assert!(stop.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn the_appliance_needs_a_config_and_ctl_needs_a_socket_and_a_command() {
+        let run = Cli::try_parse_from(["mpterm", "--config", "a.toml"]).unwrap();
+        assert_eq!(run.config, Some(PathBuf::from("a.toml")));
+        assert!(run.command.is_none());
+        assert!(Cli::try_parse_from(["mpterm"]).is_err());
+
+        let ctl = Cli::try_parse_from([
+            "mpterm",
+            "ctl",
+            "--socket",
+            "/run/m.sock",
+            "backup",
+            "198.18.1.2",
+            "on",
+        ])
+        .unwrap();
+        match ctl.command {
+            Some(CliCommand::Ctl(args)) => {
+                assert_eq!(args.socket, PathBuf::from("/run/m.sock"));
+                assert_eq!(args.command, ["backup", "198.18.1.2", "on"]);
+            }
+            other => panic!("expected ctl, got {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["mpterm", "ctl", "--socket", "/run/m.sock"]).is_err());
+        assert!(Cli::try_parse_from(["mpterm", "ctl", "report"]).is_err());
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! sent on a later iteration, and while it waits the worker pulls nothing more from the engine
 //! (push-back, see [`transmit`]). Counters are published every [`STATS_PUBLISH_INTERVAL`], never
 //! per packet. Nothing in the loop allocates, locks or makes a system call, except the sleep of
-//! an idle worker (see [`IDLE_SPIN`]).
+//! an idle worker (see [`IDLE_SPIN`]). Operator commands ([`operator`]) wait in a channel that
+//! the worker looks at when it publishes its counters, and are applied there.
 
 #![deny(unsafe_code)]
 
 pub mod io;
+pub mod operator;
 mod pools;
 pub mod transmit;
 
@@ -26,7 +28,7 @@ use core::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use mpterm_control::{ConnectionOwner, StatsSnapshot, TokenTable, WorkerStats};
+use mpterm_control::{ConnectionOwner, OperatorRequests, StatsSnapshot, TokenTable, WorkerStats};
 use mpterm_dpdk::TscClock;
 use mpterm_engine::{Counters, Engine, Instant, TokenRegistry};
 use rand_core::RngCore;
@@ -210,6 +212,8 @@ pub struct Worker<Io: PacketIo, R: RngCore, T: TokenRegistry> {
     counters: WorkerCounters,
     stages: StageCycles,
     publish_every_cycles: u64,
+    /// Where the operator's commands wait, when the binary serves a control socket.
+    operator: Option<OperatorRequests>,
 }
 
 /// The worker of the appliance: DPDK ports and mbufs.
@@ -247,7 +251,27 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
             counters: WorkerCounters::default(),
             stages: StageCycles::default(),
             publish_every_cycles,
+            operator: None,
         }
+    }
+
+    /// Has [`Worker::run_with`] apply the operator's commands that arrive on `requests`, each
+    /// time it publishes its counters.
+    pub fn set_operator_requests(&mut self, requests: OperatorRequests) {
+        self.operator = Some(requests);
+    }
+
+    /// Applies every operator command waiting, answering each on its own reply channel; how
+    /// many. Never waits: an empty channel costs one atomic load.
+    pub fn serve_operator_requests(&mut self) -> usize {
+        let Some(requests) = &self.operator else {
+            return 0;
+        };
+        let now = Instant::from_nanos(self.clock.elapsed().as_nanos() as u64);
+        let engine = &mut self.engine;
+        mpterm_control::operator::serve_requests(requests, |command| {
+            operator::apply_command(engine, now, command)
+        })
     }
 
     /// The engine, for its counters and connection count.
@@ -285,7 +309,8 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
 
     /// [`Worker::run`], calling `at_publish` with the engine each time the counters are
     /// published (every [`STATS_PUBLISH_INTERVAL`], never per packet): where the binary looks
-    /// at the engine on the worker's own thread, e.g. to log its connections when asked.
+    /// at the engine on the worker's own thread, e.g. to log its connections when asked. The
+    /// operator's commands ([`Worker::set_operator_requests`]) are applied there too.
     pub fn run_with(
         &mut self,
         stop: &AtomicBool,
@@ -298,6 +323,7 @@ impl<Io: PacketIo, R: RngCore, T: TokenRegistry> Worker<Io, R, T> {
             let frames = self.poll_once();
             let cycles = TscClock::cycles();
             if cycles >= next_publish {
+                self.serve_operator_requests();
                 self.publish();
                 at_publish(&self.engine);
                 next_publish = cycles + self.publish_every_cycles;
@@ -575,6 +601,9 @@ fn congestion_algorithm(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod operator_tests;
 
 /// The tests that run real DPDK (one EAL per process, so one test function); they need root.
 #[cfg(test)]
