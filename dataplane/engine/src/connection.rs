@@ -25,7 +25,7 @@
 
 use core::net::{IpAddr, SocketAddr, SocketAddrV4};
 
-use mpterm_wire::mptcp::AddAddr;
+use mpterm_wire::mptcp::{AddAddr, MptcpOption};
 use mpterm_wire::tcp::TcpRepr;
 use smallvec::{smallvec, SmallVec};
 
@@ -521,7 +521,7 @@ impl<P: Payload> ProxiedConnection<P> {
             self.answer_mp_fail(index, data_seq);
         }
         if let Some(error) = outcome.error {
-            self.fail_mptcp(error);
+            self.fail_mptcp(now, error);
         }
     }
 
@@ -607,6 +607,14 @@ impl<P: Payload> ProxiedConnection<P> {
             if let Some(mut segment) = subflow.tcb.poll_segment(now) {
                 if let Some(session) = self.mptcp.as_mut() {
                     session.decorate(&subflow.mptcp, &mut segment);
+                    // Section 3.7: the RST that closes a subflow for a failed checksum carries
+                    // MP_FAIL; it is counted as the MP_FAIL on a pure ACK is.
+                    if matches!(
+                        segment.repr.options.mptcp[0],
+                        Some(MptcpOption::MpFail { .. })
+                    ) {
+                        self.events.mp_fail_sent += 1;
+                    }
                     if session.apply_owed_infinite_mapping(&mut segment) {
                         self.events.infinite_mappings_sent += 1;
                         self.events.fell_back = true;
@@ -632,7 +640,7 @@ impl<P: Payload> ProxiedConnection<P> {
         {
             self.backend_established = true;
         }
-        self.take_client_data();
+        self.take_client_data(now);
         self.relay_client_to_backend();
         self.relay_backend_to_client();
         self.watch_subflows();
@@ -702,24 +710,29 @@ impl<P: Payload> ProxiedConnection<P> {
         }
     }
 
-    /// Resets the whole connection for an MPTCP error no subflow and no fallback can get
-    /// past. A checksum failure comes here only when neither another subflow
-    /// (`fail_subflow`) nor an infinite-mapping fallback (`fail_only_subflow`) can carry on
-    /// (RFC 8684 section 3.7): the unverified bytes were never delivered; both sides learn of
-    /// it by RST (with MP_TCPRST saying why) and the counters say why.
-    fn fail_mptcp(&mut self, error: MptcpError) {
-        let reason = match error {
+    /// Ends the whole connection for an MPTCP error no subflow and no fallback can get past.
+    /// A checksum failure comes here only when neither another subflow (`fail_subflow`) nor
+    /// an infinite-mapping fallback (`fail_only_subflow`) can carry on (RFC 8684 section
+    /// 3.7): the unverified bytes were never delivered. The client is fast-closed (section
+    /// 3.5, with MP_TCPRST "middlebox interference"): a Linux client ignores a RST on its only
+    /// subflow until its `net.mptcp.close_timeout` (60 s), and went on retransmitting into
+    /// the reset connection in the lab. A mapping mismatch resets every subflow. The backend
+    /// is reset either way, and the counters say why.
+    fn fail_mptcp(&mut self, now: Instant, error: MptcpError) {
+        match error {
             MptcpError::ChecksumFailed => {
                 self.events.checksum_failure = true;
                 self.events.failure_resets += 1;
-                ResetReason::MiddleboxInterference
+                self.end_client(now, ResetReason::MiddleboxInterference);
+                if let Some(backend) = self.backend.as_mut() {
+                    backend.abort();
+                }
             }
             MptcpError::MappingMismatch => {
                 self.events.mapping_mismatch = true;
-                ResetReason::MptcpError
+                self.reset_connection(ResetReason::MptcpError);
             }
-        };
-        self.reset_connection(reason);
+        }
     }
 
     /// Resets every subflow (with MP_TCPRST saying `reason`) and the backend.

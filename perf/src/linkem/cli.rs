@@ -1,12 +1,15 @@
 //! The command line of `mpterm-linkem`: two ports, and per direction an impairment. Every
 //! impairment option exists three times: `--rate` sets both directions, `--a-to-b-rate` and
 //! `--b-to-a-rate` override it for one. Port A is the first `--vdev`, port B the second.
+//! The payload rewriter (`--rewrite`, `--rewrite-skip`, see [`super::rewrite`]) is set the same
+//! way.
 
 use std::time::Duration;
 
 use clap::{Args, Parser};
 
 use super::impairment::{BurstLoss, Impairment, Probability};
+use super::rewrite::RewritePlan;
 use crate::gen::cli::{parse_bytes, DEFAULT_EAL_ARGS};
 
 /// The serialisation queue when none is given: about 26 ms at 80 Mbit/s.
@@ -18,7 +21,7 @@ pub const DEFAULT_REORDER_DELAY: &str = "1ms";
 #[command(
     name = "mpterm-linkem",
     about = "Link emulator over two DPDK ports: rate, delay, jitter, loss, reordering, \
-             duplication and cuts, per direction",
+             duplication, cuts and payload rewriting, per direction",
     long_about = None
 )]
 pub struct Cli {
@@ -72,6 +75,8 @@ pub struct ImpairmentOptions {
     pub reorder_delay: Option<Duration>,
     pub duplicate: Option<Probability>,
     pub queue: Option<u64>,
+    pub rewrite: Option<u64>,
+    pub rewrite_skip: Option<u64>,
 }
 
 impl ImpairmentOptions {
@@ -87,6 +92,8 @@ impl ImpairmentOptions {
             reorder_delay: self.reorder_delay.or(fallback.reorder_delay),
             duplicate: self.duplicate.or(fallback.duplicate),
             queue: self.queue.or(fallback.queue),
+            rewrite: self.rewrite.or(fallback.rewrite),
+            rewrite_skip: self.rewrite_skip.or(fallback.rewrite_skip),
         }
     }
 }
@@ -126,6 +133,13 @@ macro_rules! impairment_args {
             /// Bytes that may wait for the wire; beyond, tail drop (default 256KiB; needs a rate).
             #[arg(id = concat!($prefix, "queue"), long = concat!($prefix, "queue"), value_name = "BYTES", value_parser = parse_bytes)]
             pub queue: Option<u64>,
+            /// Rewrite the first payload byte of this many TCP segments carrying data, fixing
+            /// the TCP checksum, as an ALG would (only MPTCP's DSS checksum can tell; 0: off).
+            #[arg(id = concat!($prefix, "rewrite"), long = concat!($prefix, "rewrite"), value_name = "SEGMENTS")]
+            pub rewrite: Option<u64>,
+            /// Data segments passed untouched before the rewriting starts (default 0).
+            #[arg(id = concat!($prefix, "rewrite-skip"), long = concat!($prefix, "rewrite-skip"), value_name = "SEGMENTS")]
+            pub rewrite_skip: Option<u64>,
         }
 
         impl $name {
@@ -141,6 +155,8 @@ macro_rules! impairment_args {
                     reorder_delay: self.reorder_delay,
                     duplicate: self.duplicate,
                     queue: self.queue,
+                    rewrite: self.rewrite,
+                    rewrite_skip: self.rewrite_skip,
                 }
             }
         }
@@ -169,6 +185,8 @@ pub struct LinkemConfig {
     pub ports: [String; 2],
     pub a_to_b: Impairment,
     pub b_to_a: Impairment,
+    pub a_to_b_rewrite: RewritePlan,
+    pub b_to_a_rewrite: RewritePlan,
     pub seed: u64,
     pub frames: u32,
     pub stats_interval: Duration,
@@ -188,8 +206,10 @@ impl Cli {
         }
         let device_name = |vdev: &String| vdev.split(',').next().unwrap_or_default().to_owned();
         let both = self.both.options();
-        let a_to_b = impairment("a-to-b", &self.a_to_b.options().or(&both))?;
-        let b_to_a = impairment("b-to-a", &self.b_to_a.options().or(&both))?;
+        let a_to_b_options = self.a_to_b.options().or(&both);
+        let b_to_a_options = self.b_to_a.options().or(&both);
+        let a_to_b = impairment("a-to-b", &a_to_b_options)?;
+        let b_to_a = impairment("b-to-a", &b_to_a_options)?;
         let mut eal_args: Vec<String> = if self.eal.is_empty() {
             DEFAULT_EAL_ARGS.iter().map(|arg| arg.to_string()).collect()
         } else {
@@ -200,6 +220,8 @@ impl Cli {
             ports: [device_name(a), device_name(b)],
             a_to_b,
             b_to_a,
+            a_to_b_rewrite: rewrite_plan(&a_to_b_options),
+            b_to_a_rewrite: rewrite_plan(&b_to_a_options),
             seed: self.seed,
             frames: self.frames,
             stats_interval: Duration::from_secs(self.stats_interval),
@@ -237,6 +259,14 @@ fn impairment(
             .unwrap_or_else(|| parse_bytes(DEFAULT_QUEUE).expect("a valid default")),
         down: false,
     })
+}
+
+/// One direction's rewriting from its merged options.
+fn rewrite_plan(options: &ImpairmentOptions) -> RewritePlan {
+    RewritePlan {
+        skip_segments: options.rewrite_skip.unwrap_or(0),
+        segments: options.rewrite.unwrap_or(0),
+    }
 }
 
 /// Splits a number from its unit: `"2.5ms"` is `(2.5, "ms")`.
@@ -423,6 +453,26 @@ mod tests {
         assert_eq!(config.seed, 42);
         assert_eq!(config.idle_sleep, Duration::from_micros(50));
         assert_eq!(&config.eal_args[..3], ["--no-huge", "-m", "256"]);
+    }
+
+    #[test]
+    fn rewriting_is_off_unless_asked_and_set_per_direction() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.a_to_b_rewrite, RewritePlan::default());
+        assert_eq!(config.b_to_a_rewrite, RewritePlan::default());
+        let config = parse(&["--a-to-b-rewrite", "3", "--a-to-b-rewrite-skip", "100"]).unwrap();
+        assert_eq!(
+            config.a_to_b_rewrite,
+            RewritePlan {
+                skip_segments: 100,
+                segments: 3
+            }
+        );
+        assert_eq!(config.b_to_a_rewrite, RewritePlan::default());
+        let config = parse(&["--rewrite", "1", "--b-to-a-rewrite", "0"]).unwrap();
+        assert_eq!(config.a_to_b_rewrite.segments, 1);
+        assert_eq!(config.b_to_a_rewrite.segments, 0);
+        assert!(parse(&["--rewrite", "-1"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! when nothing arrived and nothing is due within the sleep, which leaves the core to the
 //! programs under test on a small machine.
 //!
+//! A direction with a rewrite plan (`--rewrite`) changes the planned segments in place, in the
+//! received mbuf, once the impairment has let them through (a lost frame is not counted).
+//!
 //! Cutting a path at run time: SIGUSR1 sets both directions down, SIGUSR2 restores them
 //! (frames already held still arrive). `ip link set ... down` on a veth works as well.
 
@@ -28,6 +31,7 @@ use mpterm_dpdk::{
 use super::cli::LinkemConfig;
 use super::hold::HoldQueue;
 use super::impairment::{ImpairedLink, LinkCounters, Verdict};
+use super::rewrite::PayloadRewriter;
 
 /// Per-lcore cache of the pool: one lcore, a few bursts.
 const POOL_CACHE: u32 = 128;
@@ -54,6 +58,8 @@ pub struct ForwardCounters {
     pub dropped_hold_full: u64,
     /// Second copies not made: no mbuf left, or a chained frame.
     pub duplicate_not_made: u64,
+    /// TCP segments whose payload was rewritten (`--rewrite`).
+    pub rewritten: u64,
 }
 
 /// One direction's state, what it did, and the port counters at the end.
@@ -71,7 +77,8 @@ impl DirectionSummary {
         let link = &self.link;
         format!(
             "{}: offered {} ({} B), passed {}, sent {}, held {}, dropped: down {}, queue {}, \
-             random {}, burst {}, hold-full {}; reordered {}, duplicated {} ({} not made)",
+             random {}, burst {}, hold-full {}; reordered {}, duplicated {} ({} not made), \
+             rewritten {}",
             self.name,
             link.offered_frames,
             link.offered_bytes,
@@ -86,6 +93,7 @@ impl DirectionSummary {
             link.reordered,
             link.duplicated,
             self.forward.duplicate_not_made,
+            self.forward.rewritten,
         )
     }
 }
@@ -101,6 +109,7 @@ pub struct RunSummary {
 struct Direction<'eal> {
     name: &'static str,
     link: ImpairedLink,
+    rewriter: PayloadRewriter,
     rx: RxQueue<'eal>,
     tx: TxQueue<'eal>,
     held: HoldQueue<Mbuf<'eal>>,
@@ -119,13 +128,18 @@ impl<'eal> Direction<'eal> {
         }
         let Direction {
             link,
+            rewriter,
             held,
             received,
             counters,
             ..
         } = self;
-        for frame in received.drain() {
-            match link.offer(now_ns, frame.pkt_len()) {
+        for mut frame in received.drain() {
+            let verdict = link.offer(now_ns, frame.pkt_len());
+            if verdict != Verdict::Drop && rewriter.process(frame.data_mut()) {
+                counters.rewritten = rewriter.rewritten();
+            }
+            match verdict {
                 Verdict::Drop => drop(frame),
                 Verdict::DeliverAt(due) => hold(held, counters, due, frame),
                 Verdict::Duplicate(first, second) => {
@@ -260,6 +274,7 @@ pub fn run(config: &LinkemConfig) -> Result<RunSummary, RunError> {
         Direction {
             name: "a-to-b",
             link: ImpairedLink::new(config.a_to_b, config.seed.wrapping_mul(2)),
+            rewriter: PayloadRewriter::new(config.a_to_b_rewrite),
             rx: rx_a,
             tx: tx_b,
             held: HoldQueue::with_capacity(held_frames),
@@ -270,6 +285,7 @@ pub fn run(config: &LinkemConfig) -> Result<RunSummary, RunError> {
         Direction {
             name: "b-to-a",
             link: ImpairedLink::new(config.b_to_a, config.seed.wrapping_mul(2) + 1),
+            rewriter: PayloadRewriter::new(config.b_to_a_rewrite),
             rx: rx_b,
             tx: tx_a,
             held: HoldQueue::with_capacity(held_frames),

@@ -4,7 +4,7 @@
 
 use crate::mptcp::{MptcpError, MptcpSession};
 use crate::tcp::Tcb;
-use crate::Payload;
+use crate::{Instant, Payload};
 
 use super::{ProxiedConnection, MIN_FULL_SEGMENT};
 
@@ -30,7 +30,7 @@ impl<P: Payload> ProxiedConnection<P> {
     /// Takes every subflow's in-order data into the MPTCP data level, whether or not a
     /// backend is there to take it: the mappings are verified and the DATA_ACK moves now.
     /// The bytes stay accounted in the receive window until the backend has them.
-    pub(super) fn take_client_data(&mut self) {
+    pub(super) fn take_client_data(&mut self, now: Instant) {
         let Some(session) = self.mptcp.as_mut() else {
             return;
         };
@@ -58,7 +58,7 @@ impl<P: Payload> ProxiedConnection<P> {
                 self.fail_subflow(index)
             }
             Some((index, MptcpError::ChecksumFailed)) if self.fail_only_subflow(index) => {}
-            Some((_, error)) => self.fail_mptcp(error),
+            Some((_, error)) => self.fail_mptcp(now, error),
             None => {}
         }
     }
