@@ -239,6 +239,14 @@ define_counters! {
     rx_dropped_time_wait,
     /// IPv6 neighbour solicitations for one of our addresses answered (RFC 4861).
     neighbor_solicitations_answered,
+    /// Received SACK blocks that were empty, reversed or beyond what was sent, ignored.
+    rx_sack_blocks_invalid,
+    /// D-SACKs received (RFC 2883): a peer got a segment twice.
+    dsacks_received,
+    /// Segments RACK marked lost (RFC 8985).
+    rack_lost_segments,
+    /// Tail loss probes sent (RFC 8985 section 7).
+    tlp_probes_sent,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -404,8 +412,12 @@ mod tests {
             time_wait_acks_sent: 78,
             rx_dropped_time_wait: 79,
             neighbor_solicitations_answered: 80,
-            connections_open: 81,
-            time_wait_open: 82,
+            rx_sack_blocks_invalid: 81,
+            dsacks_received: 82,
+            rack_lost_segments: 83,
+            tlp_probes_sent: 84,
+            connections_open: 85,
+            time_wait_open: 86,
         }
     }
 
@@ -420,7 +432,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 82);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 86);
     }
 
     #[test]

@@ -782,4 +782,8 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.challenge_acks += more.challenge_acks;
     total.withheld += more.withheld;
     total.keepalive_probes += more.keepalive_probes;
+    total.sack_blocks_invalid += more.sack_blocks_invalid;
+    total.dsacks_received += more.dsacks_received;
+    total.rack_lost_segments += more.rack_lost_segments;
+    total.tlp_probes += more.tlp_probes;
 }

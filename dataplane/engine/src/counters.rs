@@ -143,4 +143,13 @@ pub struct Counters {
     /// IPv6 neighbour solicitations for one of our addresses answered with an advertisement
     /// (RFC 4861 section 7.2.4).
     pub neighbor_solicitations_answered: u64,
+    /// Received SACK blocks that were empty, reversed or beyond what was sent: ignored
+    /// (RFC 2018).
+    pub rx_sack_blocks_invalid: u64,
+    /// D-SACKs received (RFC 2883): a peer got a segment twice.
+    pub dsacks_received: u64,
+    /// Segments RACK marked lost (RFC 8985 section 6).
+    pub rack_lost_segments: u64,
+    /// Tail loss probes sent (RFC 8985 section 7).
+    pub tlp_probes_sent: u64,
 }

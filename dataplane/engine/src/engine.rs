@@ -1182,6 +1182,11 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.challenge_acks_sent += now.challenge_acks - before.challenge_acks;
         self.counters.mptcp_withheld_before_key += now.withheld - before.withheld;
         self.counters.keepalive_probes_sent += now.keepalive_probes - before.keepalive_probes;
+        self.counters.rx_sack_blocks_invalid +=
+            now.sack_blocks_invalid - before.sack_blocks_invalid;
+        self.counters.dsacks_received += now.dsacks_received - before.dsacks_received;
+        self.counters.rack_lost_segments += now.rack_lost_segments - before.rack_lost_segments;
+        self.counters.tlp_probes_sent += now.tlp_probes - before.tlp_probes;
         entry.counted = now;
     }
 

@@ -505,6 +505,10 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         time_wait_acks_sent: engine.time_wait_acks_sent,
         rx_dropped_time_wait: engine.rx_dropped_time_wait,
         neighbor_solicitations_answered: engine.neighbor_solicitations_answered,
+        rx_sack_blocks_invalid: engine.rx_sack_blocks_invalid,
+        dsacks_received: engine.dsacks_received,
+        rack_lost_segments: engine.rack_lost_segments,
+        tlp_probes_sent: engine.tlp_probes_sent,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }

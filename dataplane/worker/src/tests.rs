@@ -241,6 +241,10 @@ fn snapshot_maps_every_engine_counter() {
         time_wait_acks_sent: 45,
         rx_dropped_time_wait: 46,
         neighbor_solicitations_answered: 49,
+        rx_sack_blocks_invalid: 50,
+        dsacks_received: 51,
+        rack_lost_segments: 52,
+        tlp_probes_sent: 53,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -332,6 +336,10 @@ fn snapshot_maps_every_engine_counter() {
         time_wait_acks_sent: 45,
         rx_dropped_time_wait: 46,
         neighbor_solicitations_answered: 49,
+        rx_sack_blocks_invalid: 50,
+        dsacks_received: 51,
+        rack_lost_segments: 52,
+        tlp_probes_sent: 53,
         connections_open: 47,
         time_wait_open: 48,
     };

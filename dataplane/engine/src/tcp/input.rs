@@ -157,7 +157,7 @@ impl<P: Payload> Tcb<P> {
             if segment.seq == self.rcv_nxt {
                 owner_options(segment, Accepted::Reset);
                 self.send_queue.clear();
-                self.units.clear();
+                self.clear_sent_units();
                 self.enter_closed(CloseReason::ResetByPeer);
             } else {
                 self.counters.challenge_acks += 1;
@@ -307,6 +307,13 @@ impl<P: Payload> Tcb<P> {
             self.consecutive_timeouts = 0;
         }
         let newly_acked = ack.distance_from(self.snd_una);
+        let sack = self.sack_recovery();
+        let sacked = if sack {
+            self.update_scoreboard(now, ack, &segment.options.sack_blocks)
+                .newly_sacked
+        } else {
+            0
+        };
         if newly_acked > 0 {
             self.on_new_ack(now, ack, segment);
         } else if newly_acked == 0
@@ -318,6 +325,15 @@ impl<P: Payload> Tcb<P> {
         {
             // RFC 5681 section 2: a duplicate acknowledgement.
             self.on_duplicate_ack();
+        }
+        if sack {
+            // RFC 8985: losses from what this ACK delivered; PRR's allowance for it.
+            self.detect_losses(now);
+            self.after_ack_in_recovery(newly_acked.max(0) as u32 + sacked);
+            self.note_probe_acknowledged();
+            if newly_acked > 0 || sacked > 0 {
+                self.arm_probe_timer(now);
+            }
         }
         // RFC 9293 3.10.7.4: update the send window from the newest segment.
         if self.snd_wl1.distance_from(segment.seq) < 0
@@ -369,8 +385,9 @@ impl<P: Payload> Tcb<P> {
 
         let mss = self.max_payload_per_segment() as u32;
         let flight = self.snd_max.distance_from(ack).max(0) as u32;
-        if self.congestion.on_ack(ack, acked, flight, mss) {
-            // RFC 6582 section 3.2 step 5: a partial acknowledgement retransmits the next hole.
+        if self.congestion.on_ack(ack, acked, flight, mss) && !self.sack_recovery() {
+            // RFC 6582 section 3.2 step 5: a partial acknowledgement retransmits the next hole
+            // (with SACK, RACK knows the holes).
             self.retransmit_head = true;
         }
 
@@ -388,15 +405,16 @@ impl<P: Payload> Tcb<P> {
     /// Frees the units `ack` covers wholly; a partly acknowledged unit stays, since it may have
     /// to be sent again whole.
     pub(super) fn release_acknowledged(&mut self, ack: SeqNumber) {
-        while let Some(&(start, len)) = self.units.front() {
-            if (start + len).distance_from(ack) <= 0 {
+        while let Some(&unit) = self.units.front() {
+            if unit.end().distance_from(ack) <= 0 {
                 self.units.pop_front();
+                self.forget_released_unit(unit);
             } else {
                 break;
             }
         }
         let release = match self.units.front() {
-            Some(&(start, _)) => start,
+            Some(unit) => unit.start,
             None => ack.min(self.data_end_seq()),
         };
         let advance = release.distance_from(self.released_seq);
@@ -418,6 +436,10 @@ impl<P: Payload> Tcb<P> {
     }
 
     pub(super) fn on_duplicate_ack(&mut self) {
+        if self.sack_recovery() {
+            // With SACK, RACK detects losses (see `recovery`), not the duplicate count.
+            return;
+        }
         let mss = self.max_payload_per_segment() as u32;
         if self.congestion.in_fast_recovery() {
             // RFC 6582 section 3.2 step 4: every further duplicate inflates the window, also

@@ -8,10 +8,11 @@
 //! ([`Payload`]) from the moment it arrives until it is acknowledged, never copied.
 //!
 //! Implemented: MSS, window scaling and timestamps (RFC 7323), SACK-permitted negotiation and
-//! SACK blocks for out-of-order data (RFC 2018; received SACK blocks are accepted but recovery
-//! does not use them yet), the retransmission timer (RFC 6298), fast retransmit and NewReno
-//! (RFC 5681, RFC 6582; or the coupled LIA and OLIA, `congestion/`) with one immediate
-//! duplicate ACK per out-of-order segment, an
+//! SACK blocks for out-of-order data (RFC 2018), loss recovery from received SACK blocks with
+//! RACK-TLP (RFC 8985) and proportional rate reduction (RFC 6937) in `recovery.rs`, the
+//! retransmission timer (RFC 6298), and without SACK fast retransmit and NewReno (RFC 5681,
+//! RFC 6582); congestion control NewReno or the coupled LIA and OLIA (`congestion/`), with one
+//! immediate duplicate ACK per out-of-order segment, an
 //! out-of-order queue that never holds more than the window, FIN and RST both ways (RFC 5961
 //! exact-match resets, challenge ACKs and ACK-value checks), TIME_WAIT, zero-window probes,
 //! silly window avoidance on both sides (RFC 9293 section 3.8.6.2), bounded buffers with window
@@ -19,7 +20,8 @@
 //! and the FASTCLOSE_WAIT of an MPTCP owner (RFC 8684 section 3.5).
 //! Only segments that pass the acceptability checks reach the owner's option handler, so a
 //! blind segment cannot change MPTCP state.
-//! Not implemented: SACK-based loss recovery (RFC 6675), PAWS, simultaneous open.
+//! Not implemented: D-SACK generation (received D-SACKs are used), PAWS, CUBIC, pacing,
+//! simultaneous open.
 //!
 //! Tests: `tests/` runs two blocks back to back (grouped by topic); `tests/sim.rs` runs them over seeded lossy
 //! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
@@ -28,6 +30,7 @@ mod congestion;
 mod input;
 mod output;
 mod receive;
+mod recovery;
 mod rtt;
 mod send;
 mod timers;
@@ -220,6 +223,14 @@ pub struct TcbCounters {
     /// Segments the owner withheld (see [`OwnerVerdict::withhold`]).
     pub withheld: u64,
     pub keepalive_probes: u64,
+    /// Received SACK blocks that were empty, reversed or beyond what was sent, ignored.
+    pub sack_blocks_invalid: u64,
+    /// D-SACKs received (RFC 2883): the peer got a segment twice.
+    pub dsacks_received: u64,
+    /// Segments RACK marked lost (RFC 8985).
+    pub rack_lost_segments: u64,
+    /// Tail loss probes sent (RFC 8985 section 7).
+    pub tlp_probes: u64,
 }
 
 /// Transmission control block: one TCP connection.
@@ -250,11 +261,11 @@ pub struct Tcb<P: Payload> {
     send_queue: SendQueue<P>,
     /// Sequence number of the first byte the send queue still holds.
     released_seq: SeqNumber,
-    /// Data sent and not yet wholly acknowledged, as the `(start, length)` units it was first
-    /// sent in. A unit is always sent again whole and alone: an MPTCP DSS mapping is attached
-    /// to a unit, and RFC 8684 section 3.3.1 lets a receiver that holds part of a mapping
-    /// accept only the identical mapping again.
-    units: VecDeque<(SeqNumber, u32)>,
+    /// Data sent and not yet wholly acknowledged, as the units it was first sent in, in
+    /// sequence order: the SACK scoreboard (see [`recovery`]).
+    units: VecDeque<recovery::SentUnit>,
+    /// SACK, RACK-TLP and PRR state (see [`recovery`]).
+    recovery: recovery::Recovery,
     /// The owner asked to close: a FIN follows the queued data.
     fin_queued: bool,
     /// Sequence number of our FIN once sent.
@@ -422,6 +433,7 @@ impl<P: Payload> Tcb<P> {
             send_queue: SendQueue::new(tuning.send_buffer as usize),
             released_seq: iss + 1,
             units: VecDeque::new(),
+            recovery: recovery::Recovery::default(),
             fin_queued: false,
             fin_seq: None,
             congestion: Congestion::new(tuning.congestion_control, DEFAULT_PEER_MSS),
@@ -750,7 +762,7 @@ impl<P: Payload> Tcb<P> {
             self.rst_is_fast_close = self.state == TcpState::FastCloseWait;
         }
         self.send_queue.clear();
-        self.units.clear();
+        self.clear_sent_units();
         self.receive_queue.clear();
         self.enter_closed(reason);
     }
@@ -767,7 +779,7 @@ impl<P: Payload> Tcb<P> {
             TcpState::SynSent | TcpState::SynReceived => self.abort(),
             _ => {
                 self.send_queue.clear();
-                self.units.clear();
+                self.clear_sent_units();
                 self.receive_queue.clear();
                 self.state = TcpState::FastCloseWait;
                 self.fin_queued = false;
@@ -794,7 +806,7 @@ impl<P: Payload> Tcb<P> {
             self.rst_pending = true;
             self.rst_is_fast_close = false;
             self.send_queue.clear();
-            self.units.clear();
+            self.clear_sent_units();
             self.receive_queue.clear();
             self.enter_closed(CloseReason::Aborted);
         }

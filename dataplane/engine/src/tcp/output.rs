@@ -255,14 +255,23 @@ impl<P: Payload> Tcb<P> {
         if self.state == TcpState::TimeWait {
             return self.take_pure_ack(now);
         }
+        if let Some(segment) = self.poll_probe(now) {
+            return Some(segment);
+        }
         if self.retransmit_head && self.snd_max != self.snd_una {
             self.retransmit_head = false;
             if let Some(segment) = self
                 .units
                 .front()
                 .copied()
-                .and_then(|unit| self.send_unit(now, unit))
+                .and_then(|unit| self.send_unit(now, (unit.start, unit.len)))
             {
+                return Some(segment);
+            }
+        }
+        // RFC 8985: units marked lost go again before new data, as congestion control allows.
+        if let Some(unit) = self.next_lost_unit() {
+            if let Some(segment) = self.send_unit(now, (unit.start, unit.len)) {
                 return Some(segment);
             }
         }
@@ -330,17 +339,23 @@ impl<P: Payload> Tcb<P> {
     /// Data due again after a timeout, new data, or the FIN, within the congestion and send
     /// windows.
     pub(super) fn next_new_segment(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
-        let window = self.snd_wnd.min(self.congestion.window()) as usize;
-        let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
+        // After a timeout SND.NXT went back: the units from it go again in order, but those
+        // the peer SACKed are skipped (RFC 6675 section 5.1).
+        while self.snd_nxt.distance_from(self.snd_max) < 0 {
+            match self.unit_at(self.snd_nxt) {
+                Some(unit) if unit.sacked => self.snd_nxt = unit.end(),
+                _ => break,
+            }
+        }
         let resending =
             self.snd_nxt.distance_from(self.snd_max) < 0 && self.fin_seq != Some(self.snd_nxt);
         if resending {
-            if in_flight >= window && !self.window_probe_pending {
+            if self.usable_window() == 0 && !self.window_probe_pending {
                 return None;
             }
             if let Some(unit) = self.unit_at(self.snd_nxt) {
                 self.window_probe_pending = false;
-                return self.send_unit(now, unit);
+                return self.send_unit(now, (unit.start, unit.len));
             }
             // Not at a unit boundary (cannot happen): continue with unsent data.
             self.snd_nxt = self.snd_max;
@@ -348,8 +363,9 @@ impl<P: Payload> Tcb<P> {
         let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
         let unsent = self.data_end_seq().distance_from(self.snd_nxt).max(0) as usize;
         if unsent > 0 {
-            if in_flight < window && self.worth_sending(window - in_flight, unsent, in_flight) {
-                return self.new_unit(now, window - in_flight);
+            let usable = self.usable_window();
+            if usable > 0 && self.worth_sending(usable, unsent, in_flight) {
+                return self.new_unit(now, usable);
             }
             if self.window_probe_pending {
                 self.window_probe_pending = false;
@@ -386,15 +402,29 @@ impl<P: Payload> Tcb<P> {
             || usable >= self.max_send_window as usize / 2
     }
 
+    /// Bytes that may go now: what both the peer's window and congestion control allow
+    /// beyond what is in flight (without SACK, SND.NXT - SND.UNA is the flight; with it,
+    /// RFC 6675's pipe, and PRR in recovery).
+    pub(super) fn usable_window(&self) -> usize {
+        let in_flight = self.snd_nxt.distance_from(self.snd_una).max(0) as usize;
+        let receive_room = (self.snd_wnd as usize).saturating_sub(in_flight);
+        let congestion_room = if self.sack_recovery() {
+            self.congestion_room()
+        } else {
+            (self.congestion.window() as usize).saturating_sub(in_flight)
+        };
+        receive_room.min(congestion_room)
+    }
+
     /// The unit that starts at `seq`, if any.
-    pub(super) fn unit_at(&self, seq: SeqNumber) -> Option<(SeqNumber, u32)> {
+    pub(super) fn unit_at(&self, seq: SeqNumber) -> Option<recovery::SentUnit> {
         let index = self
             .units
-            .partition_point(|&(start, _)| start.distance_from(seq) < 0);
+            .partition_point(|unit| unit.start.distance_from(seq) < 0);
         self.units
             .get(index)
             .copied()
-            .filter(|&(start, _)| start == seq)
+            .filter(|unit| unit.start == seq)
     }
 
     pub(super) fn fin_segment(
@@ -451,6 +481,8 @@ impl<P: Payload> Tcb<P> {
         {
             self.timed_segment = None;
         }
+        self.note_unit_resent(now, start);
+        self.note_sent_in_recovery(len);
         Some(self.data_segment(now, start, payload))
     }
 
@@ -459,11 +491,16 @@ impl<P: Payload> Tcb<P> {
         let seq = self.snd_nxt;
         let limit = limit.min(self.max_payload_per_segment());
         let payload = self.send_queue.slice(self.stream_offset(seq), limit)?;
-        self.units.push_back((seq, payload.len() as u32));
+        let len = payload.len() as u32;
+        self.units.push_back(recovery::SentUnit::new(seq, len, now));
         if self.timed_segment.is_none() {
             self.timed_segment = Some((seq, now));
         }
-        Some(self.data_segment(now, seq, payload))
+        self.note_sent_in_recovery(len);
+        let segment = self.data_segment(now, seq, payload);
+        // RFC 8985 section 7.2: new data (re)starts the probe timeout.
+        self.arm_probe_timer(now);
+        Some(segment)
     }
 
     /// The segment carrying `payload` from `seq`; advances SND.NXT and SND.MAX past it.

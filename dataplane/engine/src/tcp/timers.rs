@@ -18,6 +18,7 @@ impl<P: Payload> Tcb<P> {
             self.fin_wait_2_deadline,
             self.keepalive_deadline(),
             self.user_timeout_deadline(),
+            self.loss_detection_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -55,6 +56,9 @@ impl<P: Payload> Tcb<P> {
             if self.is_closed() {
                 return;
             }
+        }
+        if due(self.loss_detection_deadline()) {
+            self.on_loss_detection_timeout(now);
         }
         if due(self.rto_deadline) {
             self.on_retransmission_timeout(now);
@@ -154,7 +158,7 @@ impl<P: Payload> Tcb<P> {
             self.syn_pending = true;
             return;
         }
-        let restart = self.units.front().map_or(self.snd_una, |&(start, _)| start);
+        let restart = self.units.front().map_or(self.snd_una, |unit| unit.start);
         if self.snd_wnd == 0 && data_pending {
             // RFC 9293 3.8.6.1: the persist timer probes the zero window with one unit (one
             // byte when nothing is in flight); the congestion state is left alone.
@@ -168,6 +172,9 @@ impl<P: Payload> Tcb<P> {
         let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
         // RFC 5681 section 3.1 equation 4, RFC 6582 section 4: go back to the first unit.
         self.congestion.on_timeout(flight, mss, self.snd_max);
+        if self.sack_recovery() {
+            self.on_timeout_recovery();
+        }
         self.snd_nxt = restart;
         self.duplicate_acks = 0;
         self.retransmit_head = false;

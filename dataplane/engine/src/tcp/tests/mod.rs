@@ -94,9 +94,20 @@ impl Pair {
     /// A client with `client_tuning` connects to a server with `server_tuning`; the handshake
     /// runs to completion.
     fn with_tunings(client_tuning: TcpTuning, server_tuning: TcpTuning) -> Pair {
+        Pair::negotiated(client_tuning, server_tuning, true)
+    }
+
+    /// A pair whose server does not take the client's SACK-permitted (RFC 2018): loss
+    /// recovery by duplicate ACKs and NewReno.
+    fn without_sack() -> Pair {
+        Pair::negotiated(tuning(), tuning(), false)
+    }
+
+    fn negotiated(client_tuning: TcpTuning, server_tuning: TcpTuning, sack: bool) -> Pair {
         let now = Instant::from_nanos(1_000_000_000);
         let mut client = Tcb::connect(now, CLIENT, SERVER, CLIENT_ISS, MSS, client_tuning);
-        let syn = client.poll_segment(now).expect("SYN");
+        let mut syn = client.poll_segment(now).expect("SYN");
+        syn.repr.options.sack_permitted &= sack;
         let now = now + HOP;
         let server = Tcb::accept(
             now,
@@ -232,3 +243,4 @@ mod liveness;
 mod reordering;
 mod reset;
 mod retransmission;
+mod sack;

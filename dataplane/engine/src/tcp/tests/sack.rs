@@ -1,0 +1,204 @@
+//! SACK-based loss recovery (RFC 2018, RFC 6675, RFC 8985, RFC 6937) between two blocks:
+//! the scoreboard, RACK's reordering window, bad SACK blocks and D-SACKs.
+
+use mpterm_wire::tcp::SackBlocks;
+
+use super::*;
+
+/// Ten full segments from the client; the server gets all but `lost`, and its ACKs (with
+/// SACK blocks) are returned, undelivered.
+fn ten_segments_with_holes(pair: &mut Pair, lost: &[usize]) -> (Vec<Segment>, Vec<Segment>) {
+    pair.client
+        .send(Bytes::from(pattern(10 * 988, 31)))
+        .unwrap();
+    let segments = drain(&mut pair.client, pair.now);
+    assert_eq!(segments.len(), 10);
+    pair.now = pair.now + HOP;
+    let mut acks = Vec::new();
+    for (index, segment) in segments.iter().enumerate() {
+        if !lost.contains(&index) {
+            deliver(&mut pair.server, pair.now, segment);
+            acks.extend(drain(&mut pair.server, pair.now));
+        }
+    }
+    pair.now = pair.now + HOP;
+    (segments, acks)
+}
+
+fn retransmissions(segments: &[Segment]) -> Vec<SeqNumber> {
+    segments
+        .iter()
+        .filter(|s| s.is_retransmission)
+        .map(|s| s.repr.seq)
+        .collect()
+}
+
+#[test]
+fn sacked_segments_are_never_sent_again_and_the_holes_are() {
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[0, 4]);
+    assert!(
+        acks.iter()
+            .any(|ack| !ack.repr.options.sack_blocks.is_empty()),
+        "the receiver reports what it holds"
+    );
+    let mut sent = Vec::new();
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+        sent.extend(drain(&mut pair.client, pair.now));
+    }
+    // A full RTT has passed since the holes were sent: RACK marks both lost at once.
+    assert_eq!(
+        retransmissions(&sent),
+        [segments[0].repr.seq, segments[4].repr.seq],
+        "exactly the two holes, in order"
+    );
+    assert_eq!(pair.client.counters().rack_lost_segments, 2);
+    assert_eq!(pair.client.counters().fast_retransmits, 1, "one recovery");
+    for retransmission in sent.iter().filter(|s| s.is_retransmission) {
+        deliver(&mut pair.server, pair.now, retransmission);
+    }
+    let acks = drain(&mut pair.server, pair.now);
+    deliver(&mut pair.client, pair.now, acks.last().unwrap());
+    assert!(pair.client.all_sent_acknowledged());
+    assert_eq!(pair.client.counters().rto_expirations, 0);
+    let mut got = Vec::new();
+    read_all(&mut pair.server, &mut got);
+    assert!(got == pattern(10 * 988, 31));
+}
+
+#[test]
+fn a_reordered_segment_within_the_reordering_window_is_not_sent_again() {
+    let mut pair = Pair::new();
+    // Segment 0 is held back, not lost: the SACK of segment 1 comes back a round trip later.
+    // With one segment SACKed (below DupThresh) and no recovery, RACK waits a reordering
+    // window (min RTT / 4) beyond its RTT before it calls segment 0 lost (RFC 8985 6.2), and
+    // the held-back segment arrives within it.
+    pair.client
+        .send(Bytes::from(pattern(10 * 988, 32)))
+        .unwrap();
+    let segments = drain(&mut pair.client, pair.now);
+    pair.now = pair.now + HOP;
+    let mut acks = Vec::new();
+    for segment in &segments[1..] {
+        deliver(&mut pair.server, pair.now, segment);
+        acks.extend(drain(&mut pair.server, pair.now));
+    }
+    pair.now = pair.now + HOP;
+    // Only the first SACK arrives: one segment SACKed, below DupThresh, no recovery yet.
+    deliver(&mut pair.client, pair.now, &acks[0]);
+    assert!(retransmissions(&drain(&mut pair.client, pair.now)).is_empty());
+    assert_eq!(pair.client.counters().rack_lost_segments, 0);
+    let deadline = pair.client.poll_timeout().unwrap();
+    assert!(
+        deadline > pair.now,
+        "the reordering timer waits beyond RACK's RTT"
+    );
+    // The held-back segment arrives before the timer: nothing is lost.
+    deliver(&mut pair.server, pair.now, &segments[0]);
+    let ack = drain(&mut pair.server, pair.now);
+    deliver(&mut pair.client, pair.now, ack.last().unwrap());
+    pair.now = deadline;
+    pair.client.handle_timeout(pair.now);
+    assert!(retransmissions(&drain(&mut pair.client, pair.now)).is_empty());
+    assert!(pair.client.all_sent_acknowledged());
+    assert_eq!(pair.client.counters().rack_lost_segments, 0);
+    assert_eq!(pair.client.counters().retransmissions, 0);
+}
+
+#[test]
+fn sack_blocks_outside_what_was_sent_are_counted_and_ignored() {
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[0]);
+    let mut ack = acks.last().unwrap().clone();
+    let snd_max = segments[9].repr.seq + 988;
+    let mut blocks = SackBlocks::default();
+    // Reversed, empty, and beyond SND.MAX: each ignored and counted.
+    blocks.push(segments[5].repr.seq, segments[3].repr.seq);
+    blocks.push(segments[2].repr.seq, segments[2].repr.seq);
+    blocks.push(snd_max, snd_max + 5000);
+    ack.repr.options.sack_blocks = blocks;
+    deliver(&mut pair.client, pair.now, &ack);
+    assert_eq!(pair.client.counters().sack_blocks_invalid, 3);
+    // Nothing was SACKed by them, so nothing is judged lost.
+    assert!(retransmissions(&drain(&mut pair.client, pair.now)).is_empty());
+    assert_eq!(pair.client.counters().rack_lost_segments, 0);
+    // The genuine ACKs still work.
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+    }
+    assert_eq!(
+        retransmissions(&drain(&mut pair.client, pair.now)),
+        [segments[0].repr.seq]
+    );
+}
+
+#[test]
+fn a_dsack_is_counted_and_widens_the_reordering_window() {
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[]);
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+    }
+    assert!(pair.client.all_sent_acknowledged());
+    // RFC 2883: the peer reports segment 3 received twice, below the cumulative ACK.
+    let mut dsack = acks.last().unwrap().clone();
+    let mut blocks = SackBlocks::default();
+    blocks.push(segments[3].repr.seq, segments[3].repr.seq + 988);
+    dsack.repr.options.sack_blocks = blocks;
+    deliver(&mut pair.client, pair.now, &dsack);
+    assert_eq!(pair.client.counters().dsacks_received, 1);
+    assert_eq!(pair.client.counters().sack_blocks_invalid, 0);
+    assert!(pair.client.recovery.reordering_seen);
+}
+
+#[test]
+fn without_sack_nothing_of_the_scoreboard_runs() {
+    let mut pair = Pair::without_sack();
+    let (_, acks) = ten_segments_with_holes(&mut pair, &[0]);
+    assert!(acks
+        .iter()
+        .all(|ack| ack.repr.options.sack_blocks.is_empty()));
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+        drain(&mut pair.client, pair.now);
+    }
+    // Duplicate ACKs and NewReno did it.
+    assert_eq!(pair.client.counters().fast_retransmits, 1);
+    assert_eq!(pair.client.counters().rack_lost_segments, 0);
+    assert_eq!(pair.client.counters().tlp_probes, 0);
+}
+
+#[test]
+fn an_unanswered_flight_gets_one_probe_then_the_timer() {
+    // RFC 8985 section 7: every ACK of a flight is lost. The probe timeout (two SRTTs, at
+    // most the retransmission timer) sends the last segment again, once; the retransmission
+    // timer then runs on from the probe and fires as before.
+    let mut pair = Pair::new();
+    pair.client.send(Bytes::from(pattern(3 * 988, 33))).unwrap();
+    let flight = drain(&mut pair.client, pair.now);
+    assert_eq!(flight.len(), 3);
+    let probe_at = pair.client.poll_timeout().unwrap();
+    pair.now = probe_at;
+    pair.client.handle_timeout(pair.now);
+    let probe = drain(&mut pair.client, pair.now);
+    assert_eq!(probe.len(), 1, "one probe");
+    assert_eq!(
+        probe[0].repr.seq, flight[2].repr.seq,
+        "the last segment again"
+    );
+    assert_eq!(pair.client.counters().tlp_probes, 1);
+    assert_eq!(pair.client.counters().rto_expirations, 0);
+    // No second probe: the next deadline is the retransmission timer, from the probe on.
+    let rto_at = pair.client.poll_timeout().unwrap();
+    assert!(rto_at > probe_at);
+    pair.now = rto_at;
+    pair.client.handle_timeout(pair.now);
+    let resent = drain(&mut pair.client, pair.now);
+    assert_eq!(pair.client.counters().rto_expirations, 1);
+    assert_eq!(pair.client.counters().tlp_probes, 1);
+    assert_eq!(
+        resent[0].repr.seq, flight[0].repr.seq,
+        "the timer goes back to the start"
+    );
+}
