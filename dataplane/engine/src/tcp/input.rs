@@ -138,6 +138,11 @@ impl<P: Payload> Tcb<P> {
             self.counters.out_of_window += 1;
             if !flags.contains(TcpFlags::RST) {
                 self.ack_pending = true;
+                let end = segment.seq + payload_len;
+                if payload_len > 0 && end.distance_from(self.rcv_nxt) <= 0 {
+                    // RFC 2883 section 4: a duplicate is reported in the next ACK.
+                    self.dsack_pending = Some((segment.seq, end));
+                }
                 if self.state == TcpState::FinWait2 && self.receive_window() == 0 {
                     // A zero-window probe: the peer would send, our own closed window holds
                     // it back; FIN-WAIT-2 is not stuck on the peer's side.

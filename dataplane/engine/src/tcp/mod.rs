@@ -20,8 +20,7 @@
 //! and the FASTCLOSE_WAIT of an MPTCP owner (RFC 8684 section 3.5).
 //! Only segments that pass the acceptability checks reach the owner's option handler, so a
 //! blind segment cannot change MPTCP state.
-//! Not implemented: D-SACK generation (received D-SACKs are used), PAWS, CUBIC, pacing,
-//! simultaneous open.
+//! D-SACKs both ways (RFC 2883). Not implemented: PAWS, CUBIC, pacing, simultaneous open.
 //!
 //! Tests: `tests/` runs two blocks back to back (grouped by topic); `tests/sim.rs` runs them over seeded lossy
 //! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
@@ -303,6 +302,9 @@ pub struct Tcb<P: Payload> {
     /// Latest timestamp to echo (RFC 7323, section 4.3).
     ts_recent: u32,
     ack_pending: bool,
+    /// A segment that arrived wholly below RCV.NXT, reported once as the first SACK block of
+    /// the next acknowledgement (a D-SACK, RFC 2883 section 4).
+    dsack_pending: Option<(SeqNumber, SeqNumber)>,
     /// Duplicate ACKs owed: one per segment that arrived out of order or filled part of a
     /// gap. RFC 5681 section 4.2 asks for each at once, and the sender's fast retransmit
     /// counts them, so a burst received in one batch must not collapse into one ACK.
@@ -458,6 +460,7 @@ impl<P: Payload> Tcb<P> {
             out_of_order_fin: None,
             ts_recent: 0,
             ack_pending: false,
+            dsack_pending: None,
             immediate_acks: 0,
             syn_pending: true,
             rst_pending: false,

@@ -84,13 +84,21 @@ impl<P: Payload> Tcb<P> {
         options
     }
 
-    /// SACK blocks for an outgoing segment, at most `limit` (RFC 2018 section 4).
-    pub(super) fn sack_blocks(&self, limit: usize) -> SackBlocks {
-        if self.negotiated.sack_permitted {
-            self.receive_queue.sack_blocks(limit)
-        } else {
-            SackBlocks::default()
+    /// SACK blocks for an outgoing segment, at most `limit` (RFC 2018 section 4): a pending
+    /// D-SACK first, once (RFC 2883 section 4), then the out-of-order data.
+    pub(super) fn sack_blocks(&mut self, limit: usize) -> SackBlocks {
+        if !self.negotiated.sack_permitted || limit == 0 {
+            return SackBlocks::default();
         }
+        let Some((left, right)) = self.dsack_pending.take() else {
+            return self.receive_queue.sack_blocks(limit);
+        };
+        let mut blocks = SackBlocks::default();
+        blocks.push(left, right);
+        for &(left, right) in self.receive_queue.sack_blocks(limit - 1).as_slice() {
+            blocks.push(left, right);
+        }
+        blocks
     }
 
     /// RCV.NXT goes out as an acknowledgement.

@@ -202,3 +202,31 @@ fn an_unanswered_flight_gets_one_probe_then_the_timer() {
         "the timer goes back to the start"
     );
 }
+
+#[test]
+fn a_duplicate_segment_is_reported_with_a_dsack_once() {
+    // RFC 2883 section 4: the receiver of a segment wholly below RCV.NXT reports it as the
+    // first SACK block of its next ACK; the sender counts it.
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[]);
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+    }
+    deliver(&mut pair.server, pair.now, &segments[2]);
+    let answer = drain(&mut pair.server, pair.now);
+    assert_eq!(answer.len(), 1);
+    let blocks = answer[0].repr.options.sack_blocks.as_slice();
+    assert_eq!(
+        blocks,
+        [(segments[2].repr.seq, segments[2].repr.seq + 988)],
+        "the duplicate, below the cumulative ACK"
+    );
+    deliver(&mut pair.client, pair.now, &answer[0]);
+    assert_eq!(pair.client.counters().dsacks_received, 1);
+    // Reported once: a later ACK carries no D-SACK.
+    pair.server.request_ack();
+    let later = drain(&mut pair.server, pair.now);
+    assert!(later
+        .iter()
+        .all(|ack| ack.repr.options.sack_blocks.is_empty()));
+}
