@@ -247,6 +247,8 @@ define_counters! {
     rack_lost_segments,
     /// Tail loss probes sent (RFC 8985 section 7).
     tlp_probes_sent,
+    /// Segments dropped by PAWS: a timestamp older than the peer's last (RFC 7323).
+    rx_dropped_paws,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -416,8 +418,9 @@ mod tests {
             dsacks_received: 82,
             rack_lost_segments: 83,
             tlp_probes_sent: 84,
-            connections_open: 85,
-            time_wait_open: 86,
+            rx_dropped_paws: 85,
+            connections_open: 86,
+            time_wait_open: 87,
         }
     }
 
@@ -432,7 +435,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 86);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 87);
     }
 
     #[test]

@@ -786,4 +786,5 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.dsacks_received += more.dsacks_received;
     total.rack_lost_segments += more.rack_lost_segments;
     total.tlp_probes += more.tlp_probes;
+    total.paws_rejected += more.paws_rejected;
 }

@@ -152,4 +152,6 @@ pub struct Counters {
     pub rack_lost_segments: u64,
     /// Tail loss probes sent (RFC 8985 section 7).
     pub tlp_probes_sent: u64,
+    /// Segments dropped by PAWS: a timestamp older than the peer's last (RFC 7323 section 5).
+    pub rx_dropped_paws: u64,
 }

@@ -907,9 +907,26 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         };
         if entry.armed.is_none_or(|armed| deadline < armed) {
             entry.armed = Some(deadline);
-            self.timers
-                .push(Reverse((deadline, slot, entry.connection.id)));
+            let id = entry.connection.id;
+            if self.timers.len() == self.timers.capacity() {
+                self.compact_timers();
+            }
+            self.timers.push(Reverse((deadline, slot, id)));
         }
+    }
+
+    /// Drops the timer entries no connection waits for any more (a deadline that moved
+    /// earlier, as a tail loss probe's does whenever the flight grows past one segment; a
+    /// connection gone), so that the heap stays within the capacity it was given at start-up:
+    /// at most one entry per slot is live.
+    fn compact_timers(&mut self) {
+        let slots = &self.slots;
+        self.timers.retain(|Reverse((deadline, slot, id))| {
+            slots
+                .get(*slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|entry| entry.connection.id == *id && entry.armed == Some(*deadline))
+        });
     }
 
     // ----- timers -----
@@ -1187,6 +1204,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.dsacks_received += now.dsacks_received - before.dsacks_received;
         self.counters.rack_lost_segments += now.rack_lost_segments - before.rack_lost_segments;
         self.counters.tlp_probes_sent += now.tlp_probes - before.tlp_probes;
+        self.counters.rx_dropped_paws += now.paws_rejected - before.paws_rejected;
         entry.counted = now;
     }
 

@@ -1067,3 +1067,29 @@ fn an_mp_fail_on_the_only_subflow_is_answered_with_mp_fail() {
     assert_eq!(engine.counters().mptcp_mp_fail_received, 1);
     assert_eq!(engine.counters().mptcp_mp_fail_sent, 1);
 }
+
+#[test]
+fn superseded_timer_entries_are_dropped_instead_of_growing_the_heap() {
+    // A deadline that moves earlier leaves its old heap entry behind; a tail loss probe's
+    // deadline does that whenever the flight grows past one segment. Once the heap is full
+    // the entries no connection waits for go, instead of a reallocation (found by the
+    // pipeline's hot-path test: 12 allocations in steady state).
+    let mut engine = engine();
+    established_mptcp(&mut engine);
+    let capacity = engine.timers.capacity();
+    let far = Instant::from_nanos(u64::MAX / 2);
+    while engine.timers.len() < capacity {
+        // Entries of a connection id that no slot holds.
+        engine.timers.push(Reverse((far, 0, 999)));
+    }
+    let slot = engine.slots.iter().position(Option::is_some).unwrap();
+    engine.slots[slot].as_mut().unwrap().armed = None;
+    engine.arm_timer(slot);
+    assert_eq!(engine.timers.capacity(), capacity, "no reallocation");
+    let left: Vec<_> = engine.timers.iter().map(|Reverse(entry)| *entry).collect();
+    let id = engine.slots[slot].as_ref().unwrap().connection.id;
+    assert!(
+        !left.is_empty() && left.iter().all(|&(_, s, i)| s == slot && i == id),
+        "only the connection's own entries are left: {left:?}"
+    );
+}

@@ -509,6 +509,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         dsacks_received: engine.dsacks_received,
         rack_lost_segments: engine.rack_lost_segments,
         tlp_probes_sent: engine.tlp_probes_sent,
+        rx_dropped_paws: engine.rx_dropped_paws,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }

@@ -245,6 +245,7 @@ fn snapshot_maps_every_engine_counter() {
         dsacks_received: 51,
         rack_lost_segments: 52,
         tlp_probes_sent: 53,
+        rx_dropped_paws: 54,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -340,6 +341,7 @@ fn snapshot_maps_every_engine_counter() {
         dsacks_received: 51,
         rack_lost_segments: 52,
         tlp_probes_sent: 53,
+        rx_dropped_paws: 54,
         connections_open: 47,
         time_wait_open: 48,
     };

@@ -64,6 +64,7 @@ impl<P: Payload> Tcb<P> {
         self.snd_wl2 = segment.ack;
         if let Some(timestamps) = segment.options.timestamps {
             self.ts_recent = timestamps.value;
+            self.ts_recent_at = now;
         }
         self.on_handshake_acknowledged(now);
         self.heard_from_peer(now);
@@ -126,6 +127,15 @@ impl<P: Payload> Tcb<P> {
         {
             if segment.seq == self.irs {
                 self.syn_pending = true;
+            }
+            return;
+        }
+
+        // RFC 7323 section 5.3 R1 (PAWS), before the sequence number check.
+        if self.paws_rejects(now, segment) {
+            self.counters.paws_rejected += 1;
+            if !flags.contains(TcpFlags::RST) {
+                self.ack_pending = true;
             }
             return;
         }
@@ -225,6 +235,7 @@ impl<P: Payload> Tcb<P> {
             // RFC 7323 section 4.3: remember the peer's clock from segments at the left edge.
             if segment.seq.distance_from(self.rcv_nxt) <= 0 {
                 self.ts_recent = timestamps.value;
+                self.ts_recent_at = now;
             }
         }
 
@@ -263,6 +274,31 @@ impl<P: Payload> Tcb<P> {
             self.out_of_order_fin = None;
             self.receive_fin(now);
         }
+    }
+
+    /// PAWS (RFC 7323 section 5.3): with timestamps in use, a non-RST segment whose TSval is
+    /// older than TS.Recent (modulo 2^32) is an old duplicate, unless TS.Recent has not been
+    /// refreshed for 24 days (section 5.5), when it is taken as the new TS.Recent. A RST is left
+    /// to RFC 5961's exact-match check; a segment without timestamps is accepted, as Linux
+    /// does.
+    pub(super) fn paws_rejects(&mut self, now: Instant, segment: &TcpRepr<'_>) -> bool {
+        const TS_RECENT_LIFETIME: Duration = Duration::from_secs(24 * 24 * 3600);
+        if !self.negotiated.timestamps || segment.flags.contains(TcpFlags::RST) {
+            return false;
+        }
+        let Some(timestamps) = segment.options.timestamps else {
+            return false;
+        };
+        let older = (timestamps.value.wrapping_sub(self.ts_recent) as i32) < 0;
+        if !older {
+            return false;
+        }
+        if now.saturating_since(self.ts_recent_at) > TS_RECENT_LIFETIME {
+            self.ts_recent = timestamps.value;
+            self.ts_recent_at = now;
+            return false;
+        }
+        true
     }
 
     /// RFC 9293 3.10.7.4, second: a RST is in the window when its sequence number is.

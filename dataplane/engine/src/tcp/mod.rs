@@ -20,7 +20,8 @@
 //! and the FASTCLOSE_WAIT of an MPTCP owner (RFC 8684 section 3.5).
 //! Only segments that pass the acceptability checks reach the owner's option handler, so a
 //! blind segment cannot change MPTCP state.
-//! D-SACKs both ways (RFC 2883). Not implemented: PAWS, CUBIC, pacing, simultaneous open.
+//! D-SACKs both ways (RFC 2883), PAWS (RFC 7323 section 5). Not implemented: CUBIC, pacing,
+//! simultaneous open.
 //!
 //! Tests: `tests/` runs two blocks back to back (grouped by topic); `tests/sim.rs` runs them over seeded lossy
 //! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
@@ -230,6 +231,9 @@ pub struct TcbCounters {
     pub rack_lost_segments: u64,
     /// Tail loss probes sent (RFC 8985 section 7).
     pub tlp_probes: u64,
+    /// Segments dropped because their timestamp was older than the peer's last (PAWS, RFC
+    /// 7323 section 5).
+    pub paws_rejected: u64,
 }
 
 /// Transmission control block: one TCP connection.
@@ -301,6 +305,8 @@ pub struct Tcb<P: Payload> {
     out_of_order_fin: Option<SeqNumber>,
     /// Latest timestamp to echo (RFC 7323, section 4.3).
     ts_recent: u32,
+    /// When `ts_recent` was last set: PAWS trusts it for 24 days (RFC 7323 section 5.5).
+    ts_recent_at: Instant,
     ack_pending: bool,
     /// A segment that arrived wholly below RCV.NXT, reported once as the first SACK block of
     /// the next acknowledgement (a D-SACK, RFC 2883 section 4).
@@ -459,6 +465,7 @@ impl<P: Payload> Tcb<P> {
             fin_received: false,
             out_of_order_fin: None,
             ts_recent: 0,
+            ts_recent_at: now,
             ack_pending: false,
             dsack_pending: None,
             immediate_acks: 0,

@@ -244,3 +244,4 @@ mod reordering;
 mod reset;
 mod retransmission;
 mod sack;
+mod timestamps;
