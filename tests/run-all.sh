@@ -100,7 +100,7 @@ if [[ "$build_ok" == yes ]]; then
     # Failover and backup (issue 7): a path cut with `ip link set ... down` halfway through a
     # 64 MiB download or upload, and a backup path idle (< 5 %) until the primary is cut;
     # byte-exact, both paths through mpterm-linkem (tests/lab/multipath-faults.sh, groups
-    # failover and backup; about 60 s).
+    # failover and backup; about 50 s).
     step lab-faults env FAULTS_GROUPS="failover backup" bash tests/lab/multipath-faults.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
