@@ -30,6 +30,8 @@
 #   bash tests/lab/linkem.sh check            two emulated paths (80 Mbit/s 10 ms and 40 Mbit/s
 #                                             40 ms), a download through the appliance, each
 #                                             emulator's CPU time (see the function)
+#   bash tests/lab/linkem.sh fanout-check     why each emulator has a namespace of its own
+#                                             (linkem_fanout_check)
 #
 # Knobs: LINKEM_BIN (target/release/mpterm-linkem), LINKEM_IDLE_SLEEP (50us: the emulator
 # sleeps when idle instead of polling a core; 0 polls), LINKEM_EAL (its EAL arguments).
@@ -224,6 +226,81 @@ linkem_check() {
     ((FAILED == 0))
 }
 
+# The check behind one namespace per emulator (see the top of the file): two emulators whose
+# pids are chosen, each in a pid namespace of its own (unshare, ns_last_pid), so that DPDK's
+# PACKET_FANOUT group numbers (pid XOR ifindex) & 0xffff of their client-side ports are equal.
+#   1. As the lab places them (path k's emulator in ${LAB_PREFIX}-linkem<k>): both must start.
+#   2. Both paths' veth ends moved into one namespace, as the lab had them before: the second
+#      must fail with "could not set PACKET_FANOUT" (the kernel's EINVAL for a group of that
+#      number on another device in the same namespace). If it starts, the check proves
+#      nothing and fails too.
+# Prints "N passed, N failed"; needs no appliance.
+linkem_fanout_check() {
+    lab_install_trap
+    # The emulators run under `unshare`, which does not pass SIGTERM on: every process of
+    # their namespaces gets it (lab_kill_ns_processes), then the launchers are reaped.
+    linkem_fanout_stop() {
+        lab_kill_ns_processes "$(lab_ns_linkem 1)"
+        lab_kill_ns_processes "$(lab_ns_linkem 2)"
+        local pid
+        for pid in "${LINKEM_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+        LINKEM_PIDS=()
+    }
+    # shellcheck disable=SC2317 # called by lab_on_exit
+    lab_cleanup_hook() { linkem_fanout_stop; }
+    LAB_PATHS=2
+    LAB_LINKEM=1
+    lab_up >/dev/null
+    local base=1000 results=() passed=0 failed=0
+    # Starts path K's emulator in namespace NS as pid PID of a new pid namespace (its shell is
+    # pid 1 there, and the next pid after ns_last_pid goes to the emulator).
+    linkem_start_as_pid() {
+        local k="$1" ns="$2" pid="$3" log="$LAB_OUT/linkem-p$1.log" eal
+        read -ra eal <<<"$LINKEM_EAL"
+        : >"$log"
+        ip netns exec "$ns" unshare --pid --fork --mount-proc sh -c \
+            'echo "$1" >/proc/sys/kernel/ns_last_pid; shift; "$@" & wait' sh "$((pid - 1))" \
+            "$LINKEM_BIN" --vdev "net_af_packet0,iface=$(linkem_if_client "$k")" \
+            --vdev "net_af_packet1,iface=$(linkem_if_app "$k")" --idle-sleep "$LINKEM_IDLE_SLEEP" \
+            --stats-interval 0 -- "${eal[@]}" >"$log" 2>&1 &
+        LINKEM_PIDS[k]=$!
+    }
+    linkem_ifindex() { ip netns exec "$1" cat "/sys/class/net/$2/ifindex"; }
+    local ns1 ns2 pid2
+    ns1="$(lab_ns_linkem 1)"
+    ns2="$(lab_ns_linkem 2)"
+    # 1. The lab's layout.
+    pid2=$((base ^ $(linkem_ifindex "$ns1" p1c) ^ $(linkem_ifindex "$ns2" p2c)))
+    linkem_start_as_pid 1 "$ns1" "$base"
+    linkem_start_as_pid 2 "$ns2" "$pid2"
+    if linkem_wait_started 1 && linkem_wait_started 2; then
+        passed=$((passed + 1))
+        results+=("PASS fanout-own-namespaces: pids $base and $pid2, equal fanout numbers, both emulators started")
+    else
+        failed=$((failed + 1))
+        results+=("FAIL fanout-own-namespaces: an emulator did not start in its own namespace")
+    fi
+    linkem_fanout_stop
+    # 2. One namespace for both, as before.
+    local dev
+    for dev in p2c p2a; do ip -n "$ns2" link set "$dev" netns "$ns1"; ip -n "$ns1" link set "$dev" up; done
+    pid2=$((base ^ $(linkem_ifindex "$ns1" p1c) ^ $(linkem_ifindex "$ns1" p2c)))
+    linkem_start_as_pid 1 "$ns1" "$base"
+    linkem_wait_started 1 2>/dev/null || true
+    linkem_start_as_pid 2 "$ns1" "$pid2"
+    if ! linkem_wait_started 2 2>/dev/null && grep -q 'could not set PACKET_FANOUT' "$LAB_OUT/linkem-p2.log"; then
+        passed=$((passed + 1))
+        results+=("PASS fanout-shared-namespace: pids $base and $pid2 in one namespace: the second emulator failed, $(grep -o 'could not set PACKET_FANOUT[^:]*:[A-Za-z ]*' "$LAB_OUT/linkem-p2.log" | head -n 1)")
+    else
+        failed=$((failed + 1))
+        results+=("FAIL fanout-shared-namespace: pids $base and $pid2 in one namespace did not collide: the check proves nothing")
+    fi
+    linkem_fanout_stop
+    printf '%s\n' "${results[@]}"
+    echo "$passed passed, $failed failed"
+    ((failed == 0))
+}
+
 # "TX+RX" bytes of the client's two path ends, for linkem_check.
 multipath_bytes_now() {
     local k tx rx
@@ -242,8 +319,15 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
             source "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
             linkem_check
             ;;
+        fanout-check)
+            set -euo pipefail
+            LAB_PREFIX="${LAB_PREFIX:-mptlf$$}"
+            # shellcheck source=tests/lab/scenarios.sh
+            source "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
+            linkem_fanout_check
+            ;;
         *)
-            echo "usage: [APPLIANCE=mpterm|kernel-standin] [LINKEM_BIN=...] $0 check" >&2
+            echo "usage: [APPLIANCE=mpterm|kernel-standin] [LINKEM_BIN=...] $0 check|fanout-check" >&2
             exit 2
             ;;
     esac
