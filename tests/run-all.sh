@@ -100,7 +100,7 @@ if [[ "$build_ok" == yes ]]; then
     # Failover and backup (issue 7): a path cut with `ip link set ... down` halfway through a
     # 64 MiB download or upload, and a backup path idle (< 5 %) until the primary is cut;
     # byte-exact, both paths through mpterm-linkem (tests/lab/multipath-faults.sh, groups
-    # failover and backup; about 50 s).
+    # failover and backup; 45-60 s).
     step lab-faults env FAULTS_GROUPS="failover backup" bash tests/lab/multipath-faults.sh
     # Why every path's emulator has a network namespace of its own: two of them in one
     # namespace, with pids chosen so, collide on DPDK's PACKET_FANOUT group number and the
