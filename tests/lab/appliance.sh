@@ -334,6 +334,17 @@ appliance_start_mpterm() {
     fi
     ip netns exec "$(lab_ns_app)" "$MPTERM_BIN" --config "$config" >"$APPLIANCE_LOG" 2>&1 &
     APPLIANCE_PID=$!
+    # The ping below starts once the worker polls its ports: an ARP request sent while the EAL
+    # still starts (most of a second) goes unanswered, and the client's next one comes a second
+    # later.
+    local deadline=$((SECONDS + APPLIANCE_READY_TIMEOUT))
+    until grep -q 'worker running' "$APPLIANCE_LOG" 2>/dev/null; do
+        if ! appliance_alive || ((SECONDS >= deadline)); then
+            lab_log "mpterm did not start its worker ($APPLIANCE_LOG)"
+            return 1
+        fi
+        sleep 0.05
+    done
 }
 
 appliance_start() {

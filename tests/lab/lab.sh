@@ -41,7 +41,10 @@ LAB_PREFIX="${LAB_PREFIX:-mpt}"
 LAB_APPLIANCE="${LAB_APPLIANCE:-${APPLIANCE:-mpterm}}"
 # Each lab prefix gets its own output directory, so concurrent runs do not mix their reports.
 LAB_OUT="${LAB_OUT:-$LAB_DIR/out/$LAB_PREFIX}"
-LAB_PYTHON="${LAB_PYTHON:-python3}"
+# The interpreter itself, found once: a `python3` on PATH may be a version manager's shim
+# (pyenv's is a shell script that costs about 90 ms per start here), and a scenario starts
+# the peers and checkers several times.
+LAB_PYTHON="${LAB_PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || echo python3)}"
 
 # Addresses: RFC 2544 benchmarking range only (LAB.md), never anything else.
 LAB_CLIENT_ADDR=198.18.0.1
@@ -99,6 +102,11 @@ lab_ns_client() { echo "${LAB_PREFIX}-client"; }
 lab_ns_app() { echo "${LAB_PREFIX}-app"; }
 lab_ns_backend() { echo "${LAB_PREFIX}-backend"; }
 lab_ns_mbox() { echo "${LAB_PREFIX}-mbox"; }
+# Every path's link-emulator namespace name (linkem.sh), whether it exists or not, on one line.
+lab_ns_linkem_all() {
+    local k
+    for ((k = 1; k <= LAB_MAX_PATHS; k++)); do printf '%s ' "$(lab_ns_linkem "$k")"; done
+}
 
 lab_log() { echo "[lab] $*" >&2; }
 
@@ -459,8 +467,9 @@ lab_up() {
 
 # Removes the lab with the current prefix. Never fails: it is what traps call.
 lab_down_quiet() {
-    local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_linkem)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    local ns linkem_namespaces
+    read -ra linkem_namespaces <<<"$(lab_ns_linkem_all)"
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "${linkem_namespaces[@]}" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             lab_kill_ns_processes "$ns"
             # Deleting the namespace destroys the veth ends it holds, and their peers with them.
@@ -497,7 +506,8 @@ lab_kill_ns_processes() {
 lab_down_stale() {
     local ns prefix owner
     while read -r ns _; do
-        [[ "$ns" =~ ^(.+)-(client|mbox|linkem|app|backend)$ ]] || continue
+        # linkem without a number: the one emulator namespace of older checkouts.
+        [[ "$ns" =~ ^(.+)-(client|mbox|linkem[1-9]?|app|backend)$ ]] || continue
         prefix="${BASH_REMATCH[1]}"
         [[ "$prefix" == mpt* ]] || continue
         owner="$(cat "$LAB_STATE_DIR/$prefix.owner" 2>/dev/null || true)"
@@ -512,8 +522,9 @@ lab_down_stale() {
 }
 
 lab_status() {
-    local ns
-    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "$(lab_ns_linkem)" "$(lab_ns_app)" "$(lab_ns_backend)"; do
+    local ns linkem_namespaces
+    read -ra linkem_namespaces <<<"$(lab_ns_linkem_all)"
+    for ns in "$(lab_ns_client)" "$(lab_ns_mbox)" "${linkem_namespaces[@]}" "$(lab_ns_app)" "$(lab_ns_backend)"; do
         if lab_ns_exists "$ns"; then
             echo "== $ns"
             ip -n "$ns" -br addr
@@ -521,7 +532,7 @@ lab_status() {
             local pids
             pids="$(ip netns pids "$ns" | tr '\n' ' ')"
             [[ -n "$pids" ]] && echo "processes: $pids"
-        else
+        elif [[ "$ns" != "$(lab_ns_linkem "")"* ]]; then
             echo "== $ns (absent)"
         fi
     done

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # The lab's client paths through the link emulator (issue 7, perf/README.md "Link emulator"):
 # with LAB_LINKEM=1, lab.sh builds every client path k as two veth pairs through a namespace of
-# its own, ${LAB_PREFIX}-linkem, where one mpterm-linkem per path bridges them:
+# its own, ${LAB_PREFIX}-linkem<k>, where path k's mpterm-linkem bridges them:
 #
-#   ns client          ns ${LAB_PREFIX}-linkem                         ns app
+#   ns client          ns ${LAB_PREFIX}-linkem<k>                      ns app
 #   c<k-1> ==veth== p<k>c [mpterm-linkem: port A p<k>c, port B p<k>a] p<k>a ==veth== a<k-1>
+#
+# One namespace per emulator, not one for all: DPDK 22.11's af_packet PMD puts each port's
+# socket in a PACKET_FANOUT group numbered (pid XOR ifindex) & 0xffff, and fanout groups are
+# per network namespace. Two emulators in one namespace collide whenever one's pid XOR one of
+# its ifindexes equals the other's (path 2's pid = path 1's pid XOR 6 or 7 with ifindexes 2..5,
+# which consecutive start-ups hit about one time in six): the kernel refuses the second
+# socket (EINVAL, "could not set PACKET_FANOUT"), that emulator exits, and its path carries
+# nothing (seen in multipath-faults.sh as an mpterm that "did not answer ping").
 #
 # Addresses, routes and the path manager are lab.sh's (LAB_PATHS); the emulator is a bridge
 # at L2, so ARP and everything else pass through it. Port A faces the client: --a-to-b-X
@@ -14,6 +22,7 @@
 #
 # Sourced by lab.sh (functions only). Scenarios start the emulators after lab_up:
 #   linkem_start K [mpterm-linkem options]    one emulator for path K, e.g. --rate 80mbit --delay 10ms
+#   linkem_launch K [options], linkem_wait_started K    the same in two steps (several at once)
 #   linkem_cut K / linkem_restore K           SIGUSR1 / SIGUSR2: cut path K both ways, bring it back
 #   linkem_stop_all                           SIGTERM to every emulator; their counters land in their logs
 #   linkem_cpu_seconds K                      utime+stime of path K's emulator so far
@@ -21,6 +30,8 @@
 #   bash tests/lab/linkem.sh check            two emulated paths (80 Mbit/s 10 ms and 40 Mbit/s
 #                                             40 ms), a download through the appliance, each
 #                                             emulator's CPU time (see the function)
+#   bash tests/lab/linkem.sh fanout-check     why each emulator has a namespace of its own
+#                                             (linkem_fanout_check)
 #
 # Knobs: LINKEM_BIN (target/release/mpterm-linkem), LINKEM_IDLE_SLEEP (50us: the emulator
 # sleeps when idle instead of polling a core; 0 polls), LINKEM_EAL (its EAL arguments).
@@ -42,7 +53,8 @@ LINKEM_EAL="${LINKEM_EAL:---no-huge -m 256 --no-pci --no-shconf}"
 # Path k's emulator pid, by k.
 LINKEM_PIDS=()
 
-lab_ns_linkem() { echo "${LAB_PREFIX}-linkem"; }
+# Path K's emulator namespace (see the top of the file for why each path has its own).
+lab_ns_linkem() { echo "${LAB_PREFIX}-linkem$1"; }
 linkem_if_client() { echo "p$1c"; }
 linkem_if_app() { echo "p$1a"; }
 
@@ -51,13 +63,11 @@ linkem_if_app() { echo "p$1a"; }
 #   linkem_add_path CLIENT_NS APP_NS K CLIENT_IF APP_IF
 linkem_add_path() {
     local client="$1" app="$2" k="$3" client_if="$4" app_if="$5" ns dev
-    ns="$(lab_ns_linkem)"
-    if ! lab_ns_exists "$ns"; then
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
-        # Nothing of the kernel's own may leave on the emulator's ends.
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    fi
+    ns="$(lab_ns_linkem "$k")"
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    # Nothing of the kernel's own may leave on the emulator's ends.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip -n "$client" link add "$client_if" type veth peer name "$(linkem_if_client "$k")" netns "$ns"
     ip -n "$app" link add "$app_if" type veth peer name "$(linkem_if_app "$k")" netns "$ns"
     for dev in "$(linkem_if_client "$k")" "$(linkem_if_app "$k")"; do
@@ -69,6 +79,12 @@ linkem_add_path() {
 # Starts path K's emulator with the given options; its log is LAB_OUT/linkem-pK.log. Waits
 # until it runs its loop (its start-up line), at most 20 s.
 linkem_start() {
+    linkem_launch "$@" && linkem_wait_started "$1"
+}
+
+# Launches path K's emulator and returns at once; linkem_wait_started K waits for it. Each
+# path's emulator has a namespace of its own, so several may start at the same time.
+linkem_launch() {
     local k="$1"
     shift
     if [[ ! -x "$LINKEM_BIN" ]]; then
@@ -77,17 +93,27 @@ linkem_start() {
     fi
     local log="$LAB_OUT/linkem-p$k.log" eal
     read -ra eal <<<"$LINKEM_EAL"
-    ip netns exec "$(lab_ns_linkem)" "$LINKEM_BIN" \
+    # Emptied here, not only by the redirection below: that one happens in the child, and
+    # linkem_wait_started could otherwise read the previous run's start-up line and take an
+    # emulator that is still starting, or failing, for a running one.
+    : >"$log"
+    ip netns exec "$(lab_ns_linkem "$k")" "$LINKEM_BIN" \
         --vdev "net_af_packet0,iface=$(linkem_if_client "$k")" \
         --vdev "net_af_packet1,iface=$(linkem_if_app "$k")" \
         --idle-sleep "$LINKEM_IDLE_SLEEP" --stats-interval 0 "$@" -- "${eal[@]}" >"$log" 2>&1 &
     # `ip netns exec` execs, so $! is the emulator itself.
     LINKEM_PIDS[k]=$!
+}
+
+# Waits until path K's emulator runs its loop (its start-up line comes once both ports
+# started), at most 20 s; fails, with its log's end, if it exits or does not get there.
+linkem_wait_started() {
+    local k="$1" log="$LAB_OUT/linkem-p$1.log"
     local deadline=$((SECONDS + 20))
     while ((SECONDS < deadline)); do
         grep -q 'SIGUSR1 cuts the link' "$log" 2>/dev/null && return 0
         kill -0 "${LINKEM_PIDS[k]}" 2>/dev/null || break
-        sleep 0.1
+        sleep 0.05
     done
     lab_log "mpterm-linkem for path $k did not start ($log):"
     tail -n 5 "$log" >&2
@@ -200,6 +226,81 @@ linkem_check() {
     ((FAILED == 0))
 }
 
+# The check behind one namespace per emulator (see the top of the file): two emulators whose
+# pids are chosen, each in a pid namespace of its own (unshare, ns_last_pid), so that DPDK's
+# PACKET_FANOUT group numbers (pid XOR ifindex) & 0xffff of their client-side ports are equal.
+#   1. As the lab places them (path k's emulator in ${LAB_PREFIX}-linkem<k>): both must start.
+#   2. Both paths' veth ends moved into one namespace, as the lab had them before: the second
+#      must fail with "could not set PACKET_FANOUT" (the kernel's EINVAL for a group of that
+#      number on another device in the same namespace). If it starts, the check proves
+#      nothing and fails too.
+# Prints "N passed, N failed"; needs no appliance.
+linkem_fanout_check() {
+    lab_install_trap
+    # The emulators run under `unshare`, which does not pass SIGTERM on: every process of
+    # their namespaces gets it (lab_kill_ns_processes), then the launchers are reaped.
+    linkem_fanout_stop() {
+        lab_kill_ns_processes "$(lab_ns_linkem 1)"
+        lab_kill_ns_processes "$(lab_ns_linkem 2)"
+        local pid
+        for pid in "${LINKEM_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+        LINKEM_PIDS=()
+    }
+    # shellcheck disable=SC2317 # called by lab_on_exit
+    lab_cleanup_hook() { linkem_fanout_stop; }
+    LAB_PATHS=2
+    LAB_LINKEM=1
+    lab_up >/dev/null
+    local base=1000 results=() passed=0 failed=0
+    # Starts path K's emulator in namespace NS as pid PID of a new pid namespace (its shell is
+    # pid 1 there, and the next pid after ns_last_pid goes to the emulator).
+    linkem_start_as_pid() {
+        local k="$1" ns="$2" pid="$3" log="$LAB_OUT/linkem-p$1.log" eal
+        read -ra eal <<<"$LINKEM_EAL"
+        : >"$log"
+        ip netns exec "$ns" unshare --pid --fork --mount-proc sh -c \
+            'echo "$1" >/proc/sys/kernel/ns_last_pid; shift; "$@" & wait' sh "$((pid - 1))" \
+            "$LINKEM_BIN" --vdev "net_af_packet0,iface=$(linkem_if_client "$k")" \
+            --vdev "net_af_packet1,iface=$(linkem_if_app "$k")" --idle-sleep "$LINKEM_IDLE_SLEEP" \
+            --stats-interval 0 -- "${eal[@]}" >"$log" 2>&1 &
+        LINKEM_PIDS[k]=$!
+    }
+    linkem_ifindex() { ip netns exec "$1" cat "/sys/class/net/$2/ifindex"; }
+    local ns1 ns2 pid2
+    ns1="$(lab_ns_linkem 1)"
+    ns2="$(lab_ns_linkem 2)"
+    # 1. The lab's layout.
+    pid2=$((base ^ $(linkem_ifindex "$ns1" p1c) ^ $(linkem_ifindex "$ns2" p2c)))
+    linkem_start_as_pid 1 "$ns1" "$base"
+    linkem_start_as_pid 2 "$ns2" "$pid2"
+    if linkem_wait_started 1 && linkem_wait_started 2; then
+        passed=$((passed + 1))
+        results+=("PASS fanout-own-namespaces: pids $base and $pid2, equal fanout numbers, both emulators started")
+    else
+        failed=$((failed + 1))
+        results+=("FAIL fanout-own-namespaces: an emulator did not start in its own namespace")
+    fi
+    linkem_fanout_stop
+    # 2. One namespace for both, as before.
+    local dev
+    for dev in p2c p2a; do ip -n "$ns2" link set "$dev" netns "$ns1"; ip -n "$ns1" link set "$dev" up; done
+    pid2=$((base ^ $(linkem_ifindex "$ns1" p1c) ^ $(linkem_ifindex "$ns1" p2c)))
+    linkem_start_as_pid 1 "$ns1" "$base"
+    linkem_wait_started 1 2>/dev/null || true
+    linkem_start_as_pid 2 "$ns1" "$pid2"
+    if ! linkem_wait_started 2 2>/dev/null && grep -q 'could not set PACKET_FANOUT' "$LAB_OUT/linkem-p2.log"; then
+        passed=$((passed + 1))
+        results+=("PASS fanout-shared-namespace: pids $base and $pid2 in one namespace: the second emulator failed, $(grep -o 'could not set PACKET_FANOUT[^:]*:[A-Za-z ]*' "$LAB_OUT/linkem-p2.log" | head -n 1)")
+    else
+        failed=$((failed + 1))
+        results+=("FAIL fanout-shared-namespace: pids $base and $pid2 in one namespace did not collide: the check proves nothing")
+    fi
+    linkem_fanout_stop
+    printf '%s\n' "${results[@]}"
+    echo "$passed passed, $failed failed"
+    ((failed == 0))
+}
+
 # "TX+RX" bytes of the client's two path ends, for linkem_check.
 multipath_bytes_now() {
     local k tx rx
@@ -218,8 +319,15 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
             source "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
             linkem_check
             ;;
+        fanout-check)
+            set -euo pipefail
+            LAB_PREFIX="${LAB_PREFIX:-mptlf$$}"
+            # shellcheck source=tests/lab/scenarios.sh
+            source "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
+            linkem_fanout_check
+            ;;
         *)
-            echo "usage: [APPLIANCE=mpterm|kernel-standin] [LINKEM_BIN=...] $0 check" >&2
+            echo "usage: [APPLIANCE=mpterm|kernel-standin] [LINKEM_BIN=...] $0 check|fanout-check" >&2
             exit 2
             ;;
     esac

@@ -4,7 +4,7 @@
 # (`--a-to-b-rewrite N`, perf/README.md "Link emulator"), so the receiving TCP takes it and
 # only the DSS checksum can catch it. The Linux client and mpterm both use DSS checksums.
 #
-#   ns client       ns PREFIX-linkem (one emulator per path)        ns app (mpterm)
+#   ns client       ns PREFIX-linkem<k> (one emulator per path)     ns app (mpterm)
 #   c0 198.18.0.1 ==veth== p1c [linkem] p1a ==veth== a0   (path 1; the client connects here)
 #   c1 198.18.1.1 ==veth== p2c [linkem] p2a ==veth== a1   (path 2; the client's join)
 #
