@@ -128,13 +128,7 @@ addaddr_main() {
     mkdir -p "$LAB_OUT"
     scenario_addaddr addaddr-2paths 0 0
     scenario_addaddr addaddr-c-bit-2paths 1 1
-    echo
-    local line
-    for line in "${RESULTS[@]}"; do
-        echo "  $line"
-    done
-    echo "$PASSED passed, $FAILED failed"
-    ((FAILED == 0))
+    print_summary
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -253,13 +253,7 @@ ipv6_main() {
     lab_install_trap
     mkdir -p "$LAB_OUT"
     scenario_ipv6_mixed
-    echo
-    local line
-    for line in "${RESULTS[@]}"; do
-        echo "  $line"
-    done
-    echo "$PASSED passed, $FAILED failed"
-    ((FAILED == 0))
+    print_summary
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

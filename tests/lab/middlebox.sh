@@ -383,13 +383,7 @@ middlebox_main() {
     scenario_two_paths mpfail-upload-2paths upload
     scenario_two_paths mpfail-download-2paths download
     scenario_one_path mpfail-upload-1path
-    echo
-    local line
-    for line in "${RESULTS[@]}"; do
-        echo "  $line"
-    done
-    echo "$PASSED passed, $FAILED failed"
-    ((FAILED == 0))
+    print_summary
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

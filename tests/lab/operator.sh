@@ -324,13 +324,7 @@ operator_main() {
         fi
     fi
     rm -f "$OPERATOR_SOCKET"
-    echo
-    local line
-    for line in "${RESULTS[@]}"; do
-        echo "  $line"
-    done
-    echo "$PASSED passed, $FAILED failed"
-    ((FAILED == 0))
+    print_summary
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

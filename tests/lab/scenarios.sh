@@ -98,6 +98,18 @@ peer() {
     "$LAB_PYTHON" "$SCENARIO_DIR/peer.py" "$@"
 }
 
+# The end of every scenario script: each scenario's summary line, then "N passed, N failed";
+# true when none failed.
+print_summary() {
+    echo
+    local line
+    for line in "${RESULTS[@]}"; do
+        echo "  $line"
+    done
+    echo "$PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
 # Runs peer.py inside one of the lab's namespaces: peer_in client|app|backend ARGS...
 peer_in() {
     local which="$1"

@@ -6,6 +6,7 @@
 mod addresses;
 mod ipv6;
 mod join;
+mod output;
 
 use core::cmp::Reverse;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -17,9 +18,8 @@ use mpterm_wire::checksum::Checksum;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
-use mpterm_wire::ipv6::Ipv6Repr;
 use mpterm_wire::mptcp::MptcpOption;
-use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use mpterm_wire::tcp::{TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 use mpterm_wire::SeqNumber;
 use rand_core::RngCore;
 
@@ -27,10 +27,11 @@ use crate::connection::{ConnectionEvents, ProxiedConnection, Side, Subflow, Subf
 use crate::mptcp::{MptcpSession, ResetReason, SubflowMptcp, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
-use crate::tcp::{CloseReason, OutgoingSegment, Tcb, TcbCounters};
+use crate::tcp::{CloseReason, Tcb, TcbCounters};
 use crate::time_wait::{FlowKey, TimeWaitEntry, TimeWaitTable};
 use crate::{Counters, EngineConfig, HeaderBytes, Instant, Payload, ProxyRule, Transmit};
 use join::mp_join_syn;
+use output::IpPair;
 
 /// Where MPTCP tokens are registered so that they stay unique across workers
 /// (RFC 8684, section 3.2: a token names one connection on this host).
@@ -994,197 +995,6 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.tx_dropped_no_neighbor += dropped;
     }
 
-    // ----- output -----
-
-    /// The next frame to send, if any.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<P>> {
-        loop {
-            if let Some(frame) = crate::queue::pop_front_reusing(&mut self.output) {
-                self.counters.tx_frames += 1;
-                self.counters.tx_bytes += frame.len() as u64;
-                return Some(frame);
-            }
-            let slot = *self.dirty.front()?;
-            let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-                crate::queue::pop_front_reusing(&mut self.dirty);
-                continue;
-            };
-            match entry.connection.poll_segment(now) {
-                Some((side, segment)) => self.transmit_segment(now, slot, side, segment),
-                None => {
-                    crate::queue::pop_front_reusing(&mut self.dirty);
-                    entry.dirty = false;
-                    // Signals (ADD_ADDR, REMOVE_ADDR, MP_PRIO, MP_FAIL) and our infinite
-                    // mapping are counted as they leave.
-                    let events = entry.connection.take_events();
-                    count_multipath_events(&mut self.counters, &events);
-                    self.account_counters(slot);
-                    self.arm_timer(slot);
-                    self.release_finished_subflows(slot);
-                    self.release_if_finished(slot);
-                }
-            }
-        }
-    }
-
-    fn transmit_segment(
-        &mut self,
-        now: Instant,
-        slot: usize,
-        side: Side,
-        segment: OutgoingSegment<P>,
-    ) {
-        let Some(entry) = self.slots.get(slot).and_then(Option::as_ref) else {
-            return;
-        };
-        let (interface, local, remote) = match side {
-            Side::Subflow(index) => match entry.connection.subflow(index) {
-                Some(subflow) => (subflow.interface, subflow.tcb.local(), subflow.tcb.remote()),
-                None => return,
-            },
-            Side::Backend => match (entry.backend_local, entry.connection.backend.as_ref()) {
-                (Some(local), Some(backend)) => (entry.backend_interface, local, backend.remote()),
-                _ => return,
-            },
-        };
-        if segment.repr.flags.contains(TcpFlags::RST) {
-            self.counters.tcp_rst_sent += 1;
-        }
-        self.transmit_tcp(
-            now,
-            interface,
-            local.ip(),
-            remote.ip(),
-            &segment.repr,
-            segment.payload,
-        );
-    }
-
-    /// Builds Ethernet, IP (of the addresses' family) and TCP headers for a segment and
-    /// queues the frame, or holds it until the next hop's MAC is known. Both addresses are of
-    /// one family: they are a flow's own.
-    fn transmit_tcp(
-        &mut self,
-        now: Instant,
-        interface: usize,
-        src: IpAddr,
-        dst: IpAddr,
-        repr: &TcpRepr<'_>,
-        payload: Option<P>,
-    ) {
-        let mut header = HeaderBytes::new();
-        let payload_bytes: &[u8] = payload.as_ref().map_or(&[], |p| p.as_ref());
-        let tcp_len = repr.header_len();
-        let ip_payload_len = (tcp_len + payload_bytes.len()) as u16;
-        let Some(ip) = IpPair::of(src, dst) else {
-            debug_assert!(false, "a flow's addresses are of one family");
-            return;
-        };
-        let ethernet = EthernetRepr {
-            src: self.macs[interface],
-            dst: EthernetAddress([0; 6]),
-            ethertype: ip.ethertype(),
-        };
-        let buffer = header.buffer_mut();
-        let ip_end = ip.header_end();
-        let ip_emitted = match ip {
-            IpPair::V4(src, dst) => Ipv4Repr {
-                src,
-                dst,
-                protocol: ipv4::PROTOCOL_TCP,
-                payload_len: ip_payload_len,
-                ttl: DEFAULT_TTL,
-            }
-            .emit(&mut buffer[ethernet::HEADER_LEN..])
-            .is_ok(),
-            IpPair::V6(src, dst) => Ipv6Repr {
-                src,
-                dst,
-                next_header: mpterm_wire::ipv6::NEXT_HEADER_TCP,
-                payload_len: ip_payload_len,
-                hop_limit: DEFAULT_TTL,
-            }
-            .emit(&mut buffer[ethernet::HEADER_LEN..])
-            .is_ok(),
-        };
-        let emitted = ethernet.emit(&mut buffer[..]).is_ok()
-            && ip_emitted
-            && repr.emit(&mut buffer[ip_end..]).is_ok();
-        if !emitted {
-            // Options that do not fit are a bug in the caller, never input from the network.
-            debug_assert!(false, "segment headers do not fit");
-            return;
-        }
-        // A payload relayed whole (or sent again) carries the sum taken when it arrived.
-        let payload_sum = payload
-            .as_ref()
-            .and_then(Payload::payload_sum)
-            .unwrap_or_else(|| Checksum::of(payload_bytes));
-        let tcp_header = &mut buffer[ip_end..ip_end + tcp_len];
-        match ip {
-            IpPair::V4(src, dst) => tcp::fill_checksum_v4_with_payload_sum(
-                tcp_header,
-                src,
-                dst,
-                payload_bytes.len(),
-                payload_sum,
-            ),
-            IpPair::V6(src, dst) => tcp::fill_checksum_v6_with_payload_sum(
-                tcp_header,
-                src,
-                dst,
-                payload_bytes.len(),
-                payload_sum,
-            ),
-        }
-        header.set_len(ip_end + tcp_len);
-        let payload = payload.filter(|p| !p.is_empty());
-        let next_hop = self.next_hop(interface, dst);
-        let mut frame = Transmit {
-            interface,
-            header,
-            payload,
-        };
-        match self.neighbors.lookup(now, interface, next_hop) {
-            Some(mac) => {
-                frame.header.set_destination_mac(mac.0);
-                self.output.push_back(frame);
-            }
-            None => {
-                if !self.neighbors.wait_for(now, interface, next_hop, frame) {
-                    self.counters.tx_dropped_no_neighbor += 1;
-                }
-            }
-        }
-    }
-
-    /// The interface and next hop toward IPv4 `destination` (a backend): on-link first, then
-    /// a gateway.
-    fn route(&self, destination: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
-        let interfaces = &self.config.interfaces;
-        if let Some(index) = interfaces.iter().position(|i| i.is_on_link(destination)) {
-            return Some((index, destination));
-        }
-        interfaces
-            .iter()
-            .enumerate()
-            .find_map(|(index, i)| i.gateway.map(|gateway| (index, gateway)))
-    }
-
-    /// The address to resolve on `interface` for `destination`: itself when on-link, else the
-    /// interface's gateway of that family.
-    fn next_hop(&self, interface: usize, destination: IpAddr) -> IpAddr {
-        let config = &self.config.interfaces[interface];
-        if config.is_on_link_ip(destination) {
-            return destination;
-        }
-        let gateway = match destination {
-            IpAddr::V4(_) => config.gateway.map(IpAddr::V4),
-            IpAddr::V6(_) => config.ipv6.and_then(|ipv6| ipv6.gateway).map(IpAddr::V6),
-        };
-        gateway.unwrap_or(destination)
-    }
-
     fn account_counters(&mut self, slot: usize) {
         let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -1301,54 +1111,6 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.free_slots.push(slot);
         self.live_connections -= 1;
         self.counters.connections_closed += 1;
-    }
-}
-
-/// The source and destination addresses of one packet, of one family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IpPair {
-    V4(Ipv4Addr, Ipv4Addr),
-    V6(core::net::Ipv6Addr, core::net::Ipv6Addr),
-}
-
-impl IpPair {
-    /// The pair, if both addresses are of one family.
-    fn of(src: IpAddr, dst: IpAddr) -> Option<IpPair> {
-        match (src, dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => Some(IpPair::V4(src, dst)),
-            (IpAddr::V6(src), IpAddr::V6(dst)) => Some(IpPair::V6(src, dst)),
-            _ => None,
-        }
-    }
-
-    fn src(self) -> IpAddr {
-        match self {
-            IpPair::V4(src, _) => IpAddr::V4(src),
-            IpPair::V6(src, _) => IpAddr::V6(src),
-        }
-    }
-
-    fn dst(self) -> IpAddr {
-        match self {
-            IpPair::V4(_, dst) => IpAddr::V4(dst),
-            IpPair::V6(_, dst) => IpAddr::V6(dst),
-        }
-    }
-
-    fn ethertype(self) -> u16 {
-        match self {
-            IpPair::V4(..) => ethernet::ETHERTYPE_IPV4,
-            IpPair::V6(..) => ethernet::ETHERTYPE_IPV6,
-        }
-    }
-
-    /// Where the IP header of a frame of this family ends (no IPv4 options, no IPv6
-    /// extension headers: mpterm sends none).
-    fn header_end(self) -> usize {
-        match self {
-            IpPair::V4(..) => IPV4_HEADER_END,
-            IpPair::V6(..) => IPV6_HEADER_END,
-        }
     }
 }
 

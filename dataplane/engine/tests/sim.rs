@@ -318,6 +318,24 @@ fn run(seed: u64, link: LinkConfig, up: usize, down: usize) -> Sim {
     sim
 }
 
+/// Drops, `times` times, the client's segment that carries the last byte of its `total`
+/// bytes (the client's ISS is derived from the seed as in `Sim::new`).
+fn drop_last_client_byte(seed: u64, total: usize, times: u32) -> ScriptedDrop {
+    let last_byte = SeqNumber(seed as u32 ^ 0x9e37_79b9) + total as u32;
+    let mut dropped = 0;
+    Box::new(move |host, repr, len| {
+        let carries_last = host == 0
+            && len > 0
+            && last_byte.distance_from(repr.seq) >= 0
+            && last_byte.distance_from(repr.seq + len as u32) < 0;
+        if carries_last && dropped < times {
+            dropped += 1;
+            return true;
+        }
+        false
+    })
+}
+
 fn retransmissions(sim: &Sim) -> [u64; 2] {
     [0, 1].map(|host| sim.hosts[host].tcb.counters().retransmissions)
 }
@@ -401,20 +419,7 @@ fn lost_tail_and_lost_retransmission_recover_by_timeout() {
         );
         // Drop the segment carrying the client's last data byte twice: the original and its
         // first retransmission. No later data follows it, so only the timer can recover it.
-        let client_iss = SeqNumber(seed as u32 ^ 0x9e37_79b9);
-        let last_byte = client_iss + total as u32;
-        let mut dropped = 0;
-        sim.scripted_drop = Some(Box::new(move |host, repr, len| {
-            let carries_last = host == 0
-                && len > 0
-                && last_byte.distance_from(repr.seq) >= 0
-                && last_byte.distance_from(repr.seq + len as u32) < 0;
-            if carries_last && dropped < 2 {
-                dropped += 1;
-                return true;
-            }
-            false
-        }));
+        sim.scripted_drop = Some(drop_last_client_byte(seed, total, 2));
         sim.drive();
         let counters = sim.hosts[0].tcb.counters();
         assert!(counters.rto_expirations >= 1, "{}", sim.context());
@@ -539,20 +544,7 @@ fn a_single_lost_tail_is_repaired_by_a_probe_not_by_the_timer() {
             LinkConfig::clean(ONE_WAY_DELAY),
             [pattern(total, seed), pattern(1000, !seed)],
         );
-        let client_iss = SeqNumber(seed as u32 ^ 0x9e37_79b9);
-        let last_byte = client_iss + total as u32;
-        let mut dropped = false;
-        sim.scripted_drop = Some(Box::new(move |host, repr, len| {
-            let carries_last = host == 0
-                && len > 0
-                && last_byte.distance_from(repr.seq) >= 0
-                && last_byte.distance_from(repr.seq + len as u32) < 0;
-            if carries_last && !dropped {
-                dropped = true;
-                return true;
-            }
-            false
-        }));
+        sim.scripted_drop = Some(drop_last_client_byte(seed, total, 1));
         sim.drive();
         let counters = sim.hosts[0].tcb.counters();
         assert_eq!(counters.tlp_probes, 1, "{}", sim.context());
