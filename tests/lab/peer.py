@@ -398,12 +398,16 @@ def client_connection(args, index: int, start: threading.Barrier, deadline: floa
             pass
     finally:
         sock.close()
-    # The errno class of the first failure, so that a scenario can count ECONNRESET and its
-    # kin across many connections.
+    # The errno class of the connection's failure, so that a scenario can count ECONNRESET and
+    # its kin across many connections. A reset seen by either direction names it: when the peer
+    # resets, the sender may see ENOTCONN or EPIPE a moment before the receiver's ECONNRESET
+    # (the socket is already closed), and which thread fails first is a race. Otherwise the
+    # first failure's class.
     failures = report.get("failures") or {}
     if failures:
+        kinds = [f["error_kind"] for f in failures.values()]
         first = min(failures.values(), key=lambda f: f["at"])
-        report["error_kind"] = first["error_kind"]
+        report["error_kind"] = "ECONNRESET" if "ECONNRESET" in kinds else first["error_kind"]
     if args.mptcp and report.get("is_mptcp") is False:
         errors.append("socket fell back to plain TCP (TCP_IS_MPTCP=0)")
     if not args.mptcp and report.get("is_mptcp"):
