@@ -249,6 +249,8 @@ define_counters! {
     tlp_probes_sent,
     /// Segments dropped by PAWS: a timestamp older than the peer's last (RFC 7323).
     rx_dropped_paws,
+    /// ACKs sent by the delayed-ACK timer (RFC 9293 section 3.8.6.3).
+    delayed_acks_sent,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -419,8 +421,9 @@ mod tests {
             rack_lost_segments: 83,
             tlp_probes_sent: 84,
             rx_dropped_paws: 85,
-            connections_open: 86,
-            time_wait_open: 87,
+            delayed_acks_sent: 86,
+            connections_open: 87,
+            time_wait_open: 88,
         }
     }
 
@@ -435,7 +438,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 87);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 88);
     }
 
     #[test]

@@ -787,4 +787,5 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.rack_lost_segments += more.rack_lost_segments;
     total.tlp_probes += more.tlp_probes;
     total.paws_rejected += more.paws_rejected;
+    total.delayed_acks += more.delayed_acks;
 }

@@ -154,4 +154,7 @@ pub struct Counters {
     pub tlp_probes_sent: u64,
     /// Segments dropped by PAWS: a timestamp older than the peer's last (RFC 7323 section 5).
     pub rx_dropped_paws: u64,
+    /// ACKs sent by the delayed-ACK timer (RFC 9293 section 3.8.6.3): received data that no
+    /// second segment and no data of ours acknowledged within 40 ms.
+    pub delayed_acks_sent: u64,
 }

@@ -1015,6 +1015,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.rack_lost_segments += now.rack_lost_segments - before.rack_lost_segments;
         self.counters.tlp_probes_sent += now.tlp_probes - before.tlp_probes;
         self.counters.rx_dropped_paws += now.paws_rejected - before.paws_rejected;
+        self.counters.delayed_acks_sent += now.delayed_acks - before.delayed_acks;
         entry.counted = now;
     }
 

@@ -510,6 +510,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         rack_lost_segments: engine.rack_lost_segments,
         tlp_probes_sent: engine.tlp_probes_sent,
         rx_dropped_paws: engine.rx_dropped_paws,
+        delayed_acks_sent: engine.delayed_acks_sent,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }

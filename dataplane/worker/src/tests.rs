@@ -246,6 +246,7 @@ fn snapshot_maps_every_engine_counter() {
         rack_lost_segments: 52,
         tlp_probes_sent: 53,
         rx_dropped_paws: 54,
+        delayed_acks_sent: 55,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -342,6 +343,7 @@ fn snapshot_maps_every_engine_counter() {
         rack_lost_segments: 52,
         tlp_probes_sent: 53,
         rx_dropped_paws: 54,
+        delayed_acks_sent: 55,
         connections_open: 47,
         time_wait_open: 48,
     };

@@ -232,8 +232,10 @@ impl<P: Payload> Tcb<P> {
         }
         self.process_ack(now, segment, payload_len);
         if let Some(timestamps) = segment.options.timestamps {
-            // RFC 7323 section 4.3: remember the peer's clock from segments at the left edge.
-            if segment.seq.distance_from(self.rcv_nxt) <= 0 {
+            // RFC 7323 section 4.3: remember the peer's clock from the segment that holds
+            // Last.ACK.sent, so that with delayed ACKs the echo is the earliest unacknowledged
+            // segment's and the peer's RTT includes the delay.
+            if segment.seq.distance_from(self.highest_ack_sent) <= 0 {
                 self.ts_recent = timestamps.value;
                 self.ts_recent_at = now;
             }
@@ -249,7 +251,8 @@ impl<P: Payload> Tcb<P> {
                     // A half-closed peer still sending is not stuck.
                     self.fin_wait_2_deadline = Some(now + self.tuning.liveness.fin_wait_2_timeout);
                 }
-                self.receive_payload(segment.seq, payload, mapping);
+                let push = flags.contains(TcpFlags::PSH);
+                self.receive_payload(now, segment.seq, payload, mapping, push);
             }
         }
 
@@ -505,13 +508,17 @@ impl<P: Payload> Tcb<P> {
 
     pub(super) fn receive_payload(
         &mut self,
+        now: Instant,
         seq: SeqNumber,
         payload: P,
         mapping: Option<ReceivedMapping>,
+        push: bool,
     ) {
         let relative = seq.distance_from(self.irs) as u32;
         let window = self.acceptable_window();
         let offset = seq.distance_from(self.rcv_nxt);
+        let len = payload.len();
+        let gap_before = self.receive_queue.has_out_of_order();
         let accepted =
             self.receive_queue
                 .insert(self.rcv_nxt, offset, relative, payload, mapping, window);
@@ -521,12 +528,18 @@ impl<P: Payload> Tcb<P> {
         if accepted.dropped {
             self.counters.out_of_window += 1;
         }
-        // Out-of-order data, or data that fills part of a gap, is acknowledged at once and
-        // each time (RFC 5681 section 4.2).
         if offset > 0 || self.receive_queue.has_out_of_order() {
+            // Out-of-order data, or data that fills part of a gap, is acknowledged at once and
+            // each time (RFC 5681 section 4.2).
             self.immediate_acks = self.immediate_acks.saturating_add(1);
+            self.ack_pending = true;
+        } else if gap_before || accepted.in_order_advance == 0 {
+            // Data that fills the last gap (RFC 5681 section 4.2), or that brought nothing
+            // new (a partial duplicate, or dropped for want of room): at once.
+            self.ack_pending = true;
+        } else {
+            self.schedule_ack_for_data(now, len, push);
         }
-        self.ack_pending = true;
     }
 
     pub(super) fn receive_fin(&mut self, now: Instant) {
@@ -587,6 +600,7 @@ impl<P: Payload> Tcb<P> {
         self.stalled_since = None;
         self.ack_pending = false;
         self.immediate_acks = 0;
+        self.delayed_ack.clear();
         self.syn_pending = false;
         self.keepalive_probe_pending = false;
         self.fast_close_ack_pending = false;

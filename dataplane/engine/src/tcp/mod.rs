@@ -27,6 +27,7 @@
 //! links as wire bytes; `tests/engine_sim.rs` runs the whole engine between two blocks.
 
 mod congestion;
+mod delayed_ack;
 mod input;
 mod output;
 mod receive;
@@ -47,6 +48,7 @@ pub use congestion::{
     Congestion, CongestionControl, CongestionCoupling, CongestionSample, ConnectionCoupling, Lia,
     NewReno, Olia, OliaEpsilon, ALPHA_SCALE_SHIFT,
 };
+pub use delayed_ack::DELAYED_ACK_TIMEOUT;
 pub use receive::ReceiveQueue;
 pub use rtt::RttEstimator;
 pub use send::SendQueue;
@@ -234,6 +236,9 @@ pub struct TcbCounters {
     /// Segments dropped because their timestamp was older than the peer's last (PAWS, RFC
     /// 7323 section 5).
     pub paws_rejected: u64,
+    /// ACKs the delayed-ACK timer sent (RFC 9293 section 3.8.6.3): data that no second
+    /// segment and no data of ours acknowledged within [`DELAYED_ACK_TIMEOUT`].
+    pub delayed_acks: u64,
 }
 
 /// Transmission control block: one TCP connection.
@@ -307,7 +312,10 @@ pub struct Tcb<P: Payload> {
     ts_recent: u32,
     /// When `ts_recent` was last set: PAWS trusts it for 24 days (RFC 7323 section 5.5).
     ts_recent_at: Instant,
+    /// An acknowledgement is owed now (see [`delayed_ack`] for what waits instead).
     ack_pending: bool,
+    /// Delayed and quick ACKs (RFC 9293 section 3.8.6.3, RFC 5681 section 4.2).
+    delayed_ack: delayed_ack::DelayedAck,
     /// A segment that arrived wholly below RCV.NXT, reported once as the first SACK block of
     /// the next acknowledgement (a D-SACK, RFC 2883 section 4).
     dsack_pending: Option<(SeqNumber, SeqNumber)>,
@@ -467,6 +475,7 @@ impl<P: Payload> Tcb<P> {
             ts_recent: 0,
             ts_recent_at: now,
             ack_pending: false,
+            delayed_ack: delayed_ack::DelayedAck::new(local_mss),
             dsack_pending: None,
             immediate_acks: 0,
             syn_pending: true,
@@ -696,23 +705,35 @@ impl<P: Payload> Tcb<P> {
     /// Takes the next in-order received chunk.
     pub fn recv(&mut self) -> Option<ReceivedChunk<P>> {
         let chunk = self.receive_queue.pop_in_order()?;
+        self.ack_after_owner_read();
         self.consider_window_update();
         Some(chunk)
     }
 
-    /// RFC 9293 section 3.8.6.2.2 (receiver SWS avoidance): announce a window that opened by at
-    /// least one MSS or half the buffer beyond what we last advertised.
+    /// RFC 9293 section 3.8.6.2.2 (receiver SWS avoidance): a window that opened by at least
+    /// one MSS or half the buffer beyond what we last advertised may be announced. It is
+    /// announced at once only when it opened significantly, as Linux's `__tcp_cleanup_rbuf`
+    /// decides: what the peer may still send is at most half the buffer and the new window at
+    /// least twice that. A smaller opening goes with the next ACK, which the data the peer
+    /// can still send brings within the delayed-ACK timeout.
     fn consider_window_update(&mut self) {
         // After the peer's FIN it sends nothing more: a window update would only reach a
         // socket that may be gone, which answers with RST.
         if !self.is_synchronized() || self.fin_received {
             return;
         }
-        let possible_edge = self.rcv_nxt + self.receive_window() as u32;
+        let available = self.receive_window();
+        let possible_edge = self.rcv_nxt + available as u32;
         let opened = possible_edge
             .distance_from(self.advertised_right_edge)
             .max(0) as usize;
-        if opened >= usize::from(self.local_mss).min(self.receive_queue.capacity() / 2) {
+        let capacity = self.receive_queue.capacity();
+        let remaining = self
+            .advertised_right_edge
+            .distance_from(self.rcv_nxt)
+            .max(0) as usize;
+        let significant = remaining <= capacity / 2 && available >= 2 * remaining;
+        if significant && opened >= usize::from(self.local_mss).min(capacity / 2) {
             self.ack_pending = true;
         }
     }
@@ -795,6 +816,7 @@ impl<P: Payload> Tcb<P> {
                 self.fin_queued = false;
                 self.ack_pending = false;
                 self.immediate_acks = 0;
+                self.delayed_ack.clear();
                 self.retransmit_head = false;
                 self.window_probe_pending = false;
                 self.keepalive_probe_pending = false;

@@ -103,9 +103,11 @@ impl<P: Payload> Tcb<P> {
 
     /// RCV.NXT goes out as an acknowledgement.
     fn note_ack_sent(&mut self) {
-        if self.rcv_nxt.distance_from(self.highest_ack_sent) > 0 {
+        let acknowledges_new_data = self.rcv_nxt.distance_from(self.highest_ack_sent) > 0;
+        if acknowledges_new_data {
             self.highest_ack_sent = self.rcv_nxt;
         }
+        self.delayed_ack.on_ack_sent(acknowledges_new_data);
     }
 
     pub(super) fn make_repr(

@@ -1,5 +1,5 @@
 //! The timers: retransmission and persist (RFC 6298, RFC 9293 3.8.6.1), handshake, TIME-WAIT,
-//! keepalive (RFC 9293 3.8.4), FIN-WAIT-2, the user timeout (RFC 5482) and FASTCLOSE_WAIT
+//! keepalive (RFC 9293 3.8.4), the delayed ACK (RFC 9293 3.8.6.3), FIN-WAIT-2, the user timeout (RFC 5482) and FASTCLOSE_WAIT
 //! (RFC 8684 section 3.5).
 
 use super::*;
@@ -19,6 +19,7 @@ impl<P: Payload> Tcb<P> {
             self.keepalive_deadline(),
             self.user_timeout_deadline(),
             self.loss_detection_deadline(),
+            self.delayed_ack.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -42,6 +43,9 @@ impl<P: Payload> Tcb<P> {
                 self.on_fast_close_timeout(now);
             }
             return;
+        }
+        if due(self.delayed_ack.deadline()) {
+            self.on_delayed_ack_timeout();
         }
         if due(self.user_timeout_deadline()) {
             self.abort_with(CloseReason::UserTimeout);

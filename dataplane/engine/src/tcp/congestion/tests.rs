@@ -92,6 +92,8 @@ impl Path {
         }
         assert_eq!(sender.state(), TcpState::Established);
         assert_eq!(receiver.state(), TcpState::Established);
+        // The model's receiver acknowledges every segment (see `run`).
+        receiver.acknowledge_every_segment();
         Path {
             sender,
             receiver,

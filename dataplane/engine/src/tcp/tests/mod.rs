@@ -237,6 +237,7 @@ fn transfer(
 
 mod close;
 mod data;
+mod delayed_ack;
 mod flow_control;
 mod handshake;
 mod liveness;
