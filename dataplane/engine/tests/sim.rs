@@ -8,7 +8,8 @@ mod common;
 use core::time::Duration;
 
 use common::{
-    decode_segment, encode_segment, pattern, sha256, socket, tuning, App, Buf, Link, LinkConfig,
+    decode_segment, encode_segment, pattern, sha256, socket, tuning, App, Blackout, Buf, Link,
+    LinkConfig,
 };
 use mpterm_engine::tcp::{CloseReason, Tcb, TcpState};
 use mpterm_engine::{Instant, TcpTuning};
@@ -51,6 +52,12 @@ struct Sim {
     zero_windows: [u64; 2],
     /// When both sides had received everything.
     data_complete_at: Option<Instant>,
+    /// Each host's retransmission timeout (before backoff) as first seen at or after this
+    /// instant, when set: the estimate a blackout froze.
+    watch_rto_from: Option<Instant>,
+    watched_rto: [Option<Duration>; 2],
+    /// Each host's retransmission timeouts at `watch_rto_from`.
+    timeouts_before_watch: [u64; 2],
 }
 
 impl Sim {
@@ -112,6 +119,9 @@ impl Sim {
             tiny_segments: [0; 2],
             zero_windows: [0; 2],
             data_complete_at: None,
+            watch_rto_from: None,
+            watched_rto: [None; 2],
+            timeouts_before_watch: [0; 2],
         }
     }
 
@@ -140,6 +150,15 @@ impl Sim {
     fn step(&mut self, server_accepted: &mut bool) -> bool {
         self.steps += 1;
         let mut moved = false;
+        if self.watch_rto_from.is_some_and(|from| from <= self.now) && *server_accepted {
+            for host in 0..2 {
+                if self.watched_rto[host].is_none() {
+                    self.watched_rto[host] = Some(self.hosts[host].tcb.retransmission_timeout());
+                    self.timeouts_before_watch[host] =
+                        self.hosts[host].tcb.counters().rto_expirations;
+                }
+            }
+        }
         for host in 0..2 {
             if host == 0 || *server_accepted {
                 let Host { tcb, app } = &mut self.hosts[host];
@@ -584,5 +603,150 @@ fn a_burst_loss_is_repaired_without_sending_again_what_arrived() {
             "one recovery episode: {}",
             sim.context()
         );
+    }
+}
+
+#[test]
+fn four_mib_both_ways_at_a_tenth_of_a_percent_loss() {
+    // Rare isolated losses: each is found by RACK from the SACKs that follow it (or, at the
+    // end of a flight, by a tail loss probe) and sent again once; the timer never runs out.
+    for seed in seeds(&[71, 72, 73]) {
+        let link = LinkConfig {
+            loss: 0.001,
+            ..LinkConfig::clean(ONE_WAY_DELAY)
+        };
+        let sim = run(seed, link, 4 * MIB, 4 * MIB);
+        let lost: u64 = sim.links.iter().map(|link| link.stats.lost).sum();
+        assert!(lost > 0, "{}", sim.context());
+        for host in 0..2 {
+            let counters = sim.hosts[host].tcb.counters();
+            assert_eq!(counters.rto_expirations, 0, "{}", sim.context());
+            // Nothing but what was lost goes again: at most one retransmission per packet
+            // this host lost, plus the probes.
+            assert!(
+                counters.retransmissions <= sim.links[host].stats.lost + counters.tlp_probes,
+                "host {host} retransmitted {} for {} lost: {}",
+                counters.retransmissions,
+                sim.links[host].stats.lost,
+                sim.context()
+            );
+        }
+    }
+}
+
+#[test]
+fn four_mib_both_ways_with_delay_jitter_in_order_needs_no_retransmission() {
+    // Up to 8 ms more on a 10 ms path, per packet, order kept: the RTT estimate follows the
+    // variation (RFC 6298's RTTVAR), so no timer expires early and nothing is sent twice.
+    for seed in seeds(&[81, 82]) {
+        let link = LinkConfig {
+            jitter: Duration::from_millis(8),
+            ..LinkConfig::clean(ONE_WAY_DELAY)
+        };
+        let sim = run(seed, link, 4 * MIB, 4 * MIB);
+        assert_eq!(retransmissions(&sim), [0, 0], "{}", sim.context());
+        for host in 0..2 {
+            assert_eq!(sim.hosts[host].tcb.counters().rto_expirations, 0);
+        }
+    }
+}
+
+#[test]
+fn four_mib_both_ways_with_jitter_reordering_and_duplication() {
+    // Jitter, 2 % of packets overtaken by later ones and 1 % doubled, no loss: RACK's
+    // reordering window (RFC 8985 section 6.2, widened by the D-SACKs the duplicates bring)
+    // keeps spurious retransmissions to a fraction of the reordered packets, and no timer
+    // expires.
+    for seed in seeds(&[83, 84, 85]) {
+        let link = LinkConfig {
+            jitter: Duration::from_millis(4),
+            ..LinkConfig::lossy(ONE_WAY_DELAY, 0.0)
+        };
+        let sim = run(seed, link, 4 * MIB, 4 * MIB);
+        for host in 0..2 {
+            let stats = sim.links[host].stats;
+            assert!(stats.reordered > 0 && stats.duplicated > 0);
+            let counters = sim.hosts[host].tcb.counters();
+            assert_eq!(counters.rto_expirations, 0, "{}", sim.context());
+            assert!(
+                counters.retransmissions <= stats.reordered,
+                "host {host}: {} retransmissions for {} reordered: {}",
+                counters.retransmissions,
+                stats.reordered,
+                sim.context()
+            );
+        }
+    }
+}
+
+/// How many retransmission timeouts a sender takes to get through a blackout of `outage`
+/// that starts when its timer was last restarted, with timeout `rto` doubling after each
+/// (RFC 6298 section 5.5) up to `max_rto`: the first retransmission sent after the blackout
+/// is the one that arrives.
+fn timeouts_to_cross(outage: Duration, rto: Duration, max_rto: Duration) -> u64 {
+    let mut elapsed = Duration::ZERO;
+    let mut timeouts: u32 = 0;
+    while elapsed < outage {
+        elapsed += rto.saturating_mul(1 << timeouts.min(16)).min(max_rto);
+        timeouts += 1;
+    }
+    u64::from(timeouts)
+}
+
+#[test]
+fn a_thirty_second_blackout_both_ways_mid_transfer_is_survived() {
+    // Both directions of the link carry nothing for 30 s while 8 MiB go each way. The user
+    // timeout (180 s by default) and the retransmission limit (15) are longer than the
+    // outage, so the connection lives on: each sender's timer backs off (200 ms, 400 ms, ...
+    // doubling, RFC 6298 section 5.5), the first retransmission sent after the blackout
+    // arrives, and the transfer finishes byte-exact.
+    const OUTAGE: Duration = Duration::from_secs(30);
+    for seed in seeds(&[91, 92]) {
+        eprintln!("sim seed {seed} (replay with SIM_SEED={seed})");
+        let start = Instant::from_nanos(1_000_000_000);
+        let from = start + Duration::from_millis(200);
+        let blackout = Blackout {
+            from,
+            until: from + OUTAGE,
+        };
+        let link = LinkConfig {
+            blackout: Some(blackout),
+            ..LinkConfig::clean(ONE_WAY_DELAY)
+        };
+        let mut sim = Sim::new(
+            seed,
+            link,
+            [pattern(8 * MIB, seed), pattern(8 * MIB, !seed)],
+        );
+        sim.watch_rto_from = Some(from);
+        sim.drive();
+        let finished = sim.data_complete_at.expect("complete");
+        assert!(finished > blackout.until, "mid-transfer: {}", sim.context());
+        for host in 0..2 {
+            assert!(sim.links[host].stats.blacked_out > 0);
+            assert_eq!(sim.timeouts_before_watch[host], 0, "{}", sim.context());
+            let rto = sim.watched_rto[host].expect("watched");
+            let max_rto = tuning().max_rto;
+            let expected = timeouts_to_cross(OUTAGE, rto, max_rto);
+            // The timer restarts with the last ACK that got through, at most one RTO after
+            // the blackout began; the count is the same either way.
+            assert_eq!(expected, timeouts_to_cross(OUTAGE - rto, rto, max_rto));
+            let counters = sim.hosts[host].tcb.counters();
+            assert_eq!(
+                counters.rto_expirations,
+                expected,
+                "host {host}, RTO {rto:?}: {}",
+                sim.context()
+            );
+            // Every timeout sends the first unacknowledged unit again, and everything in
+            // flight when the link went dark goes again after it.
+            assert!(counters.retransmissions >= expected, "{}", sim.context());
+            eprintln!(
+                "host {host}: RTO {rto:?}, {} timeouts, {} retransmissions, {} packets blacked out",
+                counters.rto_expirations,
+                counters.retransmissions,
+                sim.links[host].stats.blacked_out
+            );
+        }
     }
 }

@@ -72,6 +72,25 @@ pub struct LinkConfig {
     pub reorder: f64,
     /// Probability that a packet arrives twice.
     pub duplicate: f64,
+    /// Each packet's delay grows by a random share of this, seeded; packets keep their order
+    /// (a later one never arrives before an earlier one), unlike with `reorder`.
+    pub jitter: Duration,
+    /// Every packet put on the link in this interval is lost: the link is cut, both ends
+    /// still up.
+    pub blackout: Option<Blackout>,
+}
+
+/// A time interval in which a link carries nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Blackout {
+    pub from: Instant,
+    pub until: Instant,
+}
+
+impl Blackout {
+    fn covers(&self, at: Instant) -> bool {
+        self.from <= at && at < self.until
+    }
 }
 
 impl LinkConfig {
@@ -82,6 +101,8 @@ impl LinkConfig {
             loss: 0.0,
             reorder: 0.0,
             duplicate: 0.0,
+            jitter: Duration::ZERO,
+            blackout: None,
         }
     }
 
@@ -92,6 +113,8 @@ impl LinkConfig {
             loss,
             reorder: 0.02,
             duplicate: 0.01,
+            jitter: Duration::ZERO,
+            blackout: None,
         }
     }
 }
@@ -103,6 +126,8 @@ pub struct LinkStats {
     pub lost: u64,
     pub reordered: u64,
     pub duplicated: u64,
+    /// Packets lost to a blackout (not counted in `lost`).
+    pub blacked_out: u64,
 }
 
 /// One direction of a link: packets in flight with their arrival times.
@@ -115,6 +140,8 @@ pub struct Link {
     sent: u64,
     /// When the link finishes serializing what it was given so far.
     busy_until: Instant,
+    /// The latest arrival of a packet that kept its order: jitter never moves one before it.
+    last_in_order_arrival: Instant,
     pub stats: LinkStats,
 }
 
@@ -126,6 +153,7 @@ impl Link {
             in_flight: Vec::new(),
             sent: 0,
             busy_until: Instant::ZERO,
+            last_in_order_arrival: Instant::ZERO,
             stats: LinkStats::default(),
         }
     }
@@ -145,6 +173,10 @@ impl Link {
         );
         let departure = self.busy_until.max(now) + serialization;
         self.busy_until = departure;
+        if self.config.blackout.is_some_and(|cut| cut.covers(now)) {
+            self.stats.blacked_out += 1;
+            return;
+        }
         if self.chance(self.config.loss) {
             self.stats.lost += 1;
             return;
@@ -157,14 +189,22 @@ impl Link {
         };
         for _ in 0..copies {
             let mut delay = self.config.delay;
+            let jitter = self.config.jitter.as_nanos() as u64;
+            if jitter > 0 {
+                delay += Duration::from_nanos(u64::from(self.rng.next_u32()) % (jitter + 1));
+            }
+            let mut arrival = departure + delay;
             if self.chance(self.config.reorder) {
                 self.stats.reordered += 1;
-                let extra = u64::from(self.rng.next_u32()) % (2 * delay.as_nanos() as u64 + 1);
-                delay += Duration::from_nanos(extra);
+                let extra =
+                    u64::from(self.rng.next_u32()) % (2 * self.config.delay.as_nanos() as u64 + 1);
+                arrival = arrival + Duration::from_nanos(extra);
+            } else {
+                arrival = arrival.max(self.last_in_order_arrival);
+                self.last_in_order_arrival = arrival;
             }
             self.sent += 1;
-            self.in_flight
-                .push((departure + delay, self.sent, packet.clone()));
+            self.in_flight.push((arrival, self.sent, packet.clone()));
         }
     }
 
