@@ -205,6 +205,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.time_wait.len()
     }
 
+    /// Four-tuples in the demultiplexing table: every subflow and every backend side held.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// MPTCP tokens this engine holds for its connections (each also in the token registry).
+    pub fn token_count(&self) -> usize {
+        self.local_tokens.len()
+    }
+
     // ----- input -----
 
     /// A frame received on interface `interface` (an index into `EngineConfig::interfaces`).

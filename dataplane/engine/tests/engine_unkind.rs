@@ -747,4 +747,133 @@ fn data_toward_a_vanished_client_expires_by_the_user_timeout() {
         net.backend.as_ref().unwrap().close_reason(),
         Some(CloseReason::ResetByPeer)
     );
+    assert_nothing_left(&net);
+}
+
+// ----- limits (issue 8 part 4): a side given up ends the other, and nothing stays -----
+
+/// A FIN-WAIT-2 timeout longer than the retransmission limit takes (about 8 minutes with
+/// backoff), so that the limit, not the other side's half-close, ends these connections.
+const LONG_FIN_WAIT_2: Duration = Duration::from_secs(3000);
+
+/// Nothing of a connection is left in the engine: no slot, no flow in the demultiplexing
+/// table, no token, no timer due, no TIME-WAIT entry (an abort leaves none).
+fn assert_nothing_left(net: &Net) {
+    assert_eq!(net.engine.connection_count(), 0, "{}", net.context());
+    assert_eq!(net.engine.flow_count(), 0, "flows left: {}", net.context());
+    assert_eq!(
+        net.engine.token_count(),
+        0,
+        "tokens left: {}",
+        net.context()
+    );
+    assert_eq!(net.engine.time_wait_count(), 0, "{}", net.context());
+    assert!(
+        net.engine
+            .poll_timeout()
+            .is_none_or(|deadline| deadline > net.now),
+        "{}",
+        net.context()
+    );
+}
+
+#[test]
+fn data_toward_a_vanished_client_expires_by_the_retransmission_limit_and_nothing_stays() {
+    // No user timeout: only the retransmission limit (RFC 9293 3.8.3 R2, 15 as Linux's
+    // tcp_retries2) gives up the client, and the backend is reset in turn.
+    let seed = 37;
+    let mut config = config();
+    config.client_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
+    // No keepalive toward the backend either: the backend, blocked by the window of a client
+    // that no longer reads, probes it with a byte, and this harness's TCB then acknowledges at
+    // SND.MAX, beyond our closed window, so our keepalive would take it for dead first.
+    config.backend_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
+    let mut net = mptcp_net(
+        seed,
+        pattern(64 * KIB, seed),
+        pattern(1024 * KIB, !seed),
+        41_014,
+        config,
+    );
+    net.drive_until(|net| net.client_app.received.len() >= 64 * KIB);
+    net.client_vanished = true;
+    net.drive_until(|net| {
+        net.engine.connection_count() == 0 && net.backend.as_ref().is_some_and(|b| b.is_closed())
+    });
+    let counters = *net.engine.counters();
+    assert_eq!(counters.tcp_timeouts, 1, "{}", net.context());
+    assert_eq!(counters.user_timeouts, 0, "{}", net.context());
+    // The backend peer, behind our closed window for the 8 minutes the limit takes, gives up
+    // by its own user timeout (180 s) first; the reset toward a live backend is the user
+    // timeout test's above.
+    assert!(net.backend.as_ref().unwrap().is_closed());
+    assert_nothing_left(&net);
+}
+
+#[test]
+fn data_toward_a_vanished_backend_expires_by_the_user_timeout_and_the_client_is_fast_closed() {
+    // The reverse: the backend stops answering while the client's upload flows. The backend
+    // side is given up after its user timeout (20 s here), and the client learns it from
+    // MP_FASTCLOSE (RFC 8684 section 3.5), not from a plain RST a Linux client would ignore
+    // for 60 s.
+    let seed = 38;
+    let mut config = config();
+    config.backend_tcp.liveness = liveness(None, 60, 20);
+    // The client, blocked by the closed connection-level window, probes it (see above).
+    config.client_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
+    let mut net = mptcp_net(
+        seed,
+        pattern(1024 * KIB, seed),
+        pattern(16 * KIB, !seed),
+        41_015,
+        config,
+    );
+    net.drive_until(|net| net.backend_app.received.len() >= 64 * KIB);
+    net.backend_vanished = true;
+    let vanished_at = net.now;
+    net.drive_until(|net| net.engine.connection_count() == 0 && net.client.is_closed());
+    // 20 s from the last progress: the backend's last ACKs were in flight when it vanished.
+    let took = net.now - vanished_at;
+    assert!(
+        took >= Duration::from_secs(20) && took <= Duration::from_secs(22),
+        "given up after {took:?}: {}",
+        net.context()
+    );
+    let counters = *net.engine.counters();
+    assert_eq!(counters.user_timeouts, 1, "{}", net.context());
+    assert_eq!(counters.tcp_timeouts, 0, "{}", net.context());
+    assert!(
+        mptcp(&net).fast_close_received_at.is_some(),
+        "the client learns of it: {}",
+        net.context()
+    );
+    assert_nothing_left(&net);
+}
+
+#[test]
+fn data_toward_a_vanished_backend_expires_by_the_retransmission_limit_and_the_client_is_fast_closed(
+) {
+    let seed = 39;
+    let mut config = config();
+    config.backend_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
+    config.client_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
+    let mut net = mptcp_net(
+        seed,
+        pattern(1024 * KIB, seed),
+        pattern(16 * KIB, !seed),
+        41_016,
+        config,
+    );
+    net.drive_until(|net| net.backend_app.received.len() >= 64 * KIB);
+    net.backend_vanished = true;
+    net.drive_until(|net| net.engine.connection_count() == 0 && net.client.is_closed());
+    let counters = *net.engine.counters();
+    assert_eq!(counters.tcp_timeouts, 1, "{}", net.context());
+    assert_eq!(counters.user_timeouts, 0, "{}", net.context());
+    assert!(
+        mptcp(&net).fast_close_received_at.is_some(),
+        "the client learns of it: {}",
+        net.context()
+    );
+    assert_nothing_left(&net);
 }

@@ -20,7 +20,8 @@
 //! and the FASTCLOSE_WAIT of an MPTCP owner (RFC 8684 section 3.5).
 //! Only segments that pass the acceptability checks reach the owner's option handler, so a
 //! blind segment cannot change MPTCP state.
-//! D-SACKs both ways (RFC 2883), PAWS (RFC 7323 section 5). Not implemented: CUBIC, pacing,
+//! D-SACKs both ways (RFC 2883), PAWS (RFC 7323 section 5), delayed ACKs with quick ACKs (RFC
+//! 9293 section 3.8.6.3, as Linux does them; `delayed_ack.rs`). Not implemented: CUBIC, pacing,
 //! simultaneous open.
 //!
 //! Tests: `tests/` runs two blocks back to back (grouped by topic); `tests/sim.rs` runs them over seeded lossy
