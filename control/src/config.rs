@@ -41,7 +41,7 @@
 //! max_time_wait = 262144            # TIME-WAIT entries held apart from connections, 0..=16777216
 //! time_wait_reuse = true            # reuse a backend port in TIME-WAIT with timestamps (RFC 6191)
 //! local_port_range = [49152, 65535] # source ports toward backends, 1024..=65535
-//! congestion_control = "newreno"    # client side: "newreno" (default), "lia" or "olia"
+//! congestion_control = "newreno"    # client side: "newreno" (default), "lia", "olia", "cubic"
 //!
 //! [tcp.client]                      # optional: the client side's liveness limits
 //! keepalive = true                  # probe idle connections, default true
@@ -547,6 +547,8 @@ pub enum CongestionAlgorithm {
     /// OLIA (draft-khalili-mptcp-congestion-control-05): coupled like LIA, moving traffic to
     /// the better paths.
     Olia,
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), every subflow on its own.
+    Cubic,
 }
 
 impl CongestionAlgorithm {
@@ -556,6 +558,7 @@ impl CongestionAlgorithm {
             CongestionAlgorithm::NewReno => "newreno",
             CongestionAlgorithm::Lia => "lia",
             CongestionAlgorithm::Olia => "olia",
+            CongestionAlgorithm::Cubic => "cubic",
         }
     }
 }
@@ -1104,11 +1107,12 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         Some("newreno") => CongestionAlgorithm::NewReno,
         Some("lia") => CongestionAlgorithm::Lia,
         Some("olia") => CongestionAlgorithm::Olia,
+        Some("cubic") => CongestionAlgorithm::Cubic,
         Some(other) => {
             return Err(ConfigError::UnknownValue {
                 key: "tcp.congestion_control".to_owned(),
                 value: other.to_owned(),
-                expected: "newreno, lia, olia",
+                expected: "newreno, lia, olia, cubic",
             })
         }
     };

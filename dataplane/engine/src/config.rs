@@ -182,6 +182,8 @@ pub enum CongestionAlgorithm {
     /// OLIA (draft-khalili-mptcp-congestion-control-05): coupled like LIA, moving traffic to
     /// the better paths; NewReno without a coupling.
     Olia,
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), each connection or subflow on its own.
+    Cubic,
 }
 
 /// TCP tuning of one connection side.

@@ -748,5 +748,42 @@ fn a_thirty_second_blackout_both_ways_mid_transfer_is_survived() {
                 sim.links[host].stats.blacked_out
             );
         }
+
+fn cubic_with_hystart_moves_both_ways_at_one_percent_loss() {
+    // RFC 9438, RFC 9406: the same transfer as four_mib_both_ways_at_one_percent_loss with
+    // CUBIC on both sides; byte-exact (drive checks it), recovered by SACK, and no slower than
+    // NewReno on the same seed (CUBIC's β = 0.7 gives back less at each loss).
+    for seed in seeds(&[11, 12, 13]) {
+        let link = LinkConfig::lossy(ONE_WAY_DELAY, 0.01);
+        let elapsed = |algorithm| {
+            let tuning = TcpTuning {
+                congestion_control: algorithm,
+                ..tuning()
+            };
+            let mut sim = Sim::with_tuning(
+                seed,
+                link,
+                [pattern(4 * MIB, seed), pattern(4 * MIB, !seed)],
+                tuning,
+            );
+            let start = sim.now;
+            sim.drive();
+            let counters = sim.hosts[0].tcb.counters();
+            (
+                sim.data_complete_at.unwrap().saturating_since(start),
+                counters,
+            )
+        };
+        let (cubic, counters) = elapsed(mpterm_engine::CongestionAlgorithm::Cubic);
+        let (new_reno, _) = elapsed(mpterm_engine::CongestionAlgorithm::NewReno);
+        eprintln!(
+            "seed {seed}: cubic {cubic:?} {counters:?}, newreno {new_reno:?} {:?}",
+            elapsed(mpterm_engine::CongestionAlgorithm::NewReno).1
+        );
+        assert!(counters.rack_lost_segments > 0);
+        assert!(
+            cubic <= new_reno + new_reno / 10,
+            "seed {seed}: cubic {cubic:?} against newreno {new_reno:?}"
+        );
     }
 }

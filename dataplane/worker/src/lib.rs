@@ -602,6 +602,7 @@ fn congestion_algorithm(
         Configured::NewReno => mpterm_engine::CongestionAlgorithm::NewReno,
         Configured::Lia => mpterm_engine::CongestionAlgorithm::Lia,
         Configured::Olia => mpterm_engine::CongestionAlgorithm::Olia,
+        Configured::Cubic => mpterm_engine::CongestionAlgorithm::Cubic,
     }
 }
 

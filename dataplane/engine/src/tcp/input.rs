@@ -415,6 +415,8 @@ impl<P: Payload> Tcb<P> {
             let elapsed = now.timestamp_millis().wrapping_sub(sent_millis);
             if timestamps.echo_reply != 0 && elapsed < 60_000 {
                 self.rtt.sample(Duration::from_millis(u64::from(elapsed)));
+                self.congestion
+                    .on_rtt_sample(Duration::from_millis(u64::from(elapsed)));
                 sampled = true;
             }
         }
@@ -422,6 +424,7 @@ impl<P: Payload> Tcb<P> {
             if ack.distance_from(seq) > 0 {
                 if !sampled {
                     self.rtt.sample(now.saturating_since(sent_at));
+                    self.congestion.on_rtt_sample(now.saturating_since(sent_at));
                 }
                 self.timed_segment = None;
             }
@@ -429,7 +432,11 @@ impl<P: Payload> Tcb<P> {
 
         let mss = self.max_payload_per_segment() as u32;
         let flight = self.snd_max.distance_from(ack).max(0) as u32;
-        if self.congestion.on_ack(ack, acked, flight, mss) && !self.sack_recovery() {
+        let smoothed = self.rtt.smoothed();
+        let partial = self
+            .congestion
+            .on_ack_at(now, smoothed, ack, acked, flight, mss);
+        if partial && !self.sack_recovery() {
             // RFC 6582 section 3.2 step 5: a partial acknowledgement retransmits the next hole
             // (with SACK, RACK knows the holes).
             self.retransmit_head = true;

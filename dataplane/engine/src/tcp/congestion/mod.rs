@@ -23,6 +23,7 @@
 //! plain TCP client) LIA and OLIA behave exactly as NewReno.
 
 mod coupling;
+mod cubic;
 mod lia;
 mod new_reno;
 mod olia;
@@ -40,6 +41,7 @@ use crate::Payload;
 pub use coupling::{
     CongestionCoupling, CongestionSample, ConnectionCoupling, OliaEpsilon, ALPHA_SCALE_SHIFT,
 };
+pub use cubic::Cubic;
 pub use lia::Lia;
 pub use new_reno::NewReno;
 pub use olia::Olia;
@@ -104,6 +106,7 @@ pub enum Congestion {
     NewReno(NewReno),
     Lia(Lia),
     Olia(Olia),
+    Cubic(Cubic),
 }
 
 /// Calls `$call` on whichever algorithm `$congestion` holds, bound to `$algorithm`.
@@ -113,6 +116,7 @@ macro_rules! dispatch {
             Congestion::NewReno($algorithm) => $call,
             Congestion::Lia($algorithm) => $call,
             Congestion::Olia($algorithm) => $call,
+            Congestion::Cubic($algorithm) => $call,
         }
     };
 }
@@ -126,6 +130,7 @@ impl Congestion {
             CongestionAlgorithm::NewReno => Congestion::NewReno(NewReno::new(mss)),
             CongestionAlgorithm::Lia => Congestion::Lia(Lia::new(mss)),
             CongestionAlgorithm::Olia => Congestion::Olia(Olia::new(mss)),
+            CongestionAlgorithm::Cubic => Congestion::Cubic(Cubic::new(mss)),
         }
     }
 
@@ -134,6 +139,7 @@ impl Congestion {
             Congestion::NewReno(_) => CongestionAlgorithm::NewReno,
             Congestion::Lia(_) => CongestionAlgorithm::Lia,
             Congestion::Olia(_) => CongestionAlgorithm::Olia,
+            Congestion::Cubic(_) => CongestionAlgorithm::Cubic,
         }
     }
 
@@ -156,6 +162,32 @@ impl Congestion {
     #[inline]
     pub fn on_ack(&mut self, ack: SeqNumber, acked: u32, flight: u32, mss: u32) -> bool {
         dispatch!(self, algorithm => algorithm.on_ack(ack, acked, flight, mss))
+    }
+
+    /// [`CongestionControl::on_ack`] with the clock and smoothed RTT, which CUBIC's growth
+    /// needs (the others ignore them).
+    #[inline]
+    pub fn on_ack_at(
+        &mut self,
+        now: crate::Instant,
+        smoothed_rtt: Option<Duration>,
+        ack: SeqNumber,
+        acked: u32,
+        flight: u32,
+        mss: u32,
+    ) -> bool {
+        match self {
+            Congestion::Cubic(cubic) => cubic.on_ack_at(now, smoothed_rtt, ack, acked, flight, mss),
+            other => other.on_ack(ack, acked, flight, mss),
+        }
+    }
+
+    /// An RTT sample (HyStart++ in CUBIC's slow start; the others ignore it).
+    #[inline]
+    pub fn on_rtt_sample(&mut self, rtt: Duration) {
+        if let Congestion::Cubic(cubic) = self {
+            cubic.on_rtt_sample(rtt);
+        }
     }
 
     /// See [`CongestionControl::enter_fast_recovery`].

@@ -93,6 +93,16 @@ impl NewReno {
         }
     }
 
+    /// Sets the window (CUBIC's growth and reduction, computed outside).
+    pub(super) fn set_window(&mut self, window: u32) {
+        self.window = window;
+    }
+
+    /// Sets the slow-start threshold (CUBIC's β and HyStart++'s exit).
+    pub(super) fn set_slow_start_threshold(&mut self, threshold: u32) {
+        self.slow_start_threshold = threshold;
+    }
+
     /// Grows the window in congestion avoidance by one MSS (OLIA's positive increase).
     pub(super) fn grow_one_segment(&mut self, mss: u32) {
         self.window = self.window.saturating_add(mss);
