@@ -135,8 +135,10 @@ appliance_mpterm_join_initial() {
 }
 
 appliance_mpterm_tcp_section() {
-    [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" ]] || return 0
-    printf '\n\n[tcp]\nconnect_timeout_ms = %s' "$APPLIANCE_CONNECT_TIMEOUT_MS"
+    [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" || -n "${APPLIANCE_CONGESTION_CONTROL:-}" ]] || return 0
+    printf '\n\n[tcp]'
+    [[ -z "$APPLIANCE_CONNECT_TIMEOUT_MS" ]] || printf '\nconnect_timeout_ms = %s' "$APPLIANCE_CONNECT_TIMEOUT_MS"
+    [[ -z "${APPLIANCE_CONGESTION_CONTROL:-}" ]] || printf '\ncongestion_control = "%s"' "$APPLIANCE_CONGESTION_CONTROL"
 }
 
 # The [[interface]] blocks of client paths 2..LAB_PATHS (lab.sh), nothing with one path. Path k
