@@ -41,7 +41,8 @@
 //! max_time_wait = 262144            # TIME-WAIT entries held apart from connections, 0..=16777216
 //! time_wait_reuse = true            # reuse a backend port in TIME-WAIT with timestamps (RFC 6191)
 //! local_port_range = [49152, 65535] # source ports toward backends, 1024..=65535
-//! congestion_control = "newreno"    # client side: "newreno" (default), "lia", "olia", "cubic"
+//! congestion_control = "cubic"      # client side: "cubic" (default), "newreno", "lia", "olia"
+//! backend_congestion_control = "cubic" # backend side: "cubic" (default) or "newreno"
 //!
 //! [tcp.client]                      # optional: the client side's liveness limits
 //! keepalive = true                  # probe idle connections, default true
@@ -526,9 +527,10 @@ pub struct TcpConfig {
     /// Source ports for connections toward backends, inclusive (Linux's
     /// `ip_local_port_range`).
     pub local_port_range: (u16, u16),
-    /// Congestion control of the client side (MPTCP subflows and plain TCP clients); the
-    /// backend side always uses NewReno.
+    /// Congestion control of the client side (MPTCP subflows and plain TCP clients).
     pub congestion_control: CongestionAlgorithm,
+    /// Congestion control of the backend side: a decoupled algorithm (nothing to couple).
+    pub backend_congestion_control: CongestionAlgorithm,
     /// Liveness limits of the client side.
     pub client: TcpSideConfig,
     /// Liveness limits of the backend side.
@@ -539,7 +541,6 @@ pub struct TcpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionAlgorithm {
     /// NewReno (RFC 5681, RFC 6582), every subflow on its own.
-    #[default]
     NewReno,
     /// LIA (RFC 6356): an MPTCP connection's subflows coupled so that together they take no
     /// more than one TCP flow on their best path would.
@@ -547,7 +548,9 @@ pub enum CongestionAlgorithm {
     /// OLIA (draft-khalili-mptcp-congestion-control-05): coupled like LIA, moving traffic to
     /// the better paths.
     Olia,
-    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), every subflow on its own.
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), every subflow on its own: Linux's
+    /// default, and ours.
+    #[default]
     Cubic,
 }
 
@@ -613,7 +616,8 @@ impl Default for TcpConfig {
             max_time_wait: 262_144,
             time_wait_reuse: true,
             local_port_range: (49_152, 65_535),
-            congestion_control: CongestionAlgorithm::NewReno,
+            congestion_control: CongestionAlgorithm::Cubic,
+            backend_congestion_control: CongestionAlgorithm::Cubic,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig::default(),
         }
@@ -795,6 +799,7 @@ struct RawTcp {
     time_wait_reuse: Option<bool>,
     local_port_range: Option<[u64; 2]>,
     congestion_control: Option<String>,
+    backend_congestion_control: Option<String>,
     client: Option<RawTcpSide>,
     backend: Option<RawTcpSide>,
 }
@@ -1102,20 +1107,26 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
             (first, last)
         }
     };
-    let congestion_control = match raw.congestion_control.as_deref() {
-        None => defaults.congestion_control,
-        Some("newreno") => CongestionAlgorithm::NewReno,
-        Some("lia") => CongestionAlgorithm::Lia,
-        Some("olia") => CongestionAlgorithm::Olia,
-        Some("cubic") => CongestionAlgorithm::Cubic,
-        Some(other) => {
-            return Err(ConfigError::UnknownValue {
-                key: "tcp.congestion_control".to_owned(),
-                value: other.to_owned(),
-                expected: "newreno, lia, olia, cubic",
-            })
-        }
-    };
+    let congestion_control = congestion_algorithm(
+        raw.congestion_control.as_deref(),
+        defaults.congestion_control,
+        "tcp.congestion_control",
+        &[
+            CongestionAlgorithm::Cubic,
+            CongestionAlgorithm::NewReno,
+            CongestionAlgorithm::Lia,
+            CongestionAlgorithm::Olia,
+        ],
+        "cubic, newreno, lia, olia",
+    )?;
+    // A backend connection is alone: the coupled algorithms have nothing to couple.
+    let backend_congestion_control = congestion_algorithm(
+        raw.backend_congestion_control.as_deref(),
+        defaults.backend_congestion_control,
+        "tcp.backend_congestion_control",
+        &[CongestionAlgorithm::Cubic, CongestionAlgorithm::NewReno],
+        "cubic, newreno",
+    )?;
     let side = |raw: &Option<RawTcpSide>, name: &str| match raw {
         Some(raw) => validate_tcp_side(raw, name),
         None => Ok(TcpSideConfig::default()),
@@ -1132,9 +1143,33 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         time_wait_reuse: raw.time_wait_reuse.unwrap_or(defaults.time_wait_reuse),
         local_port_range,
         congestion_control,
+        backend_congestion_control,
         client: side(&raw.client, "client")?,
         backend: side(&raw.backend, "backend")?,
     })
+}
+
+/// The algorithm `name` names among `allowed` (`expected` lists their names for the error),
+/// or `default` when the key is absent.
+fn congestion_algorithm(
+    name: Option<&str>,
+    default: CongestionAlgorithm,
+    key: &str,
+    allowed: &[CongestionAlgorithm],
+    expected: &'static str,
+) -> Result<CongestionAlgorithm, ConfigError> {
+    let Some(name) = name else {
+        return Ok(default);
+    };
+    allowed
+        .iter()
+        .copied()
+        .find(|algorithm| algorithm.name() == name)
+        .ok_or_else(|| ConfigError::UnknownValue {
+            key: key.to_owned(),
+            value: name.to_owned(),
+            expected,
+        })
 }
 
 fn validate_tcp_side(raw: &RawTcpSide, side: &str) -> Result<TcpSideConfig, ConfigError> {

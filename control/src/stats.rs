@@ -251,6 +251,9 @@ define_counters! {
     rx_dropped_paws,
     /// ACKs sent by the delayed-ACK timer (RFC 9293 section 3.8.6.3).
     delayed_acks_sent,
+    /// Congestion reductions undone: D-SACKs showed every retransmission of the episode
+    /// needless (RFC 2883 section 5).
+    spurious_reductions_undone,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -422,8 +425,9 @@ mod tests {
             tlp_probes_sent: 84,
             rx_dropped_paws: 85,
             delayed_acks_sent: 86,
-            connections_open: 87,
-            time_wait_open: 88,
+            spurious_reductions_undone: 87,
+            connections_open: 88,
+            time_wait_open: 89,
         }
     }
 
@@ -438,7 +442,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 88);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 89);
     }
 
     #[test]

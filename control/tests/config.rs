@@ -166,6 +166,7 @@ max_time_wait = 0
 time_wait_reuse = false
 local_port_range = [20000, 20009]
 congestion_control = \"olia\"
+backend_congestion_control = \"newreno\"
 [tcp.backend]
 keepalive = false
 keepalive_idle_ms = 1000
@@ -198,6 +199,7 @@ args = [\"--no-huge\"]
             time_wait_reuse: false,
             local_port_range: (20_000, 20_009),
             congestion_control: CongestionAlgorithm::Olia,
+            backend_congestion_control: CongestionAlgorithm::NewReno,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig {
                 keepalive: false,
@@ -628,10 +630,15 @@ fn unknown_checksum_mode_is_rejected() {
 }
 
 #[test]
-fn congestion_control_defaults_to_newreno_and_reads_every_algorithm() {
+fn congestion_control_defaults_to_cubic_and_reads_every_algorithm() {
     let config = Config::from_toml_str(MINIMAL).unwrap();
-    assert_eq!(config.tcp.congestion_control, CongestionAlgorithm::NewReno);
+    assert_eq!(config.tcp.congestion_control, CongestionAlgorithm::Cubic);
+    assert_eq!(
+        config.tcp.backend_congestion_control,
+        CongestionAlgorithm::Cubic
+    );
     for (word, algorithm) in [
+        ("cubic", CongestionAlgorithm::Cubic),
         ("newreno", CongestionAlgorithm::NewReno),
         ("lia", CongestionAlgorithm::Lia),
         ("olia", CongestionAlgorithm::Olia),
@@ -646,13 +653,18 @@ fn congestion_control_defaults_to_newreno_and_reads_every_algorithm() {
 #[test]
 fn unknown_congestion_control_is_rejected() {
     assert_message(
-        &format!("{MINIMAL}\n[tcp]\ncongestion_control = \"cubic\"\n"),
-        "config key tcp.congestion_control: unknown value \"cubic\", expected one of newreno, lia, olia",
+        &format!("{MINIMAL}\n[tcp]\ncongestion_control = \"bbr\"\n"),
+        "config key tcp.congestion_control: unknown value \"bbr\", expected one of cubic, newreno, lia, olia",
     );
     // The names are lower case, as the other words of the file.
     assert_message(
         &format!("{MINIMAL}\n[tcp]\ncongestion_control = \"LIA\"\n"),
-        "config key tcp.congestion_control: unknown value \"LIA\", expected one of newreno, lia, olia",
+        "config key tcp.congestion_control: unknown value \"LIA\", expected one of cubic, newreno, lia, olia",
+    );
+    // The backend connection is alone: nothing to couple.
+    assert_message(
+        &format!("{MINIMAL}\n[tcp]\nbackend_congestion_control = \"lia\"\n"),
+        "config key tcp.backend_congestion_control: unknown value \"lia\", expected one of cubic, newreno",
     );
     assert!(
         error_of(&format!("{MINIMAL}\n[tcp]\ncongestion_control = 1\n"))

@@ -174,7 +174,6 @@ impl Default for Liveness {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionAlgorithm {
     /// NewReno (RFC 5681, RFC 6582), each connection or subflow on its own.
-    #[default]
     NewReno,
     /// LIA (RFC 6356): an MPTCP connection's subflows coupled so that together they take no
     /// more than one TCP flow on their best path; NewReno without a coupling.
@@ -182,7 +181,9 @@ pub enum CongestionAlgorithm {
     /// OLIA (draft-khalili-mptcp-congestion-control-05): coupled like LIA, moving traffic to
     /// the better paths; NewReno without a coupling.
     Olia,
-    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), each connection or subflow on its own.
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), each connection or subflow on its own:
+    /// the default, as in Linux.
+    #[default]
     Cubic,
 }
 
@@ -214,7 +215,7 @@ impl Default for TcpTuning {
             time_wait: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(30),
             liveness: Liveness::default(),
-            congestion_control: CongestionAlgorithm::NewReno,
+            congestion_control: CongestionAlgorithm::Cubic,
         }
     }
 }

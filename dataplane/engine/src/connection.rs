@@ -788,4 +788,5 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.tlp_probes += more.tlp_probes;
     total.paws_rejected += more.paws_rejected;
     total.delayed_acks += more.delayed_acks;
+    total.spurious_reductions_undone += more.spurious_reductions_undone;
 }

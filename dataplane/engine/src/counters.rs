@@ -157,4 +157,7 @@ pub struct Counters {
     /// ACKs sent by the delayed-ACK timer (RFC 9293 section 3.8.6.3): received data that no
     /// second segment and no data of ours acknowledged within 40 ms.
     pub delayed_acks_sent: u64,
+    /// Congestion reductions undone because D-SACKs showed every retransmission of their
+    /// episode needless (RFC 2883 section 5).
+    pub spurious_reductions_undone: u64,
 }

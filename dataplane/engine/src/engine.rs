@@ -1026,6 +1026,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.tlp_probes_sent += now.tlp_probes - before.tlp_probes;
         self.counters.rx_dropped_paws += now.paws_rejected - before.paws_rejected;
         self.counters.delayed_acks_sent += now.delayed_acks - before.delayed_acks;
+        self.counters.spurious_reductions_undone +=
+            now.spurious_reductions_undone - before.spurious_reductions_undone;
         entry.counted = now;
     }
 

@@ -511,6 +511,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         tlp_probes_sent: engine.tlp_probes_sent,
         rx_dropped_paws: engine.rx_dropped_paws,
         delayed_acks_sent: engine.delayed_acks_sent,
+        spurious_reductions_undone: engine.spurious_reductions_undone,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }
@@ -576,12 +577,14 @@ pub fn engine_config(
     EngineConfig {
         interfaces,
         proxies,
-        // Coupled congestion control is for the client's subflows; the backend stays NewReno.
         client_tcp: TcpTuning {
             congestion_control: congestion_algorithm(tcp.congestion_control),
             ..side_tuning(&tcp.client)
         },
-        backend_tcp: side_tuning(&tcp.backend),
+        backend_tcp: TcpTuning {
+            congestion_control: congestion_algorithm(tcp.backend_congestion_control),
+            ..side_tuning(&tcp.backend)
+        },
         mptcp_checksum_required: config.mptcp.checksum_required,
         max_connections: tcp.max_connections as usize,
         max_time_wait: tcp.max_time_wait as usize,

@@ -86,15 +86,16 @@ fn checksum_required_reaches_the_engine() {
 }
 
 #[test]
-fn congestion_control_reaches_the_client_side_only() {
+fn congestion_control_reaches_each_side() {
     for (word, algorithm) in [
+        ("cubic", mpterm_engine::CongestionAlgorithm::Cubic),
         ("newreno", mpterm_engine::CongestionAlgorithm::NewReno),
         ("lia", mpterm_engine::CongestionAlgorithm::Lia),
         ("olia", mpterm_engine::CongestionAlgorithm::Olia),
     ] {
         let text = TEST_CONFIG.replace(
             "[tcp]\n",
-            &format!("[tcp]\ncongestion_control = \"{word}\"\n"),
+            &format!("[tcp]\ncongestion_control = \"{word}\"\nbackend_congestion_control = \"newreno\"\n"),
         );
         assert_ne!(text, TEST_CONFIG, "the fixture has a [tcp] section");
         let config = mpterm_control::Config::from_toml_str(&text).unwrap();
@@ -105,6 +106,19 @@ fn congestion_control_reaches_the_client_side_only() {
             mpterm_engine::CongestionAlgorithm::NewReno
         );
     }
+    // Both sides default to CUBIC.
+    let engine = engine_config(
+        &mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap(),
+        &[[0; 6], [0; 6]],
+    );
+    assert_eq!(
+        engine.client_tcp.congestion_control,
+        mpterm_engine::CongestionAlgorithm::Cubic
+    );
+    assert_eq!(
+        engine.backend_tcp.congestion_control,
+        mpterm_engine::CongestionAlgorithm::Cubic
+    );
 }
 
 #[test]
@@ -247,6 +261,7 @@ fn snapshot_maps_every_engine_counter() {
         tlp_probes_sent: 53,
         rx_dropped_paws: 54,
         delayed_acks_sent: 55,
+        spurious_reductions_undone: 56,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -344,6 +359,7 @@ fn snapshot_maps_every_engine_counter() {
         tlp_probes_sent: 53,
         rx_dropped_paws: 54,
         delayed_acks_sent: 55,
+        spurious_reductions_undone: 56,
         connections_open: 47,
         time_wait_open: 48,
     };

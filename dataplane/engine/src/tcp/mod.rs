@@ -36,6 +36,7 @@ mod recovery;
 mod rtt;
 mod send;
 mod timers;
+mod undo;
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -240,6 +241,9 @@ pub struct TcbCounters {
     /// ACKs the delayed-ACK timer sent (RFC 9293 section 3.8.6.3): data that no second
     /// segment and no data of ours acknowledged within [`DELAYED_ACK_TIMEOUT`].
     pub delayed_acks: u64,
+    /// Congestion reductions undone because D-SACKs showed every retransmission of their
+    /// episode needless (see `undo`).
+    pub spurious_reductions_undone: u64,
 }
 
 /// Transmission control block: one TCP connection.

@@ -115,6 +115,8 @@ pub(super) struct Recovery {
     prr_out: u32,
     recover_flight: u32,
     prr_allowance: u32,
+    /// The congestion state before the latest reduction, while it may still be undone.
+    pub(super) undo: Option<undo::Undo>,
 }
 
 /// What the SACK blocks of one acknowledgement did.
@@ -193,6 +195,7 @@ impl<P: Payload> Tcb<P> {
             if position == 0 && (right.distance_from(ack) <= 0 || inside_second) {
                 self.counters.dsacks_received += 1;
                 self.on_dsack();
+                self.note_dsack_for_undo(left, right);
                 continue;
             }
             if right.distance_from(ack) <= 0 {
@@ -337,6 +340,7 @@ impl<P: Payload> Tcb<P> {
     fn enter_loss_recovery(&mut self) {
         let mss = self.max_payload_per_segment() as u32;
         let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
+        self.keep_state_for_undo();
         if self
             .congestion
             .enter_fast_recovery(self.snd_una, self.snd_max, flight, mss)
@@ -363,8 +367,7 @@ impl<P: Payload> Tcb<P> {
             return;
         };
         if self.snd_una.distance_from(point) >= 0 {
-            self.recovery.recovery_point = None;
-            self.recovery.prr_allowance = 0;
+            self.end_loss_recovery();
             return;
         }
         let mss = self.max_payload_per_segment() as u32;
@@ -385,6 +388,13 @@ impl<P: Payload> Tcb<P> {
             threshold.saturating_sub(pipe).min(limit)
         };
         recovery.prr_allowance = send_count;
+    }
+
+    /// The episode is over (its recovery point acknowledged, or its reduction undone): PRR
+    /// no longer limits what is sent.
+    pub(super) fn end_loss_recovery(&mut self) {
+        self.recovery.recovery_point = None;
+        self.recovery.prr_allowance = 0;
     }
 
     /// Bytes congestion control lets us send now beyond what is in flight: in recovery
@@ -423,10 +433,12 @@ impl<P: Payload> Tcb<P> {
         if let Some(unit) = self.units.get_mut(index).filter(|unit| unit.start == start) {
             unit.sent_at = now;
             unit.retransmitted = true;
+            let len = unit.len;
             if unit.lost {
                 unit.lost = false;
-                self.recovery.lost_bytes = self.recovery.lost_bytes.saturating_sub(unit.len);
+                self.recovery.lost_bytes = self.recovery.lost_bytes.saturating_sub(len);
             }
+            self.note_retransmission_for_undo(start, len);
         }
     }
 

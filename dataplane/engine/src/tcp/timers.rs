@@ -174,6 +174,9 @@ impl<P: Payload> Tcb<P> {
         self.counters.rto_expirations += 1;
         let mss = self.max_payload_per_segment() as u32;
         let flight = self.snd_max.distance_from(self.snd_una).max(0) as u32;
+        if self.sack_recovery() && self.consecutive_timeouts == 1 {
+            self.keep_state_for_undo();
+        }
         // RFC 5681 section 3.1 equation 4, RFC 6582 section 4: go back to the first unit.
         self.congestion.on_timeout(flight, mss, self.snd_max);
         if self.sack_recovery() {

@@ -117,6 +117,15 @@ impl NewReno {
     }
 }
 
+/// RFC 5681 section 3.1 equation 4: half the flight, at least two segments. With SACK the
+/// flight (SND.MAX - SND.UNA) counts the bytes SACKed above a hole, which the window did not
+/// limit (RFC 6675's pipe leaves them out), so it can be well above the window; like Linux
+/// (`tcp_reno_ssthresh`: half the window) the flight is taken at most as the window, else a
+/// path that reorders would hardly ever see the window reduced.
+fn half_of_flight(flight: u32, window: u32, mss: u32) -> u32 {
+    (flight.min(window) / 2).max(2 * mss)
+}
+
 impl CongestionControl for NewReno {
     fn window(&self) -> u32 {
         self.window
@@ -158,7 +167,7 @@ impl CongestionControl for NewReno {
                 return false;
             }
         }
-        self.slow_start_threshold = (flight / 2).max(2 * mss);
+        self.slow_start_threshold = half_of_flight(flight, self.window, mss);
         self.window = self.slow_start_threshold + 3 * mss;
         self.recover = Some(snd_max);
         self.in_fast_recovery = true;
@@ -172,7 +181,7 @@ impl CongestionControl for NewReno {
     }
 
     fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
-        self.slow_start_threshold = (flight / 2).max(2 * mss);
+        self.slow_start_threshold = half_of_flight(flight, self.window, mss);
         self.window = mss;
         self.acked_in_avoidance = 0;
         self.in_fast_recovery = false;
@@ -190,8 +199,10 @@ mod tests {
     fn slow_start_then_avoidance() {
         let mut cc = NewReno::new(MSS as u16);
         assert_eq!(cc.window(), 10 * MSS);
-        cc.on_ack(SeqNumber(1000), 1000, 0, MSS);
-        assert_eq!(cc.window(), 11 * MSS);
+        for ack in 1..=10 {
+            cc.on_ack(SeqNumber(ack * 1000), 1000, 0, MSS);
+        }
+        assert_eq!(cc.window(), 20 * MSS);
         cc.on_timeout(20 * MSS, MSS, SeqNumber(50_000));
         assert_eq!(cc.window(), MSS);
         assert_eq!(cc.slow_start_threshold(), 10 * MSS);
@@ -204,6 +215,18 @@ mod tests {
             cc.on_ack(SeqNumber(70_000), MSS, 0, MSS);
         }
         assert_eq!(cc.window(), 11 * MSS);
+    }
+
+    #[test]
+    fn the_threshold_is_half_the_flight_counted_at_most_as_the_window() {
+        // With SACK the flight includes bytes SACKed above a hole, which the window did not
+        // limit: half of it would hardly reduce at all.
+        let mut cc = NewReno::new(MSS as u16);
+        assert!(cc.enter_fast_recovery(SeqNumber(0), SeqNumber(30_000), 30_000, MSS));
+        assert_eq!(cc.slow_start_threshold(), 5 * MSS, "half the 10-segment window");
+        let mut cc = NewReno::new(MSS as u16);
+        cc.on_timeout(6 * MSS, MSS, SeqNumber(6_000));
+        assert_eq!(cc.slow_start_threshold(), 3 * MSS, "half a flight below the window");
     }
 
     #[test]

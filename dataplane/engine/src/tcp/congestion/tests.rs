@@ -225,11 +225,11 @@ fn lia_over_two_equal_paths_takes_what_one_newreno_flow_takes() {
     );
     // RFC 6356's equilibrium argument gives the pair exactly one flow's share. In this
     // sawtooth the two subflows drift out of phase, alpha (the larger window over the total)
-    // rises above 1/2 between their losses, and the pair carries 8 % more than one flow here
-    // (more with smaller windows: 15 % at a loss every 300 segments). Alpha twice too large
-    // would carry 45 % more.
+    // rises above 1/2 between their losses, and the pair carries 8-11 % more than one flow
+    // here (more with smaller windows: 15 % at a loss every 300 segments). Alpha twice too
+    // large would carry 45 % more.
     assert!(
-        (0.9..=1.1).contains(&ratio(&lia)),
+        (0.9..=1.15).contains(&ratio(&lia)),
         "LIA carried {:.3} of a NewReno flow",
         ratio(&lia)
     );

@@ -246,3 +246,4 @@ mod reset;
 mod retransmission;
 mod sack;
 mod timestamps;
+mod undo;
