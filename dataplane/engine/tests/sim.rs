@@ -391,10 +391,12 @@ fn four_mib_both_ways_at_one_percent_loss() {
         );
         for host in 0..2 {
             assert!(sim.links[host].stats.lost > 0, "{}", sim.context());
+            // Every lost segment with data was sent again (a lost retransmission counts
+            // itself); the link loses before it duplicates, so no lost copy needs none.
             assert!(
-                retransmissions(&sim)[host] >= sim.links[host].stats.lost / 2,
-                "host {host} lost {} packets but retransmitted {}: {}",
-                sim.links[host].stats.lost,
+                retransmissions(&sim)[host] >= sim.links[host].stats.lost_with_payload,
+                "host {host} lost {} segments with data but retransmitted {}: {}",
+                sim.links[host].stats.lost_with_payload,
                 retransmissions(&sim)[host],
                 sim.context()
             );
@@ -748,11 +750,15 @@ fn a_thirty_second_blackout_both_ways_mid_transfer_is_survived() {
                 sim.links[host].stats.blacked_out
             );
         }
+    }
+}
 
+#[test]
 fn cubic_with_hystart_moves_both_ways_at_one_percent_loss() {
     // RFC 9438, RFC 9406: the same transfer as four_mib_both_ways_at_one_percent_loss with
     // CUBIC on both sides; byte-exact (drive checks it), recovered by SACK, and no slower than
-    // NewReno on the same seed (CUBIC's β = 0.7 gives back less at each loss).
+    // NewReno on the same seed (CUBIC's β = 0.7 gives back less at each loss). Seeds 11-13 at
+    // 1 % loss, 2 % reordering and 1 % duplication: CUBIC 3.5-5.9 s, NewReno 4.8-5.9 s.
     for seed in seeds(&[11, 12, 13]) {
         let link = LinkConfig::lossy(ONE_WAY_DELAY, 0.01);
         let elapsed = |algorithm| {
@@ -776,10 +782,7 @@ fn cubic_with_hystart_moves_both_ways_at_one_percent_loss() {
         };
         let (cubic, counters) = elapsed(mpterm_engine::CongestionAlgorithm::Cubic);
         let (new_reno, _) = elapsed(mpterm_engine::CongestionAlgorithm::NewReno);
-        eprintln!(
-            "seed {seed}: cubic {cubic:?} {counters:?}, newreno {new_reno:?} {:?}",
-            elapsed(mpterm_engine::CongestionAlgorithm::NewReno).1
-        );
+        eprintln!("seed {seed}: cubic {cubic:?}, newreno {new_reno:?}; cubic {counters:?}");
         assert!(counters.rack_lost_segments > 0);
         assert!(
             cubic <= new_reno + new_reno / 10,

@@ -128,6 +128,16 @@ pub struct LinkStats {
     pub duplicated: u64,
     /// Packets lost to a blackout (not counted in `lost`).
     pub blacked_out: u64,
+    /// Of `lost`, the packets that carried TCP payload (the rest were pure ACKs).
+    pub lost_with_payload: u64,
+}
+
+/// Whether a TCP segment (as the simulated links carry them) has payload: longer than its
+/// header (data offset, RFC 9293 section 3.1).
+fn carries_tcp_payload(segment: &[u8]) -> bool {
+    segment
+        .get(12)
+        .is_some_and(|&offset| segment.len() > usize::from(offset >> 4) * 4)
 }
 
 /// One direction of a link: packets in flight with their arrival times.
@@ -179,6 +189,9 @@ impl Link {
         }
         if self.chance(self.config.loss) {
             self.stats.lost += 1;
+            if carries_tcp_payload(&packet) {
+                self.stats.lost_with_payload += 1;
+            }
             return;
         }
         let copies = if self.chance(self.config.duplicate) {

@@ -223,10 +223,18 @@ mod tests {
         // limit: half of it would hardly reduce at all.
         let mut cc = NewReno::new(MSS as u16);
         assert!(cc.enter_fast_recovery(SeqNumber(0), SeqNumber(30_000), 30_000, MSS));
-        assert_eq!(cc.slow_start_threshold(), 5 * MSS, "half the 10-segment window");
+        assert_eq!(
+            cc.slow_start_threshold(),
+            5 * MSS,
+            "half the 10-segment window"
+        );
         let mut cc = NewReno::new(MSS as u16);
         cc.on_timeout(6 * MSS, MSS, SeqNumber(6_000));
-        assert_eq!(cc.slow_start_threshold(), 3 * MSS, "half a flight below the window");
+        assert_eq!(
+            cc.slow_start_threshold(),
+            3 * MSS,
+            "half a flight below the window"
+        );
     }
 
     #[test]
