@@ -7,42 +7,49 @@
 #   c0 198.18.0.1 ==veth== p1c [mpterm-linkem] p1a ==veth== a0   [mpterm]   b0 ==veth== s0 198.19.0.2
 #
 # Every impairment applies to both directions (data and ACKs alike). One connection per
-# condition moves LOSSY_BYTES each way at once (64 MiB; upload and download together, so that
-# every ACK rides on data and loss must be found without duplicate ACKs, as in the issue),
-# byte-exact (length and SHA-256 both ways, peer.py check) with every check of the lab's
-# scenarios (scenarios.sh scenario_transfer: one MP_CAPABLE handshake, no fallback, no
-# checksum error, MP_FAIL, MP_FASTCLOSE or MP_RST at the client, no TCP checksum error at either
-# kernel, sockets closed within 5 s), within LOSSY_TIMEOUT (150 s; generous: see below). The
-# emulator's own counters must show the impairment in both directions (frames dropped at
-# random, in bursts, or reordered), so that a condition that did not impair fails instead of
-# passing. Each condition has a fresh emulator and appliance run; the scenario line prints the
-# goodput (both directions together and each way), the emulator's drops and mpterm's loss
-# recovery counters.
+# condition moves its bytes each way at once (upload and download together, so that every ACK
+# rides on data and loss must be found without duplicate ACKs, as in the issue), byte-exact
+# (length and SHA-256 both ways, peer.py check) with every check of the lab's scenarios
+# (scenarios.sh scenario_transfer: one MP_CAPABLE handshake, no fallback, no checksum error,
+# MP_FAIL, MP_FASTCLOSE or MP_RST at the client, no TCP checksum error at either kernel,
+# sockets closed within 5 s), within LOSSY_TIMEOUT. The emulator's own counters must show the
+# impairment in both directions (frames dropped at random, in bursts, or reordered), so that
+# a condition that did not impair its path fails instead of passing. Each condition has a
+# fresh emulator and appliance run; its line prints the goodput (both directions together, and
+# each way), the emulator's drops and mpterm's loss recovery counters.
 #
-#   lossy-loss1pct        200 Mbit/s, 5 ms each way (RTT 10 ms), 1 % random loss
-#   lossy-loss5pct        200 Mbit/s, 5 ms each way, 5 % random loss
-#   lossy-reorder2pct     200 Mbit/s, 5 ms each way, 2 % of the frames held 10 ms longer
-#                         (overtaken by everything sent in the next RTT)
-#   lossy-rtt100-burst    100 Mbit/s, 50 ms each way (RTT 100 ms), Gilbert-Elliott burst loss
-#                         (0.01 % of the frames start a burst, mean burst 4 frames), a 2 MiB
-#                         queue (more than the path's 1.25 MB BDP: the bursts, not tail drops
-#                         in slow start, are the loss)
+#   lossy-loss1pct       64 MiB each way; 200 Mbit/s, 5 ms each way (RTT 10 ms), 1 % random loss
+#   lossy-loss5pct       16 MiB each way; 200 Mbit/s, 5 ms each way, 5 % random loss
+#   lossy-reorder2pct    64 MiB each way; 200 Mbit/s, 5 ms each way, 2 % of the frames held
+#                        10 ms longer (overtaken by everything sent in the next RTT)
+#   lossy-rtt100-burst   64 MiB each way; 100 Mbit/s, 50 ms each way (RTT 100 ms),
+#                        Gilbert-Elliott burst loss (0.01 % of the frames start a burst, mean
+#                        burst 4 frames) and a 2 MiB queue (more than the path's 1.25 MB BDP,
+#                        so that the bursts, not tail drops in slow start, are the loss)
 #
-# Sizes and rates. The rates keep the emulator (50 us idle sleep, under half a core) and the
-# peers within this 2-core machine; 64 MiB each way takes 3 s of wire time at 200 Mbit/s and 6 s
-# at 100 Mbit/s. Loss is what makes a condition slow: TCP's goodput falls with the RTT and the
-# square root of the loss rate (about MSS/RTT * 1.22/sqrt(p) for Reno), so the lossy conditions
-# keep a 10 ms RTT, and the 100 ms path loses bursts seldom (one per 10,000 frames, some 9 loss
-# events per direction in 64 MiB), where Linux's CUBIC at 100 ms and 1 % loss would
-# move a few Mbit/s and 64 MiB would take minutes. With these figures every condition moves the
-# issue's 64 MiB each way. First measured on main at 05a0a4a (mpterm, NewReno with SACK/RACK,
-# load average about 3): see LOSSY_TIMEOUT and the README ("TCP on lossy paths").
+# Rates and sizes. The rates keep the emulator (50 us idle sleep) and the peers within this
+# 2-core machine: 64 MiB each way is 3 s of wire time at 200 Mbit/s, 6 s at 100 Mbit/s. Loss
+# is what makes a condition slow (TCP's goodput falls with the RTT and the square root of the
+# loss rate), so the random-loss conditions keep a 10 ms RTT, and the 100 ms path loses a burst
+# about once per 10,000 frames (some 40 frames per direction in 64 MiB).
+# Measured on main at 05a0a4a (mpterm with SACK/RACK-TLP and NewReno; load average 1-6 with
+# other builds running), wall time of the bidirectional transfer, mpterm / the kernel stand-in
+# (APPLIANCE=kernel-standin, Linux's own TCP and MPTCP):
+#   loss 1 %, 64 MiB each way        63 s / 4.9 s
+#   loss 5 %, 64 MiB each way       243 s / 8.8 s    (2.2 Mbit/s each way; 309 RTOs)
+#   reorder 2 %, 64 MiB each way     11 s / 3.5 s
+#   RTT 100 ms + bursts, 64 MiB      35 s / 7.5 s
+# 64 MiB at 5 % loss alone would take this step past 4 minutes, so that condition moves 16 MiB
+# each way (about 60 s on main; the issue's 64 MiB with LOSSY_BYTES=67108864). The others keep
+# the issue's 64 MiB. LOSSY_TIMEOUT (150 s per transfer) is over twice main's slowest
+# condition: it catches a hang or a collapse, not a slow mpterm (perf/lab/lossy-bench.sh
+# measures that, against Linux on the same path).
 #
-#   bash tests/lab/lossy.sh        (root; a run-all step, lab-lossy)
+#   bash tests/lab/lossy.sh        (root; the run-all step lab-lossy, about 3 minutes on main)
 #
-# Knobs: SCENARIOS (regex over the names above), LOSSY_BYTES (per direction, 64 MiB),
-# LOSSY_TIMEOUT (seconds one transfer may take, 150), APPLIANCE / LAB_APPLIANCE (mpterm or
-# kernel-standin), MPTERM_BIN, LINKEM_BIN, LAB_PREFIX, LAB_PCAP=1.
+# Knobs: SCENARIOS (regex over the names above), LOSSY_BYTES (bytes each way for every
+# condition), LOSSY_TIMEOUT, APPLIANCE / LAB_APPLIANCE (mpterm or kernel-standin), MPTERM_BIN,
+# LINKEM_BIN, LAB_PREFIX, LAB_PCAP=1.
 set -euo pipefail
 
 LAB_PREFIX="${LAB_PREFIX:-mptls$$}"
@@ -52,16 +59,17 @@ LOSSY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tests/lab/multipath.sh
 source "$LOSSY_DIR/multipath.sh"
 
-LOSSY_BYTES="${LOSSY_BYTES:-$((64 * 1024 * 1024))}"
+# Bytes each way for every condition; unset: each condition's own (LOSSY_CONDITIONS).
+LOSSY_BYTES="${LOSSY_BYTES:-}"
 LOSSY_TIMEOUT="${LOSSY_TIMEOUT:-150}"
 
-# The conditions, in the order they run: name and mpterm-linkem options (both directions).
-# perf/lab/lossy-bench.sh measures the same conditions against Linux's TCP.
+# The conditions, in the order they run: name, MiB each way, mpterm-linkem options (both
+# directions). perf/lab/lossy-bench.sh measures the same conditions against Linux's TCP.
 LOSSY_CONDITIONS=(
-    "lossy-loss1pct --rate 200mbit --delay 5ms --loss 1%"
-    "lossy-loss5pct --rate 200mbit --delay 5ms --loss 5%"
-    "lossy-reorder2pct --rate 200mbit --delay 5ms --reorder 2% --reorder-delay 10ms"
-    "lossy-rtt100-burst --rate 100mbit --delay 50ms --burst-loss 0.01%,25% --queue 2MiB"
+    "lossy-loss1pct 64 --rate 200mbit --delay 5ms --loss 1%"
+    "lossy-loss5pct 16 --rate 200mbit --delay 5ms --loss 5%"
+    "lossy-reorder2pct 64 --rate 200mbit --delay 5ms --reorder 2% --reorder-delay 10ms"
+    "lossy-rtt100-burst 64 --rate 100mbit --delay 50ms --burst-loss 0.01%,25% --queue 2MiB"
 )
 
 # The emulator counter that proves a condition impaired its path (see lossy_linkem_report).
@@ -124,9 +132,10 @@ lossy_mpterm_report() {
 # One condition: a fresh emulator with OPTIONS, a fresh appliance run, the bidirectional
 # transfer (scenario_transfer records the verdict), then the emulator's and mpterm's counters.
 # A failed impairment check turns a PASS into a FAIL (the last RESULTS entry is rewritten).
+#   scenario_lossy NAME MIB OPTIONS...
 scenario_lossy() {
-    local name="$1"
-    shift
+    local name="$1" bytes="${LOSSY_BYTES:-$(($2 * 1024 * 1024))}"
+    shift 2
     selected "$name" || return 0
     LOSSY_PROBLEMS=()
     linkem_stop_all
@@ -142,7 +151,7 @@ scenario_lossy() {
         return 0
     fi
     local failed_before=$FAILED
-    scenario_transfer "$name" --c2b "$LOSSY_BYTES" --b2c "$LOSSY_BYTES" --checksum 1 --timeout "$LOSSY_TIMEOUT"
+    scenario_transfer "$name" --c2b "$bytes" --b2c "$bytes" --checksum 1 --timeout "$LOSSY_TIMEOUT"
     appliance_stop
     linkem_stop_all
     lossy_linkem_report "$(lossy_expected_impairment "$name")"
@@ -169,7 +178,7 @@ lossy_main() {
     fi
     lab_install_trap
     mkdir -p "$LAB_OUT"
-    echo "lossy path scenarios: appliance=$LAB_APPLIANCE prefix=$LAB_PREFIX bytes/direction=$LOSSY_BYTES timeout=${LOSSY_TIMEOUT}s out=$LAB_OUT"
+    echo "lossy path scenarios: appliance=$LAB_APPLIANCE prefix=$LAB_PREFIX bytes/direction=${LOSSY_BYTES:-per condition} timeout=${LOSSY_TIMEOUT}s out=$LAB_OUT"
     LAB_PATHS=1
     LAB_LINKEM=1
     lab_up
