@@ -106,10 +106,14 @@ if [[ "$build_ok" == yes ]]; then
     # namespace, with pids chosen so, collide on DPDK's PACKET_FANOUT group number and the
     # second fails; in their own namespaces both start (tests/lab/linkem.sh; about 5 s).
     step lab-linkem-fanout bash tests/lab/linkem.sh fanout-check
+    # TCP on lossy paths (issue 8): 1 % and 5 % random loss, 2 % reordering by 10 ms, a 100 ms
+    # RTT with burst loss, through mpterm-linkem on the client's path, both directions at once
+    # on one connection, byte-exact (tests/lab/lossy.sh; about 3 minutes on 05a0a4a).
+    step lab-lossy bash tests/lab/lossy.sh
 else
     echo "=== run-all: lab-scenarios: not run, mpterm did not build"
-    failed_steps+=(lab-scenarios lab-multipath lab-addaddr lab-ipv6 lab-operator lab-middlebox lab-faults lab-linkem-fanout)
-    total_failed=$((total_failed + 8))
+    failed_steps+=(lab-scenarios lab-multipath lab-addaddr lab-ipv6 lab-operator lab-middlebox lab-faults lab-linkem-fanout lab-lossy)
+    total_failed=$((total_failed + 9))
 fi
 
 # The load generator on DPDK against Linux's own MPTCP server, and through mpterm when it was

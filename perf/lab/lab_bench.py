@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Transfers and CPU accounting for the side-by-side lab benchmark (perf/lab/side-by-side.sh).
+"""Transfers and CPU accounting for the side-by-side lab benchmark (perf/lab/side-by-side.sh)
+and the lossy-path benchmark (perf/lab/lossy-bench.sh).
 
   transfer   one measured transfer through whatever sits between the lab's client and backend
              (or over the reference link, with nothing in between): starts the backend, snapshots
@@ -9,6 +10,9 @@
   report     pairs the transfers of one benchmark run (mpterm with the anchor, the same
              transfer, paths, direction and run), prints the table and writes the two result
              files: kind "lab-side-by-side" and kind "lab-timeseries" (schema mpterm-perf/1)
+  lossy-report  the medians of perf/lab/lossy-bench.sh's transfers per emulated condition and
+             direction, mpterm's beside Linux's (HAProxy under mptcpize), their ratio, the table;
+             one result file of kind "lab-side-by-side", an entry per condition and direction
 
 CPU accounting (the method is explained for readers in side-by-side.sh's header and the README):
 every figure is taken between the moment the client starts and the moment both the client and
@@ -274,6 +278,7 @@ def cmd_transfer(args) -> int:
         "name": args.name,
         "appliance": args.appliance,
         "transfer": args.transfer,
+        "condition": args.condition,
         "paths": args.paths,
         "direction": args.direction,
         "run": args.run,
@@ -510,6 +515,136 @@ def print_table(results: list[dict], failures: list[dict]) -> None:
         print(f"FAILED transfer {t['name']}: {'; '.join(t['problems'])}")
 
 
+def lossy_emulator_counts(path: str) -> dict:
+    """Frames offered, dropped and reordered per direction from one emulator log's exit lines
+    ("a-to-b: offered N (B B), ..., dropped: down N, queue N, random N, burst N, ...;
+    reordered N, ..."); they cover the whole run of one side, its upload and its download."""
+    counts = {}
+    if not os.path.exists(path):
+        return counts
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            name, _, rest = line.partition(": offered ")
+            if name not in ("a-to-b", "b-to-a") or not rest:
+                continue
+            fields = {}
+            words = rest.replace(",", " ").replace(";", " ").replace("(", " ").split()
+            fields["offered"] = int(words[0])
+            for key in ("queue", "random", "burst", "reordered"):
+                if key in words:
+                    fields[key] = int(words[words.index(key) + 1])
+            counts["to_appliance" if name == "a-to-b" else "to_client"] = fields
+    return counts
+
+
+def cmd_lossy_report(args) -> int:
+    """Medians per condition and direction of mpterm and Linux (lossy-bench.sh); the result is
+    a lab-side-by-side report, one entry per condition and direction, so mpterm-plot draws it."""
+    transfers = [read_json(p) for p in sorted(glob.glob(os.path.join(args.runs_dir, "*",
+                                                                      "transfer.json")))]
+    conditions = []
+    for spec in args.condition:
+        name, options, mib = spec.split("|")
+        conditions.append((name, options, int(mib)))
+    results = []
+    failures = [t for t in transfers if not t["ok"]]
+    for name, options, mib in conditions:
+        for direction in ("upload", "download"):
+            def runs_of(appliance: str) -> list[dict]:
+                return sorted((t for t in transfers if t.get("condition") == name
+                               and t["direction"] == direction and t["appliance"] == appliance),
+                              key=lambda t: t["run"])
+            ours, theirs = runs_of("mpterm"), runs_of("haproxy")
+
+            def mbit(runs: list[dict]) -> list[float]:
+                return [round(t["gbps"] * 1000, 1) for t in runs if t["ok"]]
+
+            def median(values: list[float]) -> float | None:
+                return round(statistics.median(values), 1) if values else None
+
+            mpterm_median, linux_median = median(mbit(ours)), median(mbit(theirs))
+            ratio = (round(mpterm_median / linux_median, 3)
+                     if mpterm_median is not None and linux_median else None)
+
+            def cpu_per_gib(runs: list[dict]) -> float | None:
+                values = [per_gib(t["cpu"]["appliance_process_s"], t["bytes"])
+                          for t in runs if t["ok"]]
+                return round(statistics.median(values), 3) if values else None
+
+            emulator = {}
+            for t in ours + theirs:
+                counts = lossy_emulator_counts(os.path.join(
+                    args.runs_dir, f"{t['appliance']}-{name}-run{t['run']}.linkem.log"))
+                emulator.setdefault(t["appliance"], []).append(counts)
+            results.append({
+                "transfer": f"{mib} MiB {name.removeprefix('lossy-')}",
+                "condition": name,
+                "linkem_options": options,
+                "paths": 1,
+                "direction": direction,
+                "connections": 1,
+                "mpterm_gbps": round((mpterm_median or 0.0) / 1000, 4),
+                "anchor_gbps": round((linux_median or 0.0) / 1000, 4),
+                "ratio": ratio,
+                "mpterm_cpu_s_per_gib": cpu_per_gib(ours),
+                "anchor_cpu_s_per_gib": None,
+                "anchor_process_cpu_s_per_gib": cpu_per_gib(theirs),
+                "mpterm_mbit_median": mpterm_median,
+                "linux_mbit_median": linux_median,
+                "mpterm_mbit_runs": mbit(ours),
+                "linux_mbit_runs": mbit(theirs),
+                "mpterm_failed_runs": [t["run"] for t in ours if not t["ok"]],
+                "linux_failed_runs": [t["run"] for t in theirs if not t["ok"]],
+                "goal_met": ratio is not None and ratio >= args.goal,
+                "emulator_counts": emulator,
+                "load_average": [t["load_average"] for t in ours + theirs],
+            })
+    parameters = {
+        "runs": args.runs,
+        "checksum": 1,
+        "goal_ratio": args.goal,
+        "conditions": [{"name": n, "linkem_options": o, "mib": m} for n, o, m in conditions],
+        "order": "per run and condition, mpterm first in odd runs and Linux first in even ones; "
+                 "each on a fresh lab, emulator (same seed for both) and appliance run, the "
+                 "upload then the download",
+        "mpterm": "mpterm on DPDK af_packet in the app namespace",
+        "linux": "Linux MPTCP terminating the connection in the app namespace, HAProxy "
+                 + haproxy_version() + " in TCP mode (one thread) under mptcpize run relaying "
+                 "to the backend (LAB_APPLIANCE=haproxy, the side-by-side benchmark's anchor)",
+        "client": "Linux MPTCP, tests/lab/peer.py client, DSS checksums on",
+        "backend": "Linux TCP, tests/lab/peer.py backend",
+        "path": "c0 ==veth== [mpterm-linkem, both directions impaired] ==veth== a0",
+        "median_of": "the runs whose transfer was byte-exact and passed every check; ratio is "
+                     "mpterm's median over Linux's",
+        "anchor_gbps": "Linux's median (the plot's anchor bar)",
+        "load_average_at_start": args.load_at_start,
+        "failed_transfers": [t["name"] for t in failures],
+    }
+    write_json(args.out, envelope("lab-side-by-side", args, parameters, results))
+    print()
+    print(f"TCP on emulated lossy paths: medians of {args.runs} run(s), goodput in Mbit/s "
+          f"(mpterm's goal: >= {args.goal:.0%} of Linux)")
+    header = (f"{'condition':<20} {'direction':<9} {'mpterm':>8} {'Linux':>8} {'ratio':>6}  "
+              f"{'goal':<4}  runs (mpterm; Linux)")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        def runs_text(values: list[float], failed: list[int]) -> str:
+            text = " ".join(f"{v:.1f}" for v in values) or "-"
+            return text + (f" (run {','.join(map(str, failed))} failed)" if failed else "")
+
+        print(f"{r['condition'].removeprefix('lossy-'):<20} {r['direction']:<9} "
+              f"{fmt(r['mpterm_mbit_median'], '>8.1f')} {fmt(r['linux_mbit_median'], '>8.1f')} "
+              f"{fmt(r['ratio'], '>6.2f')}  {'yes' if r['goal_met'] else 'no':<4}  "
+              f"{runs_text(r['mpterm_mbit_runs'], r['mpterm_failed_runs'])}; "
+              f"{runs_text(r['linux_mbit_runs'], r['linux_failed_runs'])}")
+    for name, options, mib in conditions:
+        print(f"  {name.removeprefix('lossy-')}: {mib} MiB one way, mpterm-linkem {options}")
+    for t in failures:
+        print(f"FAILED transfer {t['name']}: {'; '.join(t['problems'])[:400]}")
+    return 0
+
+
 def cmd_table(args) -> int:
     transfers = [read_json(p) for p in sorted(glob.glob(os.path.join(args.runs_dir, "*",
                                                                       "transfer.json")))]
@@ -536,6 +671,8 @@ def main() -> int:
     p.add_argument("--appliance", choices=["mpterm", "haproxy", "reference"], required=True)
     p.add_argument("--appliance-pid", type=int, help="the appliance process (none: reference)")
     p.add_argument("--transfer", required=True, help="what is moved, e.g. '1000 MiB'")
+    p.add_argument("--condition", default="",
+                   help="the emulated path's condition (lossy-bench.sh), e.g. lossy-loss1pct")
     p.add_argument("--paths", type=int, default=1)
     p.add_argument("--direction", choices=["upload", "download"], required=True)
     p.add_argument("--run", type=int, default=1)
@@ -581,6 +718,21 @@ def main() -> int:
     p.add_argument("--sample-interval-ms", type=int, default=100)
     p.add_argument("--load-at-start", default="")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("lossy-report",
+                       help="medians per condition and direction (lossy-bench.sh), table and file")
+    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--repo", required=True)
+    p.add_argument("--commit", help="default: git rev-parse --short HEAD (+dirty)")
+    p.add_argument("--started-at", required=True)
+    p.add_argument("--command", required=True)
+    p.add_argument("--runs", type=int, required=True)
+    p.add_argument("--condition", action="append", required=True, metavar="NAME|OPTIONS|MIB",
+                   help="a condition in table order: name, mpterm-linkem options, MiB moved")
+    p.add_argument("--goal", type=float, default=0.9, help="mpterm over Linux that meets the goal")
+    p.add_argument("--load-at-start", default="")
+    p.set_defaults(func=cmd_lossy_report)
 
     args = parser.parse_args()
     return args.func(args)
