@@ -251,6 +251,16 @@ define_counters! {
     rx_dropped_paws,
     /// ACKs sent by the delayed-ACK timer (RFC 9293 section 3.8.6.3).
     delayed_acks_sent,
+    /// ICMP fragmentation-needed and packet-too-big errors that lowered an MSS (RFC 1191, RFC 8201).
+    icmp_mtu_lowered,
+    /// ICMP errors quoting a segment of no connection, ignored.
+    icmp_errors_no_connection,
+    /// ICMP errors whose quoted sequence number is not of data in flight (RFC 5927), ignored.
+    icmp_errors_outside_window,
+    /// Fragmentation-needed and packet-too-big errors with an MTU below the floor (IPv4 552, IPv6 1280), ignored.
+    icmp_mtu_below_floor,
+    /// Other ICMP errors about data in flight, and MTUs not below the one in use: soft errors, counted only.
+    icmp_errors_ignored,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -422,8 +432,13 @@ mod tests {
             tlp_probes_sent: 84,
             rx_dropped_paws: 85,
             delayed_acks_sent: 86,
-            connections_open: 87,
-            time_wait_open: 88,
+            icmp_mtu_lowered: 87,
+            icmp_errors_no_connection: 88,
+            icmp_errors_outside_window: 89,
+            icmp_mtu_below_floor: 90,
+            icmp_errors_ignored: 91,
+            connections_open: 92,
+            time_wait_open: 93,
         }
     }
 
@@ -438,7 +453,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 88);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 93);
     }
 
     #[test]

@@ -157,4 +157,19 @@ pub struct Counters {
     /// ACKs sent by the delayed-ACK timer (RFC 9293 section 3.8.6.3): received data that no
     /// second segment and no data of ours acknowledged within 40 ms.
     pub delayed_acks_sent: u64,
+    /// ICMP fragmentation-needed and ICMPv6 packet-too-big errors that lowered a connection
+    /// side's MSS (RFC 1191, RFC 8201).
+    pub icmp_mtu_lowered: u64,
+    /// ICMP and ICMPv6 errors quoting a TCP segment of no connection of ours: ignored.
+    pub icmp_errors_no_connection: u64,
+    /// ICMP and ICMPv6 errors whose quoted sequence number is not of data in flight
+    /// (SND.UNA..=SND.MAX, RFC 5927 section 4.1): ignored.
+    pub icmp_errors_outside_window: u64,
+    /// Fragmentation-needed and packet-too-big errors naming an MTU below the floor (IPv4 552,
+    /// Linux's `min_pmtu`; IPv6 1280): ignored.
+    pub icmp_mtu_below_floor: u64,
+    /// Other ICMP errors about a connection's data in flight (unreachable, time exceeded,
+    /// parameter problem; and MTUs not below the one in use): counted, nothing else, as soft
+    /// errors (RFC 5461).
+    pub icmp_errors_ignored: u64,
 }

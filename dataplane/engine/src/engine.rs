@@ -4,6 +4,7 @@
 //! [`addresses`].
 
 mod addresses;
+mod icmp_errors;
 mod ipv6;
 mod join;
 mod output;
@@ -17,6 +18,7 @@ use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use mpterm_wire::checksum::Checksum;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::icmp_error::{is_error_type_v4, IcmpErrorRepr};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use mpterm_wire::mptcp::MptcpOption;
 use mpterm_wire::tcp::{TcpFlags, TcpOptions, TcpRepr, TcpSegment};
@@ -377,12 +379,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let payload_end = ethernet::HEADER_LEN + usize::from(packet.total_len());
         match repr.protocol {
             ipv4::PROTOCOL_ICMP => self.handle_icmp(
+                now,
                 interface,
                 source_mac,
                 &repr,
                 frame,
-                payload_start,
-                payload_end,
+                payload_start..payload_end,
             ),
             ipv4::PROTOCOL_TCP => self.handle_tcp(
                 now,
@@ -396,16 +398,18 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     }
 
     /// RFC 792: an echo reply carries the request's identifier, sequence number and data. The
-    /// data leaves in the request's own buffer.
+    /// data leaves in the request's own buffer. Errors about our segments go to
+    /// [`icmp_errors`].
     fn handle_icmp(
         &mut self,
+        now: Instant,
         interface: usize,
         source_mac: EthernetAddress,
         ip: &Ipv4Repr,
         frame: &P,
-        start: usize,
-        end: usize,
+        range: core::ops::Range<usize>,
     ) {
+        let (start, end) = (range.start, range.end);
         let packet = match IcmpPacket::new_checked(&frame.as_ref()[start..end]) {
             Ok(packet) => packet,
             Err(_) => {
@@ -413,6 +417,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 return;
             }
         };
+        if is_error_type_v4(packet.msg_type()) {
+            match IcmpErrorRepr::parse_v4(&packet) {
+                Ok(error) => self.handle_icmp_error(now, error),
+                Err(mpterm_wire::WireError::Unsupported) => {
+                    self.counters.rx_dropped_not_for_us += 1
+                }
+                Err(_) => self.counters.rx_dropped_malformed += 1,
+            }
+            return;
+        }
         let request = match IcmpEchoRepr::parse(&packet) {
             Ok(repr) if repr.kind == IcmpEchoKind::Request => repr,
             Ok(_) | Err(mpterm_wire::WireError::Unsupported) => {

@@ -511,6 +511,11 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         tlp_probes_sent: engine.tlp_probes_sent,
         rx_dropped_paws: engine.rx_dropped_paws,
         delayed_acks_sent: engine.delayed_acks_sent,
+        icmp_mtu_lowered: engine.icmp_mtu_lowered,
+        icmp_errors_no_connection: engine.icmp_errors_no_connection,
+        icmp_errors_outside_window: engine.icmp_errors_outside_window,
+        icmp_mtu_below_floor: engine.icmp_mtu_below_floor,
+        icmp_errors_ignored: engine.icmp_errors_ignored,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }

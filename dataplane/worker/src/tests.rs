@@ -247,6 +247,11 @@ fn snapshot_maps_every_engine_counter() {
         tlp_probes_sent: 53,
         rx_dropped_paws: 54,
         delayed_acks_sent: 55,
+        icmp_mtu_lowered: 56,
+        icmp_errors_no_connection: 57,
+        icmp_errors_outside_window: 58,
+        icmp_mtu_below_floor: 59,
+        icmp_errors_ignored: 60,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -344,6 +349,11 @@ fn snapshot_maps_every_engine_counter() {
         tlp_probes_sent: 53,
         rx_dropped_paws: 54,
         delayed_acks_sent: 55,
+        icmp_mtu_lowered: 56,
+        icmp_errors_no_connection: 57,
+        icmp_errors_outside_window: 58,
+        icmp_mtu_below_floor: 59,
+        icmp_errors_ignored: 60,
         connections_open: 47,
         time_wait_open: 48,
     };

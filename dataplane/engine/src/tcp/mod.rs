@@ -31,6 +31,7 @@ mod congestion;
 mod delayed_ack;
 mod input;
 mod output;
+mod path_mtu;
 mod receive;
 mod recovery;
 mod rtt;
@@ -178,6 +179,30 @@ pub struct OutgoingSegment<P> {
     /// True when this segment sends bytes that were sent before.
     pub is_retransmission: bool,
     pub kind: SegmentKind,
+    /// Set on a piece of a unit that was cut up after the path MTU fell (see
+    /// [`Tcb::lower_path_mss`]): the unit as it was first sent. Its DSS mapping is the one to
+    /// repeat on every piece, since a mapping once sent never changes (RFC 8684 section
+    /// 3.3.1). `None` on every other segment.
+    pub split_from: Option<SplitUnit<P>>,
+}
+
+/// A unit as it was first sent, before a smaller path MTU cut it into pieces.
+#[derive(Debug, Clone)]
+pub struct SplitUnit<P> {
+    /// Relative subflow sequence number of its first byte (1 is the first data byte).
+    pub relative_seq: u32,
+    /// All of its bytes.
+    pub payload: P,
+}
+
+/// Why an ICMP error about a segment of this connection is not acted on (RFC 5927).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpRejection {
+    /// The quoted sequence number is not in SND.UNA..=SND.MAX: the error is not about data in
+    /// flight (as Linux's `tcp_v4_err`, which drops and counts it).
+    SequenceOutsideWindow,
+    /// The reported MTU is not smaller than the one in use.
+    NotSmaller,
 }
 
 /// What the peer negotiated in its SYN (or SYN-ACK).
@@ -252,6 +277,10 @@ pub struct Tcb<P: Payload> {
     tuning: TcpTuning,
     /// Our MSS as advertised (what the path lets us receive).
     local_mss: u16,
+    /// The MSS the path lets us send, as the last ICMP fragmentation-needed or packet-too-big
+    /// report said (RFC 1191, RFC 8201); `u16::MAX` until one came. Segments fit within the
+    /// smaller of it and the peer's MSS.
+    path_mss: u16,
     negotiated: Negotiated,
     /// Bytes of option space the owner reserves in every data segment.
     owner_option_reserve: usize,
@@ -430,6 +459,7 @@ impl<P: Payload> Tcb<P> {
             close_reason: None,
             tuning,
             local_mss,
+            path_mss: u16::MAX,
             negotiated: Negotiated {
                 peer_mss: DEFAULT_PEER_MSS,
                 window_scaling: false,
@@ -664,11 +694,17 @@ impl<P: Payload> Tcb<P> {
         self.receive_queue.buffered_bytes()
     }
 
+    /// The largest segment (options and data, no headers) we send: the peer's MSS, or less
+    /// when the path said so ([`Tcb::lower_path_mss`]).
+    pub fn send_mss(&self) -> u16 {
+        self.negotiated.peer_mss.min(self.path_mss)
+    }
+
     /// The most payload one segment may carry, given the options we put in every segment.
     pub fn max_payload_per_segment(&self) -> usize {
         let timestamps = if self.negotiated.timestamps { 12 } else { 0 };
         let options = (timestamps + self.owner_option_reserve).div_ceil(4) * 4;
-        usize::from(self.negotiated.peer_mss)
+        usize::from(self.send_mss())
             .saturating_sub(options.min(MAX_OPTION_SPACE))
             .max(1)
     }

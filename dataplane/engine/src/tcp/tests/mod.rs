@@ -241,6 +241,7 @@ mod delayed_ack;
 mod flow_control;
 mod handshake;
 mod liveness;
+mod path_mtu;
 mod reordering;
 mod reset;
 mod retransmission;
