@@ -42,6 +42,7 @@
 //! time_wait_reuse = true            # reuse a backend port in TIME-WAIT with timestamps (RFC 6191)
 //! local_port_range = [49152, 65535] # source ports toward backends, 1024..=65535
 //! congestion_control = "newreno"    # client side: "newreno" (default), "lia" or "olia"
+//! ecn = true                        # ECN (RFC 3168): accept a client's, ask backends; default true
 //!
 //! [tcp.client]                      # optional: the client side's liveness limits
 //! keepalive = true                  # probe idle connections, default true
@@ -529,6 +530,9 @@ pub struct TcpConfig {
     /// Congestion control of the client side (MPTCP subflows and plain TCP clients); the
     /// backend side always uses NewReno.
     pub congestion_control: CongestionAlgorithm,
+    /// Explicit congestion notification (RFC 3168) on both sides: taken when a client's SYN
+    /// asks for it (as Linux's server side with `tcp_ecn = 2`) and asked of backends.
+    pub ecn: bool,
     /// Liveness limits of the client side.
     pub client: TcpSideConfig,
     /// Liveness limits of the backend side.
@@ -611,6 +615,7 @@ impl Default for TcpConfig {
             time_wait_reuse: true,
             local_port_range: (49_152, 65_535),
             congestion_control: CongestionAlgorithm::NewReno,
+            ecn: true,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig::default(),
         }
@@ -792,6 +797,7 @@ struct RawTcp {
     time_wait_reuse: Option<bool>,
     local_port_range: Option<[u64; 2]>,
     congestion_control: Option<String>,
+    ecn: Option<bool>,
     client: Option<RawTcpSide>,
     backend: Option<RawTcpSide>,
 }
@@ -1128,6 +1134,7 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         time_wait_reuse: raw.time_wait_reuse.unwrap_or(defaults.time_wait_reuse),
         local_port_range,
         congestion_control,
+        ecn: raw.ecn.unwrap_or(defaults.ecn),
         client: side(&raw.client, "client")?,
         backend: side(&raw.backend, "backend")?,
     })

@@ -261,6 +261,10 @@ define_counters! {
     icmp_mtu_below_floor,
     /// Other ICMP errors about data in flight, and MTUs not below the one in use: soft errors, counted only.
     icmp_errors_ignored,
+    /// Accepted segments marked CE on connections with ECN (RFC 3168).
+    ecn_ce_received,
+    /// Congestion window reductions for an ECE (RFC 3168 section 6.1.2).
+    ecn_window_reductions,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -437,8 +441,10 @@ mod tests {
             icmp_errors_outside_window: 89,
             icmp_mtu_below_floor: 90,
             icmp_errors_ignored: 91,
-            connections_open: 92,
-            time_wait_open: 93,
+            ecn_ce_received: 92,
+            ecn_window_reductions: 93,
+            connections_open: 94,
+            time_wait_open: 95,
         }
     }
 
@@ -453,7 +459,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 93);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 95);
     }
 
     #[test]

@@ -166,6 +166,7 @@ max_time_wait = 0
 time_wait_reuse = false
 local_port_range = [20000, 20009]
 congestion_control = \"olia\"
+ecn = false
 [tcp.backend]
 keepalive = false
 keepalive_idle_ms = 1000
@@ -198,6 +199,7 @@ args = [\"--no-huge\"]
             time_wait_reuse: false,
             local_port_range: (20_000, 20_009),
             congestion_control: CongestionAlgorithm::Olia,
+            ecn: false,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig {
                 keepalive: false,

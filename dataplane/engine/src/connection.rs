@@ -800,4 +800,6 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.tlp_probes += more.tlp_probes;
     total.paws_rejected += more.paws_rejected;
     total.delayed_acks += more.delayed_acks;
+    total.ecn_ce_received += more.ecn_ce_received;
+    total.ecn_window_reductions += more.ecn_window_reductions;
 }

@@ -172,4 +172,8 @@ pub struct Counters {
     /// parameter problem; and MTUs not below the one in use): counted, nothing else, as soft
     /// errors (RFC 5461).
     pub icmp_errors_ignored: u64,
+    /// Accepted segments whose IP header said CE, on connections that set ECN up (RFC 3168).
+    pub ecn_ce_received: u64,
+    /// Congestion window reductions for an ECE from a peer (RFC 3168 section 6.1.2).
+    pub ecn_window_reductions: u64,
 }

@@ -392,6 +392,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 IpPair::V4(repr.src, repr.dst),
                 frame,
                 payload_start..payload_end,
+                packet.dscp_ecn() & 0b11 == output::ECN_CE,
             ),
             _ => self.counters.rx_dropped_not_for_us += 1,
         }
@@ -477,7 +478,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
     }
 
-    /// A TCP segment in `frame[range]`, from and to `ip`'s addresses (either family).
+    /// A TCP segment in `frame[range]`, from and to `ip`'s addresses (either family), whose
+    /// IP header said CE (RFC 3168 section 5) when `congestion_experienced`.
     fn handle_tcp(
         &mut self,
         now: Instant,
@@ -485,6 +487,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         ip: IpPair,
         frame: &P,
         range: core::ops::Range<usize>,
+        congestion_experienced: bool,
     ) {
         let (start, end) = (range.start, range.end);
         let segment = match TcpSegment::new_checked(&frame.as_ref()[start..end]) {
@@ -535,6 +538,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             self.counters.tcp_rst_received += 1;
         }
         if let Some((slot, side)) = self.flows.get(&(local, remote)).copied() {
+            if congestion_experienced {
+                let tcb = self.slots.get_mut(slot).and_then(Option::as_mut);
+                if let Some(tcb) = tcb.and_then(|entry| entry.connection.tcb_mut(side)) {
+                    tcb.note_congestion_experienced();
+                }
+            }
             self.deliver(now, slot, side, &repr, payload);
             return;
         }
@@ -628,7 +637,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 window: entry.window,
                 options,
             };
-            self.transmit_tcp(now, entry.interface, local.ip(), remote.ip(), &ack, None);
+            if let Some(ip) = IpPair::of(local.ip(), remote.ip()) {
+                self.transmit_tcp(now, entry.interface, ip, &ack, None, false);
+            }
             return;
         }
         self.counters.rx_dropped_time_wait += 1;
@@ -704,7 +715,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             options,
         };
         self.counters.tcp_rst_sent += 1;
-        self.transmit_tcp(now, interface, local.ip(), remote.ip(), &reset, None);
+        if let Some(ip) = IpPair::of(local.ip(), remote.ip()) {
+            self.transmit_tcp(now, interface, ip, &reset, None, false);
+        }
     }
 
     fn accept(&mut self, arrival: Arrival<'_, '_>, rule: ProxyRule) {
@@ -1040,6 +1053,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.tlp_probes_sent += now.tlp_probes - before.tlp_probes;
         self.counters.rx_dropped_paws += now.paws_rejected - before.paws_rejected;
         self.counters.delayed_acks_sent += now.delayed_acks - before.delayed_acks;
+        self.counters.ecn_ce_received += now.ecn_ce_received - before.ecn_ce_received;
+        self.counters.ecn_window_reductions +=
+            now.ecn_window_reductions - before.ecn_window_reductions;
         entry.counted = now;
     }
 

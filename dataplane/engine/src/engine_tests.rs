@@ -1213,3 +1213,30 @@ fn icmp_errors_act_only_when_they_quote_data_in_flight_of_a_live_connection() {
     );
     assert_eq!(counters(&engine), [1, 2, 2, 3, 1]);
 }
+
+#[test]
+fn a_syn_asking_for_ecn_gets_an_ecn_setup_syn_ack_unless_ecn_is_off() {
+    for (ecn, asked, expect_ece) in [
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+    ] {
+        let mut engine = engine_with(|config| config.client_tcp.ecn = ecn);
+        let mut request = syn(TcpOptions::default(), 5000);
+        if asked {
+            request.flags = request.flags | TcpFlags::ECE | TcpFlags::CWR;
+        }
+        engine.handle_frame(Instant::ZERO, 0, tcp_frame(&request, &[]));
+        let output = all_output(&mut engine);
+        let (_, syn_ack) = parse_tcp(&output[0]);
+        // RFC 3168 section 6.1.1: ECE set, CWR clear; and no ECT on a SYN-ACK.
+        assert_eq!(
+            syn_ack.flags.contains(TcpFlags::ECE),
+            expect_ece,
+            "{ecn} {asked}"
+        );
+        assert!(!syn_ack.flags.contains(TcpFlags::CWR));
+        let ip = Ipv4Packet::new_checked(&output[0][ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!(ip.dscp_ecn() & 0b11, 0);
+    }
+}

@@ -86,6 +86,18 @@ fn checksum_required_reaches_the_engine() {
 }
 
 #[test]
+fn ecn_is_on_by_default_and_the_switch_reaches_both_sides() {
+    let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert!(engine.client_tcp.ecn && engine.backend_tcp.ecn);
+    let text = TEST_CONFIG.replace("[tcp]\n", "[tcp]\necn = false\n");
+    assert_ne!(text, TEST_CONFIG, "the fixture has a [tcp] section");
+    let config = mpterm_control::Config::from_toml_str(&text).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert!(!engine.client_tcp.ecn && !engine.backend_tcp.ecn);
+}
+
+#[test]
 fn congestion_control_reaches_the_client_side_only() {
     for (word, algorithm) in [
         ("newreno", mpterm_engine::CongestionAlgorithm::NewReno),
@@ -252,6 +264,8 @@ fn snapshot_maps_every_engine_counter() {
         icmp_errors_outside_window: 58,
         icmp_mtu_below_floor: 59,
         icmp_errors_ignored: 60,
+        ecn_ce_received: 61,
+        ecn_window_reductions: 62,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -354,6 +368,8 @@ fn snapshot_maps_every_engine_counter() {
         icmp_errors_outside_window: 58,
         icmp_mtu_below_floor: 59,
         icmp_errors_ignored: 60,
+        ecn_ce_received: 61,
+        ecn_window_reductions: 62,
         connections_open: 47,
         time_wait_open: 48,
     };

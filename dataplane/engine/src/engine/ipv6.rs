@@ -74,6 +74,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                     IpPair::V6(repr.src, repr.dst),
                     frame,
                     payload_start..payload_end,
+                    packet.traffic_class() & 0b11 == super::output::ECN_CE,
                 );
             }
             // Extension headers, fragments, TCP to a multicast group, other protocols.

@@ -29,6 +29,7 @@
 
 mod congestion;
 mod delayed_ack;
+mod ecn;
 mod input;
 mod output;
 mod path_mtu;
@@ -217,6 +218,8 @@ struct Negotiated {
     receive_window_shift: u8,
     timestamps: bool,
     sack_permitted: bool,
+    /// Both SYNs set up ECN (RFC 3168 section 6.1.1): our new data carries ECT(0).
+    ecn: bool,
 }
 
 /// What a TCB in TIME-WAIT hands over to the engine's TIME-WAIT table
@@ -265,6 +268,11 @@ pub struct TcbCounters {
     /// ACKs the delayed-ACK timer sent (RFC 9293 section 3.8.6.3): data that no second
     /// segment and no data of ours acknowledged within [`DELAYED_ACK_TIMEOUT`].
     pub delayed_acks: u64,
+    /// Accepted segments whose IP header said CE (RFC 3168 section 5).
+    pub ecn_ce_received: u64,
+    /// Congestion window reductions for an ECE (RFC 3168 section 6.1.2), at most one per
+    /// window of data.
+    pub ecn_window_reductions: u64,
 }
 
 /// Transmission control block: one TCP connection.
@@ -346,6 +354,18 @@ pub struct Tcb<P: Payload> {
     ack_pending: bool,
     /// Delayed and quick ACKs (RFC 9293 section 3.8.6.3, RFC 5681 section 4.2).
     delayed_ack: delayed_ack::DelayedAck,
+    /// The IP header of the segment about to be handled said CE (congestion experienced,
+    /// RFC 3168 section 5), as the owner noted with [`Tcb::note_congestion_experienced`].
+    arriving_congestion_experienced: bool,
+    /// A CE mark arrived: every segment we send sets ECE until the peer's CWR (RFC 3168
+    /// section 6.1.3).
+    echo_congestion: bool,
+    /// Our window was reduced for an ECE: the next new data segment sets CWR (section
+    /// 6.1.2).
+    cwr_pending: bool,
+    /// SND.MAX when our window was last reduced for an ECE: ECEs until it is acknowledged
+    /// belong to the same window of data and reduce nothing more (section 6.1.2).
+    ecn_reduced_until: Option<SeqNumber>,
     /// A segment that arrived wholly below RCV.NXT, reported once as the first SACK block of
     /// the next acknowledgement (a D-SACK, RFC 2883 section 4).
     dsack_pending: Option<(SeqNumber, SeqNumber)>,
@@ -409,6 +429,18 @@ impl<P: Payload> Tcb<P> {
         tcb
     }
 
+    /// ECN is in use on this connection (RFC 3168): our new data segments should leave with
+    /// ECT(0) in their IP header. Never before both SYNs agreed.
+    pub fn ecn_enabled(&self) -> bool {
+        self.negotiated.ecn
+    }
+
+    /// The owner saw CE in the IP header of the segment it hands over next
+    /// ([`Tcb::handle_segment`]); counted and echoed only if that segment is accepted.
+    pub fn note_congestion_experienced(&mut self) {
+        self.arriving_congestion_experienced = true;
+    }
+
     /// Passive open from a received SYN (RFC 9293, section 3.10.7.2): the returned TCB is in
     /// SYN-RECEIVED with a SYN-ACK to send.
     pub fn accept(
@@ -434,6 +466,7 @@ impl<P: Payload> Tcb<P> {
         tcb.advertised_right_edge = tcb.rcv_nxt;
         tcb.highest_ack_sent = tcb.rcv_nxt;
         tcb.apply_peer_syn_options(&syn.options, true);
+        tcb.accept_ecn_setup(syn.flags);
         // RFC 9293 3.10.7.2: the SYN's window is not scaled.
         tcb.snd_wnd = u32::from(syn.window);
         tcb.max_send_window = tcb.snd_wnd;
@@ -467,6 +500,7 @@ impl<P: Payload> Tcb<P> {
                 receive_window_shift: 0,
                 timestamps: false,
                 sack_permitted: false,
+                ecn: false,
             },
             owner_option_reserve: 0,
             iss,
@@ -507,6 +541,10 @@ impl<P: Payload> Tcb<P> {
             ts_recent_at: now,
             ack_pending: false,
             delayed_ack: delayed_ack::DelayedAck::new(local_mss),
+            arriving_congestion_experienced: false,
+            echo_congestion: false,
+            cwr_pending: false,
+            ecn_reduced_until: None,
             dsack_pending: None,
             immediate_acks: 0,
             syn_pending: true,

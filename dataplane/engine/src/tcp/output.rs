@@ -122,6 +122,11 @@ impl<P: Payload> Tcb<P> {
         } else {
             self.window_field()
         };
+        let flags = if flags.contains(TcpFlags::SYN) {
+            flags
+        } else {
+            flags | self.segment_ecn_flags(false)
+        };
         let (ack, flags) = if flags.contains(TcpFlags::ACK) || self.state != TcpState::SynSent {
             self.note_ack_sent();
             (self.rcv_nxt, flags | TcpFlags::ACK)
@@ -255,7 +260,8 @@ impl<P: Payload> Tcb<P> {
         self.snd_max = self.iss + 1;
         self.arm_retransmission_timer(now);
         let options = self.syn_options(now);
-        let repr = self.make_repr(self.iss, TcpFlags::SYN, options);
+        let flags = TcpFlags::SYN | self.syn_ecn_flags();
+        let repr = self.make_repr(self.iss, flags, options);
         Some(OutgoingSegment {
             repr,
             payload: None,
@@ -567,7 +573,7 @@ impl<P: Payload> Tcb<P> {
                 options.sack_blocks.pop();
             }
         }
-        let mut flags = TcpFlags::ACK;
+        let mut flags = TcpFlags::ACK | self.segment_ecn_flags(!is_retransmission);
         if end == self.data_end_seq() {
             flags = flags | TcpFlags::PSH;
         }

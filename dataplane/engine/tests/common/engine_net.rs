@@ -1073,7 +1073,10 @@ impl Net {
                     self.links[2].send(self.now, frame);
                 }
                 None => {
-                    assert_eq!(repr.flags, TcpFlags::SYN, "the engine opens with a SYN");
+                    assert!(
+                        repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK),
+                        "the engine opens with a SYN"
+                    );
                     assert_eq!(repr.dst_port, BACKEND.port());
                     let remote = SocketAddrV4::new(src, repr.src_port);
                     let iss = SeqNumber((self.seed as u32).wrapping_mul(7919));
