@@ -43,6 +43,7 @@
 //! local_port_range = [49152, 65535] # source ports toward backends, 1024..=65535
 //! congestion_control = "cubic"      # client side: "cubic" (default), "newreno", "lia", "olia"
 //! backend_congestion_control = "cubic" # backend side: "cubic" (default) or "newreno"
+//! ecn = true                        # ECN (RFC 3168): accept a client's, ask backends; default true
 //!
 //! [tcp.client]                      # optional: the client side's liveness limits
 //! keepalive = true                  # probe idle connections, default true
@@ -531,6 +532,9 @@ pub struct TcpConfig {
     pub congestion_control: CongestionAlgorithm,
     /// Congestion control of the backend side: a decoupled algorithm (nothing to couple).
     pub backend_congestion_control: CongestionAlgorithm,
+    /// Explicit congestion notification (RFC 3168) on both sides: taken when a client's SYN
+    /// asks for it (as Linux's server side with `tcp_ecn = 2`) and asked of backends.
+    pub ecn: bool,
     /// Liveness limits of the client side.
     pub client: TcpSideConfig,
     /// Liveness limits of the backend side.
@@ -618,6 +622,7 @@ impl Default for TcpConfig {
             local_port_range: (49_152, 65_535),
             congestion_control: CongestionAlgorithm::Cubic,
             backend_congestion_control: CongestionAlgorithm::Cubic,
+            ecn: true,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig::default(),
         }
@@ -800,6 +805,7 @@ struct RawTcp {
     local_port_range: Option<[u64; 2]>,
     congestion_control: Option<String>,
     backend_congestion_control: Option<String>,
+    ecn: Option<bool>,
     client: Option<RawTcpSide>,
     backend: Option<RawTcpSide>,
 }
@@ -1144,6 +1150,7 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         local_port_range,
         congestion_control,
         backend_congestion_control,
+        ecn: raw.ecn.unwrap_or(defaults.ecn),
         client: side(&raw.client, "client")?,
         backend: side(&raw.backend, "backend")?,
     })

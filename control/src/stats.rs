@@ -254,6 +254,20 @@ define_counters! {
     /// Congestion reductions undone: D-SACKs showed every retransmission of the episode
     /// needless (RFC 2883 section 5).
     spurious_reductions_undone,
+    /// ICMP fragmentation-needed and packet-too-big errors that lowered an MSS (RFC 1191, RFC 8201).
+    icmp_mtu_lowered,
+    /// ICMP errors quoting a segment of no connection, ignored.
+    icmp_errors_no_connection,
+    /// ICMP errors whose quoted sequence number is not of data in flight (RFC 5927), ignored.
+    icmp_errors_outside_window,
+    /// Fragmentation-needed and packet-too-big errors with an MTU below the floor (IPv4 552, IPv6 1280), ignored.
+    icmp_mtu_below_floor,
+    /// Other ICMP errors about data in flight, and MTUs not below the one in use: soft errors, counted only.
+    icmp_errors_ignored,
+    /// Accepted segments marked CE on connections with ECN (RFC 3168).
+    ecn_ce_received,
+    /// Congestion window reductions for an ECE (RFC 3168 section 6.1.2).
+    ecn_window_reductions,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -426,8 +440,15 @@ mod tests {
             rx_dropped_paws: 85,
             delayed_acks_sent: 86,
             spurious_reductions_undone: 87,
-            connections_open: 88,
-            time_wait_open: 89,
+            icmp_mtu_lowered: 88,
+            icmp_errors_no_connection: 89,
+            icmp_errors_outside_window: 90,
+            icmp_mtu_below_floor: 91,
+            icmp_errors_ignored: 92,
+            ecn_ce_received: 93,
+            ecn_window_reductions: 94,
+            connections_open: 95,
+            time_wait_open: 96,
         }
     }
 
@@ -442,7 +463,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 89);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 96);
     }
 
     #[test]

@@ -167,6 +167,7 @@ time_wait_reuse = false
 local_port_range = [20000, 20009]
 congestion_control = \"olia\"
 backend_congestion_control = \"newreno\"
+ecn = false
 [tcp.backend]
 keepalive = false
 keepalive_idle_ms = 1000
@@ -200,6 +201,7 @@ args = [\"--no-huge\"]
             local_port_range: (20_000, 20_009),
             congestion_control: CongestionAlgorithm::Olia,
             backend_congestion_control: CongestionAlgorithm::NewReno,
+            ecn: false,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig {
                 keepalive: false,

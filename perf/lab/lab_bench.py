@@ -611,6 +611,7 @@ def cmd_lossy_report(args) -> int:
         "linux": "Linux MPTCP terminating the connection in the app namespace, HAProxy "
                  + haproxy_version() + " in TCP mode (one thread) under mptcpize run relaying "
                  "to the backend (LAB_APPLIANCE=haproxy, the side-by-side benchmark's anchor)",
+        "linux_congestion_control": os.environ.get("LAB_TCP_CONGESTION_CONTROL", "cubic"),
         "client": "Linux MPTCP, tests/lab/peer.py client, DSS checksums on",
         "backend": "Linux TCP, tests/lab/peer.py backend",
         "path": "c0 ==veth== [mpterm-linkem, both directions impaired] ==veth== a0",
@@ -623,7 +624,8 @@ def cmd_lossy_report(args) -> int:
     write_json(args.out, envelope("lab-side-by-side", args, parameters, results))
     print()
     print(f"TCP on emulated lossy paths: medians of {args.runs} run(s), goodput in Mbit/s "
-          f"(mpterm's goal: >= {args.goal:.0%} of Linux)")
+          f"(mpterm's goal: >= {args.goal:.0%} of Linux; Linux's TCP with "
+          f"{parameters['linux_congestion_control']})")
     header = (f"{'condition':<20} {'direction':<9} {'mpterm':>8} {'Linux':>8} {'ratio':>6}  "
               f"{'goal':<4}  runs (mpterm; Linux)")
     print(header)

@@ -75,6 +75,9 @@ LAB_IF_MBOX_APP=m1
 # 198.18.<k-1>.2, so that it reaches the appliance on path k's own port.
 LAB_PATHS="${LAB_PATHS:-1}"
 LAB_MAX_PATHS=8
+# The Linux peers' TCP congestion control, set in each namespace (lab_up): Linux's default,
+# CUBIC, unless told otherwise (e.g. LAB_TCP_CONGESTION_CONTROL=bbr).
+export LAB_TCP_CONGESTION_CONTROL="${LAB_TCP_CONGESTION_CONTROL:-cubic}"
 # Path 2's client end, for the scripts that use two paths (scenarios.sh, perf/lab/).
 # shellcheck disable=SC2034
 LAB_IF_CLIENT_2=c1
@@ -416,6 +419,10 @@ lab_up() {
     local ns
     for ns in "$client" "$app" "$backend"; do
         ip -n "$ns" link set lo up
+        # Every Linux peer uses LAB_TCP_CONGESTION_CONTROL (default cubic, Linux's own
+        # default), whatever the host's: a new namespace inherits the host's, and a host set
+        # to BBR would make "Linux" in every comparison mean BBR.
+        ip netns exec "$ns" sysctl -qw "net.ipv4.tcp_congestion_control=$LAB_TCP_CONGESTION_CONTROL"
     done
 
     # Created inside their namespaces directly: no transient name in the root namespace.

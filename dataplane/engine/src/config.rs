@@ -202,6 +202,9 @@ pub struct TcpTuning {
     pub connect_timeout: Duration,
     pub liveness: Liveness,
     pub congestion_control: CongestionAlgorithm,
+    /// Explicit congestion notification (RFC 3168): accepted when a peer's SYN asks for it,
+    /// and asked for in our own SYNs.
+    pub ecn: bool,
 }
 
 impl Default for TcpTuning {
@@ -216,6 +219,7 @@ impl Default for TcpTuning {
             connect_timeout: Duration::from_secs(30),
             liveness: Liveness::default(),
             congestion_control: CongestionAlgorithm::Cubic,
+            ecn: true,
         }
     }
 }

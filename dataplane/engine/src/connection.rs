@@ -305,6 +305,18 @@ impl<P: Payload> ProxiedConnection<P> {
         core::mem::take(&mut self.events)
     }
 
+    /// The TCB of one side (a subflow or the backend), if it is still there.
+    pub fn tcb_mut(&mut self, side: Side) -> Option<&mut Tcb<P>> {
+        match side {
+            Side::Subflow(index) => self
+                .subflows
+                .get_mut(usize::from(index))
+                .and_then(Option::as_mut)
+                .map(|subflow| &mut subflow.tcb),
+            Side::Backend => self.backend.as_mut(),
+        }
+    }
+
     pub fn subflow(&self, index: u8) -> Option<&Subflow<P>> {
         self.subflows.get(usize::from(index))?.as_ref()
     }
@@ -789,4 +801,6 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.paws_rejected += more.paws_rejected;
     total.delayed_acks += more.delayed_acks;
     total.spurious_reductions_undone += more.spurious_reductions_undone;
+    total.ecn_ce_received += more.ecn_ce_received;
+    total.ecn_window_reductions += more.ecn_window_reductions;
 }

@@ -160,4 +160,23 @@ pub struct Counters {
     /// Congestion reductions undone because D-SACKs showed every retransmission of their
     /// episode needless (RFC 2883 section 5).
     pub spurious_reductions_undone: u64,
+    /// ICMP fragmentation-needed and ICMPv6 packet-too-big errors that lowered a connection
+    /// side's MSS (RFC 1191, RFC 8201).
+    pub icmp_mtu_lowered: u64,
+    /// ICMP and ICMPv6 errors quoting a TCP segment of no connection of ours: ignored.
+    pub icmp_errors_no_connection: u64,
+    /// ICMP and ICMPv6 errors whose quoted sequence number is not of data in flight
+    /// (SND.UNA..=SND.MAX, RFC 5927 section 4.1): ignored.
+    pub icmp_errors_outside_window: u64,
+    /// Fragmentation-needed and packet-too-big errors naming an MTU below the floor (IPv4 552,
+    /// Linux's `min_pmtu`; IPv6 1280): ignored.
+    pub icmp_mtu_below_floor: u64,
+    /// Other ICMP errors about a connection's data in flight (unreachable, time exceeded,
+    /// parameter problem; and MTUs not below the one in use): counted, nothing else, as soft
+    /// errors (RFC 5461).
+    pub icmp_errors_ignored: u64,
+    /// Accepted segments whose IP header said CE, on connections that set ECN up (RFC 3168).
+    pub ecn_ce_received: u64,
+    /// Congestion window reductions for an ECE from a peer (RFC 3168 section 6.1.2).
+    pub ecn_window_reductions: u64,
 }

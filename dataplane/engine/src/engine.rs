@@ -4,6 +4,7 @@
 //! [`addresses`].
 
 mod addresses;
+mod icmp_errors;
 mod ipv6;
 mod join;
 mod output;
@@ -17,6 +18,7 @@ use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use mpterm_wire::checksum::Checksum;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::icmp_error::{is_error_type_v4, IcmpErrorRepr};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use mpterm_wire::mptcp::MptcpOption;
 use mpterm_wire::tcp::{TcpFlags, TcpOptions, TcpRepr, TcpSegment};
@@ -377,12 +379,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         let payload_end = ethernet::HEADER_LEN + usize::from(packet.total_len());
         match repr.protocol {
             ipv4::PROTOCOL_ICMP => self.handle_icmp(
+                now,
                 interface,
                 source_mac,
                 &repr,
                 frame,
-                payload_start,
-                payload_end,
+                payload_start..payload_end,
             ),
             ipv4::PROTOCOL_TCP => self.handle_tcp(
                 now,
@@ -390,22 +392,25 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 IpPair::V4(repr.src, repr.dst),
                 frame,
                 payload_start..payload_end,
+                packet.dscp_ecn() & 0b11 == output::ECN_CE,
             ),
             _ => self.counters.rx_dropped_not_for_us += 1,
         }
     }
 
     /// RFC 792: an echo reply carries the request's identifier, sequence number and data. The
-    /// data leaves in the request's own buffer.
+    /// data leaves in the request's own buffer. Errors about our segments go to
+    /// [`icmp_errors`].
     fn handle_icmp(
         &mut self,
+        now: Instant,
         interface: usize,
         source_mac: EthernetAddress,
         ip: &Ipv4Repr,
         frame: &P,
-        start: usize,
-        end: usize,
+        range: core::ops::Range<usize>,
     ) {
+        let (start, end) = (range.start, range.end);
         let packet = match IcmpPacket::new_checked(&frame.as_ref()[start..end]) {
             Ok(packet) => packet,
             Err(_) => {
@@ -413,6 +418,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 return;
             }
         };
+        if is_error_type_v4(packet.msg_type()) {
+            match IcmpErrorRepr::parse_v4(&packet) {
+                Ok(error) => self.handle_icmp_error(now, error),
+                Err(mpterm_wire::WireError::Unsupported) => {
+                    self.counters.rx_dropped_not_for_us += 1
+                }
+                Err(_) => self.counters.rx_dropped_malformed += 1,
+            }
+            return;
+        }
         let request = match IcmpEchoRepr::parse(&packet) {
             Ok(repr) if repr.kind == IcmpEchoKind::Request => repr,
             Ok(_) | Err(mpterm_wire::WireError::Unsupported) => {
@@ -463,7 +478,8 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         }
     }
 
-    /// A TCP segment in `frame[range]`, from and to `ip`'s addresses (either family).
+    /// A TCP segment in `frame[range]`, from and to `ip`'s addresses (either family), whose
+    /// IP header said CE (RFC 3168 section 5) when `congestion_experienced`.
     fn handle_tcp(
         &mut self,
         now: Instant,
@@ -471,6 +487,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         ip: IpPair,
         frame: &P,
         range: core::ops::Range<usize>,
+        congestion_experienced: bool,
     ) {
         let (start, end) = (range.start, range.end);
         let segment = match TcpSegment::new_checked(&frame.as_ref()[start..end]) {
@@ -521,6 +538,12 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             self.counters.tcp_rst_received += 1;
         }
         if let Some((slot, side)) = self.flows.get(&(local, remote)).copied() {
+            if congestion_experienced {
+                let tcb = self.slots.get_mut(slot).and_then(Option::as_mut);
+                if let Some(tcb) = tcb.and_then(|entry| entry.connection.tcb_mut(side)) {
+                    tcb.note_congestion_experienced();
+                }
+            }
             self.deliver(now, slot, side, &repr, payload);
             return;
         }
@@ -614,7 +637,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                 window: entry.window,
                 options,
             };
-            self.transmit_tcp(now, entry.interface, local.ip(), remote.ip(), &ack, None);
+            if let Some(ip) = IpPair::of(local.ip(), remote.ip()) {
+                self.transmit_tcp(now, entry.interface, ip, &ack, None, false);
+            }
             return;
         }
         self.counters.rx_dropped_time_wait += 1;
@@ -690,7 +715,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             options,
         };
         self.counters.tcp_rst_sent += 1;
-        self.transmit_tcp(now, interface, local.ip(), remote.ip(), &reset, None);
+        if let Some(ip) = IpPair::of(local.ip(), remote.ip()) {
+            self.transmit_tcp(now, interface, ip, &reset, None, false);
+        }
     }
 
     fn accept(&mut self, arrival: Arrival<'_, '_>, rule: ProxyRule) {
@@ -1028,6 +1055,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.delayed_acks_sent += now.delayed_acks - before.delayed_acks;
         self.counters.spurious_reductions_undone +=
             now.spurious_reductions_undone - before.spurious_reductions_undone;
+        self.counters.ecn_ce_received += now.ecn_ce_received - before.ecn_ce_received;
+        self.counters.ecn_window_reductions +=
+            now.ecn_window_reductions - before.ecn_window_reductions;
         entry.counted = now;
     }
 

@@ -6,6 +6,7 @@ use core::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use bytes::Bytes;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
+use mpterm_wire::icmp_error::{IcmpErrorKind, IcmpErrorRepr, QuotedTcp};
 use mpterm_wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, NeighborFlags};
 use mpterm_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use mpterm_wire::mptcp::{MpJoin, MptcpOption};
@@ -386,4 +387,104 @@ fn ipv6_packets_with_extension_headers_or_for_others_are_counted_and_dropped() {
     assert_eq!(engine.counters().rx_dropped_not_for_us, 2);
     assert_eq!(engine.counters().rx_dropped_malformed, 1);
     assert_eq!(engine.connection_count(), 0);
+}
+
+/// An ICMPv6 error from the router about a segment we sent the client over IPv6.
+fn icmpv6_error_frame(kind: IcmpErrorKind, dst_port: u16, seq: mpterm_wire::SeqNumber) -> Bytes {
+    let error = IcmpErrorRepr {
+        kind,
+        quoted: QuotedTcp {
+            src: APPLIANCE6.into(),
+            dst: CLIENT6.into(),
+            src_port: 5000,
+            dst_port,
+            seq,
+        },
+    };
+    let router = Ipv6Addr::new(0x2001, 2, 0, 9, 0, 0, 0, 0xfe);
+    let mut upper = vec![0u8; error.buffer_len()];
+    error.emit_v6(&mut upper, router, APPLIANCE6).unwrap();
+    let ip = Ipv6Repr {
+        src: router,
+        dst: APPLIANCE6,
+        next_header: ipv6::NEXT_HEADER_ICMPV6,
+        payload_len: upper.len() as u16,
+        hop_limit: 64,
+    };
+    ipv6_frame(ROUTER_MAC, EthernetAddress(APPLIANCE_MAC), ip, &upper)
+}
+
+#[test]
+fn a_packet_too_big_lowers_the_mss_of_the_ipv6_flow_it_quotes_and_nothing_else_does() {
+    let mut engine = engine();
+    let options = TcpOptions {
+        mss: Some(1440),
+        ..TcpOptions::default()
+    };
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        tcp6_frame(CLIENT_MAC, CLIENT6, &syn(options, 5000), &[]),
+    );
+    let output = all_output(&mut engine);
+    let (_, _, syn_ack) = parse_tcp6(&output[0]);
+    let iss = syn_ack.seq;
+    let too_big = |mtu| IcmpErrorKind::PacketTooBig { mtu };
+    let counters = |engine: &TestEngine| {
+        let c = engine.counters();
+        [
+            c.icmp_errors_no_connection,
+            c.icmp_errors_outside_window,
+            c.icmp_mtu_below_floor,
+            c.icmp_errors_ignored,
+            c.icmp_mtu_lowered,
+        ]
+    };
+    let path_mss = |engine: &TestEngine| {
+        let slot = engine.slots[0].as_ref().unwrap();
+        slot.connection.subflow(0).unwrap().tcb.path_mss()
+    };
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmpv6_error_frame(too_big(1280), 40001, iss),
+    );
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmpv6_error_frame(too_big(1280), 40000, iss + 9),
+    );
+    // RFC 8201 section 4: never below the IPv6 minimum link MTU.
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmpv6_error_frame(too_big(1279), 40000, iss),
+    );
+    let unreachable = IcmpErrorKind::Other {
+        msg_type: 1,
+        code: 4,
+    };
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmpv6_error_frame(unreachable, 40000, iss),
+    );
+    assert_eq!(counters(&engine), [1, 1, 1, 1, 0]);
+    assert_eq!(path_mss(&engine), None);
+    assert_eq!(engine.connection_count(), 1);
+    // MTU 1400 is an MSS of 1340 over IPv6 (40 bytes of IPv6, 20 of TCP).
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmpv6_error_frame(too_big(1400), 40000, iss),
+    );
+    assert_eq!(counters(&engine), [1, 1, 1, 1, 1]);
+    assert_eq!(path_mss(&engine), Some(1340));
+    // The checksum covers the IPv6 addresses: one for another destination does not verify.
+    let mut misdirected = icmpv6_error_frame(too_big(1280), 40000, iss).to_vec();
+    misdirected[ethernet::HEADER_LEN + 8] ^= 0x01; // the source address
+    let malformed = engine.counters().rx_dropped_malformed;
+    engine.handle_frame(Instant::ZERO, 0, Bytes::from(misdirected));
+    assert_eq!(engine.counters().rx_dropped_malformed, malformed + 1);
+    assert_eq!(path_mss(&engine), Some(1340));
 }

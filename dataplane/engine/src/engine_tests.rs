@@ -7,6 +7,7 @@ use bytes::Bytes;
 use mpterm_wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetFrame, EthernetRepr};
 use mpterm_wire::icmp::{IcmpEchoKind, IcmpEchoRepr, IcmpPacket};
+use mpterm_wire::icmp_error::{IcmpErrorKind, IcmpErrorRepr, QuotedTcp};
 use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use mpterm_wire::mptcp::{MpCapable, MptcpOption};
 use mpterm_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
@@ -1092,4 +1093,150 @@ fn superseded_timer_entries_are_dropped_instead_of_growing_the_heap() {
         !left.is_empty() && left.iter().all(|&(_, s, i)| s == slot && i == id),
         "only the connection's own entries are left: {left:?}"
     );
+}
+
+/// An ICMP error from a router on the client's path about a segment we sent the client.
+fn icmp_error_frame(kind: IcmpErrorKind, dst_port: u16, seq: SeqNumber) -> Bytes {
+    let error = IcmpErrorRepr {
+        kind,
+        quoted: QuotedTcp {
+            src: APPLIANCE.into(),
+            dst: CLIENT.into(),
+            src_port: 5000,
+            dst_port,
+            seq,
+        },
+    };
+    let mut message = vec![0u8; error.buffer_len()];
+    error.emit_v4(&mut message).unwrap();
+    let mut body = vec![0u8; ipv4::HEADER_LEN + message.len()];
+    let ip = Ipv4Repr {
+        src: Ipv4Addr::new(198, 18, 0, 254),
+        dst: APPLIANCE,
+        protocol: ipv4::PROTOCOL_ICMP,
+        payload_len: message.len() as u16,
+        ttl: 64,
+    };
+    ip.emit(&mut body).unwrap();
+    body[ipv4::HEADER_LEN..].copy_from_slice(&message);
+    frame(ethernet::ETHERTYPE_IPV4, &body)
+}
+
+#[test]
+fn icmp_errors_act_only_when_they_quote_data_in_flight_of_a_live_connection() {
+    let mut engine = engine();
+    let options = TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
+    engine.handle_frame(Instant::ZERO, 0, tcp_frame(&syn(options, 5000), &[]));
+    let output = all_output(&mut engine);
+    let (_, syn_ack) = parse_tcp(&output[0]);
+    let iss = syn_ack.seq;
+    let too_big = |mtu| IcmpErrorKind::PacketTooBig { mtu };
+    let counters = |engine: &Engine<Bytes, ChaCha8Rng, Tokens>| {
+        let c = engine.counters();
+        [
+            c.icmp_errors_no_connection,
+            c.icmp_errors_outside_window,
+            c.icmp_mtu_below_floor,
+            c.icmp_errors_ignored,
+            c.icmp_mtu_lowered,
+        ]
+    };
+    let path_mss = |engine: &Engine<Bytes, ChaCha8Rng, Tokens>| {
+        let slot = engine.slots[0].as_ref().unwrap();
+        slot.connection.subflow(0).unwrap().tcb.path_mss()
+    };
+    // Another port: no flow of ours.
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(too_big(1280), 40001, iss),
+    );
+    assert_eq!(counters(&engine), [1, 0, 0, 0, 0]);
+    // Our SYN-ACK is the only thing in flight: ISS..=ISS+1.
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(too_big(1280), 40000, iss + 2),
+    );
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(too_big(1280), 40000, iss - 1),
+    );
+    assert_eq!(counters(&engine), [1, 2, 0, 0, 0]);
+    // Below Linux's min_pmtu, and the "0" of a router older than RFC 1191.
+    engine.handle_frame(Instant::ZERO, 0, icmp_error_frame(too_big(551), 40000, iss));
+    engine.handle_frame(Instant::ZERO, 0, icmp_error_frame(too_big(0), 40000, iss));
+    assert_eq!(counters(&engine), [1, 2, 2, 0, 0]);
+    // A hard error in the handshake is a soft error here (RFC 5461); the same MTU as now.
+    let port_unreachable = IcmpErrorKind::Other {
+        msg_type: 3,
+        code: 3,
+    };
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(port_unreachable, 40000, iss),
+    );
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(too_big(1500), 40000, iss),
+    );
+    assert_eq!(counters(&engine), [1, 2, 2, 2, 0]);
+    assert_eq!(path_mss(&engine), None, "nothing changed");
+    assert_eq!(engine.connection_count(), 1, "and nothing was aborted");
+    assert!(all_output(&mut engine).is_empty(), "nor answered");
+    // A bad checksum is malformed, not an error about anything.
+    let mut corrupt = icmp_error_frame(too_big(1280), 40000, iss).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x40;
+    let malformed = engine.counters().rx_dropped_malformed;
+    engine.handle_frame(Instant::ZERO, 0, Bytes::from(corrupt));
+    assert_eq!(engine.counters().rx_dropped_malformed, malformed + 1);
+    // The valid one: MTU 1280 is an MSS of 1240 over IPv4.
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(too_big(1280), 40000, iss + 1),
+    );
+    assert_eq!(counters(&engine), [1, 2, 2, 2, 1]);
+    assert_eq!(path_mss(&engine), Some(1240));
+    // A second report of the same MTU lowers nothing further.
+    engine.handle_frame(
+        Instant::ZERO,
+        0,
+        icmp_error_frame(too_big(1280), 40000, iss),
+    );
+    assert_eq!(counters(&engine), [1, 2, 2, 3, 1]);
+}
+
+#[test]
+fn a_syn_asking_for_ecn_gets_an_ecn_setup_syn_ack_unless_ecn_is_off() {
+    for (ecn, asked, expect_ece) in [
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+    ] {
+        let mut engine = engine_with(|config| config.client_tcp.ecn = ecn);
+        let mut request = syn(TcpOptions::default(), 5000);
+        if asked {
+            request.flags = request.flags | TcpFlags::ECE | TcpFlags::CWR;
+        }
+        engine.handle_frame(Instant::ZERO, 0, tcp_frame(&request, &[]));
+        let output = all_output(&mut engine);
+        let (_, syn_ack) = parse_tcp(&output[0]);
+        // RFC 3168 section 6.1.1: ECE set, CWR clear; and no ECT on a SYN-ACK.
+        assert_eq!(
+            syn_ack.flags.contains(TcpFlags::ECE),
+            expect_ece,
+            "{ecn} {asked}"
+        );
+        assert!(!syn_ack.flags.contains(TcpFlags::CWR));
+        let ip = Ipv4Packet::new_checked(&output[0][ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!(ip.dscp_ecn() & 0b11, 0);
+    }
 }

@@ -297,7 +297,7 @@ impl Churn {
         let port = repr.src_port;
         match self.backends.get_mut(&port) {
             Some(backend) => backend.tcb.handle_segment(self.now, &repr, payload),
-            None if repr.flags == TcpFlags::SYN => {
+            None if repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK) => {
                 let remote = SocketAddrV4::new(src, port);
                 let iss = SeqNumber(u32::from(port).wrapping_mul(0x9e37_79b9));
                 let tcb = Tcb::accept(self.now, BACKEND, remote, &repr, iss, 1460, tuning());

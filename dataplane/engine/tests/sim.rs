@@ -193,7 +193,11 @@ impl Sim {
                 moved = true;
                 let (repr, payload) = decode_segment(&packet, src, dst);
                 if to == 1 && !*server_accepted {
-                    assert_eq!(repr.flags, mpterm_wire::tcp::TcpFlags::SYN);
+                    // A SYN, which may ask for ECN (RFC 3168 section 6.1.1).
+                    use mpterm_wire::tcp::TcpFlags;
+                    assert!(
+                        repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK)
+                    );
                     let local = self.hosts[1].tcb.local();
                     let remote = self.hosts[0].tcb.local();
                     let iss = SeqNumber((self.seed as u32).wrapping_mul(7919) ^ 0x5555_0000);

@@ -334,6 +334,7 @@ pub fn icmp_packet(data: &[u8]) {
         packet.sequence(),
     );
     assert_eq!(packet.payload().len(), data.len() - icmp::HEADER_LEN);
+    let _ = mpterm_wire::icmp_error::IcmpErrorRepr::parse_v4(&packet);
     let Ok(repr) = IcmpEchoRepr::parse(&packet) else {
         return;
     };

@@ -595,10 +595,11 @@ fn config_summary(path: &std::path::Path, config: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "tcp: connect_timeout_ms={} max_time_wait={} time_wait_reuse={} local_port_range={}-{}",
+        "tcp: connect_timeout_ms={} max_time_wait={} time_wait_reuse={} ecn={} local_port_range={}-{}",
         tcp.connect_timeout_ms,
         tcp.max_time_wait,
         tcp.time_wait_reuse,
+        tcp.ecn,
         tcp.local_port_range.0,
         tcp.local_port_range.1
     );

@@ -15,6 +15,7 @@ pub mod checksum;
 pub mod error;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmp_error;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;

@@ -512,6 +512,13 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         rx_dropped_paws: engine.rx_dropped_paws,
         delayed_acks_sent: engine.delayed_acks_sent,
         spurious_reductions_undone: engine.spurious_reductions_undone,
+        icmp_mtu_lowered: engine.icmp_mtu_lowered,
+        icmp_errors_no_connection: engine.icmp_errors_no_connection,
+        icmp_errors_outside_window: engine.icmp_errors_outside_window,
+        icmp_mtu_below_floor: engine.icmp_mtu_below_floor,
+        icmp_errors_ignored: engine.icmp_errors_ignored,
+        ecn_ce_received: engine.ecn_ce_received,
+        ecn_window_reductions: engine.ecn_window_reductions,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }
@@ -572,6 +579,7 @@ pub fn engine_config(
             fin_wait_2_timeout: millis(side.fin_wait_2_timeout_ms),
             user_timeout: (side.user_timeout_ms > 0).then(|| millis(side.user_timeout_ms)),
         },
+        ecn: tcp.ecn,
         ..TcpTuning::default()
     };
     EngineConfig {

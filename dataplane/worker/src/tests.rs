@@ -86,6 +86,18 @@ fn checksum_required_reaches_the_engine() {
 }
 
 #[test]
+fn ecn_is_on_by_default_and_the_switch_reaches_both_sides() {
+    let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert!(engine.client_tcp.ecn && engine.backend_tcp.ecn);
+    let text = TEST_CONFIG.replace("[tcp]\n", "[tcp]\necn = false\n");
+    assert_ne!(text, TEST_CONFIG, "the fixture has a [tcp] section");
+    let config = mpterm_control::Config::from_toml_str(&text).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert!(!engine.client_tcp.ecn && !engine.backend_tcp.ecn);
+}
+
+#[test]
 fn congestion_control_reaches_each_side() {
     for (word, algorithm) in [
         ("cubic", mpterm_engine::CongestionAlgorithm::Cubic),
@@ -262,6 +274,13 @@ fn snapshot_maps_every_engine_counter() {
         rx_dropped_paws: 54,
         delayed_acks_sent: 55,
         spurious_reductions_undone: 56,
+        icmp_mtu_lowered: 57,
+        icmp_errors_no_connection: 58,
+        icmp_errors_outside_window: 59,
+        icmp_mtu_below_floor: 60,
+        icmp_errors_ignored: 61,
+        ecn_ce_received: 62,
+        ecn_window_reductions: 63,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -360,6 +379,13 @@ fn snapshot_maps_every_engine_counter() {
         rx_dropped_paws: 54,
         delayed_acks_sent: 55,
         spurious_reductions_undone: 56,
+        icmp_mtu_lowered: 57,
+        icmp_errors_no_connection: 58,
+        icmp_errors_outside_window: 59,
+        icmp_mtu_below_floor: 60,
+        icmp_errors_ignored: 61,
+        ecn_ce_received: 62,
+        ecn_window_reductions: 63,
         connections_open: 47,
         time_wait_open: 48,
     };

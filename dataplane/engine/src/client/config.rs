@@ -35,7 +35,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults of a Linux client: MPTCP with DSS checksums, 1024
+    /// A configuration with the defaults of a Linux client: MPTCP with DSS checksums, no ECN, 1024
     /// connections, ports 49152..=65535, TIME-WAIT reuse, checksums verified.
     pub fn new(interface: InterfaceConfig, server: SocketAddrV4) -> Self {
         ClientConfig {
@@ -43,7 +43,11 @@ impl ClientConfig {
             server,
             mptcp: true,
             dss_checksums: true,
-            tcp: TcpTuning::default(),
+            // A Linux client (`tcp_ecn = 2`) does not ask for ECN.
+            tcp: TcpTuning {
+                ecn: false,
+                ..TcpTuning::default()
+            },
             max_connections: 1024,
             local_ports: 49152..=65535,
             time_wait_reuse: true,

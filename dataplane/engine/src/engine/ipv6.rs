@@ -6,6 +6,7 @@
 use core::net::{IpAddr, Ipv6Addr};
 
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetRepr};
+use mpterm_wire::icmp_error::{is_error_type_v6, IcmpErrorRepr};
 use mpterm_wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, NeighborFlags};
 use mpterm_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use rand_core::RngCore;
@@ -73,6 +74,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                     IpPair::V6(repr.src, repr.dst),
                     frame,
                     payload_start..payload_end,
+                    packet.traffic_class() & 0b11 == super::output::ECN_CE,
                 );
             }
             // Extension headers, fragments, TCP to a multicast group, other protocols.
@@ -93,6 +95,16 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             self.counters.rx_dropped_malformed += 1;
             return;
         };
+        if is_error_type_v6(packet.msg_type()) {
+            match IcmpErrorRepr::parse_v6(&packet, ip.src, ip.dst) {
+                Ok(error) => self.handle_icmp_error(now, error),
+                Err(mpterm_wire::WireError::Unsupported) => {
+                    self.counters.rx_dropped_not_for_us += 1
+                }
+                Err(_) => self.counters.rx_dropped_malformed += 1,
+            }
+            return;
+        }
         let message = match Icmpv6Repr::parse(&packet, ip.src, ip.dst) {
             Ok(message) => message,
             Err(mpterm_wire::WireError::Unsupported) => {

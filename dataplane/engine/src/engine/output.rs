@@ -6,8 +6,8 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use mpterm_wire::checksum::Checksum;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetRepr};
-use mpterm_wire::ipv4::{self, Ipv4Repr};
-use mpterm_wire::ipv6::Ipv6Repr;
+use mpterm_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use mpterm_wire::ipv6::{Ipv6Packet, Ipv6Repr};
 use mpterm_wire::tcp::{self, TcpFlags, TcpRepr};
 use rand_core::RngCore;
 
@@ -73,36 +73,47 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         if segment.repr.flags.contains(TcpFlags::RST) {
             self.counters.tcp_rst_sent += 1;
         }
-        self.transmit_tcp(
-            now,
-            interface,
-            local.ip(),
-            remote.ip(),
-            &segment.repr,
-            segment.payload,
-        );
+        // RFC 3168 section 6.1.5: ECT(0) on new data of a connection that set ECN up; never
+        // on a retransmission, a pure ACK, a SYN or a RST (as Linux's tcp_ecn_send).
+        let ect = segment.payload.as_ref().is_some_and(|p| !p.is_empty())
+            && !segment.is_retransmission
+            && !segment.repr.flags.contains(TcpFlags::SYN)
+            && !segment.repr.flags.contains(TcpFlags::RST)
+            && match side {
+                Side::Subflow(index) => entry
+                    .connection
+                    .subflow(index)
+                    .is_some_and(|subflow| subflow.tcb.ecn_enabled()),
+                Side::Backend => entry
+                    .connection
+                    .backend
+                    .as_ref()
+                    .is_some_and(|backend| backend.ecn_enabled()),
+            };
+        let Some(ip) = IpPair::of(local.ip(), remote.ip()) else {
+            debug_assert!(false, "a flow's addresses are of one family");
+            return;
+        };
+        self.transmit_tcp(now, interface, ip, &segment.repr, segment.payload, ect);
     }
 
     /// Builds Ethernet, IP (of the addresses' family) and TCP headers for a segment and
-    /// queues the frame, or holds it until the next hop's MAC is known. Both addresses are of
-    /// one family: they are a flow's own.
+    /// queues the frame, or holds it until the next hop's MAC is known. `ect` marks the IP
+    /// header ECN-capable, ECT(0) (RFC 3168 section 5).
     pub(super) fn transmit_tcp(
         &mut self,
         now: Instant,
         interface: usize,
-        src: IpAddr,
-        dst: IpAddr,
+        ip: IpPair,
         repr: &TcpRepr<'_>,
         payload: Option<P>,
+        ect: bool,
     ) {
         let mut header = HeaderBytes::new();
         let payload_bytes: &[u8] = payload.as_ref().map_or(&[], |p| p.as_ref());
         let tcp_len = repr.header_len();
         let ip_payload_len = (tcp_len + payload_bytes.len()) as u16;
-        let Some(ip) = IpPair::of(src, dst) else {
-            debug_assert!(false, "a flow's addresses are of one family");
-            return;
-        };
+        let dst = ip.dst();
         let ethernet = EthernetRepr {
             src: self.macs[interface],
             dst: EthernetAddress([0; 6]),
@@ -137,6 +148,9 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
             // Options that do not fit are a bug in the caller, never input from the network.
             debug_assert!(false, "segment headers do not fit");
             return;
+        }
+        if ect {
+            mark_ect0(ip, &mut buffer[ethernet::HEADER_LEN..ip_end]);
         }
         // A payload relayed whole (or sent again) carries the sum taken when it arrived.
         let payload_sum = payload
@@ -208,6 +222,25 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         gateway.unwrap_or(destination)
     }
 }
+
+/// RFC 3168 section 5: ECT(0) is the ECN field's 0b10. IPv4's header checksum covers it.
+fn mark_ect0(ip: IpPair, header: &mut [u8]) {
+    match ip {
+        IpPair::V4(..) => {
+            let mut packet = Ipv4Packet::new_unchecked(header);
+            packet.set_dscp_ecn(ECN_ECT0);
+            packet.fill_checksum();
+        }
+        IpPair::V6(..) => {
+            let mut packet = Ipv6Packet::new_unchecked(header);
+            packet.set_version_class_flow(ECN_ECT0, 0);
+        }
+    }
+}
+
+/// The IP header's ECN field (RFC 3168 section 5): ECT(0), and CE.
+pub(super) const ECN_ECT0: u8 = 0b10;
+pub(super) const ECN_CE: u8 = 0b11;
 
 /// The source and destination addresses of one packet, of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -166,18 +166,28 @@ impl<P: Payload> MptcpSession<P> {
         let mapped = segment.payload.as_ref().and_then(|payload| {
             // Every byte queued on a subflow was recorded with its data sequence number.
             let data_seq = subflow.sent.data_seq_of(segment.relative_seq)?;
-            Some((payload, data_seq))
+            match &segment.split_from {
+                // Section 3.3.1: a mapping, once sent, never changes. A piece of a unit cut
+                // for a smaller path MTU carries the whole unit's mapping (a mapping may span
+                // segments); the unit's data sequence numbers run on with its subflow ones, as
+                // it came from one recorded range, whose start may be acknowledged already.
+                Some(whole) => {
+                    let behind = segment.relative_seq.wrapping_sub(whole.relative_seq);
+                    let data_seq = data_seq.wrapping_sub(u64::from(behind));
+                    Some((&whole.payload, whole.relative_seq, data_seq))
+                }
+                None => Some((payload, segment.relative_seq, data_seq)),
+            }
         });
-        if let Some((payload, data_seq)) = mapped {
+        if let Some((payload, subflow_seq, data_seq)) = mapped {
             let length = payload.len() as u16;
             dss.mapping = Some(DssMapping {
                 data_seq: DataSeqWire::Bits64(data_seq),
-                subflow_seq: segment.relative_seq,
+                subflow_seq,
                 data_level_length: length,
                 checksum: self.checksums.then(|| {
                     // Section 3.3.1: pseudo-header with the checksum field zero, then the data.
-                    let mut sum =
-                        checksum::dss_pseudo_header(data_seq, segment.relative_seq, length, 0);
+                    let mut sum = checksum::dss_pseudo_header(data_seq, subflow_seq, length, 0);
                     // The payload's sum from its arrival, when it is relayed whole.
                     match payload.payload_sum() {
                         Some(payload_sum) => sum.add_checksum(payload_sum),

@@ -356,6 +356,7 @@ fn outgoing(
         relative_seq,
         is_retransmission: false,
         kind: SegmentKind::Regular,
+        split_from: None,
     }
 }
 
@@ -383,6 +384,36 @@ fn outgoing_segments_carry_a_checksummed_mapping_and_the_data_ack() {
         13,
         mapping.checksum.unwrap(),
     );
+    verify.add_bytes(b"backend bytes");
+    assert_eq!(verify.finish(), 0);
+}
+
+#[test]
+fn a_piece_of_a_unit_cut_for_a_smaller_path_mtu_repeats_the_units_mapping() {
+    // Section 3.3.1: a mapping once sent never changes. The unit of 13 bytes at subflow
+    // sequence 1 was sent whole; after the path MTU fell, its pieces go again separately, and
+    // the first piece is acknowledged (the subflow forgets its data sequence numbers) before
+    // the second is sent again.
+    let mut fixture = established();
+    let server_idsn = derive_from_key(SERVER_KEY).initial_data_seq;
+    let unit_data_seq = server_idsn.wrapping_add(1);
+    fixture.subflow.sent.record(1, unit_data_seq, 13);
+    fixture.subflow.sent.acknowledge(8);
+    let mut piece = outgoing(8, Some(b" bytes"), TcpFlags::ACK);
+    piece.is_retransmission = true;
+    piece.split_from = Some(crate::tcp::SplitUnit {
+        relative_seq: 1,
+        payload: Bytes::from_static(b"backend bytes"),
+    });
+    fixture.session.decorate(&fixture.subflow, &mut piece);
+    let Some(MptcpOption::Dss(dss)) = piece.repr.options.mptcp[0] else {
+        panic!("no DSS")
+    };
+    let mapping = dss.mapping.expect("mapping");
+    assert_eq!(mapping.data_seq, DataSeqWire::Bits64(unit_data_seq));
+    assert_eq!((mapping.subflow_seq, mapping.data_level_length), (1, 13));
+    // The checksum is the whole unit's, as first sent.
+    let mut verify = checksum::dss_pseudo_header(unit_data_seq, 1, 13, mapping.checksum.unwrap());
     verify.add_bytes(b"backend bytes");
     assert_eq!(verify.finish(), 0);
 }

@@ -23,11 +23,15 @@ impl<P: Payload> Tcb<P> {
         payload: Option<P>,
         owner_options: impl FnOnce(&TcpRepr<'_>, Accepted) -> OwnerVerdict,
     ) {
+        // The CE mark the owner noted belongs to this segment alone.
+        let ce = core::mem::take(&mut self.arriving_congestion_experienced);
         match self.state {
             TcpState::Closed => {}
             TcpState::SynSent => self.handle_in_syn_sent(now, segment),
             TcpState::FastCloseWait => self.handle_in_fast_close_wait(segment, owner_options),
-            _ => self.handle_synchronizing_or_synchronized(now, segment, payload, owner_options),
+            _ => {
+                self.handle_synchronizing_or_synchronized(now, segment, payload, owner_options, ce)
+            }
         }
     }
 
@@ -57,6 +61,7 @@ impl<P: Payload> Tcb<P> {
         self.advertised_right_edge = self.rcv_nxt;
         self.highest_ack_sent = self.rcv_nxt;
         self.apply_peer_syn_options(&segment.options, false);
+        self.note_syn_ack_ecn(flags);
         self.snd_una = segment.ack;
         self.snd_wnd = u32::from(segment.window);
         self.max_send_window = self.snd_wnd;
@@ -116,6 +121,7 @@ impl<P: Payload> Tcb<P> {
         segment: &TcpRepr<'_>,
         payload: Option<P>,
         owner_options: impl FnOnce(&TcpRepr<'_>, Accepted) -> OwnerVerdict,
+        ce: bool,
     ) {
         let flags = segment.flags;
         let payload_len = payload.as_ref().map_or(0, |p| p.len()) as u32;
@@ -225,6 +231,7 @@ impl<P: Payload> Tcb<P> {
         }
         let mapping = verdict.mapping;
         self.heard_from_peer(now);
+        self.on_ecn_input(flags, ce);
 
         if completes_handshake {
             self.snd_una = segment.ack;
@@ -387,6 +394,10 @@ impl<P: Payload> Tcb<P> {
             self.max_send_window = self.max_send_window.max(window);
             self.snd_wl1 = segment.seq;
             self.snd_wl2 = ack;
+        }
+        if segment.flags.contains(TcpFlags::ECE) {
+            // RFC 3168 section 6.1.2, after the ACK and any loss it revealed took effect.
+            self.on_ecn_echo();
         }
     }
 

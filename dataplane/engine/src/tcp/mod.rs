@@ -29,8 +29,10 @@
 
 mod congestion;
 mod delayed_ack;
+mod ecn;
 mod input;
 mod output;
+mod path_mtu;
 mod receive;
 mod recovery;
 mod rtt;
@@ -179,6 +181,30 @@ pub struct OutgoingSegment<P> {
     /// True when this segment sends bytes that were sent before.
     pub is_retransmission: bool,
     pub kind: SegmentKind,
+    /// Set on a piece of a unit that was cut up after the path MTU fell (see
+    /// [`Tcb::lower_path_mss`]): the unit as it was first sent. Its DSS mapping is the one to
+    /// repeat on every piece, since a mapping once sent never changes (RFC 8684 section
+    /// 3.3.1). `None` on every other segment.
+    pub split_from: Option<SplitUnit<P>>,
+}
+
+/// A unit as it was first sent, before a smaller path MTU cut it into pieces.
+#[derive(Debug, Clone)]
+pub struct SplitUnit<P> {
+    /// Relative subflow sequence number of its first byte (1 is the first data byte).
+    pub relative_seq: u32,
+    /// All of its bytes.
+    pub payload: P,
+}
+
+/// Why an ICMP error about a segment of this connection is not acted on (RFC 5927).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpRejection {
+    /// The quoted sequence number is not in SND.UNA..=SND.MAX: the error is not about data in
+    /// flight (as Linux's `tcp_v4_err`, which drops and counts it).
+    SequenceOutsideWindow,
+    /// The reported MTU is not smaller than the one in use.
+    NotSmaller,
 }
 
 /// What the peer negotiated in its SYN (or SYN-ACK).
@@ -193,6 +219,8 @@ struct Negotiated {
     receive_window_shift: u8,
     timestamps: bool,
     sack_permitted: bool,
+    /// Both SYNs set up ECN (RFC 3168 section 6.1.1): our new data carries ECT(0).
+    ecn: bool,
 }
 
 /// What a TCB in TIME-WAIT hands over to the engine's TIME-WAIT table
@@ -244,6 +272,11 @@ pub struct TcbCounters {
     /// Congestion reductions undone because D-SACKs showed every retransmission of their
     /// episode needless (see `undo`).
     pub spurious_reductions_undone: u64,
+    /// Accepted segments whose IP header said CE (RFC 3168 section 5).
+    pub ecn_ce_received: u64,
+    /// Congestion window reductions for an ECE (RFC 3168 section 6.1.2), at most one per
+    /// window of data.
+    pub ecn_window_reductions: u64,
 }
 
 /// Transmission control block: one TCP connection.
@@ -256,6 +289,10 @@ pub struct Tcb<P: Payload> {
     tuning: TcpTuning,
     /// Our MSS as advertised (what the path lets us receive).
     local_mss: u16,
+    /// The MSS the path lets us send, as the last ICMP fragmentation-needed or packet-too-big
+    /// report said (RFC 1191, RFC 8201); `u16::MAX` until one came. Segments fit within the
+    /// smaller of it and the peer's MSS.
+    path_mss: u16,
     negotiated: Negotiated,
     /// Bytes of option space the owner reserves in every data segment.
     owner_option_reserve: usize,
@@ -321,6 +358,18 @@ pub struct Tcb<P: Payload> {
     ack_pending: bool,
     /// Delayed and quick ACKs (RFC 9293 section 3.8.6.3, RFC 5681 section 4.2).
     delayed_ack: delayed_ack::DelayedAck,
+    /// The IP header of the segment about to be handled said CE (congestion experienced,
+    /// RFC 3168 section 5), as the owner noted with [`Tcb::note_congestion_experienced`].
+    arriving_congestion_experienced: bool,
+    /// A CE mark arrived: every segment we send sets ECE until the peer's CWR (RFC 3168
+    /// section 6.1.3).
+    echo_congestion: bool,
+    /// Our window was reduced for an ECE: the next new data segment sets CWR (section
+    /// 6.1.2).
+    cwr_pending: bool,
+    /// SND.MAX when our window was last reduced for an ECE: ECEs until it is acknowledged
+    /// belong to the same window of data and reduce nothing more (section 6.1.2).
+    ecn_reduced_until: Option<SeqNumber>,
     /// A segment that arrived wholly below RCV.NXT, reported once as the first SACK block of
     /// the next acknowledgement (a D-SACK, RFC 2883 section 4).
     dsack_pending: Option<(SeqNumber, SeqNumber)>,
@@ -384,6 +433,18 @@ impl<P: Payload> Tcb<P> {
         tcb
     }
 
+    /// ECN is in use on this connection (RFC 3168): our new data segments should leave with
+    /// ECT(0) in their IP header. Never before both SYNs agreed.
+    pub fn ecn_enabled(&self) -> bool {
+        self.negotiated.ecn
+    }
+
+    /// The owner saw CE in the IP header of the segment it hands over next
+    /// ([`Tcb::handle_segment`]); counted and echoed only if that segment is accepted.
+    pub fn note_congestion_experienced(&mut self) {
+        self.arriving_congestion_experienced = true;
+    }
+
     /// Passive open from a received SYN (RFC 9293, section 3.10.7.2): the returned TCB is in
     /// SYN-RECEIVED with a SYN-ACK to send.
     pub fn accept(
@@ -409,6 +470,7 @@ impl<P: Payload> Tcb<P> {
         tcb.advertised_right_edge = tcb.rcv_nxt;
         tcb.highest_ack_sent = tcb.rcv_nxt;
         tcb.apply_peer_syn_options(&syn.options, true);
+        tcb.accept_ecn_setup(syn.flags);
         // RFC 9293 3.10.7.2: the SYN's window is not scaled.
         tcb.snd_wnd = u32::from(syn.window);
         tcb.max_send_window = tcb.snd_wnd;
@@ -434,6 +496,7 @@ impl<P: Payload> Tcb<P> {
             close_reason: None,
             tuning,
             local_mss,
+            path_mss: u16::MAX,
             negotiated: Negotiated {
                 peer_mss: DEFAULT_PEER_MSS,
                 window_scaling: false,
@@ -441,6 +504,7 @@ impl<P: Payload> Tcb<P> {
                 receive_window_shift: 0,
                 timestamps: false,
                 sack_permitted: false,
+                ecn: false,
             },
             owner_option_reserve: 0,
             iss,
@@ -481,6 +545,10 @@ impl<P: Payload> Tcb<P> {
             ts_recent_at: now,
             ack_pending: false,
             delayed_ack: delayed_ack::DelayedAck::new(local_mss),
+            arriving_congestion_experienced: false,
+            echo_congestion: false,
+            cwr_pending: false,
+            ecn_reduced_until: None,
             dsack_pending: None,
             immediate_acks: 0,
             syn_pending: true,
@@ -668,11 +736,17 @@ impl<P: Payload> Tcb<P> {
         self.receive_queue.buffered_bytes()
     }
 
+    /// The largest segment (options and data, no headers) we send: the peer's MSS, or less
+    /// when the path said so ([`Tcb::lower_path_mss`]).
+    pub fn send_mss(&self) -> u16 {
+        self.negotiated.peer_mss.min(self.path_mss)
+    }
+
     /// The most payload one segment may carry, given the options we put in every segment.
     pub fn max_payload_per_segment(&self) -> usize {
         let timestamps = if self.negotiated.timestamps { 12 } else { 0 };
         let options = (timestamps + self.owner_option_reserve).div_ceil(4) * 4;
-        usize::from(self.negotiated.peer_mss)
+        usize::from(self.send_mss())
             .saturating_sub(options.min(MAX_OPTION_SPACE))
             .max(1)
     }

@@ -122,6 +122,11 @@ impl<P: Payload> Tcb<P> {
         } else {
             self.window_field()
         };
+        let flags = if flags.contains(TcpFlags::SYN) {
+            flags
+        } else {
+            flags | self.segment_ecn_flags(false)
+        };
         let (ack, flags) = if flags.contains(TcpFlags::ACK) || self.state != TcpState::SynSent {
             self.note_ack_sent();
             (self.rcv_nxt, flags | TcpFlags::ACK)
@@ -157,6 +162,7 @@ impl<P: Payload> Tcb<P> {
                 relative_seq: 0,
                 is_retransmission: false,
                 kind: SegmentKind::Regular,
+                split_from: None,
             });
         }
         if self.rst_pending {
@@ -184,6 +190,7 @@ impl<P: Payload> Tcb<P> {
                 relative_seq: 0,
                 is_retransmission: false,
                 kind,
+                split_from: None,
             });
         }
         match self.state {
@@ -212,6 +219,7 @@ impl<P: Payload> Tcb<P> {
             relative_seq: 0,
             is_retransmission: self.fast_close_attempts > 1,
             kind: SegmentKind::FastClose,
+            split_from: None,
         })
     }
 
@@ -229,6 +237,7 @@ impl<P: Payload> Tcb<P> {
             relative_seq: 0,
             is_retransmission: false,
             kind: SegmentKind::KeepaliveProbe,
+            split_from: None,
         }
     }
 
@@ -251,13 +260,15 @@ impl<P: Payload> Tcb<P> {
         self.snd_max = self.iss + 1;
         self.arm_retransmission_timer(now);
         let options = self.syn_options(now);
-        let repr = self.make_repr(self.iss, TcpFlags::SYN, options);
+        let flags = TcpFlags::SYN | self.syn_ecn_flags();
+        let repr = self.make_repr(self.iss, flags, options);
         Some(OutgoingSegment {
             repr,
             payload: None,
             relative_seq: 0,
             is_retransmission,
             kind: SegmentKind::Regular,
+            split_from: None,
         })
     }
 
@@ -274,14 +285,14 @@ impl<P: Payload> Tcb<P> {
                 .units
                 .front()
                 .copied()
-                .and_then(|unit| self.send_unit(now, (unit.start, unit.len)))
+                .and_then(|unit| self.send_unit(now, unit))
             {
                 return Some(segment);
             }
         }
         // RFC 8985: units marked lost go again before new data, as congestion control allows.
         if let Some(unit) = self.next_lost_unit() {
-            if let Some(segment) = self.send_unit(now, (unit.start, unit.len)) {
+            if let Some(segment) = self.send_unit(now, unit) {
                 return Some(segment);
             }
         }
@@ -319,6 +330,7 @@ impl<P: Payload> Tcb<P> {
             relative_seq: 0,
             is_retransmission: false,
             kind: SegmentKind::Regular,
+            split_from: None,
         })
     }
 
@@ -343,6 +355,7 @@ impl<P: Payload> Tcb<P> {
             relative_seq: 0,
             is_retransmission: false,
             kind: SegmentKind::Regular,
+            split_from: None,
         })
     }
 
@@ -365,7 +378,7 @@ impl<P: Payload> Tcb<P> {
             }
             if let Some(unit) = self.unit_at(self.snd_nxt) {
                 self.window_probe_pending = false;
-                return self.send_unit(now, (unit.start, unit.len));
+                return self.send_unit(now, unit);
             }
             // Not at a unit boundary (cannot happen): continue with unsent data.
             self.snd_nxt = self.snd_max;
@@ -468,21 +481,34 @@ impl<P: Payload> Tcb<P> {
             relative_seq: 0,
             is_retransmission,
             kind: SegmentKind::Regular,
+            split_from: None,
         }
     }
 
-    /// Sends a unit again, whole.
+    /// Sends a unit again, whole; a piece of a split unit says what it was cut from.
     pub(super) fn send_unit(
         &mut self,
         now: Instant,
-        (start, len): (SeqNumber, u32),
+        unit: recovery::SentUnit,
     ) -> Option<OutgoingSegment<P>> {
+        let (start, len) = (unit.start, unit.len);
         let payload = self
             .send_queue
             .slice(self.stream_offset(start), len as usize)?;
         if start.distance_from(self.released_seq) < 0 || payload.len() != len as usize {
             return None;
         }
+        let split_from = if unit.is_split() {
+            // The whole unit came from one queued buffer, which holds all of it as long as
+            // any piece is unacknowledged, also bytes released before SND.UNA.
+            let whole = self.retained_slice(unit.mapped_start, unit.mapped_len)?;
+            Some(SplitUnit {
+                relative_seq: unit.mapped_start.distance_from(self.iss) as u32,
+                payload: whole,
+            })
+        } else {
+            None
+        };
         self.counters.retransmissions += 1;
         // Karn: a retransmission invalidates the timing of what it covers.
         if self
@@ -493,7 +519,9 @@ impl<P: Payload> Tcb<P> {
         }
         self.note_unit_resent(now, start);
         self.note_sent_in_recovery(len);
-        Some(self.data_segment(now, start, payload))
+        let mut segment = self.data_segment(now, start, payload);
+        segment.split_from = split_from;
+        Some(segment)
     }
 
     /// Sends up to `limit` new bytes (and at most one segment) as a new unit.
@@ -540,12 +568,12 @@ impl<P: Payload> Tcb<P> {
             // RFC 9293 section 3.7.1 (RFC 6691): data and options together stay within the
             // peer's MSS. A unit was cut to leave room for the timestamps only, so a full one
             // carries as many SACK blocks as still fit, which may be none.
-            let budget = usize::from(self.negotiated.peer_mss).saturating_sub(payload.len());
+            let budget = usize::from(self.send_mss()).saturating_sub(payload.len());
             while options.encoded_len() > budget && !options.sack_blocks.is_empty() {
                 options.sack_blocks.pop();
             }
         }
-        let mut flags = TcpFlags::ACK;
+        let mut flags = TcpFlags::ACK | self.segment_ecn_flags(!is_retransmission);
         if end == self.data_end_seq() {
             flags = flags | TcpFlags::PSH;
         }
@@ -557,6 +585,7 @@ impl<P: Payload> Tcb<P> {
             relative_seq,
             is_retransmission,
             kind: SegmentKind::Regular,
+            split_from: None,
         }
     }
 }

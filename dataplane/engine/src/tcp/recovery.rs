@@ -56,6 +56,10 @@ pub(super) struct SentUnit {
     pub lost: bool,
     /// Sent more than once.
     pub retransmitted: bool,
+    /// The unit as first sent, which its DSS mapping covers: the same as `start` and `len`
+    /// except for a piece of a unit cut up for a smaller path MTU (see `path_mtu.rs`).
+    pub mapped_start: SeqNumber,
+    pub mapped_len: u32,
 }
 
 impl SentUnit {
@@ -67,7 +71,14 @@ impl SentUnit {
             sacked: false,
             lost: false,
             retransmitted: false,
+            mapped_start: start,
+            mapped_len: len,
         }
+    }
+
+    /// A piece of a larger unit, sent again on its own.
+    pub fn is_split(&self) -> bool {
+        self.mapped_start != self.start || self.mapped_len != self.len
     }
 
     pub fn end(&self) -> SeqNumber {
@@ -86,7 +97,7 @@ pub(super) struct Recovery {
     /// Bytes of outstanding units a SACK block covered.
     sacked_bytes: u32,
     /// Bytes of outstanding units marked lost and not sent again since.
-    lost_bytes: u32,
+    pub(super) lost_bytes: u32,
     /// The end of the highest unit SACKed: no unit beyond it can be judged lost.
     highest_sacked_end: Option<SeqNumber>,
     /// RACK.xmit_ts and RACK.end_seq: the newest transmission known delivered.
@@ -551,7 +562,7 @@ impl<P: Payload> Tcb<P> {
             self.new_unit(now, receive_room)
         } else {
             let last = self.units.iter().rev().find(|unit| !unit.sacked).copied()?;
-            self.send_unit(now, (last.start, last.len))
+            self.send_unit(now, last)
         }?;
         self.counters.tlp_probes += 1;
         self.recovery.probe_outstanding = Some(self.snd_max);

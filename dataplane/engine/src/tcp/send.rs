@@ -108,6 +108,23 @@ impl<P: Payload> SendQueue<P> {
         self.slice(offset, limit)
     }
 
+    /// Exactly `len` bytes from stream offset `offset`, from one buffer only, also before
+    /// [`SendQueue::released`] as long as that buffer is still held (it holds unreleased
+    /// bytes too).
+    pub fn slice_retained(&self, offset: u64, len: usize) -> Option<P> {
+        if offset >= self.end || len == 0 {
+            return None;
+        }
+        let index = self
+            .buffers
+            .partition_point(|(start, _)| *start <= offset)
+            .checked_sub(1)?;
+        let (start, payload) = self.buffers.get(index)?;
+        let from = (offset - start) as usize;
+        let to = from.checked_add(len)?;
+        (to <= payload.len()).then(|| payload.slice(from..to))
+    }
+
     /// Up to `limit` bytes from stream offset `offset`, from one buffer only.
     pub fn slice(&self, offset: u64, limit: usize) -> Option<P> {
         if offset < self.released || offset >= self.end || limit == 0 {

@@ -158,7 +158,11 @@ pub fn client_config(mptcp: bool, checksums: bool, max_connections: usize) -> Cl
     ClientConfig {
         mptcp,
         dss_checksums: checksums,
-        tcp: tuning(),
+        // As a Linux client (`tcp_ecn = 2`): no ECN asked for.
+        tcp: TcpTuning {
+            ecn: false,
+            ..tuning()
+        },
         max_connections,
         ..ClientConfig::new(interface, LISTEN)
     }
@@ -452,7 +456,9 @@ impl Backend {
             connection.tcb.handle_segment(now, &repr, data);
             return;
         }
-        if repr.flags != TcpFlags::SYN || repr.dst_port != BACKEND.port() {
+        // The engine's SYN may ask for ECN (ECE and CWR, RFC 3168 section 6.1.1).
+        let syn_only = repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK);
+        if !syn_only || repr.dst_port != BACKEND.port() {
             // Late segments of a connection already forgotten: a real host would reset;
             // the tests never need it.
             return;

@@ -11,6 +11,8 @@ use mpterm_engine::{Engine, EngineConfig, Instant, InterfaceConfig, ProxyRule, T
 use mpterm_wire::arp::{ArpOperation, ArpRepr};
 use mpterm_wire::checksum::dss_pseudo_header;
 use mpterm_wire::ethernet::{self, EthernetAddress, EthernetRepr};
+use mpterm_wire::icmp_error::{IcmpErrorKind, IcmpErrorRepr, QuotedTcp};
+use mpterm_wire::ipv4::{self, Ipv4Repr};
 use mpterm_wire::mptcp::{DataSeqWire, Dss, DssMapping, MpCapable, MpTcpRst, MptcpOption};
 use mpterm_wire::tcp::{SackBlocks, TcpFlags, TcpRepr};
 use mpterm_wire::SeqNumber;
@@ -30,6 +32,8 @@ pub const BACKEND_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x20];
 pub const APPLIANCE_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const APPLIANCE_BACKEND_SIDE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The router of [`Net::client_path_mtu`], on the client's path.
+pub const ROUTER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 pub const BACKEND: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 2), 6000);
 pub const LISTEN: SocketAddrV4 = SocketAddrV4::new(APPLIANCE_CLIENT_SIDE, 5000);
 pub const ONE_WAY_DELAY: Duration = Duration::from_millis(5);
@@ -104,6 +108,12 @@ pub struct MptcpClient {
     pub received: u64,
     /// The engine's mappings whose checksum was verified.
     pub verified_mappings: u64,
+    /// Mappings that spanned several segments (the engine cut a unit for a smaller path
+    /// MTU), verified once all their bytes had come: their checksum covers all of them.
+    pub verified_spanning_mappings: u64,
+    /// Spanning mappings being filled in: subflow sequence of their start, data sequence,
+    /// checksum, their bytes and which of them came.
+    pub spanning: Vec<SpanningMapping>,
     /// The index of the mapping whose checksum is corrupted (to test the engine's check);
     /// mapping 0 rides on MP_CAPABLE, the later ones on DSS.
     pub corrupt_mapping: Option<u32>,
@@ -175,6 +185,8 @@ impl MptcpClient {
             remote_idsn: 0,
             received: 0,
             verified_mappings: 0,
+            verified_spanning_mappings: 0,
+            spanning: Vec::new(),
             corrupt_mapping,
             mappings_sent: 0,
             confirmed: false,
@@ -515,6 +527,8 @@ impl MptcpClient {
                         continue;
                     }
                     if usize::from(mapping.data_level_length) != payload.0.len() {
+                        let relative = repr.seq.distance_from(engine_iss) as u32;
+                        self.note_spanning_piece(mapping, relative, &payload.0);
                         continue;
                     }
                     if self.fail_engine_mapping == Some(self.verified_mappings) {
@@ -542,6 +556,79 @@ impl MptcpClient {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+/// A DSS mapping that spans several segments, assembled as its pieces arrive.
+#[derive(Debug)]
+pub struct SpanningMapping {
+    pub subflow_seq: u32,
+    pub data_seq: u64,
+    pub checksum: u16,
+    pub bytes: Vec<u8>,
+    pub arrived: Vec<bool>,
+}
+
+impl MptcpClient {
+    /// A segment carrying `payload` at relative sequence `relative` under a mapping longer
+    /// than itself: the mapping must cover it and be the same on every piece (RFC 8684
+    /// section 3.3.1, as Linux's `get_mapping_status` insists); once every byte came, the
+    /// checksum over all of them must verify.
+    fn note_spanning_piece(&mut self, mapping: &DssMapping, relative: u32, payload: &[u8]) {
+        let data_seq = expand_data_seq(mapping.data_seq, self.remote_idsn);
+        let length = u32::from(mapping.data_level_length);
+        let offset = relative.wrapping_sub(mapping.subflow_seq);
+        assert!(
+            offset < length && offset + payload.len() as u32 <= length,
+            "a piece lies inside its mapping"
+        );
+        assert_eq!(
+            data_seq.wrapping_sub(self.remote_idsn),
+            u64::from(mapping.subflow_seq),
+            "data sequence follows the subflow sequence"
+        );
+        let checksum = mapping.checksum.expect("checksums are in use");
+        let index = match self
+            .spanning
+            .iter()
+            .position(|span| span.subflow_seq == mapping.subflow_seq)
+        {
+            Some(index) => {
+                let span = &self.spanning[index];
+                assert_eq!(
+                    (span.data_seq, span.checksum, span.bytes.len() as u32),
+                    (data_seq, checksum, length),
+                    "every piece repeats the same mapping"
+                );
+                index
+            }
+            None => {
+                self.spanning.push(SpanningMapping {
+                    subflow_seq: mapping.subflow_seq,
+                    data_seq,
+                    checksum,
+                    bytes: vec![0; length as usize],
+                    arrived: vec![false; length as usize],
+                });
+                self.spanning.len() - 1
+            }
+        };
+        let span = &mut self.spanning[index];
+        let range = offset as usize..offset as usize + payload.len();
+        span.bytes[range.clone()].copy_from_slice(payload);
+        span.arrived[range].fill(true);
+        if span.arrived.iter().all(|&arrived| arrived) {
+            let span = self.spanning.swap_remove(index);
+            let mut sum = dss_pseudo_header(
+                span.data_seq,
+                span.subflow_seq,
+                span.bytes.len() as u16,
+                span.checksum,
+            );
+            sum.add_bytes(&span.bytes);
+            assert_eq!(sum.finish(), 0, "a spanning mapping's checksum verifies");
+            self.verified_spanning_mappings += 1;
         }
     }
 }
@@ -612,6 +699,12 @@ pub struct Net {
     pub client_closed_at: Option<Instant>,
     /// A middlebox strips every MPTCP option from the client's segments after its SYN.
     pub strip_options_from_client: bool,
+    /// A router on the client's path forwards IP packets of at most this many bytes toward
+    /// the client; larger ones (all carry DF) it drops, answering with ICMP fragmentation
+    /// needed (RFC 1191).
+    pub client_path_mtu: Option<usize>,
+    /// Frames that router dropped, and so reported.
+    pub too_big_to_client: u64,
 }
 
 pub type ScriptedDrop = Box<dyn FnMut(&TcpRepr<'_>, usize, SeqNumber) -> bool>;
@@ -675,6 +768,8 @@ impl Net {
             backend_vanished: false,
             client_closed_at: None,
             strip_options_from_client: false,
+            client_path_mtu: None,
+            too_big_to_client: 0,
         }
     }
 
@@ -732,6 +827,59 @@ impl Net {
         };
         let (repr, payload) = decode_segment(segment, src, dst);
         drop(&repr, payload.map_or(0, |p| p.0.len()), engine_iss)
+    }
+
+    /// The router of [`Net::client_path_mtu`]: true when `frame` is too big for it, in which
+    /// case the ICMP error quoting it is on its way to the engine.
+    fn too_big_for_client_path(&mut self, frame: &[u8]) -> bool {
+        let Some(mtu) = self.client_path_mtu else {
+            return false;
+        };
+        if frame.len() - ethernet::HEADER_LEN <= mtu {
+            return false;
+        }
+        let Parsed::Tcp {
+            src, dst, segment, ..
+        } = parse_frame(frame)
+        else {
+            return false;
+        };
+        let (repr, _) = decode_segment(segment, src, dst);
+        let error = IcmpErrorRepr {
+            kind: IcmpErrorKind::PacketTooBig { mtu: mtu as u32 },
+            quoted: QuotedTcp {
+                src: src.into(),
+                dst: dst.into(),
+                src_port: repr.src_port,
+                dst_port: repr.dst_port,
+                seq: repr.seq,
+            },
+        };
+        let mut message = vec![0u8; error.buffer_len()];
+        error.emit_v4(&mut message).unwrap();
+        let mut body = vec![0u8; ipv4::HEADER_LEN + message.len()];
+        Ipv4Repr {
+            src: ROUTER_IP,
+            dst: src,
+            protocol: ipv4::PROTOCOL_ICMP,
+            payload_len: message.len() as u16,
+            ttl: 64,
+        }
+        .emit(&mut body)
+        .unwrap();
+        body[ipv4::HEADER_LEN..].copy_from_slice(&message);
+        let mut icmp = vec![0u8; ethernet::HEADER_LEN + body.len()];
+        EthernetRepr {
+            src: EthernetAddress(CLIENT_MAC),
+            dst: EthernetAddress(CLIENT_SIDE_MAC),
+            ethertype: ethernet::ETHERTYPE_IPV4,
+        }
+        .emit(&mut icmp)
+        .unwrap();
+        icmp[ethernet::HEADER_LEN..].copy_from_slice(&body);
+        // The error comes back over the client's link, behind what is already on it.
+        self.links[0].send(self.now, icmp);
+        true
     }
 
     /// Puts what the client's TCB has to send on its link; true if it sent anything.
@@ -812,6 +960,10 @@ impl Net {
             }
             if transmit.interface == 0 && self.scripted_drop_to_client(&frame) {
                 self.dropped_to_client += 1;
+                continue;
+            }
+            if transmit.interface == 0 && self.too_big_for_client_path(&frame) {
+                self.too_big_to_client += 1;
                 continue;
             }
             let link = if transmit.interface == 0 { 1 } else { 3 };
@@ -921,7 +1073,10 @@ impl Net {
                     self.links[2].send(self.now, frame);
                 }
                 None => {
-                    assert_eq!(repr.flags, TcpFlags::SYN, "the engine opens with a SYN");
+                    assert!(
+                        repr.flags.contains(TcpFlags::SYN) && !repr.flags.contains(TcpFlags::ACK),
+                        "the engine opens with a SYN"
+                    );
                     assert_eq!(repr.dst_port, BACKEND.port());
                     let remote = SocketAddrV4::new(src, repr.src_port);
                     let iss = SeqNumber((self.seed as u32).wrapping_mul(7919));

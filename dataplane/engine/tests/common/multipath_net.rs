@@ -1435,7 +1435,7 @@ impl MultipathNet {
                 .tcb
                 .handle_segment(self.now, &repr, payload),
             None => {
-                if repr.flags != TcpFlags::SYN {
+                if !repr.flags.contains(TcpFlags::SYN) || repr.flags.contains(TcpFlags::ACK) {
                     return;
                 }
                 assert_eq!(repr.dst_port, BACKEND.port());

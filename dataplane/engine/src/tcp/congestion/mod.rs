@@ -94,6 +94,16 @@ pub trait CongestionControl {
         0
     }
 
+    /// The peer echoed a congestion mark (RFC 3168 section 6.1.2: ECE), at most once per window
+    /// of data: the window is reduced as for a loss, with nothing to retransmit. By default a
+    /// fast recovery entered and at once left by an acknowledgement of everything sent, which
+    /// leaves the window at the new slow-start threshold.
+    fn on_ecn_echo(&mut self, snd_una: SeqNumber, snd_max: SeqNumber, flight: u32, mss: u32) {
+        if self.enter_fast_recovery(snd_una, snd_max, flight, mss) {
+            self.on_ack(snd_max, 0, flight, mss);
+        }
+    }
+
     /// The connection-wide quantities a coupled algorithm needs; decoupled ones ignore them.
     /// `None` takes a snapshot back (the subflow is alone again).
     fn set_coupling(&mut self, _coupling: Option<CongestionCoupling>) {}
@@ -200,6 +210,11 @@ impl Congestion {
         mss: u32,
     ) -> bool {
         dispatch!(self, algorithm => algorithm.enter_fast_recovery(snd_una, snd_max, flight, mss))
+    }
+
+    /// See [`CongestionControl::on_ecn_echo`].
+    pub fn on_ecn_echo(&mut self, snd_una: SeqNumber, snd_max: SeqNumber, flight: u32, mss: u32) {
+        dispatch!(self, algorithm => algorithm.on_ecn_echo(snd_una, snd_max, flight, mss))
     }
 
     #[inline]

@@ -34,6 +34,8 @@ fn tuning() -> TcpTuning {
         // Most tests watch the retransmission timer alone; the liveness tests set their own.
         liveness: Liveness::retransmission_limit_only(Duration::from_secs(60)),
         congestion_control: CongestionAlgorithm::NewReno,
+        // The ECN tests turn it on; flags elsewhere stay as RFC 9293 alone has them.
+        ecn: false,
     }
 }
 
@@ -238,9 +240,11 @@ fn transfer(
 mod close;
 mod data;
 mod delayed_ack;
+mod ecn;
 mod flow_control;
 mod handshake;
 mod liveness;
+mod path_mtu;
 mod reordering;
 mod reset;
 mod retransmission;
