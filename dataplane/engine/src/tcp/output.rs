@@ -212,7 +212,7 @@ impl<P: Payload> Tcb<P> {
         }
         self.fast_close_attempts += 1;
         let options = self.base_options(now);
-        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
+        let repr = self.make_repr(self.pure_ack_seq(), TcpFlags::ACK, options);
         Some(OutgoingSegment {
             repr,
             payload: None,
@@ -323,7 +323,7 @@ impl<P: Payload> Tcb<P> {
             return None;
         }
         let options = self.base_options(now);
-        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
+        let repr = self.make_repr(self.pure_ack_seq(), TcpFlags::ACK, options);
         Some(OutgoingSegment {
             repr,
             payload: None,
@@ -332,6 +332,21 @@ impl<P: Payload> Tcb<P> {
             kind: SegmentKind::Regular,
             split_from: None,
         })
+    }
+
+    /// The sequence number of a segment without data: one the peer accepts (RFC 9293
+    /// 3.10.7.4). SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, and a zero-length
+    /// segment below the peer's RCV.NXT is unacceptable, so its acknowledgement would be
+    /// dropped (with both sides in recovery neither would ever see an ACK). But never past
+    /// the peer's window, where a zero-window probe's byte puts SND.MAX: there the right edge
+    /// (as Linux's `tcp_acceptable_seq`).
+    fn pure_ack_seq(&self) -> SeqNumber {
+        let window_end = self.snd_una + self.snd_wnd;
+        if self.snd_max.distance_from(window_end) > 0 {
+            window_end
+        } else {
+            self.snd_max
+        }
     }
 
     pub(super) fn take_pure_ack(&mut self, now: Instant) -> Option<OutgoingSegment<P>> {
@@ -345,10 +360,7 @@ impl<P: Payload> Tcb<P> {
         // Timestamps (10 bytes, 12 aligned) leave room for three blocks, none for four.
         let room = if options.timestamps.is_some() { 3 } else { 4 };
         options.sack_blocks = self.sack_blocks(room);
-        // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, and a zero-length segment
-        // below the peer's RCV.NXT is unacceptable (RFC 9293 3.10.7.4), so its acknowledgement
-        // would be dropped; with both sides in recovery neither would ever see an ACK.
-        let repr = self.make_repr(self.snd_max, TcpFlags::ACK, options);
+        let repr = self.make_repr(self.pure_ack_seq(), TcpFlags::ACK, options);
         Some(OutgoingSegment {
             repr,
             payload: None,

@@ -82,3 +82,41 @@ fn window_update_is_sent_only_when_the_window_opens_enough() {
     assert_eq!(update.len(), 1);
     assert_eq!(update[0].repr.window, 2 * 988);
 }
+
+#[test]
+fn acknowledgements_stay_acceptable_while_a_zero_window_probe_is_out() {
+    // The client's window probe is one byte beyond the server's closed window. The server
+    // then sends data: the client's ACK of it must lie within the server's window (at its
+    // RCV.NXT), or the server (like Linux's tcp_sequence) drops it and never learns that
+    // its data arrived.
+    let mut pair = Pair::new();
+    let data = Bytes::from(pattern(100_000, 14));
+    let mut sent = 0;
+    feed(&mut pair.client, &data, &mut sent);
+    pair.pump(|_, _| true);
+    feed(&mut pair.client, &data, &mut sent);
+    pair.pump(|_, _| true);
+    assert_eq!(pair.server.received_buffered(), 16 * 1024);
+    assert!(pair.advance_to_next_timeout());
+    let probes = drain(&mut pair.client, pair.now);
+    assert!(
+        probes.iter().any(|s| payload_len(s) == 1),
+        "a one-byte probe"
+    );
+    pair.server.send(Bytes::from(pattern(1000, 15))).unwrap();
+    for segment in drain(&mut pair.server, pair.now) {
+        deliver(&mut pair.client, pair.now, &segment);
+    }
+    let mut acks = drain(&mut pair.client, pair.now);
+    if acks.is_empty() {
+        assert!(pair.advance_to_next_timeout());
+        acks = drain(&mut pair.client, pair.now);
+    }
+    assert!(!acks.is_empty());
+    let dropped_before = pair.server.counters().out_of_window;
+    for ack in &acks {
+        deliver(&mut pair.server, pair.now, ack);
+    }
+    assert_eq!(pair.server.counters().out_of_window, dropped_before);
+    assert!(pair.server.all_sent_acknowledged());
+}
