@@ -44,6 +44,7 @@
 //! congestion_control = "cubic"      # client side: "cubic" (default), "newreno", "lia", "olia"
 //! backend_congestion_control = "cubic" # backend side: "cubic" (default) or "newreno"
 //! ecn = true                        # ECN (RFC 3168): accept a client's, ask backends; default true
+//! pacing = true                     # pace data at 1.2-2 x window / RTT, both sides; default true
 //!
 //! [tcp.client]                      # optional: the client side's liveness limits
 //! keepalive = true                  # probe idle connections, default true
@@ -535,6 +536,8 @@ pub struct TcpConfig {
     /// Explicit congestion notification (RFC 3168) on both sides: taken when a client's SYN
     /// asks for it (as Linux's server side with `tcp_ecn = 2`) and asked of backends.
     pub ecn: bool,
+    /// Pacing of data segments from the congestion window and the RTT, on both sides.
+    pub pacing: bool,
     /// Liveness limits of the client side.
     pub client: TcpSideConfig,
     /// Liveness limits of the backend side.
@@ -623,6 +626,7 @@ impl Default for TcpConfig {
             congestion_control: CongestionAlgorithm::Cubic,
             backend_congestion_control: CongestionAlgorithm::Cubic,
             ecn: true,
+            pacing: true,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig::default(),
         }
@@ -806,6 +810,7 @@ struct RawTcp {
     congestion_control: Option<String>,
     backend_congestion_control: Option<String>,
     ecn: Option<bool>,
+    pacing: Option<bool>,
     client: Option<RawTcpSide>,
     backend: Option<RawTcpSide>,
 }
@@ -1151,6 +1156,7 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
         congestion_control,
         backend_congestion_control,
         ecn: raw.ecn.unwrap_or(defaults.ecn),
+        pacing: raw.pacing.unwrap_or(defaults.pacing),
         client: side(&raw.client, "client")?,
         backend: side(&raw.backend, "backend")?,
     })

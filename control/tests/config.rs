@@ -168,6 +168,7 @@ local_port_range = [20000, 20009]
 congestion_control = \"olia\"
 backend_congestion_control = \"newreno\"
 ecn = false
+pacing = false
 [tcp.backend]
 keepalive = false
 keepalive_idle_ms = 1000
@@ -202,6 +203,7 @@ args = [\"--no-huge\"]
             congestion_control: CongestionAlgorithm::Olia,
             backend_congestion_control: CongestionAlgorithm::NewReno,
             ecn: false,
+            pacing: false,
             client: TcpSideConfig::default(),
             backend: TcpSideConfig {
                 keepalive: false,

@@ -128,6 +128,18 @@ lab_exec() {
     ip netns exec "${LAB_PREFIX}-${which}" "$@"
 }
 
+# A namespace other than the host's may make only the algorithms of the host's (global)
+# net.ipv4.tcp_allowed_congestion_control its default (EPERM otherwise, even for root):
+# LAB_TCP_CONGESTION_CONTROL is added to that list, which changes nothing else (it is the set
+# unprivileged sockets may choose from).
+lab_allow_congestion_control() {
+    local allowed
+    allowed="$(sysctl -n net.ipv4.tcp_allowed_congestion_control)"
+    if [[ " $allowed " != *" $LAB_TCP_CONGESTION_CONTROL "* ]]; then
+        sysctl -qw "net.ipv4.tcp_allowed_congestion_control=$allowed $LAB_TCP_CONGESTION_CONTROL"
+    fi
+}
+
 # Switches off every offload that would hand a frame to the other end in a shape a NIC would
 # fix up later. Without this, the kernel on c0/s0 sends TCP segments with only a partial
 # (pseudo-header) checksum (tx checksum offload) and up to 64 KiB "segments" (TSO/GSO) that
@@ -413,6 +425,7 @@ lab_up() {
     mkdir -p "$LAB_OUT" "$LAB_STATE_DIR"
     echo "$$" >"$LAB_STATE_DIR/$LAB_PREFIX.owner"
 
+    lab_allow_congestion_control
     ip netns add "$client"
     ip netns add "$app"
     ip netns add "$backend"

@@ -205,6 +205,9 @@ pub struct TcpTuning {
     /// Explicit congestion notification (RFC 3168): accepted when a peer's SYN asks for it,
     /// and asked for in our own SYNs.
     pub ecn: bool,
+    /// Data segments leave at a rate from the congestion window and the RTT, not in
+    /// window-sized bursts (see `tcp::pacing`).
+    pub pacing: bool,
 }
 
 impl Default for TcpTuning {
@@ -220,6 +223,7 @@ impl Default for TcpTuning {
             liveness: Liveness::default(),
             congestion_control: CongestionAlgorithm::Cubic,
             ecn: true,
+            pacing: true,
         }
     }
 }

@@ -580,6 +580,7 @@ pub fn engine_config(
             user_timeout: (side.user_timeout_ms > 0).then(|| millis(side.user_timeout_ms)),
         },
         ecn: tcp.ecn,
+        pacing: tcp.pacing,
         ..TcpTuning::default()
     };
     EngineConfig {

@@ -86,6 +86,17 @@ fn checksum_required_reaches_the_engine() {
 }
 
 #[test]
+fn pacing_is_on_by_default_and_the_switch_reaches_both_sides() {
+    let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert!(engine.client_tcp.pacing && engine.backend_tcp.pacing);
+    let text = TEST_CONFIG.replace("[tcp]\n", "[tcp]\npacing = false\n");
+    let config = mpterm_control::Config::from_toml_str(&text).unwrap();
+    let engine = engine_config(&config, &[[0; 6], [0; 6]]);
+    assert!(!engine.client_tcp.pacing && !engine.backend_tcp.pacing);
+}
+
+#[test]
 fn ecn_is_on_by_default_and_the_switch_reaches_both_sides() {
     let config = mpterm_control::Config::from_toml_str(TEST_CONFIG).unwrap();
     let engine = engine_config(&config, &[[0; 6], [0; 6]]);

@@ -32,6 +32,7 @@ mod delayed_ack;
 mod ecn;
 mod input;
 mod output;
+mod pacing;
 mod path_mtu;
 mod receive;
 mod recovery;
@@ -272,6 +273,8 @@ pub struct TcbCounters {
     /// Congestion reductions undone because D-SACKs showed every retransmission of their
     /// episode needless (see `undo`).
     pub spurious_reductions_undone: u64,
+    /// Times data waited for the pacer (see `pacing`).
+    pub pacing_delays: u64,
     /// Accepted segments whose IP header said CE (RFC 3168 section 5).
     pub ecn_ce_received: u64,
     /// Congestion window reductions for an ECE (RFC 3168 section 6.1.2), at most one per
@@ -314,6 +317,7 @@ pub struct Tcb<P: Payload> {
     /// Data sent and not yet wholly acknowledged, as the units it was first sent in, in
     /// sequence order: the SACK scoreboard (see [`recovery`]).
     units: VecDeque<recovery::SentUnit>,
+    pacer: pacing::Pacer,
     /// SACK, RACK-TLP and PRR state (see [`recovery`]).
     recovery: recovery::Recovery,
     /// The owner asked to close: a FIN follows the queued data.
@@ -518,6 +522,7 @@ impl<P: Payload> Tcb<P> {
             send_queue: SendQueue::new(tuning.send_buffer as usize),
             released_seq: iss + 1,
             units: VecDeque::new(),
+            pacer: pacing::Pacer::default(),
             recovery: recovery::Recovery::default(),
             fin_queued: false,
             fin_seq: None,

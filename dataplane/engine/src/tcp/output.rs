@@ -279,6 +279,13 @@ impl<P: Payload> Tcb<P> {
         if let Some(segment) = self.poll_probe(now) {
             return Some(segment);
         }
+        if self.has_data_to_send() && !self.pacing_allows(now) {
+            // Data waits for the pacer's deadline; ACKs and probes do not.
+            if self.keepalive_probe_pending {
+                return Some(self.keepalive_probe(now));
+            }
+            return self.take_pure_ack(now);
+        }
         if self.retransmit_head && self.snd_max != self.snd_una {
             self.retransmit_head = false;
             if let Some(segment) = self
@@ -424,6 +431,15 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
+    /// Whether a data segment would go now if pacing let it: a retransmission is due, or
+    /// new or resent data fits the windows.
+    fn has_data_to_send(&self) -> bool {
+        let unsent = self.data_end_seq().distance_from(self.snd_nxt) > 0;
+        (self.retransmit_head && self.snd_max != self.snd_una)
+            || self.has_lost_units()
+            || (unsent && self.usable_window() > 0)
+    }
+
     /// Sender silly window avoidance (RFC 9293 section 3.8.6.2.1): with `usable` bytes of
     /// window, send only a full segment, the rest of the queued data, half the largest window
     /// the peer offered, or anything when nothing is in flight (no ACK would come to open the
@@ -562,6 +578,7 @@ impl<P: Payload> Tcb<P> {
     ) -> OutgoingSegment<P> {
         let end = seq + payload.len() as u32;
         let is_retransmission = seq.distance_from(self.snd_max) < 0;
+        self.note_paced(now, payload.len());
         if end.distance_from(self.snd_nxt) > 0 {
             self.snd_nxt = end;
         }

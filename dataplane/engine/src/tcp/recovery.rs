@@ -427,6 +427,11 @@ impl<P: Payload> Tcb<P> {
         }
     }
 
+    /// Units are marked lost and not sent again yet.
+    pub(super) fn has_lost_units(&self) -> bool {
+        self.recovery.lost_bytes > 0
+    }
+
     /// The first unit marked lost and not sent again, if congestion control lets one go now.
     pub(super) fn next_lost_unit(&self) -> Option<SentUnit> {
         if self.recovery.lost_bytes == 0 {

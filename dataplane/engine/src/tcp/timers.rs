@@ -20,6 +20,7 @@ impl<P: Payload> Tcb<P> {
             self.user_timeout_deadline(),
             self.loss_detection_deadline(),
             self.delayed_ack.deadline(),
+            self.pacer.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -46,6 +47,9 @@ impl<P: Payload> Tcb<P> {
         }
         if due(self.delayed_ack.deadline()) {
             self.on_delayed_ack_timeout();
+        }
+        if due(self.pacer.deadline()) {
+            self.on_pacing_timeout();
         }
         if due(self.user_timeout_deadline()) {
             self.abort_with(CloseReason::UserTimeout);

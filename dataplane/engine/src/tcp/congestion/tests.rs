@@ -36,6 +36,8 @@ fn tuning(congestion_control: CongestionAlgorithm) -> TcpTuning {
         send_buffer: 160 * 1024,
         liveness: Liveness::retransmission_limit_only(Duration::from_secs(60)),
         congestion_control,
+        // The model moves a whole round of segments at one instant per round trip.
+        pacing: false,
         ..TcpTuning::default()
     }
 }

@@ -36,6 +36,8 @@ fn tuning() -> TcpTuning {
         congestion_control: CongestionAlgorithm::NewReno,
         // The ECN tests turn it on; flags elsewhere stay as RFC 9293 alone has them.
         ecn: false,
+        // The pacing tests turn it on; the others count segments sent at one instant.
+        pacing: false,
     }
 }
 
@@ -244,6 +246,7 @@ mod ecn;
 mod flow_control;
 mod handshake;
 mod liveness;
+mod pacing;
 mod path_mtu;
 mod reordering;
 mod reset;
