@@ -134,11 +134,14 @@ appliance_mpterm_join_initial() {
     if [[ "${APPLIANCE_DENY_JOIN_INITIAL:-0}" == 1 ]]; then printf '\nallow_join_initial_address = false'; fi
 }
 
+# APPLIANCE_TCP_KEYS: further [tcp] lines as written (experiments, e.g. "pacing = false" or
+# "send_buffer = 4194304", one key per line).
 appliance_mpterm_tcp_section() {
-    [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" || -n "${APPLIANCE_CONGESTION_CONTROL:-}" ]] || return 0
+    [[ -n "$APPLIANCE_CONNECT_TIMEOUT_MS" || -n "${APPLIANCE_CONGESTION_CONTROL:-}" || -n "${APPLIANCE_TCP_KEYS:-}" ]] || return 0
     printf '\n\n[tcp]'
     [[ -z "$APPLIANCE_CONNECT_TIMEOUT_MS" ]] || printf '\nconnect_timeout_ms = %s' "$APPLIANCE_CONNECT_TIMEOUT_MS"
     [[ -z "${APPLIANCE_CONGESTION_CONTROL:-}" ]] || printf '\ncongestion_control = "%s"' "$APPLIANCE_CONGESTION_CONTROL"
+    [[ -z "${APPLIANCE_TCP_KEYS:-}" ]] || printf '\n%s' "$APPLIANCE_TCP_KEYS"
 }
 
 # The [[interface]] blocks of client paths 2..LAB_PATHS (lab.sh), nothing with one path. Path k

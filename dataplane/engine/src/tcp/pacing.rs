@@ -62,12 +62,20 @@ impl<P: Payload> Tcb<P> {
             return None;
         }
         let srtt = self.rtt.smoothed()?.as_nanos().max(1);
-        let window = u64::from(self.congestion.window());
-        let ratio = if self.congestion.window() < self.congestion.slow_start_threshold() {
-            SLOW_START_RATIO_PERCENT
+        // In loss recovery PRR decides what is sent and the window of NewReno's fast recovery
+        // (deflated by every partial ACK) says nothing of the path: the threshold recovery
+        // aims at does.
+        let (window, ratio) = if self.in_loss_recovery() {
+            (
+                self.congestion.slow_start_threshold(),
+                AVOIDANCE_RATIO_PERCENT,
+            )
+        } else if self.congestion.window() < self.congestion.slow_start_threshold() {
+            (self.congestion.window(), SLOW_START_RATIO_PERCENT)
         } else {
-            AVOIDANCE_RATIO_PERCENT
+            (self.congestion.window(), AVOIDANCE_RATIO_PERCENT)
         };
+        let window = u64::from(window);
         let rate = u128::from(window) * u128::from(ratio) * 1_000_000_000 / 100 / srtt;
         Some(rate.clamp(1, u128::from(u64::MAX)) as u64)
     }

@@ -379,6 +379,7 @@ impl<P: Payload> Tcb<P> {
         };
         if self.snd_una.distance_from(point) >= 0 {
             self.end_loss_recovery();
+            self.congestion.on_loss_recovery_end();
             return;
         }
         let mss = self.max_payload_per_segment() as u32;

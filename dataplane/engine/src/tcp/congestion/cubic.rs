@@ -284,6 +284,10 @@ impl CongestionControl for Cubic {
         self.reno.inflate(mss);
     }
 
+    fn on_loss_recovery_end(&mut self) {
+        self.reno.on_loss_recovery_end();
+    }
+
     fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
         self.on_congestion_event(mss);
         let threshold = self.reno.slow_start_threshold();

@@ -104,6 +104,13 @@ pub trait CongestionControl {
         }
     }
 
+    /// SACK loss recovery ended, its recovery point acknowledged: the window is the
+    /// slow-start threshold (RFC 6937 section 3, PRR's end; Linux's `tcp_end_cwnd_reduction`),
+    /// not NewReno's min(ssthresh, FlightSize + SMSS) (RFC 6582 section 3.2 step 6), which
+    /// guards duplicate-ACK recovery against a burst: PRR kept the flight near the threshold,
+    /// and pacing spreads what follows.
+    fn on_loss_recovery_end(&mut self);
+
     /// The connection-wide quantities a coupled algorithm needs; decoupled ones ignore them.
     /// `None` takes a snapshot back (the subflow is alone again).
     fn set_coupling(&mut self, _coupling: Option<CongestionCoupling>) {}
@@ -225,6 +232,11 @@ impl Congestion {
     #[inline]
     pub fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
         dispatch!(self, algorithm => algorithm.on_timeout(flight, mss, snd_max))
+    }
+
+    /// See [`CongestionControl::on_loss_recovery_end`].
+    pub fn on_loss_recovery_end(&mut self) {
+        dispatch!(self, algorithm => algorithm.on_loss_recovery_end())
     }
 
     pub fn window_for_coupling(&self) -> u32 {

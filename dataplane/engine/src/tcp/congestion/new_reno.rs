@@ -180,6 +180,18 @@ impl CongestionControl for NewReno {
         }
     }
 
+    fn on_loss_recovery_end(&mut self) {
+        if self.slow_start_threshold != u32::MAX {
+            // Still inflated by fast recovery: the inflation measured duplicates, not the path.
+            self.window = if self.in_fast_recovery {
+                self.slow_start_threshold
+            } else {
+                self.window.max(self.slow_start_threshold)
+            };
+        }
+        self.in_fast_recovery = false;
+    }
+
     fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
         self.slow_start_threshold = half_of_flight(flight, self.window, mss);
         self.window = mss;

@@ -144,6 +144,10 @@ impl CongestionControl for Olia {
         self.reno.inflate(mss);
     }
 
+    fn on_loss_recovery_end(&mut self) {
+        self.reno.on_loss_recovery_end();
+    }
+
     fn on_timeout(&mut self, flight: u32, mss: u32, snd_max: SeqNumber) {
         self.reno.on_timeout(flight, mss, snd_max);
         self.acked_for_first_term = 0;

@@ -230,3 +230,28 @@ fn a_duplicate_segment_is_reported_with_a_dsack_once() {
         .iter()
         .all(|ack| ack.repr.options.sack_blocks.is_empty()));
 }
+
+#[test]
+fn sack_recovery_ends_with_the_window_at_the_threshold() {
+    // RFC 6937 section 3 (PRR's end, as Linux): once the recovery point is acknowledged the
+    // window is the slow-start threshold, not NewReno's FlightSize + SMSS, which with
+    // nothing left in flight would start again from two segments.
+    let mut pair = Pair::new();
+    let (_, acks) = ten_segments_with_holes(&mut pair, &[0]);
+    let mut sent = Vec::new();
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+        sent.extend(drain(&mut pair.client, pair.now));
+    }
+    let threshold = pair.client.congestion.slow_start_threshold();
+    assert!(pair.client.in_loss_recovery());
+    for retransmission in sent.iter().filter(|s| s.is_retransmission) {
+        deliver(&mut pair.server, pair.now, retransmission);
+    }
+    let acks = drain(&mut pair.server, pair.now);
+    deliver(&mut pair.client, pair.now, acks.last().unwrap());
+    assert!(pair.client.all_sent_acknowledged());
+    assert!(!pair.client.in_loss_recovery());
+    assert!(threshold > 2 * 988);
+    assert_eq!(pair.client.congestion_window(), threshold);
+}
