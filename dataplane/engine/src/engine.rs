@@ -987,12 +987,25 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
     }
 
     /// Runs every timer due at `now`.
+    ///
+    /// A connection's deadline is after `now` once its timers have run (see
+    /// [`Tcb::poll_timeout`](crate::tcp::Tcb::poll_timeout)), so each entry due is taken once.
+    /// The loop takes at most as many entries as the heap held when it began: a connection
+    /// that broke that rule would find its past deadline due again forever, and the worker
+    /// would never go back to its queues (the lab saw it, a paced connection fast-closed).
+    /// With the bound such a defect costs a busy loop, and a debug build stops on it.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.time_wait.expire(now);
+        let mut entries_left = self.timers.len();
         while let Some(Reverse((deadline, slot, id))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
             }
+            if entries_left == 0 {
+                debug_assert!(false, "connection {id:?} is due again at {now:?}");
+                break;
+            }
+            entries_left -= 1;
             self.timers.pop();
             let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                 continue;

@@ -213,6 +213,31 @@ fn a_backend_reset_mid_transfer_fast_closes_the_client_at_once() {
     assert!(got[..] == net.backend_app.outgoing[..got.len()], "a prefix");
 }
 
+/// The backend resets at points of a transfer both ways, so that some resets find the data
+/// toward the client waiting for the pacer. That once left a past deadline behind, which the engine
+/// found due again and again: the lab's worker hung in its timer loop.
+#[test]
+fn a_backend_reset_while_the_pacer_holds_data_fast_closes_the_client() {
+    for (round, reset_after_kib) in (96..=480).step_by(32).enumerate() {
+        let seed = 60 + round as u64;
+        let mut net = mptcp_net(
+            seed,
+            pattern(2048 * KIB, seed),
+            pattern(2048 * KIB, !seed),
+            41_010 + round as u16,
+            config(),
+        );
+        net.backend_reset_after = Some(reset_after_kib * KIB);
+        net.drive_until(|net| net.client.is_closed() && net.engine.connection_count() == 0);
+        assert!(
+            mptcp(&net).fast_close_received_at.is_some(),
+            "reset after {reset_after_kib} KiB: {}",
+            net.context()
+        );
+        assert_eq!(net.engine.counters().mptcp_fastcloses_sent, 1);
+    }
+}
+
 #[test]
 fn a_backend_that_never_answers_fast_closes_the_client_after_the_connect_timeout() {
     let seed = 27;

@@ -619,6 +619,7 @@ impl<P: Payload> Tcb<P> {
         self.ack_pending = false;
         self.immediate_acks = 0;
         self.delayed_ack.clear();
+        self.pacer.clear();
         self.syn_pending = false;
         self.keepalive_probe_pending = false;
         self.fast_close_ack_pending = false;

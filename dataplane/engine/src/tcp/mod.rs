@@ -901,6 +901,7 @@ impl<P: Payload> Tcb<P> {
                 self.ack_pending = false;
                 self.immediate_acks = 0;
                 self.delayed_ack.clear();
+                self.pacer.clear();
                 self.retransmit_head = false;
                 self.window_probe_pending = false;
                 self.keepalive_probe_pending = false;

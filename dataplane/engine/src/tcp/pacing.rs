@@ -39,6 +39,11 @@ impl Pacer {
             .is_none_or(|departure| departure <= now + PACING_HORIZON)
     }
 
+    /// Forgets the departure time and any data held: nothing is left to pace.
+    pub(super) fn clear(&mut self) {
+        *self = Pacer::default();
+    }
+
     /// When the data held back may leave.
     pub(super) fn deadline(&self) -> Option<Instant> {
         if !self.waiting {

@@ -9,8 +9,16 @@ use super::*;
 pub const FAST_CLOSE_ATTEMPTS: u32 = 3;
 
 impl<P: Payload> Tcb<P> {
-    /// The earliest instant at which [`Tcb::handle_timeout`] has work.
+    /// The earliest instant at which [`Tcb::handle_timeout`] has work. It names only timers
+    /// that [`Tcb::handle_timeout`] serves in the current state, so a deadline it returns is
+    /// always in the future once that has run: the engine calls it in a loop until nothing
+    /// is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            TcpState::Closed => return None,
+            TcpState::FastCloseWait => return self.rto_deadline,
+            _ => {}
+        }
         [
             self.rto_deadline,
             self.time_wait_deadline,

@@ -2,6 +2,7 @@
 //! at most a millisecond's worth, with the pacer's deadline as a timer; ACKs are not held.
 
 use super::*;
+use crate::tcp::SegmentKind;
 
 fn paced() -> TcpTuning {
     TcpTuning {
@@ -88,4 +89,42 @@ fn an_acknowledgement_does_not_wait_for_the_pacer() {
         "{answer:?}"
     );
     assert!(answer.iter().all(|segment| payload_len(segment) == 0));
+}
+
+/// The lab's backend-reset scenario hung the worker: a connection fast-closed while the pacer
+/// held its data kept the pacer's deadline, which FASTCLOSE_WAIT's timers never serve, so the
+/// engine found the same past deadline due again and again and never went back to its queues.
+#[test]
+fn a_fast_close_while_data_waits_for_the_pacer_leaves_no_past_deadline() {
+    let mut pair = Pair::with_tunings(paced(), paced());
+    pair.client
+        .send(Bytes::from(pattern(10 * 988, 54)))
+        .unwrap();
+    drain(&mut pair.client, pair.now);
+    let paced_until = pair
+        .client
+        .poll_timeout()
+        .expect("the pacer holds data back");
+    pair.client.fast_close(pair.now);
+    let sent = drain(&mut pair.client, pair.now);
+    assert!(
+        matches!(&sent[..], [segment] if segment.kind == SegmentKind::FastClose),
+        "one FASTCLOSE_WAIT ACK: {sent:?}"
+    );
+
+    pair.now = pair.now.max(paced_until);
+    pair.client.handle_timeout(pair.now);
+    let next = pair
+        .client
+        .poll_timeout()
+        .expect("FASTCLOSE_WAIT's retransmission timer");
+    assert!(
+        next > pair.now,
+        "a deadline at {next:?}, not after {:?}",
+        pair.now
+    );
+    assert!(
+        drain(&mut pair.client, pair.now).is_empty(),
+        "no data after the fast close"
+    );
 }
