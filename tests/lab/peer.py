@@ -950,8 +950,9 @@ ABORT_ERROR_KINDS = ("ECONNRESET", "EPIPE")
 
 
 def cmd_check_failure(args) -> int:
-    """Checks connections that must fail because their backend did: every client's recv()
-    ended in a connection error (not EOF, not our own timeout), soon enough after the
+    """Checks connections that must fail because their backend did: every client's first
+    failing send() or recv() ended in a connection error (not EOF, not our own timeout),
+    with no EOF before it, soon enough after the
     reference moment and not before it, and every byte that did arrive, either way, is an
     exact prefix of what the other side sent.
 
@@ -979,17 +980,22 @@ def cmd_check_failure(args) -> int:
     unused = list(range(len(conns)))
     for index, client in enumerate(clients):
         failures += [f"client {index}: {e}" for e in client.get("errors", [])]
-        recv_failure = (client.get("failures") or {}).get("recv")
-        if recv_failure is None:
+        # Linux reports a socket's error once (sock_error() clears it): when the client's
+        # sending thread learns of the reset first, its recv() then sees the closed socket's
+        # EOF. The first failure is the one that counts; an EOF before it would have told the
+        # application its stream had ended cleanly.
+        first_call, first_failure = min((client.get("failures") or {}).items(),
+                                        key=lambda item: item[1]["at"], default=(None, None))
+        if first_failure is None or client.get("eof_at", float("inf")) < first_failure["at"]:
             how = "saw EOF" if "eof_at" in client else "did not fail"
             failures.append(f"client {index}: recv() {how} after {client.get('received', {}).get('bytes')} "
                             f"bytes instead of failing")
             continue
-        kind = recv_failure["error_kind"]
+        kind = first_failure["error_kind"]
         kinds[kind] = kinds.get(kind, 0) + 1
         if kind not in ABORT_ERROR_KINDS:
-            failures.append(f"client {index}: recv() failed with {kind}, expected one of "
-                            f"{'/'.join(ABORT_ERROR_KINDS)} ({recv_failure['message']})")
+            failures.append(f"client {index}: {first_call}() failed with {kind}, expected one of "
+                            f"{'/'.join(ABORT_ERROR_KINDS)} ({first_failure['message']})")
         received = client.get("received", {"bytes": 0})
         received_total += received["bytes"]
         if args.reference == "connect-timeout":
@@ -1000,13 +1006,13 @@ def cmd_check_failure(args) -> int:
                 continue
             earliest = client["connect_started_at"] + args.connect_timeout_s - args.tolerance_s
             latest = client["connect_done_at"] + args.connect_timeout_s + args.max_gap_s
-            gap = recv_failure["at"] - (client["connect_done_at"] + args.connect_timeout_s)
+            gap = first_failure["at"] - (client["connect_done_at"] + args.connect_timeout_s)
             gaps.append(gap)
-            if recv_failure["at"] < earliest:
-                failures.append(f"client {index}: recv() failed {recv_failure['at'] - client['connect_started_at']:.3f} s "
+            if first_failure["at"] < earliest:
+                failures.append(f"client {index}: {first_call}() failed {first_failure['at'] - client['connect_started_at']:.3f} s "
                                 f"after connect, before the {args.connect_timeout_s:g} s backend connect timeout")
-            elif recv_failure["at"] > latest:
-                failures.append(f"client {index}: recv() failed {gap:.3f} s after connect + the "
+            elif first_failure["at"] > latest:
+                failures.append(f"client {index}: {first_call}() failed {gap:.3f} s after connect + the "
                                 f"{args.connect_timeout_s:g} s backend connect timeout, bound {args.max_gap_s:g} s")
             continue
         # Reset reference: the client's stream identifies its backend connection (every
@@ -1029,12 +1035,12 @@ def cmd_check_failure(args) -> int:
         if received["bytes"] > conn["sent"]["bytes"]:
             failures.append(f"client {index}: received {received['bytes']} bytes, the backend sent "
                             f"only {conn['sent']['bytes']} before its reset")
-        gap = recv_failure["at"] - conn["reset_at"]
+        gap = first_failure["at"] - conn["reset_at"]
         gaps.append(gap)
         if gap < -args.tolerance_s:
-            failures.append(f"client {index}: recv() failed {-gap:.3f} s before the backend's reset")
+            failures.append(f"client {index}: {first_call}() failed {-gap:.3f} s before the backend's reset")
         elif gap > args.max_gap_s:
-            failures.append(f"client {index}: recv() failed {gap:.3f} s after the backend's reset, "
+            failures.append(f"client {index}: {first_call}() failed {gap:.3f} s after the backend's reset, "
                             f"bound {args.max_gap_s:g} s")
     if failures:
         for failure in failures:
@@ -1043,7 +1049,7 @@ def cmd_check_failure(args) -> int:
     what = ("the backend's reset" if args.reference == "reset"
             else f"connect + the {args.connect_timeout_s:g} s backend connect timeout")
     how = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))
-    line = (f"check-failure: {len(clients)} connections: recv() failed ({how}) "
+    line = (f"check-failure: {len(clients)} connections: send() or recv() failed ({how}) "
             f"{min(gaps):.3f}..{max(gaps):.3f} s after {what} (bound {args.max_gap_s:g} s)")
     if args.reference == "reset":
         line += (f"; both ways what arrived is an exact prefix of what was sent (client received "

@@ -9,8 +9,9 @@
 #   listen without MPTCP        c (bidir)             client fell back; MPCapableFallbackSYNACK+1
 #   buffer c->b without bound   f (slow backend)      appliance RSS growth above the bound
 #   reset one of 64 connections k (connection burst)  ECONNRESET on 1 of 64 connections
-#   tell the client 3 s late    m (backend reset)     recv() failed more than 2 s after the reset
-#   give up on the backend at   m (never answers,     recv() failed before the 3 s backend
+#   tell the client 3 s late    m (backend reset)     send() or recv() failed more than 2 s after
+#                                                       the reset
+#   give up on the backend at   m (never answers,     send() or recv() failed before the 3 s backend
 #     1 s instead of 3 s          3 s expected)         connect timeout
 #
 # Then, in the mpterm-mode topology (a0/b0 without addresses) and without mpterm, it checks that
@@ -95,7 +96,7 @@ selftest_main() {
     # find out 3 s after the backend's reset, and one whose backend connect timeout is 1 s
     # when the configuration says 3 s.
     APPLIANCE_CONNECT_TIMEOUT_MS="$FAILURE_CONNECT_TIMEOUT_MS" expect_failure late-fastclose \
-        "recv\\(\\) failed [0-9.]+ s after the backend's reset, bound $FAILURE_MAX_GAP_S s" \
+        "(send|recv)\\(\\) failed [0-9.]+ s after the backend's reset, bound $FAILURE_MAX_GAP_S s" \
         --fault abort-delay-ms:3000 -- scenario_backend_failure --reset
     APPLIANCE_CONNECT_TIMEOUT_MS="$FAILURE_CONNECT_TIMEOUT_MS" expect_failure early-give-up \
         "before the $((FAILURE_CONNECT_TIMEOUT_MS / 1000)) s backend connect timeout" \
