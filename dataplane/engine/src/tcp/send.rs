@@ -100,12 +100,22 @@ impl<P: Payload> SendQueue<P> {
                 return (from < to).then(|| payload.slice(from..to));
             }
         }
-        let index = self
-            .buffers
-            .partition_point(|(start, _)| *start <= offset)
-            .checked_sub(1)?;
+        let index = self.index_holding(offset)?;
         *cursor = self.popped + index as u64;
         self.slice(offset, limit)
+    }
+
+    /// The index of the buffer that holds stream offset `offset` (if any still does).
+    fn index_holding(&self, offset: u64) -> Option<usize> {
+        self.buffers
+            .partition_point(|(start, _)| *start <= offset)
+            .checked_sub(1)
+    }
+
+    /// The buffer that holds stream offset `offset`, and where in it that offset is.
+    fn buffer_holding(&self, offset: u64) -> Option<(&P, usize)> {
+        let (start, payload) = self.buffers.get(self.index_holding(offset)?)?;
+        Some((payload, (offset - start) as usize))
     }
 
     /// Exactly `len` bytes from stream offset `offset`, from one buffer only, also before
@@ -115,12 +125,7 @@ impl<P: Payload> SendQueue<P> {
         if offset >= self.end || len == 0 {
             return None;
         }
-        let index = self
-            .buffers
-            .partition_point(|(start, _)| *start <= offset)
-            .checked_sub(1)?;
-        let (start, payload) = self.buffers.get(index)?;
-        let from = (offset - start) as usize;
+        let (payload, from) = self.buffer_holding(offset)?;
         let to = from.checked_add(len)?;
         (to <= payload.len()).then(|| payload.slice(from..to))
     }
@@ -130,12 +135,7 @@ impl<P: Payload> SendQueue<P> {
         if offset < self.released || offset >= self.end || limit == 0 {
             return None;
         }
-        let index = self
-            .buffers
-            .partition_point(|(start, _)| *start <= offset)
-            .checked_sub(1)?;
-        let (start, payload) = self.buffers.get(index)?;
-        let from = (offset - start) as usize;
+        let (payload, from) = self.buffer_holding(offset)?;
         let to = payload.len().min(from + limit);
         (from < to).then(|| payload.slice(from..to))
     }

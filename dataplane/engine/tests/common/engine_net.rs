@@ -819,13 +819,9 @@ impl Net {
         let Some(drop) = self.drop_to_client.as_mut() else {
             return false;
         };
-        let Parsed::Tcp {
-            src, dst, segment, ..
-        } = parse_frame(frame)
-        else {
+        let Some((_, _, repr, payload)) = decode_tcp_frame(frame) else {
             return false;
         };
-        let (repr, payload) = decode_segment(segment, src, dst);
         drop(&repr, payload.map_or(0, |p| p.0.len()), engine_iss)
     }
 
@@ -838,13 +834,9 @@ impl Net {
         if frame.len() - ethernet::HEADER_LEN <= mtu {
             return false;
         }
-        let Parsed::Tcp {
-            src, dst, segment, ..
-        } = parse_frame(frame)
-        else {
+        let Some((src, dst, repr, _)) = decode_tcp_frame(frame) else {
             return false;
         };
-        let (repr, _) = decode_segment(segment, src, dst);
         let error = IcmpErrorRepr {
             kind: IcmpErrorKind::PacketTooBig { mtu: mtu as u32 },
             quoted: QuotedTcp {
@@ -1212,4 +1204,17 @@ pub fn seeds(defaults: &[u64]) -> Vec<u64> {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
         Err(_) => defaults.to_vec(),
     }
+}
+
+/// The TCP segment an Ethernet frame carries, with its IPv4 addresses; `None` for any other
+/// frame.
+fn decode_tcp_frame(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, TcpRepr<'_>, Option<Buf>)> {
+    let Parsed::Tcp {
+        src, dst, segment, ..
+    } = parse_frame(frame)
+    else {
+        return None;
+    };
+    let (repr, payload) = decode_segment(segment, src, dst);
+    Some((src, dst, repr, payload))
 }
