@@ -268,6 +268,8 @@ define_counters! {
     ecn_ce_received,
     /// Congestion window reductions for an ECE (RFC 3168 section 6.1.2).
     ecn_window_reductions,
+    /// Times a data segment waited for the pacer (`tcp.pacing`).
+    pacing_delays,
     /// Gauge: connections held now (client and backend side count as one).
     connections_open,
     /// Gauge: connection sides in the TIME-WAIT table now.
@@ -447,8 +449,9 @@ mod tests {
             icmp_errors_ignored: 92,
             ecn_ce_received: 93,
             ecn_window_reductions: 94,
-            connections_open: 95,
-            time_wait_open: 96,
+            pacing_delays: 95,
+            connections_open: 96,
+            time_wait_open: 97,
         }
     }
 
@@ -463,7 +466,7 @@ mod tests {
             assert_eq!(value, position as u64 + 1, "counter {name}");
             assert_eq!(StatsSnapshot::COUNTER_NAMES[position], name);
         }
-        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 96);
+        assert_eq!(StatsSnapshot::COUNTER_NAMES.len(), 97);
     }
 
     #[test]

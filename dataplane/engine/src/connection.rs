@@ -803,4 +803,5 @@ fn add_counters(total: &mut TcbCounters, more: &TcbCounters) {
     total.spurious_reductions_undone += more.spurious_reductions_undone;
     total.ecn_ce_received += more.ecn_ce_received;
     total.ecn_window_reductions += more.ecn_window_reductions;
+    total.pacing_delays += more.pacing_delays;
 }

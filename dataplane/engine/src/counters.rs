@@ -179,4 +179,7 @@ pub struct Counters {
     pub ecn_ce_received: u64,
     /// Congestion window reductions for an ECE from a peer (RFC 3168 section 6.1.2).
     pub ecn_window_reductions: u64,
+    /// Times a data segment waited for the pacer (`tcp.pacing`): it would have left sooner
+    /// than the congestion window over the RTT allows.
+    pub pacing_delays: u64,
 }

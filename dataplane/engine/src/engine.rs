@@ -1071,6 +1071,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
         self.counters.ecn_ce_received += now.ecn_ce_received - before.ecn_ce_received;
         self.counters.ecn_window_reductions +=
             now.ecn_window_reductions - before.ecn_window_reductions;
+        self.counters.pacing_delays += now.pacing_delays - before.pacing_delays;
         entry.counted = now;
     }
 

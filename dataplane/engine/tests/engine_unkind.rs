@@ -235,6 +235,11 @@ fn a_backend_reset_while_the_pacer_holds_data_fast_closes_the_client() {
             net.context()
         );
         assert_eq!(net.engine.counters().mptcp_fastcloses_sent, 1);
+        assert!(
+            net.engine.counters().pacing_delays > 0,
+            "the pacer held data: {}",
+            net.context()
+        );
     }
 }
 

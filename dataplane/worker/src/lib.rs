@@ -519,6 +519,7 @@ pub fn snapshot(engine: &Counters, worker: &WorkerCounters, gauges: &Gauges) -> 
         icmp_errors_ignored: engine.icmp_errors_ignored,
         ecn_ce_received: engine.ecn_ce_received,
         ecn_window_reductions: engine.ecn_window_reductions,
+        pacing_delays: engine.pacing_delays,
         connections_open: gauges.connections_open,
         time_wait_open: gauges.time_wait_open,
     }

@@ -292,6 +292,7 @@ fn snapshot_maps_every_engine_counter() {
         icmp_errors_ignored: 61,
         ecn_ce_received: 62,
         ecn_window_reductions: 63,
+        pacing_delays: 64,
     };
     let gauges = Gauges {
         connections_open: 47,
@@ -397,6 +398,7 @@ fn snapshot_maps_every_engine_counter() {
         icmp_errors_ignored: 61,
         ecn_ce_received: 62,
         ecn_window_reductions: 63,
+        pacing_delays: 64,
         connections_open: 47,
         time_wait_open: 48,
     };
