@@ -814,9 +814,10 @@ fn data_toward_a_vanished_client_expires_by_the_retransmission_limit_and_nothing
     let seed = 37;
     let mut config = config();
     config.client_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
-    // No keepalive toward the backend either: the backend, blocked by the window of a client
-    // that no longer reads, probes it with a byte, and this harness's TCB then acknowledges at
-    // SND.MAX, beyond our closed window, so our keepalive would take it for dead first.
+    // The backend side's FIN-WAIT-2 timeout is as long, so that the retransmission limit
+    // toward the client is what ends the connection: with the default 60 s the backend side,
+    // whose FIN the backend peer (blocked behind the closed window) never answers with its
+    // own, would end it first.
     config.backend_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
     let mut net = mptcp_net(
         seed,
@@ -849,8 +850,6 @@ fn data_toward_a_vanished_backend_expires_by_the_user_timeout_and_the_client_is_
     let seed = 38;
     let mut config = config();
     config.backend_tcp.liveness = liveness(None, 60, 20);
-    // The client, blocked by the closed connection-level window, probes it (see above).
-    config.client_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
     let mut net = mptcp_net(
         seed,
         pattern(1024 * KIB, seed),
@@ -886,6 +885,8 @@ fn data_toward_a_vanished_backend_expires_by_the_retransmission_limit_and_the_cl
     let seed = 39;
     let mut config = config();
     config.backend_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
+    // The client side waits as long, so that the backend side's retransmission limit, not
+    // the client side's own FIN-WAIT-2 timeout or keepalive, is what ends the connection.
     config.client_tcp.liveness = Liveness::retransmission_limit_only(LONG_FIN_WAIT_2);
     let mut net = mptcp_net(
         seed,
