@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod engine_net;
+pub mod multipath_client;
 pub mod multipath_net;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
