@@ -695,14 +695,27 @@ impl<P: Payload> Tcb<P> {
     }
 
     /// How many more bytes an owner feeding this TCB on demand (an MPTCP scheduler) should
-    /// queue now: what the congestion and send windows allow beyond what is queued. With
-    /// nothing queued, at least one segment, so that a zero window is still probed.
+    /// queue now: what congestion control lets go beyond what is in flight, less what is
+    /// queued to go already (bytes never sent, units marked lost), within the peer's window
+    /// beyond everything queued. With nothing queued, at least one segment, so that a zero
+    /// window is still probed.
+    ///
+    /// What is in flight is RFC 6675's pipe, and in loss recovery what may go is PRR's
+    /// allowance (RFC 6937), as for the TCB's own sending: bytes the peer SACKed above a hole
+    /// take no room. Counting every unacknowledged byte instead left a TCB in recovery with
+    /// nothing new to send: no new data followed the retransmissions, so neither a lost
+    /// retransmission nor a lost ACK could be found by RACK (RFC 8985 section 6.2 needs a
+    /// later transmission delivered) and both waited for the retransmission timer.
     pub fn send_room(&self) -> usize {
         if self.send_capacity() == 0 {
             return 0;
         }
-        let window = self.congestion.window().min(self.snd_wnd.max(1)) as usize;
-        let room = window.saturating_sub(self.send_queue.len());
+        let never_sent = self.data_end_seq().distance_from(self.snd_max).max(0) as usize;
+        let waiting = never_sent + self.recovery.lost_bytes as usize;
+        let congestion_room = self.congestion_room().saturating_sub(waiting);
+        let queued_from_una = self.data_end_seq().distance_from(self.snd_una).max(0) as usize;
+        let peer_room = (self.snd_wnd.max(1) as usize).saturating_sub(queued_from_una);
+        let room = congestion_room.min(peer_room);
         let room = if self.send_queue.is_empty() {
             room.max(self.max_payload_per_segment())
         } else {

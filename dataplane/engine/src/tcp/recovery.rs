@@ -12,8 +12,9 @@
 //!   transmission (`rack_sent_at`, `rack_end`) and its RTT (RFC 8985 section 6.2 steps 1-2);
 //!   one delivered before a unit sent earlier shows reordering (step 3).
 //! - Any unit sent before the newest delivered one and outstanding for longer than RACK's RTT
-//!   plus the reordering window is lost (step 5); one not yet that old arms the reordering
-//!   timer. Lost units are sent again first, before new data.
+//!   plus the reordering window is lost (step 5), wherever it lies in sequence space (a
+//!   delivered retransmission shows a lost tail above every SACK block); one not yet that
+//!   old arms the reordering timer. Lost units are sent again first, before new data.
 //! - The first loss of an episode enters recovery: the congestion control's fast recovery
 //!   sets the slow-start threshold, and until everything sent before the loss is
 //!   acknowledged PRR decides how much may be sent on each ACK (RFC 6937, with the
@@ -98,8 +99,6 @@ pub(super) struct Recovery {
     sacked_bytes: u32,
     /// Bytes of outstanding units marked lost and not sent again since.
     pub(super) lost_bytes: u32,
-    /// The end of the highest unit SACKed: no unit beyond it can be judged lost.
-    highest_sacked_end: Option<SeqNumber>,
     /// RACK.xmit_ts and RACK.end_seq: the newest transmission known delivered.
     rack_sent_at: Option<Instant>,
     rack_end: SeqNumber,
@@ -238,14 +237,6 @@ impl<P: Payload> Tcb<P> {
                 }
                 self.recovery.sacked_bytes += unit.len;
                 marked += unit.len;
-                let end = unit.end();
-                if self
-                    .recovery
-                    .highest_sacked_end
-                    .is_none_or(|highest| end.distance_from(highest) > 0)
-                {
-                    self.recovery.highest_sacked_end = Some(end);
-                }
             }
             index += 1;
         }
@@ -309,13 +300,17 @@ impl<P: Payload> Tcb<P> {
     /// RFC 8985 section 6.2 step 5: marks as lost every outstanding unit sent before the
     /// newest delivered one and outstanding past RACK's RTT and the reordering window, and
     /// arms the reordering timer for the next that would be. The first loss of an episode
-    /// enters recovery. Only units below the highest SACKed one are looked at: beyond it
-    /// nothing was delivered out of order.
+    /// enters recovery.
+    ///
+    /// Every unit sent before RACK's newest delivered transmission is looked at, wherever it
+    /// lies in sequence space: a retransmission that is delivered also shows the units sent
+    /// before it, above the highest SACKed one, lost (a lost tail, or new data sent before
+    /// the repair), as Linux's `tcp_rack_detect_loss` walks every packet sent before it. The
+    /// walk ends at the first unit that was never sent again and was sent after RACK's:
+    /// units follow it in the order they were first sent, so every later one was sent later.
     pub(super) fn detect_losses(&mut self, now: Instant) {
         self.recovery.reorder_deadline = None;
-        let (Some(rack_sent_at), Some(highest)) =
-            (self.recovery.rack_sent_at, self.recovery.highest_sacked_end)
-        else {
+        let Some(rack_sent_at) = self.recovery.rack_sent_at else {
             return;
         };
         let rack_end = self.recovery.rack_end;
@@ -324,11 +319,14 @@ impl<P: Payload> Tcb<P> {
         let mut next_deadline: Option<Instant> = None;
         for index in 0..self.units.len() {
             let unit = self.units[index];
-            if unit.start.distance_from(highest) >= 0 {
-                break;
-            }
-            if unit.sacked || unit.lost || unit.sent_after(rack_sent_at, rack_end) {
+            if unit.sacked || unit.lost {
                 continue;
+            }
+            if unit.sent_after(rack_sent_at, rack_end) {
+                if unit.retransmitted {
+                    continue;
+                }
+                break;
             }
             let lost_at = unit.sent_at + deadline_after;
             if lost_at <= now {
@@ -466,9 +464,6 @@ impl<P: Payload> Tcb<P> {
         }
         if unit.lost {
             self.recovery.lost_bytes = self.recovery.lost_bytes.saturating_sub(unit.len);
-        }
-        if self.units.is_empty() {
-            self.recovery.highest_sacked_end = None;
         }
     }
 

@@ -255,3 +255,98 @@ fn sack_recovery_ends_with_the_window_at_the_threshold() {
     assert!(threshold > 2 * 988);
     assert_eq!(pair.client.congestion_window(), threshold);
 }
+
+#[test]
+fn a_tail_sent_before_a_delivered_retransmission_is_lost_by_rack_not_the_timer() {
+    // RFC 8985 section 6.2 step 5: segments 0 and 9 are lost. The SACKs of 1-8 show 0 lost;
+    // its retransmission is delivered and acknowledged cumulatively. Segment 9 lies above
+    // every SACK block, but it was sent before that retransmission and its ACK has not come:
+    // RACK calls it lost then, instead of leaving it to the retransmission timer.
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[0, 9]);
+    let mut sent = Vec::new();
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+        sent.extend(drain(&mut pair.client, pair.now));
+    }
+    assert_eq!(retransmissions(&sent), [segments[0].repr.seq]);
+    pair.now = pair.now + HOP;
+    for retransmission in &sent {
+        deliver(&mut pair.server, pair.now, retransmission);
+    }
+    let acks = drain(&mut pair.server, pair.now);
+    assert_eq!(acks.last().unwrap().repr.ack, segments[9].repr.seq);
+    pair.now = pair.now + HOP;
+    deliver(&mut pair.client, pair.now, acks.last().unwrap());
+    let sent = drain(&mut pair.client, pair.now);
+    assert_eq!(
+        retransmissions(&sent),
+        [segments[9].repr.seq],
+        "the tail goes again on the ACK of the retransmission"
+    );
+    assert_eq!(pair.client.counters().rack_lost_segments, 2);
+    pair.now = pair.now + HOP;
+    deliver(&mut pair.server, pair.now, &sent[0]);
+    let acks = drain(&mut pair.server, pair.now);
+    pair.now = pair.now + HOP;
+    deliver(&mut pair.client, pair.now, acks.last().unwrap());
+    assert!(pair.client.all_sent_acknowledged());
+    assert_eq!(pair.client.counters().rto_expirations, 0);
+    let mut got = Vec::new();
+    read_all(&mut pair.server, &mut got);
+    assert!(got == pattern(10 * 988, 31));
+}
+
+#[test]
+fn in_recovery_an_owner_feeding_by_send_room_gets_room_and_a_lost_retransmission_is_found() {
+    // An owner that queues only what `send_room` offers (the MPTCP scheduler) must get room in
+    // recovery as PRR allows (RFC 6937), although the SACKed bytes above the hole are still
+    // unacknowledged: new data after the retransmission is what lets RACK find that the
+    // retransmission was lost too (RFC 8985 section 6.2), before the retransmission timer.
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[0]);
+    let mut sent = Vec::new();
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+        sent.extend(drain(&mut pair.client, pair.now));
+    }
+    assert_eq!(retransmissions(&sent), [segments[0].repr.seq]);
+    // The retransmission is lost. The owner queues what the TCB has room for.
+    let room = pair.client.send_room();
+    assert!(room >= 988, "PRR lets new data go in recovery: room {room}");
+    let more = pattern(room, 77);
+    pair.client.send(Bytes::from(more.clone())).unwrap();
+    let new_data = drain(&mut pair.client, pair.now);
+    assert!(!new_data.is_empty() && new_data.iter().all(|s| !s.is_retransmission));
+    pair.now = pair.now + HOP;
+    let mut acks = Vec::new();
+    for segment in &new_data {
+        deliver(&mut pair.server, pair.now, segment);
+        acks.extend(drain(&mut pair.server, pair.now));
+    }
+    pair.now = pair.now + HOP;
+    let mut sent = Vec::new();
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+        sent.extend(drain(&mut pair.client, pair.now));
+    }
+    assert_eq!(
+        retransmissions(&sent),
+        [segments[0].repr.seq],
+        "the lost retransmission goes again once later data is SACKed"
+    );
+    pair.now = pair.now + HOP;
+    for segment in &sent {
+        deliver(&mut pair.server, pair.now, segment);
+    }
+    let acks = drain(&mut pair.server, pair.now);
+    pair.now = pair.now + HOP;
+    deliver(&mut pair.client, pair.now, acks.last().unwrap());
+    assert!(pair.client.all_sent_acknowledged());
+    assert_eq!(pair.client.counters().rto_expirations, 0);
+    let mut got = Vec::new();
+    read_all(&mut pair.server, &mut got);
+    let mut expected = pattern(10 * 988, 31);
+    expected.extend_from_slice(&more);
+    assert!(got == expected);
+}
