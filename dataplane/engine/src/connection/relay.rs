@@ -202,37 +202,98 @@ impl<P: Payload> ProxiedConnection<P> {
     }
 }
 
-/// Queues `payload` in the data-level send buffer when it fits; returns what waits. A payload
-/// is queued whole (the backend's segments are sized to the subflows' MSS, and a piece cut to
-/// the buffer's last free bytes would leave the scheduler a runt segment and its remainder
-/// another); only one larger than a full segment is split, to use the room it has.
+/// Queues `payload` in the data-level send buffer when it fits; returns what waits.
 fn push_bounded_data<P: Payload>(session: &mut MptcpSession<P>, payload: P) -> Option<P> {
     let buffer = session.send_buffer_mut();
-    let capacity = buffer.free_space();
-    if capacity >= payload.len() {
-        buffer.push(payload);
-        return None;
+    match cut_for(payload.len(), buffer.free_space()) {
+        Cut::Whole => {
+            buffer.push(payload);
+            None
+        }
+        Cut::At(head) => {
+            buffer.push(payload.slice(0..head));
+            Some(payload.slice(head..payload.len()))
+        }
+        Cut::Wait => Some(payload),
     }
-    if capacity < MIN_FULL_SEGMENT {
-        return Some(payload);
-    }
-    buffer.push(payload.slice(0..capacity));
-    Some(payload.slice(capacity..payload.len()))
 }
 
-/// Queues as much of `payload` as `tcb` takes; returns the rest.
+/// How much of a chunk of `len` bytes goes into a send buffer with `capacity` free bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Whole,
+    /// The first `n` bytes now, the rest later.
+    At(usize),
+    Wait,
+}
+
+/// Sender-side silly window avoidance at the relay (RFC 9293 section 3.8.6.2.1): the sending
+/// side makes segments from one queued piece at a time, so a chunk cut to the buffer's last
+/// free bytes becomes a short segment, and its remainder another. A chunk is cut only where
+/// both parts are at least [`MIN_FULL_SEGMENT`]; one that does not fit otherwise waits until
+/// it fits whole. The relay's chunks are received segments, smaller than any send buffer, so
+/// the wait ends once the other side acknowledges a segment's worth.
+///
+/// A backend's segments are sized to the client side's (`backend_mss_hint`): cutting them
+/// wherever the data-level buffer's free space ended (the rule was "cut when at least 1200
+/// bytes are free", and full segments carry 1420) made a fifth of a lossy lab download's
+/// segments runts of 4 to 40 bytes, each cut misaligning the free space for the next.
+fn cut_for(len: usize, capacity: usize) -> Cut {
+    if capacity >= len {
+        Cut::Whole
+    } else if capacity >= MIN_FULL_SEGMENT && len - capacity >= MIN_FULL_SEGMENT {
+        Cut::At(capacity)
+    } else {
+        Cut::Wait
+    }
+}
+
+/// Queues `payload` in `tcb`'s send buffer when it fits (cut as [`cut_for`] says); returns
+/// what waits.
 fn push_bounded<P: Payload>(tcb: &mut Tcb<P>, payload: P) -> Option<P> {
-    let capacity = tcb.send_capacity();
-    if capacity >= payload.len() {
-        return tcb.send(payload).err();
+    match cut_for(payload.len(), tcb.send_capacity()) {
+        Cut::Whole => tcb.send(payload).err(),
+        Cut::At(head) => match tcb.send(payload.slice(0..head)) {
+            Ok(()) => Some(payload.slice(head..payload.len())),
+            Err(_) => Some(payload),
+        },
+        Cut::Wait => Some(payload),
     }
-    if capacity == 0 {
-        return Some(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_backend_segment_waits_whole_for_room_in_the_data_level_buffer() {
+        // 64 KiB less 1300 bytes queued: 1300 free, less than one 1420-byte segment.
+        let mut session = MptcpSession::<Bytes>::new(7, true, true, 1 << 16, 1 << 16);
+        session
+            .send_buffer_mut()
+            .push(Bytes::from(vec![0; (1 << 16) - 1300]));
+        let segment = Bytes::from(vec![1; 1420]);
+        let waiting = push_bounded_data(&mut session, segment.clone());
+        assert_eq!(
+            waiting,
+            Some(segment),
+            "queued whole later, not cut into 1300 and 120"
+        );
+        assert_eq!(session.send_buffer().free_space(), 1300);
     }
-    let head = payload.slice(0..capacity);
-    let rest = payload.slice(capacity..payload.len());
-    match tcb.send(head) {
-        Ok(()) => Some(rest),
-        Err(_) => Some(payload),
+
+    #[test]
+    fn a_chunk_is_cut_only_into_parts_of_a_full_segment_or_more() {
+        // A full client-side segment (1420 bytes) with a little less free: it waits whole.
+        assert_eq!(cut_for(1420, 1416), Cut::Wait);
+        assert_eq!(cut_for(1420, 1200), Cut::Wait);
+        assert_eq!(cut_for(1420, 0), Cut::Wait);
+        assert_eq!(cut_for(1420, 1420), Cut::Whole);
+        assert_eq!(cut_for(600, 4096), Cut::Whole);
+        // A large chunk uses the room it has when both parts make full segments.
+        assert_eq!(cut_for(9000, 4000), Cut::At(4000));
+        assert_eq!(cut_for(9000, 8000), Cut::Wait);
+        assert_eq!(cut_for(9000, 1000), Cut::Wait);
     }
 }
