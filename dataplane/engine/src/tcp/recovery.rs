@@ -35,9 +35,13 @@ const WORST_CASE_DELAYED_ACK: Duration = Duration::from_millis(200);
 const PROBE_TIMEOUT_WITHOUT_RTT: Duration = Duration::from_secs(1);
 /// The probe timeout's floor: shorter ones would fire before a delayed ACK could come.
 const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(10);
-/// The reordering window grows by a quarter of the minimum RTT for each D-SACK, up to this
-/// many quarters (RFC 8985 section 7.2 bounds it by the smoothed RTT as well).
+/// The reordering window grows by a quarter of the minimum RTT for each round trip with a
+/// D-SACK, up to this many quarters (RFC 8985 section 6.2 bounds it by the smoothed RTT as
+/// well).
 const MAX_REORDERING_WINDOW_MULTIPLIER: u32 = 16;
+/// Loss recoveries a widened reordering window lasts (RFC 8985 section 6.2, RACK.reo_wnd_persist;
+/// Linux's `TCP_RACK_RECOVERY_THRESH`).
+const REORDERING_PERSIST_RECOVERIES: u32 = 16;
 /// RFC 6675's DupThresh: with this many segments SACKed above a hole and no reordering seen,
 /// RACK waits no reordering window (RFC 8985 section 6.2 step 4).
 const DUPLICATE_THRESHOLD: u32 = 3;
@@ -107,8 +111,15 @@ pub(super) struct Recovery {
     /// The smallest round trip seen, for the reordering window.
     min_rtt: Option<Duration>,
     pub(super) reordering_seen: bool,
-    /// Quarters of the minimum RTT the reordering window spans (grows with D-SACKs).
-    reordering_window_multiplier: u32,
+    /// Quarters of the minimum RTT the reordering window spans (RACK.reo_wnd_incr: grows with
+    /// D-SACKs, once per round trip).
+    pub(super) reordering_window_multiplier: u32,
+    /// RACK.dsack_round: SND.MAX when a D-SACK last widened the window; none widens it again
+    /// until SND.UNA is beyond it.
+    dsack_round: Option<SeqNumber>,
+    /// RACK.reo_wnd_persist: loss recoveries left before a window widened by D-SACKs falls
+    /// back to its start.
+    reordering_persist: u32,
     /// RACK's reordering timer: the earliest time an outstanding unit becomes lost.
     reorder_deadline: Option<Instant>,
     /// The tail loss probe's timer.
@@ -267,12 +278,30 @@ impl<P: Payload> Tcb<P> {
     }
 
     /// A D-SACK: a retransmission was spurious, the path reorders more than the window
-    /// allowed (RFC 8985 section 7.2).
+    /// allowed. RFC 8985 section 6.2 step 4: the window widens by a quarter of the minimum
+    /// RTT at most once per round trip, however many D-SACKs the round brings (a burst of
+    /// spurious retransmissions is one misjudgement), and stays widened for
+    /// [`REORDERING_PERSIST_RECOVERIES`] loss recoveries (as Linux's
+    /// `tcp_rack_update_reo_wnd`).
     fn on_dsack(&mut self) {
+        let snd_una = self.snd_una;
+        let snd_max = self.snd_max;
         let recovery = &mut self.recovery;
         recovery.reordering_seen = true;
+        // A round has passed once data sent after the last widening is acknowledged: SND.UNA
+        // beyond that SND.MAX (Linux: a D-SACK counts only on an ACK for a packet sent after
+        // the last widening; RFC 8985's SND.UNA >= dsack_round would let every D-SACK of a
+        // fully acknowledged flight widen it again).
+        if recovery
+            .dsack_round
+            .is_some_and(|round| snd_una.distance_from(round) <= 0)
+        {
+            return;
+        }
+        recovery.dsack_round = Some(snd_max);
         recovery.reordering_window_multiplier =
             (recovery.reordering_window_multiplier + 1).clamp(2, MAX_REORDERING_WINDOW_MULTIPLIER);
+        recovery.reordering_persist = REORDERING_PERSIST_RECOVERIES;
     }
 
     /// RFC 8985 section 6.2 step 4: how long past RACK's RTT a unit may be outstanding
@@ -403,8 +432,17 @@ impl<P: Payload> Tcb<P> {
     /// The episode is over (its recovery point acknowledged, or its reduction undone): PRR
     /// no longer limits what is sent.
     pub(super) fn end_loss_recovery(&mut self) {
-        self.recovery.recovery_point = None;
-        self.recovery.prr_allowance = 0;
+        let recovery = &mut self.recovery;
+        recovery.recovery_point = None;
+        recovery.prr_allowance = 0;
+        // RFC 8985 section 6.2 step 4: after 16 recoveries without a D-SACK the window
+        // starts again from a quarter of the minimum RTT.
+        if recovery.reordering_persist > 0 {
+            recovery.reordering_persist -= 1;
+            if recovery.reordering_persist == 0 {
+                recovery.reordering_window_multiplier = 0;
+            }
+        }
     }
 
     /// Bytes congestion control lets us send now beyond what is in flight: in recovery

@@ -152,6 +152,61 @@ fn a_dsack_is_counted_and_widens_the_reordering_window() {
     assert!(pair.client.recovery.reordering_seen);
 }
 
+/// A D-SACK for `segment` (988 bytes), carried on a copy of `ack`.
+fn dsack_for(ack: &Segment, segment: &Segment) -> Segment {
+    let mut dsack = ack.clone();
+    let mut blocks = SackBlocks::default();
+    blocks.push(segment.repr.seq, segment.repr.seq + 988);
+    dsack.repr.options.sack_blocks = blocks;
+    dsack
+}
+
+#[test]
+fn the_reordering_window_widens_once_per_round_trip_of_dsacks_for_sixteen_recoveries() {
+    // RFC 8985 section 6.2 step 4: RACK.reo_wnd_incr grows at most once per round trip. Three
+    // spurious retransmissions reported in one round were once three widenings.
+    let mut pair = Pair::new();
+    let (segments, acks) = ten_segments_with_holes(&mut pair, &[]);
+    for ack in &acks {
+        deliver(&mut pair.client, pair.now, ack);
+    }
+    let last_ack = acks.last().unwrap();
+    for index in [3, 4, 5] {
+        deliver(
+            &mut pair.client,
+            pair.now,
+            &dsack_for(last_ack, &segments[index]),
+        );
+    }
+    assert_eq!(pair.client.counters().dsacks_received, 3);
+    assert_eq!(pair.client.recovery.reordering_window_multiplier, 2);
+
+    // A round later (new data sent and acknowledged past SND.MAX of the first widening),
+    // the next D-SACK widens it again.
+    pair.client.send(Bytes::from(pattern(988, 32))).unwrap();
+    let more = drain(&mut pair.client, pair.now);
+    assert_eq!(more.len(), 1);
+    deliver(&mut pair.server, pair.now, &more[0]);
+    let more_acks = drain(&mut pair.server, pair.now);
+    deliver(&mut pair.client, pair.now, more_acks.last().unwrap());
+    assert!(pair.client.all_sent_acknowledged());
+    deliver(
+        &mut pair.client,
+        pair.now,
+        &dsack_for(more_acks.last().unwrap(), &more[0]),
+    );
+    assert_eq!(pair.client.counters().dsacks_received, 4);
+    assert_eq!(pair.client.recovery.reordering_window_multiplier, 3);
+
+    // Sixteen loss recoveries without a D-SACK later, it starts from a quarter again.
+    for _ in 0..15 {
+        pair.client.end_loss_recovery();
+    }
+    assert_eq!(pair.client.recovery.reordering_window_multiplier, 3);
+    pair.client.end_loss_recovery();
+    assert_eq!(pair.client.recovery.reordering_window_multiplier, 0);
+}
+
 #[test]
 fn without_sack_nothing_of_the_scoreboard_runs() {
     let mut pair = Pair::without_sack();
