@@ -31,7 +31,9 @@
 //! allow_join_initial_address = true # false: C bit set, joins only to announced addresses
 //!
 //! [tcp]                             # optional, every key has a default
-//! receive_buffer = 1048576          # bytes per connection direction, 64 KiB..=1 GiB
+//! receive_buffer = 6291456          # most bytes per connection direction, 64 KiB..=1 GiB
+//! receive_buffer_initial = 131072   # where autotuning starts, 64 KiB..=1 GiB (at most the above)
+//! receive_buffer_autotuning = true  # grow each side's buffer as fast as it is read; default true
 //! send_buffer = 1048576             # bytes per connection direction, 64 KiB..=1 GiB
 //! initial_rto_ms = 1000             # 1..=60000, default 1000 (RFC 6298 section 2.1)
 //! min_rto_ms = 200                  # 1..=initial_rto_ms, default 200
@@ -503,8 +505,18 @@ pub enum Scheduler {
 /// TCP knobs shared by every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpConfig {
-    /// Receive buffer per connection direction, in bytes; bounds the advertised window.
+    /// Receive buffer per connection direction, in bytes: the most it holds and advertises.
+    /// The default, 6 MiB, is Linux's `tcp_rmem[2]`: 100 Mbit/s over 250 ms, or 1 Gbit/s
+    /// over 25 ms, with a loss to recover. Autotuning grows only the buffers whose other side
+    /// drains them fast toward it, so a slow backend's connections keep the initial size.
     pub receive_buffer: u32,
+    /// The receive buffer a connection direction starts with under autotuning, in bytes
+    /// (Linux's `tcp_rmem[1]`, 128 KiB, by default); clamped to `receive_buffer`.
+    pub receive_buffer_initial: u32,
+    /// Receive-buffer autotuning (dynamic right-sizing, as Linux's `tcp_moderate_rcvbuf`):
+    /// once per RTT a direction's buffer grows to twice what was read from it in that RTT, up
+    /// to `receive_buffer`. Off, every direction advertises `receive_buffer` from the start.
+    pub receive_buffer_autotuning: bool,
     /// Send buffer per connection direction, in bytes; when full, the relay stops reading from
     /// the other side, which is how flow control propagates end to end.
     pub send_buffer: u32,
@@ -613,7 +625,9 @@ impl Default for TcpSideConfig {
 impl Default for TcpConfig {
     fn default() -> Self {
         Self {
-            receive_buffer: 1024 * 1024,
+            receive_buffer: 6 * 1024 * 1024,
+            receive_buffer_initial: 128 * 1024,
+            receive_buffer_autotuning: true,
             send_buffer: 1024 * 1024,
             initial_rto_ms: 1000,
             min_rto_ms: 200,
@@ -798,6 +812,8 @@ struct RawMptcp {
 #[serde(deny_unknown_fields)]
 struct RawTcp {
     receive_buffer: Option<u64>,
+    receive_buffer_initial: Option<u64>,
+    receive_buffer_autotuning: Option<bool>,
     send_buffer: Option<u64>,
     initial_rto_ms: Option<u64>,
     min_rto_ms: Option<u64>,
@@ -1056,11 +1072,17 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
             format!("tcp.{field}"),
         )
     };
-    let receive_buffer = buffer(
+    let receive_buffer: u32 = buffer(
         raw.receive_buffer,
         defaults.receive_buffer,
         "receive_buffer",
     )?;
+    let receive_buffer_initial = buffer(
+        raw.receive_buffer_initial,
+        defaults.receive_buffer_initial,
+        "receive_buffer_initial",
+    )?
+    .min(receive_buffer);
     let send_buffer = buffer(raw.send_buffer, defaults.send_buffer, "send_buffer")?;
     let initial_rto_ms = in_range(
         raw.initial_rto_ms
@@ -1144,6 +1166,10 @@ fn validate_tcp(raw: &RawTcp) -> Result<TcpConfig, ConfigError> {
     };
     Ok(TcpConfig {
         receive_buffer,
+        receive_buffer_initial,
+        receive_buffer_autotuning: raw
+            .receive_buffer_autotuning
+            .unwrap_or(defaults.receive_buffer_autotuning),
         send_buffer,
         initial_rto_ms,
         min_rto_ms,

@@ -136,7 +136,7 @@ fn omitted_sections_take_their_defaults() {
     let config = Config::from_toml_str(MINIMAL).unwrap();
     assert!(config.eal_args.is_empty());
     assert!(config.mptcp.checksum_required);
-    assert_eq!(config.tcp.receive_buffer, 1024 * 1024);
+    assert_eq!(config.tcp.receive_buffer, 6 * 1024 * 1024);
     assert_eq!(config.tcp.send_buffer, 1024 * 1024);
     assert_eq!(config.tcp.initial_rto_ms, 1000);
     assert_eq!(config.tcp.min_rto_ms, 200);
@@ -156,6 +156,8 @@ fn every_optional_key_is_read() {
 checksum = \"off\"
 [tcp]
 receive_buffer = 65536
+receive_buffer_initial = 65536
+receive_buffer_autotuning = false
 send_buffer = 1073741824
 initial_rto_ms = 500
 min_rto_ms = 500
@@ -191,6 +193,8 @@ args = [\"--no-huge\"]
         config.tcp,
         TcpConfig {
             receive_buffer: 65_536,
+            receive_buffer_initial: 65_536,
+            receive_buffer_autotuning: false,
             send_buffer: 1 << 30,
             initial_rto_ms: 500,
             min_rto_ms: 500,
@@ -224,6 +228,19 @@ args = [\"--no-huge\"]
     );
     assert_eq!(config.log.level, LevelFilter::DEBUG);
     assert_eq!(config.eal_args, vec!["--no-huge".to_owned()]);
+}
+
+#[test]
+fn the_receive_buffer_autotunes_from_128_kib_to_6_mib_by_default_and_starts_within_its_maximum() {
+    let config = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(config.tcp.receive_buffer, 6 << 20);
+    assert_eq!(config.tcp.receive_buffer_initial, 128 << 10);
+    assert!(config.tcp.receive_buffer_autotuning);
+    // An initial size above the maximum is the maximum.
+    let text =
+        format!("{MINIMAL}\n[tcp]\nreceive_buffer = 131072\nreceive_buffer_initial = 1048576\n");
+    let config = Config::from_toml_str(&text).unwrap();
+    assert_eq!(config.tcp.receive_buffer_initial, 128 << 10);
 }
 
 #[test]
@@ -436,6 +453,10 @@ fn out_of_range_numbers_are_rejected_with_the_range() {
         (
             "[tcp]\nreceive_buffer = 65535",
             "config key tcp.receive_buffer: 65535 out of range 65536..=1073741824",
+        ),
+        (
+            "[tcp]\nreceive_buffer_initial = 65535",
+            "config key tcp.receive_buffer_initial: 65535 out of range 65536..=1073741824",
         ),
         (
             "[tcp]\nsend_buffer = 1073741825",

@@ -187,11 +187,26 @@ pub enum CongestionAlgorithm {
     Cubic,
 }
 
+/// The most a connection side's receive buffer grows to by default: Linux's `tcp_rmem[2]`
+/// (6 MiB), enough for 100 Mbit/s over 250 ms or 1 Gbit/s over 25 ms with a loss to recover.
+pub const DEFAULT_RECEIVE_BUFFER: u32 = 6 << 20;
+/// The receive buffer a connection side starts with by default: Linux's `tcp_rmem[1]`
+/// (128 KiB).
+pub const DEFAULT_RECEIVE_BUFFER_INITIAL: u32 = 128 << 10;
+
 /// TCP tuning of one connection side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpTuning {
-    /// Receive buffer per connection in bytes: the most we advertise and hold.
+    /// Receive buffer per connection side in bytes: the most we advertise and hold. With
+    /// `receive_buffer_autotuning` the buffer starts smaller and grows toward it.
     pub receive_buffer: u32,
+    /// The receive buffer a connection side starts with under autotuning (clamped to
+    /// `receive_buffer`).
+    pub receive_buffer_initial: u32,
+    /// Dynamic right-sizing of the receive buffer (see `tcp::right_sizing`): it grows, once per
+    /// receiver RTT, from `receive_buffer_initial` toward `receive_buffer` as fast as the owner
+    /// reads. Off, every side advertises `receive_buffer` from the start.
+    pub receive_buffer_autotuning: bool,
     /// Send buffer per connection in bytes: the most we hold unacknowledged or unsent.
     pub send_buffer: u32,
     pub initial_rto: Duration,
@@ -213,7 +228,9 @@ pub struct TcpTuning {
 impl Default for TcpTuning {
     fn default() -> Self {
         TcpTuning {
-            receive_buffer: 1 << 20,
+            receive_buffer: DEFAULT_RECEIVE_BUFFER,
+            receive_buffer_initial: DEFAULT_RECEIVE_BUFFER_INITIAL,
+            receive_buffer_autotuning: true,
             send_buffer: 1 << 20,
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),

@@ -660,7 +660,7 @@ impl<P: Payload> ProxiedConnection<P> {
         self.watch_data_ack(now);
         self.close_subflows_when_done();
         self.propagate_failures(now);
-        self.update_receive_windows();
+        self.update_receive_windows(now);
         self.couple_congestion_control();
     }
 

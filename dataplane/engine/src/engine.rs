@@ -30,7 +30,7 @@ use crate::connection::{ConnectionEvents, ProxiedConnection, Side, Subflow, Subf
 use crate::mptcp::{MptcpSession, ResetReason, SubflowMptcp, DSS_OPTION_RESERVE};
 use crate::mptcp_keys::derive_from_key;
 use crate::neighbor::NeighborCache;
-use crate::tcp::{CloseReason, Tcb, TcbCounters};
+use crate::tcp::{CloseReason, ReceiveBufferSizing, Tcb, TcbCounters};
 use crate::time_wait::{FlowKey, TimeWaitEntry, TimeWaitTable};
 use crate::{Counters, EngineConfig, HeaderBytes, Instant, Payload, ProxyRule, Transmit};
 use join::mp_join_syn;
@@ -816,7 +816,7 @@ impl<P: Payload, R: RngCore, T: TokenRegistry> Engine<P, R, T> {
                     self.config.mptcp_checksum_required,
                     capable.checksum_required,
                     self.config.client_tcp.send_buffer as usize,
-                    self.config.client_tcp.receive_buffer as usize,
+                    ReceiveBufferSizing::for_tuning(&self.config.client_tcp),
                 );
                 if !self.config.mptcp_allow_join_initial_address {
                     session.deny_join_to_initial();

@@ -794,3 +794,56 @@ fn cubic_with_hystart_moves_both_ways_at_one_percent_loss() {
         );
     }
 }
+
+#[test]
+fn receive_buffer_autotuning_fills_a_long_fat_path_that_the_initial_window_cannot() {
+    // 100 Mbit/s with 100 ms RTT: the path holds 1.25 MB, ten times the 128 KiB a receiver
+    // starts with. Autotuning grows the receiver's buffer toward its 6 MiB maximum as the
+    // reader keeps up, so the upload runs near the link's rate; pinned at the initial size,
+    // the window caps it near 1.3 MB/s.
+    const UPLOAD: usize = 24 * MIB;
+    for seed in seeds(&[21]) {
+        let mut link = LinkConfig::clean(Duration::from_millis(50));
+        link.bytes_per_second = 12_500_000;
+        let goodput = |autotuning: bool| {
+            let tuning = TcpTuning {
+                receive_buffer: if autotuning { 6 << 20 } else { 128 << 10 },
+                receive_buffer_initial: 128 << 10,
+                receive_buffer_autotuning: autotuning,
+                send_buffer: 8 << 20,
+                ..tuning()
+            };
+            let mut sim = Sim::with_tuning(
+                seed,
+                link,
+                [pattern(UPLOAD, seed), pattern(0, !seed)],
+                tuning,
+            );
+            let start = sim.now;
+            sim.drive();
+            let elapsed = sim.data_complete_at.unwrap().saturating_since(start);
+            let rate = UPLOAD as f64 / elapsed.as_secs_f64();
+            (rate, sim.hosts[1].tcb.receive_buffer())
+        };
+        let (autotuned, grown_to) = goodput(true);
+        let (pinned, _) = goodput(false);
+        eprintln!(
+            "seed {seed}: autotuned {:.2} MB/s (buffer grown to {grown_to}), pinned at 128 KiB {:.2} MB/s",
+            autotuned / 1e6,
+            pinned / 1e6
+        );
+        assert!(
+            grown_to > 1 << 20,
+            "the buffer grew past the path's 1.25 MB: {grown_to}"
+        );
+        assert!(grown_to <= 6 << 20);
+        assert!(
+            autotuned > 4.0 * pinned,
+            "autotuned {autotuned:.0} B/s against pinned {pinned:.0} B/s"
+        );
+        assert!(
+            autotuned > 8e6,
+            "near the link's 12.5 MB/s: {autotuned:.0} B/s"
+        );
+    }
+}

@@ -566,6 +566,8 @@ pub fn engine_config(
     let millis = |ms: u32| Duration::from_millis(u64::from(ms));
     let side_tuning = |side: &mpterm_control::config::TcpSideConfig| TcpTuning {
         receive_buffer: tcp.receive_buffer,
+        receive_buffer_initial: tcp.receive_buffer_initial,
+        receive_buffer_autotuning: tcp.receive_buffer_autotuning,
         send_buffer: tcp.send_buffer,
         initial_rto: millis(tcp.initial_rto_ms),
         min_rto: millis(tcp.min_rto_ms),

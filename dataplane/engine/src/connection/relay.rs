@@ -10,11 +10,29 @@ use super::{ProxiedConnection, MIN_FULL_SEGMENT};
 
 impl<P: Payload> ProxiedConnection<P> {
     /// Every subflow advertises the connection's one receive window (section 3.3.4): what the
-    /// data level holds counts against each of them.
-    pub(super) fn update_receive_windows(&mut self) {
-        let Some(session) = self.mptcp.as_ref() else {
+    /// data level holds counts against each of them, and each subflow's buffer is the data
+    /// level's, which autotuning grows from what reaches the backend (as Linux's
+    /// `mptcp_rcv_space_adjust`: once per the largest of the subflows' receiver RTTs, the
+    /// subflows following along).
+    pub(super) fn update_receive_windows(&mut self, now: Instant) {
+        let Some(session) = self.mptcp.as_mut() else {
             return;
         };
+        let open_subflows = || {
+            self.subflows
+                .iter()
+                .flatten()
+                .filter(|subflow| subflow.tcb.is_synchronized())
+        };
+        let rtt = open_subflows()
+            .filter_map(|subflow| subflow.tcb.receiver_rtt())
+            .max();
+        let segment = open_subflows()
+            .map(|subflow| usize::from(subflow.tcb.receive_mss()))
+            .max()
+            .unwrap_or(MIN_FULL_SEGMENT);
+        session.adjust_receive_buffer(now, rtt, segment);
+        let buffer = session.receive_buffer();
         let assembling: usize = self
             .subflows
             .iter()
@@ -23,6 +41,7 @@ impl<P: Payload> ProxiedConnection<P> {
             .sum();
         let held = session.held_bytes() + assembling;
         for subflow in self.subflows.iter_mut().flatten() {
+            subflow.tcb.follow_receive_buffer(buffer);
             subflow.tcb.set_owner_held_bytes(held);
         }
     }
@@ -84,7 +103,12 @@ impl<P: Payload> ProxiedConnection<P> {
             let Some(payload) = ready else {
                 break;
             };
-            if let Some(rest) = push_bounded(backend, payload) {
+            let offered = payload.len();
+            let rest = push_bounded(backend, payload);
+            if let Some(session) = self.mptcp.as_mut() {
+                session.note_passed_on(offered - rest.as_ref().map_or(0, |rest| rest.len()));
+            }
+            if let Some(rest) = rest {
                 match self.mptcp.as_mut() {
                     Some(session) => session.push_front_ready(rest),
                     None => self.client_leftover = Some(rest),

@@ -23,6 +23,7 @@ pub mod reassembly;
 pub mod send_buffer;
 pub mod subflow;
 
+use core::time::Duration;
 use std::collections::VecDeque;
 
 use mpterm_wire::mptcp::{DataSeqWire, MpTcpRst};
@@ -34,8 +35,8 @@ pub use send_buffer::{DataRange, DataSendBuffer};
 pub use subflow::{JoinState, SentMappings, SubflowMptcp};
 
 use crate::mptcp_keys::{derive_from_key, KeyDerivation};
-use crate::tcp::ReceivedChunk;
-use crate::Payload;
+use crate::tcp::{ReceiveBufferSizing, ReceivedChunk};
+use crate::{Instant, Payload};
 
 /// Option bytes the subflow reserves for a DSS with a 64-bit DATA_ACK, a 64-bit mapping and a
 /// checksum (RFC 8684 section 3.3, figure 5): 4 + 8 + 8 + 4 + 2 + 2.
@@ -146,6 +147,9 @@ pub struct MptcpSession<P: Payload> {
     deny_join_to_initial: bool,
     /// Where the connection stands with MP_FAIL on its only subflow (section 3.7).
     failure: FailureState,
+    /// The connection-level receive buffer and its autotuning: the one window all subflows
+    /// advertise (section 3.3.4) grows with what the relay passes on to the backend.
+    receive_buffer: ReceiveBufferSizing,
 }
 
 /// MP_FAIL on a connection of one subflow (RFC 8684 section 3.7).
@@ -164,14 +168,15 @@ pub enum FailureState {
 impl<P: Payload> MptcpSession<P> {
     /// A server-side session for a client SYN that asked for MPTCP v1 (section 3.1): our key is
     /// `local_key` (its token already registered), `client_wants_checksums` is the SYN's A bit.
-    /// The data-level buffers hold `send_buffer` bytes toward the client and `receive_buffer`
-    /// bytes ahead of a gap from it.
+    /// The data-level buffers hold `send_buffer` bytes toward the client and, from it, what
+    /// `receive_buffer` allows: its current size is the connection-level receive window every
+    /// subflow advertises (section 3.3.4), and its maximum bounds the data held ahead of a gap.
     pub fn new(
         local_key: u64,
         checksum_required: bool,
         client_wants_checksums: bool,
         send_buffer: usize,
-        receive_buffer: usize,
+        receive_buffer: ReceiveBufferSizing,
     ) -> Self {
         let local = derive_from_key(local_key);
         // Section 3.3: our first data byte is our IDSN + 1.
@@ -184,7 +189,8 @@ impl<P: Payload> MptcpSession<P> {
             // RFC 8684 section 3.1: checksums are used if either host sets A.
             checksums: checksum_required || client_wants_checksums,
             fallen_back: false,
-            reassembly: DataReassembly::new(receive_buffer),
+            reassembly: DataReassembly::new(receive_buffer.maximum()),
+            receive_buffer,
             ready: VecDeque::new(),
             ready_bytes: 0,
             peer_data_fin: None,
@@ -304,6 +310,30 @@ impl<P: Payload> MptcpSession<P> {
     /// Our DATA_FIN is decided: the data stream toward the peer ends.
     pub fn is_closing(&self) -> bool {
         self.local_data_fin.is_some()
+    }
+
+    /// The connection-level receive buffer's current size: the window every subflow
+    /// advertises, relative to our DATA_ACK, is this less what the data level holds.
+    pub fn receive_buffer(&self) -> usize {
+        self.receive_buffer.size()
+    }
+
+    /// The relay passed `bytes` of the peer's data on (to the backend): the data level's
+    /// owner read them, which is what its receive-buffer autotuning measures.
+    pub fn note_passed_on(&mut self, bytes: usize) {
+        self.receive_buffer.note_read(bytes);
+    }
+
+    /// Once per receiver RTT (`rtt`, the largest of the subflows', as Linux's
+    /// `mptcp_rcv_space_adjust`), the data-level receive buffer grows from what was passed on
+    /// in it (see [`ReceiveBufferSizing`]); `segment` is one full segment. True when it grew.
+    pub fn adjust_receive_buffer(
+        &mut self,
+        now: Instant,
+        rtt: Option<Duration>,
+        segment: usize,
+    ) -> bool {
+        self.receive_buffer.end_round(now, rtt, segment).is_some()
     }
 
     /// The next verified in-order data for the relay.

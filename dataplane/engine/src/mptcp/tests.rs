@@ -81,7 +81,7 @@ impl Fixture {
                 checksum_required,
                 client_wants_checksums,
                 1 << 16,
-                1 << 16,
+                ReceiveBufferSizing::new(1 << 16, 1 << 16, false),
             ),
             subflow: SubflowMptcp::initial(),
         }

@@ -33,6 +33,7 @@ impl<P: Payload> Tcb<P> {
                 self.handle_synchronizing_or_synchronized(now, segment, payload, owner_options, ce)
             }
         }
+        self.adjust_receive_buffer(now);
     }
 
     pub(super) fn handle_in_syn_sent(&mut self, now: Instant, segment: &TcpRepr<'_>) {
@@ -245,6 +246,14 @@ impl<P: Payload> Tcb<P> {
             if segment.seq.distance_from(self.highest_ack_sent) <= 0 {
                 self.ts_recent = timestamps.value;
                 self.ts_recent_at = now;
+            }
+            if self.negotiated.timestamps {
+                self.receiver_rtt.on_timestamp_echo(
+                    now,
+                    timestamps.echo_reply,
+                    payload_len as usize,
+                    usize::from(DEFAULT_PEER_MSS),
+                );
             }
         }
 
@@ -542,6 +551,11 @@ impl<P: Payload> Tcb<P> {
                 .insert(self.rcv_nxt, offset, relative, payload, mapping, window);
         if accepted.in_order_advance > 0 {
             self.rcv_nxt = self.rcv_nxt + accepted.in_order_advance as u32;
+            if !self.negotiated.timestamps {
+                let window = self.acceptable_window();
+                self.receiver_rtt
+                    .on_window_progress(now, self.rcv_nxt, window);
+            }
         }
         if accepted.dropped {
             self.counters.out_of_window += 1;

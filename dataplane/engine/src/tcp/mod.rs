@@ -36,6 +36,7 @@ mod pacing;
 mod path_mtu;
 mod receive;
 mod recovery;
+mod right_sizing;
 mod rtt;
 mod send;
 mod timers;
@@ -55,6 +56,7 @@ pub use congestion::{
 };
 pub use delayed_ack::DELAYED_ACK_TIMEOUT;
 pub use receive::ReceiveQueue;
+pub use right_sizing::{ReceiveBufferSizing, ReceiverRtt};
 pub use rtt::RttEstimator;
 pub use send::SendQueue;
 pub use timers::FAST_CLOSE_ATTEMPTS;
@@ -342,6 +344,11 @@ pub struct Tcb<P: Payload> {
     irs: SeqNumber,
     rcv_nxt: SeqNumber,
     receive_queue: ReceiveQueue<P>,
+    /// The receive buffer's size and its autotuning (see [`right_sizing`]); the receive
+    /// queue's capacity follows it.
+    receive_sizing: ReceiveBufferSizing,
+    /// The RTT seen from the receiving side, which paces the autotuning's rounds.
+    receiver_rtt: ReceiverRtt,
     /// Bytes the owner holds that still count against our window (e.g. an incomplete mapping).
     owner_held_bytes: usize,
     /// Right edge of the window we last advertised; it never moves left (RFC 9293 3.8.6.2.2).
@@ -493,6 +500,7 @@ impl<P: Payload> Tcb<P> {
         state: TcpState,
     ) -> Self {
         let rtt = RttEstimator::new(tuning.initial_rto, tuning.min_rto, tuning.max_rto);
+        let receive_sizing = ReceiveBufferSizing::for_tuning(&tuning);
         Tcb {
             local,
             remote,
@@ -537,10 +545,9 @@ impl<P: Payload> Tcb<P> {
             window_probe_pending: false,
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
-            receive_queue: ReceiveQueue::new(
-                tuning.receive_buffer as usize,
-                MAX_OUT_OF_ORDER_SEGMENTS,
-            ),
+            receive_queue: ReceiveQueue::new(receive_sizing.size(), MAX_OUT_OF_ORDER_SEGMENTS),
+            receive_sizing,
+            receiver_rtt: ReceiverRtt::default(),
             owner_held_bytes: 0,
             advertised_right_edge: SeqNumber(0),
             highest_ack_sent: SeqNumber(0),
@@ -799,9 +806,36 @@ impl<P: Payload> Tcb<P> {
         Ok(())
     }
 
+    /// The receive buffer's current size in bytes: what we may advertise and hold at most
+    /// (it grows under autotuning, see [`right_sizing`]).
+    pub fn receive_buffer(&self) -> usize {
+        self.receive_sizing.size()
+    }
+
+    /// The RTT as this side's receiver sees it (see [`ReceiverRtt`]), or before its first
+    /// sample the sender's smoothed RTT (the handshake's, for a passive open); `None` before
+    /// either.
+    pub fn receiver_rtt(&self) -> Option<Duration> {
+        self.receiver_rtt.estimate().or(self.rtt.smoothed())
+    }
+
+    /// Our MSS as advertised: the largest segment the peer sends us.
+    pub fn receive_mss(&self) -> u16 {
+        self.local_mss
+    }
+
+    /// Sizes the receive buffer from outside: an MPTCP subflow advertises its connection's
+    /// data-level window (RFC 8684 section 3.3.4), which the connection tunes, so the subflow
+    /// stops tuning its own. The buffer only grows, within `tcp.receive_buffer`.
+    pub fn follow_receive_buffer(&mut self, bytes: usize) {
+        self.receive_sizing.follow(bytes);
+        self.apply_receive_buffer_size();
+    }
+
     /// Takes the next in-order received chunk.
     pub fn recv(&mut self) -> Option<ReceivedChunk<P>> {
         let chunk = self.receive_queue.pop_in_order()?;
+        self.receive_sizing.note_read(chunk.payload.len());
         self.ack_after_owner_read();
         self.consider_window_update();
         Some(chunk)
@@ -832,6 +866,28 @@ impl<P: Payload> Tcb<P> {
         let significant = remaining <= capacity / 2 && available >= 2 * remaining;
         if significant && opened >= usize::from(self.local_mss).min(capacity / 2) {
             self.ack_pending = true;
+        }
+    }
+
+    /// Once per receiver RTT, the receive buffer grows from what the owner read in it (see
+    /// [`right_sizing`]). The window it opens goes out as a window update when significant;
+    /// the right edge already advertised stays where it is or moves right.
+    pub(super) fn adjust_receive_buffer(&mut self, now: Instant) {
+        if !self.receive_sizing.is_tuning() || !self.is_synchronized() {
+            return;
+        }
+        let rtt = self.receiver_rtt();
+        let segment = usize::from(self.local_mss);
+        if self.receive_sizing.end_round(now, rtt, segment).is_some() {
+            self.apply_receive_buffer_size();
+        }
+    }
+
+    fn apply_receive_buffer_size(&mut self) {
+        let size = self.receive_sizing.size();
+        if size != self.receive_queue.capacity() {
+            self.receive_queue.set_capacity(size);
+            self.consider_window_update();
         }
     }
 

@@ -40,7 +40,13 @@ impl<P: Payload> Tcb<P> {
         } else {
             promised
         };
-        let field = (window >> shift).min(u32::from(u16::MAX));
+        // The field counts units of 2^shift bytes: what was promised is rounded up, not down,
+        // so that RCV.NXT moving by a part of a unit never pulls the right edge left (Linux's
+        // `tcp_select_window` aligns a window it must not shrink up to the scale the same way).
+        let promised_units = promised.div_ceil(1 << shift);
+        let field = (window >> shift)
+            .max(promised_units)
+            .min(u32::from(u16::MAX));
         let right_edge = self.rcv_nxt + (field << shift);
         if right_edge.distance_from(self.advertised_right_edge) > 0 {
             self.advertised_right_edge = right_edge;

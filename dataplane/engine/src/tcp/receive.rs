@@ -55,6 +55,11 @@ impl<P: Payload> ReceiveQueue<P> {
         self.capacity
     }
 
+    /// Resizes the buffer (receive-buffer autotuning only grows it).
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
     pub fn buffered_bytes(&self) -> usize {
         self.in_order_bytes + self.out_of_order_bytes
     }

@@ -25,6 +25,9 @@ type Segment = OutgoingSegment<Bytes>;
 fn tuning() -> TcpTuning {
     TcpTuning {
         receive_buffer: 16 * 1024,
+        // The buffer is pinned: the tests count the window in bytes (`right_sizing.rs` grows it).
+        receive_buffer_initial: 16 * 1024,
+        receive_buffer_autotuning: false,
         send_buffer: 32 * 1024,
         initial_rto: Duration::from_secs(1),
         min_rto: Duration::from_millis(200),
@@ -239,6 +242,7 @@ fn transfer(
     );
 }
 
+mod autotuning;
 mod close;
 mod data;
 mod delayed_ack;
