@@ -293,7 +293,8 @@ mod tests {
     #[test]
     fn a_backend_segment_waits_whole_for_room_in_the_data_level_buffer() {
         // 64 KiB less 1300 bytes queued: 1300 free, less than one 1420-byte segment.
-        let mut session = MptcpSession::<Bytes>::new(7, true, true, 1 << 16, 1 << 16);
+        let sizing = crate::tcp::ReceiveBufferSizing::new(1 << 16, 1 << 16, false);
+        let mut session = MptcpSession::<Bytes>::new(7, true, true, 1 << 16, sizing);
         session
             .send_buffer_mut()
             .push(Bytes::from(vec![0; (1 << 16) - 1300]));

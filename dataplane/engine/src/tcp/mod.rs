@@ -63,8 +63,13 @@ pub use timers::FAST_CLOSE_ATTEMPTS;
 
 /// The largest window scale shift (RFC 7323, section 2.3).
 const MAX_WINDOW_SHIFT: u8 = 14;
-/// Segments in the out-of-order queue at most; beyond it new out-of-order data is dropped.
-const MAX_OUT_OF_ORDER_SEGMENTS: usize = 256;
+/// Segments in the out-of-order queue at least, however small the buffer.
+const MIN_OUT_OF_ORDER_SEGMENTS: usize = 256;
+/// The out-of-order queue holds as many segments as the largest receive buffer holds of this
+/// size: a whole window of full segments after a loss (a 100 ms path at 100 Mbit/s has some
+/// 860 in flight; 256 made the rest be dropped and sent again), while a peer slicing its data
+/// small pins no more received buffers than one sending full segments would.
+const OUT_OF_ORDER_SEGMENT_BYTES: usize = 1200;
 /// Room reserved in every segment's option space for options the owner adds (MPTCP).
 const MAX_OPTION_SPACE: usize = 40;
 /// RFC 9293 section 3.7.1: the MSS assumed when the peer sends none.
@@ -545,7 +550,11 @@ impl<P: Payload> Tcb<P> {
             window_probe_pending: false,
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
-            receive_queue: ReceiveQueue::new(receive_sizing.size(), MAX_OUT_OF_ORDER_SEGMENTS),
+            receive_queue: ReceiveQueue::new(
+                receive_sizing.size(),
+                (tuning.receive_buffer as usize / OUT_OF_ORDER_SEGMENT_BYTES)
+                    .max(MIN_OUT_OF_ORDER_SEGMENTS),
+            ),
             receive_sizing,
             receiver_rtt: ReceiverRtt::default(),
             owner_held_bytes: 0,
