@@ -599,13 +599,21 @@ impl<P: Payload, R: RngCore> ClientEngine<P, R> {
         .min()
     }
 
-    /// Runs every timer due at `now`.
+    /// Runs every timer due at `now`, each due entry once, as the server role's
+    /// [`Engine::handle_timeout`](crate::Engine::handle_timeout) does: at most the entries the
+    /// heap held when it began (a debug build asserts on more).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ports.expire(now);
+        let mut entries_left = self.timers.len();
         while let Some(Reverse((deadline, index, generation))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
             }
+            if entries_left == 0 {
+                debug_assert!(false, "slot {index} is due again at {now:?}");
+                break;
+            }
+            entries_left -= 1;
             self.timers.pop();
             let slot = &mut self.slots[index as usize];
             if slot.generation != generation {
