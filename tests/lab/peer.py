@@ -950,9 +950,9 @@ ABORT_ERROR_KINDS = ("ECONNRESET", "EPIPE")
 
 
 def cmd_check_failure(args) -> int:
-    """Checks connections that must fail because their backend did: every client's first
-    failing send() or recv() ended in a connection error (not EOF, not our own timeout),
-    with no EOF before it, soon enough after the
+    """Checks connections that must fail because their backend did: every client's send() or
+    recv() reported a reset (not EOF, not our own timeout), the first failure with no EOF
+    before it and soon enough after the
     reference moment and not before it, and every byte that did arrive, either way, is an
     exact prefix of what the other side sent.
 
@@ -980,20 +980,24 @@ def cmd_check_failure(args) -> int:
     unused = list(range(len(conns)))
     for index, client in enumerate(clients):
         failures += [f"client {index}: {e}" for e in client.get("errors", [])]
-        # Linux reports a socket's error once (sock_error() clears it): when the client's
-        # sending thread learns of the reset first, its recv() then sees the closed socket's
-        # EOF. The first failure is the one that counts; an EOF before it would have told the
-        # application its stream had ended cleanly.
-        first_call, first_failure = min((client.get("failures") or {}).items(),
-                                        key=lambda item: item[1]["at"], default=(None, None))
-        if first_failure is None or client.get("eof_at", float("inf")) < first_failure["at"]:
+        # Linux reports a socket's error once (sock_error() clears it), and a send() that finds
+        # the socket closed before the error is set fails with ENOTCONN: whichever of the
+        # client's two threads learns of the reset first, the other may see EOF or ENOTCONN.
+        # So the first failure sets the time (an EOF before it would have told the application
+        # its stream had ended cleanly), and the connection counts as reset if either call
+        # reported a reset.
+        calls = sorted((client.get("failures") or {}).items(), key=lambda item: item[1]["at"])
+        if not calls or client.get("eof_at", float("inf")) < calls[0][1]["at"]:
             how = "saw EOF" if "eof_at" in client else "did not fail"
             failures.append(f"client {index}: recv() {how} after {client.get('received', {}).get('bytes')} "
                             f"bytes instead of failing")
             continue
-        kind = first_failure["error_kind"]
+        first_call, first_failure = calls[0]
+        abort = next(((call, failure) for call, failure in calls
+                      if failure["error_kind"] in ABORT_ERROR_KINDS), None)
+        kind = abort[1]["error_kind"] if abort else first_failure["error_kind"]
         kinds[kind] = kinds.get(kind, 0) + 1
-        if kind not in ABORT_ERROR_KINDS:
+        if abort is None:
             failures.append(f"client {index}: {first_call}() failed with {kind}, expected one of "
                             f"{'/'.join(ABORT_ERROR_KINDS)} ({first_failure['message']})")
         received = client.get("received", {"bytes": 0})
