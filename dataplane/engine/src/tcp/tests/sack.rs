@@ -25,6 +25,16 @@ fn ten_segments_with_holes(pair: &mut Pair, lost: &[usize]) -> (Vec<Segment>, Ve
     (segments, acks)
 }
 
+/// Delivers `segments` to `tcb` one by one and returns everything it sent in answer.
+fn deliver_each(tcb: &mut Tcb<Bytes>, now: Instant, segments: &[Segment]) -> Vec<Segment> {
+    let mut answers = Vec::new();
+    for segment in segments {
+        deliver(tcb, now, segment);
+        answers.extend(drain(tcb, now));
+    }
+    answers
+}
+
 fn retransmissions(segments: &[Segment]) -> Vec<SeqNumber> {
     segments
         .iter()
@@ -42,11 +52,7 @@ fn sacked_segments_are_never_sent_again_and_the_holes_are() {
             .any(|ack| !ack.repr.options.sack_blocks.is_empty()),
         "the receiver reports what it holds"
     );
-    let mut sent = Vec::new();
-    for ack in &acks {
-        deliver(&mut pair.client, pair.now, ack);
-        sent.extend(drain(&mut pair.client, pair.now));
-    }
+    let sent = deliver_each(&mut pair.client, pair.now, &acks);
     // A full RTT has passed since the holes were sent: RACK marks both lost at once.
     assert_eq!(
         retransmissions(&sent),
@@ -293,11 +299,7 @@ fn sack_recovery_ends_with_the_window_at_the_threshold() {
     // nothing left in flight would start again from two segments.
     let mut pair = Pair::new();
     let (_, acks) = ten_segments_with_holes(&mut pair, &[0]);
-    let mut sent = Vec::new();
-    for ack in &acks {
-        deliver(&mut pair.client, pair.now, ack);
-        sent.extend(drain(&mut pair.client, pair.now));
-    }
+    let sent = deliver_each(&mut pair.client, pair.now, &acks);
     let threshold = pair.client.congestion.slow_start_threshold();
     assert!(pair.client.in_loss_recovery());
     for retransmission in sent.iter().filter(|s| s.is_retransmission) {
@@ -319,11 +321,7 @@ fn a_tail_sent_before_a_delivered_retransmission_is_lost_by_rack_not_the_timer()
     // RACK calls it lost then, instead of leaving it to the retransmission timer.
     let mut pair = Pair::new();
     let (segments, acks) = ten_segments_with_holes(&mut pair, &[0, 9]);
-    let mut sent = Vec::new();
-    for ack in &acks {
-        deliver(&mut pair.client, pair.now, ack);
-        sent.extend(drain(&mut pair.client, pair.now));
-    }
+    let sent = deliver_each(&mut pair.client, pair.now, &acks);
     assert_eq!(retransmissions(&sent), [segments[0].repr.seq]);
     pair.now = pair.now + HOP;
     for retransmission in &sent {
@@ -360,11 +358,7 @@ fn in_recovery_an_owner_feeding_by_send_room_gets_room_and_a_lost_retransmission
     // retransmission was lost too (RFC 8985 section 6.2), before the retransmission timer.
     let mut pair = Pair::new();
     let (segments, acks) = ten_segments_with_holes(&mut pair, &[0]);
-    let mut sent = Vec::new();
-    for ack in &acks {
-        deliver(&mut pair.client, pair.now, ack);
-        sent.extend(drain(&mut pair.client, pair.now));
-    }
+    let sent = deliver_each(&mut pair.client, pair.now, &acks);
     assert_eq!(retransmissions(&sent), [segments[0].repr.seq]);
     // The retransmission is lost. The owner queues what the TCB has room for.
     let room = pair.client.send_room();
@@ -374,17 +368,9 @@ fn in_recovery_an_owner_feeding_by_send_room_gets_room_and_a_lost_retransmission
     let new_data = drain(&mut pair.client, pair.now);
     assert!(!new_data.is_empty() && new_data.iter().all(|s| !s.is_retransmission));
     pair.now = pair.now + HOP;
-    let mut acks = Vec::new();
-    for segment in &new_data {
-        deliver(&mut pair.server, pair.now, segment);
-        acks.extend(drain(&mut pair.server, pair.now));
-    }
+    let acks = deliver_each(&mut pair.server, pair.now, &new_data);
     pair.now = pair.now + HOP;
-    let mut sent = Vec::new();
-    for ack in &acks {
-        deliver(&mut pair.client, pair.now, ack);
-        sent.extend(drain(&mut pair.client, pair.now));
-    }
+    let sent = deliver_each(&mut pair.client, pair.now, &acks);
     assert_eq!(
         retransmissions(&sent),
         [segments[0].repr.seq],
