@@ -90,7 +90,15 @@ impl<P: Payload> ProxiedConnection<P> {
             return;
         }
         loop {
-            // Pass on what is ready, as far as the backend's send buffer allows.
+            // Pass on what is ready, as far as the backend's send buffer allows. A chunk that
+            // must wait stays where it is (checked before it is taken, not taken and put back:
+            // the relay runs on every segment, and a backend slower than the client finds its
+            // buffer full on about every other one).
+            if let Some(next) = self.mptcp.as_ref().and_then(MptcpSession::next_ready_len) {
+                if cut_for(next, backend.send_capacity()) == Cut::Wait {
+                    break;
+                }
+            }
             let ready = match self.mptcp.as_mut() {
                 Some(session) => session.pop_ready(),
                 None => self.client_leftover.take().or_else(|| {

@@ -343,6 +343,11 @@ impl<P: Payload> MptcpSession<P> {
         Some(payload)
     }
 
+    /// The length of the next verified in-order data for the relay, left in place.
+    pub fn next_ready_len(&self) -> Option<usize> {
+        self.ready.front().map(Payload::len)
+    }
+
     /// Puts back what the relay could not pass on.
     pub fn push_front_ready(&mut self, payload: P) {
         self.ready_bytes += payload.len();
